@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+// Builds wpipe from source, offline: the TypeScript (dist/), the AssemblyScript module
+// (build/wasm/wpipe.wasm) and the C++ addon (build/Release/wpipe.node).
+// `node scripts/build.mjs [ts] [wasm] [native]` builds a subset. A failed native build is a warning,
+// not a failure: installation still succeeds and `auto` serves from wasm and js.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const bin = (name) => join(root, 'node_modules', '.bin', name);
+const wanted = new Set(process.argv.slice(2));
+const all = wanted.size === 0;
+
+function run(label, cmd, args, { optional = false } = {}) {
+  const started = Date.now();
+  const r = spawnSync(cmd, args, { cwd: root, stdio: optional ? ['ignore', 'pipe', 'pipe'] : 'inherit', env: process.env });
+  const ok = r.status === 0;
+  const secs = ((Date.now() - started) / 1000).toFixed(1);
+  if (ok) {
+    console.log(`wpipe build: ${label} ok (${secs} s)`);
+  } else if (optional) {
+    const log = join(root, 'build', `${label}-build.log`);
+    mkdirSync(dirname(log), { recursive: true });
+    const text = `${r.error ? String(r.error) : ''}${r.stdout ?? ''}${r.stderr ?? ''}`;
+    import('node:fs').then((fs) => fs.writeFileSync(log, text));
+    console.warn(
+      `wpipe build: WARNING: the ${label} build failed (exit ${r.status ?? r.signal}); wpipe still works ` +
+        `without it (auto uses wasm and js). Log: ${log}. Rebuild: npm run build:${label}`,
+    );
+  } else {
+    console.error(`wpipe build: ${label} failed (exit ${r.status ?? r.signal})`);
+    process.exit(1);
+  }
+  return ok;
+}
+
+if (all || wanted.has('ts')) {
+  if (existsSync(bin('tsc'))) {
+    rmSync(join(root, 'dist'), { recursive: true, force: true });
+    run('ts', bin('tsc'), ['-p', 'tsconfig.json']);
+  } else if (!existsSync(join(root, 'dist', 'index.js'))) {
+    console.error('wpipe build: typescript is not installed and dist/ is missing');
+    process.exit(1);
+  }
+}
+
+if (all || wanted.has('wasm')) {
+  if (existsSync(bin('asc'))) {
+    mkdirSync(join(root, 'build', 'wasm'), { recursive: true });
+    run('wasm', bin('asc'), ['assembly/index.ts', '--config', 'assembly/asconfig.json', '--target', 'release']);
+  } else if (!existsSync(join(root, 'build', 'wasm', 'wpipe.wasm'))) {
+    console.warn('wpipe build: WARNING: assemblyscript is not installed; the wasm backend is unavailable');
+  }
+}
+
+if (all || wanted.has('native')) {
+  if (process.env.WPIPE_SKIP_NATIVE_BUILD === '1') {
+    console.warn('wpipe build: native build skipped (WPIPE_SKIP_NATIVE_BUILD=1)');
+  } else {
+    run('native', process.execPath, [join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js'), 'compile', '--log-level', 'warn'], { optional: true });
+  }
+}

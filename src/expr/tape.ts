@@ -1,0 +1,218 @@
+/**
+ * The value tape (see bytecode.ts): how scalar values cross into the wasm and native VMs and back.
+ * One TapeWriter is reused per prepared program, so encoding a context allocates nothing in the
+ * steady state.
+ */
+import { Tag, Limits, ErrorKind, Reason } from './bytecode.js';
+import { PyFloat, PyTuple, isPlainObject, tagOf } from './values.js';
+import { describeType } from '../errors.js';
+
+/** Raised when a value cannot be put on a tape (too deep, too big); carries an error kind and reason. */
+export class TapeLimit extends Error {
+  constructor(readonly kind: number, readonly reason: number, message: string) {
+    super(message);
+  }
+}
+
+const MAX_TAPE_DEPTH = Limits.MAX_DEPTH;
+const MAX_TAPE_BYTES = 256 * 1024 * 1024;
+
+export class TapeWriter {
+  bytes: Uint8Array;
+  view: DataView;
+  length = 0;
+
+  constructor(initial = 1024) {
+    this.bytes = new Uint8Array(initial);
+    this.view = new DataView(this.bytes.buffer);
+  }
+
+  reset(): void {
+    this.length = 0;
+  }
+
+  private ensure(extra: number): void {
+    const need = this.length + extra;
+    if (need <= this.bytes.length) return;
+    if (need > MAX_TAPE_BYTES) {
+      throw new TapeLimit(ErrorKind.LimitError, Reason.VALUE_TOO_LARGE, 'context value too large to evaluate');
+    }
+    let size = this.bytes.length * 2;
+    while (size < need) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.bytes.subarray(0, this.length));
+    this.bytes = next;
+    this.view = new DataView(next.buffer);
+  }
+
+  tag(t: number): void {
+    this.ensure(1);
+    this.bytes[this.length++] = t;
+  }
+
+  f64(x: number): void {
+    this.ensure(8);
+    this.view.setFloat64(this.length, x, true);
+    this.length += 8;
+  }
+
+  u32(x: number): void {
+    this.ensure(4);
+    this.view.setUint32(this.length, x, true);
+    this.length += 4;
+  }
+
+  /** u32 length then UTF-16 code units. */
+  str(s: string): void {
+    const n = s.length;
+    this.u32(n);
+    this.ensure(n * 2);
+    const b = this.bytes;
+    let p = this.length;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      b[p++] = c & 0xff;
+      b[p++] = c >>> 8;
+    }
+    this.length = p;
+  }
+
+  value(v: unknown, depth = 0): void {
+    if (depth > MAX_TAPE_DEPTH) {
+      throw new TapeLimit(ErrorKind.LimitError, Reason.DEPTH, 'context value nested too deeply');
+    }
+    const tag = tagOf(v);
+    switch (tag) {
+      case Tag.NONE: case Tag.TRUE: case Tag.FALSE:
+        this.tag(tag);
+        return;
+      case Tag.INT:
+        this.tag(tag);
+        this.f64(v as number);
+        return;
+      case Tag.FLOAT:
+        this.tag(tag);
+        this.f64(v instanceof PyFloat ? v.value : (v as number));
+        return;
+      case Tag.STR:
+        this.tag(tag);
+        this.str(v as string);
+        return;
+      case Tag.LIST: case Tag.TUPLE: {
+        const items = tag === Tag.LIST ? (v as unknown[]) : (v as PyTuple).items;
+        this.tag(tag);
+        this.u32(items.length);
+        for (let i = 0; i < items.length; i++) this.value(items[i], depth + 1);
+        return;
+      }
+      case Tag.DICT: {
+        const obj = v as Record<string, unknown>;
+        const keys = Object.keys(obj);
+        this.tag(tag);
+        this.u32(keys.length);
+        for (const k of keys) {
+          this.str(k);
+          this.value(obj[k], depth + 1);
+        }
+        return;
+      }
+      default:
+        this.tag(Tag.OPAQUE);
+        this.str(describeType(v));
+    }
+  }
+
+  /** The context tape of a scalar evaluation: one value per name, MISSING for absent names. */
+  context(ctx: Record<string, unknown>, names: readonly string[]): Uint8Array {
+    this.reset();
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
+      if (Object.hasOwn(ctx, name)) this.value(ctx[name]);
+      else this.tag(Tag.MISSING);
+    }
+    return this.bytes.subarray(0, this.length);
+  }
+}
+
+/** Encodes a list of values (the constant pool, the string table) as one tape. */
+export function encodeTape(values: readonly unknown[]): Uint8Array {
+  const w = new TapeWriter(256);
+  for (const v of values) w.value(v);
+  return w.bytes.slice(0, w.length);
+}
+
+/** Reads one value from a tape, in the js evaluator's representation. */
+export class TapeReader {
+  private pos = 0;
+  private readonly view: DataView;
+
+  constructor(private readonly bytes: Uint8Array) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  private u32(): number {
+    const x = this.view.getUint32(this.pos, true);
+    this.pos += 4;
+    return x;
+  }
+
+  private str(): string {
+    const n = this.u32();
+    const start = this.pos;
+    this.pos += n * 2;
+    // Chunked to keep String.fromCharCode's argument count bounded.
+    let out = '';
+    for (let i = 0; i < n; i += 8192) {
+      const end = Math.min(n, i + 8192);
+      const units = new Array<number>(end - i);
+      for (let j = i; j < end; j++) units[j - i] = this.view.getUint16(start + j * 2, true);
+      out += String.fromCharCode(...units);
+    }
+    return out;
+  }
+
+  value(): unknown {
+    const tag = this.bytes[this.pos++];
+    switch (tag) {
+      case Tag.NONE: return null;
+      case Tag.FALSE: return false;
+      case Tag.TRUE: return true;
+      case Tag.INT: {
+        const x = this.view.getFloat64(this.pos, true);
+        this.pos += 8;
+        return x;
+      }
+      case Tag.FLOAT: {
+        const x = this.view.getFloat64(this.pos, true);
+        this.pos += 8;
+        return Number.isInteger(x) || Object.is(x, -0) ? new PyFloat(x) : x;
+      }
+      case Tag.STR: return this.str();
+      case Tag.LIST: case Tag.TUPLE: {
+        const n = this.u32();
+        const items = new Array<unknown>(n);
+        for (let i = 0; i < n; i++) items[i] = this.value();
+        return tag === Tag.LIST ? items : new PyTuple(items);
+      }
+      case Tag.DICT: {
+        const n = this.u32();
+        const obj: Record<string, unknown> = {};
+        for (let i = 0; i < n; i++) {
+          const k = this.str();
+          Object.defineProperty(obj, k, { value: this.value(), enumerable: true, writable: true, configurable: true });
+        }
+        return obj;
+      }
+      case Tag.OPAQUE:
+        return { __opaque__: this.str() };
+      default:
+        throw new Error(`corrupt value tape: tag ${String(tag)} at ${this.pos - 1}`);
+    }
+  }
+}
+
+export function decodeTape(bytes: Uint8Array): unknown {
+  return new TapeReader(bytes).value();
+}
+
+export { isPlainObject };
