@@ -45,6 +45,9 @@ export const ERROR_CATALOG = Object.freeze({
   WPIPE_ERR_API: { errorCode: Codes.API_ERROR, meaning: 'an external API call failed' },
   WPIPE_ERR_YAML: { errorCode: Codes.INTERNAL, meaning: 'a YAML file is malformed or invalid' },
   WPIPE_ERR_EXPORT_FORMAT: { errorCode: Codes.INTERNAL, meaning: 'an unknown export format' },
+  WPIPE_ERR_EXECUTOR_UNAVAILABLE: { errorCode: Codes.INTERNAL, meaning: 'a Parallel block asked for an executor (threads, processes) that is not available' },
+  WPIPE_ERR_RUN_SYNC_UNSUPPORTED: { errorCode: Codes.INTERNAL, meaning: 'runSync met a step that needs the event loop (a promise, a worker)' },
+  WPIPE_ERR_OBSERVER_FAILED: { errorCode: Codes.UPDATE_PROCESS_ERROR, meaning: 'a run observer (run history, checkpoints) threw' },
 } as const);
 
 export type WpipeErrorCode = keyof typeof ERROR_CATALOG;

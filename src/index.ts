@@ -1,2 +1,14 @@
 // The public surface of wpipe (DESIGN.md "Public API"): exports only.
 export { Codes, TaskError, ProcessError, ApiError, ExpressionError, WpipeError } from './errors.js';
+export { compileExpression, CompiledExpression, type CompileOptions } from './expr/index.js';
+export { getBackendInfo, type BackendInfo, type CapabilityInfo } from './backend/load.js';
+export type { BackendChoice, BackendName, BackendStatus } from './backend/types.js';
+export {
+  Pipeline, PipelineAsync, Condition, For, Parallel, Background, step, isStep, ERRORS_KEY, LOOP_ITERATION_KEY,
+  type PipelineOptions, type PipelineAsyncOptions, type RunManyOptions, type ConditionOptions, type ForOptions,
+  type ParallelOptions, type BackgroundOptions, type StepOptions, type StepMeta, type Step, type RetryPredicate,
+  type StepItem, type Context, type StepFn, type StepInfo, type StepResult, type RunOptions, type StepFailure,
+  type StepDescriptor, type RunObserver, type RunStartEvent, type RunStartDecision, type StepStartEvent,
+  type StepEndEvent, type BoundaryEvent, type RunEndEvent, type BackgroundRecord, type Logger,
+} from './engine/index.js';
+export { type ModuleRef, type ExecutorKind } from './parallel/index.js';

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// `npm test`: runs the suites with node:test (through tsx, no build step needed for src/).
+// With WPIPE_BACKEND set, every suite runs once under that backend (CI does js, wasm and native).
+// Without it, backend-dependent suites (test/expr-*.test.ts, test/backend-*.test.ts) run once per
+// backend and the rest once under auto. `npm test -- test/x.test.ts` runs chosen files.
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const chosen = process.argv.slice(2);
+const all = readdirSync(join(root, 'test'))
+  .filter((f) => f.endsWith('.test.ts'))
+  .sort()
+  .map((f) => join('test', f));
+const files = chosen.length > 0 ? chosen : all;
+const perBackend = (f) => /(^|\/)(expr|backend)-[^/]*\.test\.ts$/.test(f);
+
+function run(label, list, env) {
+  if (list.length === 0) return 0;
+  console.log(`\n# wpipe tests: ${label} (${list.length} files)`);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...list], {
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...process.env, ...env },
+  });
+  return r.status ?? 1;
+}
+
+let failed = 0;
+const results = [];
+if (process.env.WPIPE_BACKEND) {
+  const status = run(`WPIPE_BACKEND=${process.env.WPIPE_BACKEND}`, files, {});
+  results.push([process.env.WPIPE_BACKEND, status]);
+  failed += status === 0 ? 0 : 1;
+} else {
+  for (const backend of ['js', 'wasm', 'native']) {
+    const status = run(`backend-dependent suites, WPIPE_BACKEND=${backend}`, files.filter(perBackend), { WPIPE_BACKEND: backend });
+    results.push([backend, status]);
+    failed += status === 0 ? 0 : 1;
+  }
+  const status = run('other suites (auto)', files.filter((f) => !perBackend(f)), {});
+  results.push(['auto', status]);
+  failed += status === 0 ? 0 : 1;
+}
+console.log(`\n# wpipe tests: ${results.map(([b, s]) => `${b} ${s === 0 ? 'ok' : 'FAILED'}`).join(', ')}`);
+process.exit(failed === 0 ? 0 : 1);

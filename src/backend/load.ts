@@ -1,0 +1,171 @@
+/**
+ * The one place that decides which backend serves a call.
+ *
+ * Selection order: an explicit `backend` option, then the environment variable WPIPE_BACKEND
+ * (`auto` | `js` | `wasm` | `native`), then `auto`. A forced backend that cannot load throws an
+ * error listing what was tried and how to fix it; `auto` falls back (native → wasm → js) and records
+ * why. The addon and the .wasm are loaded lazily, on the first call that needs them.
+ */
+import { WpipeError, invalidOption } from '../errors.js';
+import type { BackendChoice, BackendName, BackendStatus, ExprVm } from './types.js';
+import { loadWasmVm, wasmStatus } from './wasm.js';
+import { loadNativeVm, nativeStatus } from './native.js';
+
+/**
+ * `auto` evaluates single expressions in JS: against a JS object, the closure evaluator needs no
+ * marshalling, while wasm and native must first encode the context into a tape (bench/expr.ts,
+ * "scalar": js is several times faster than both for every expression in the suite).
+ */
+export const AUTO_SCALAR_BACKEND: BackendName = 'js';
+
+/**
+ * Below these row counts `auto` evaluates a batch in JS; at or above, in the VM. The crossover is
+ * where the VM's fixed cost (preparing flat columns, one boundary crossing) is repaid by its faster
+ * column loops — measured by the size sweep in bench/expr.ts ("batch sweep").
+ */
+export const AUTO_BATCH_MIN_ROWS_NATIVE = 256;
+export const AUTO_BATCH_MIN_ROWS_WASM = 1024;
+
+const CHOICES: readonly BackendChoice[] = ['auto', 'js', 'wasm', 'native'];
+
+interface LoadAttempt {
+  vm?: ExprVm;
+  error?: Error;
+}
+
+const attempts = new Map<'wasm' | 'native', LoadAttempt>();
+let envChoice: { choice: BackendChoice; source: 'env' | 'default' } | undefined;
+
+/** Forgets cached load attempts and the environment choice (tests use this). */
+export function resetBackends(): void {
+  attempts.clear();
+  envChoice = undefined;
+}
+
+function validateChoice(value: unknown, where: string): BackendChoice {
+  if (typeof value === 'string' && (CHOICES as readonly string[]).includes(value)) return value as BackendChoice;
+  throw invalidOption(`${where}: backend must be one of ${CHOICES.join(', ')}; got ${JSON.stringify(value)}`, 'RangeError');
+}
+
+function environmentChoice(): { choice: BackendChoice; source: 'env' | 'default' } {
+  if (!envChoice) {
+    const raw = process.env.WPIPE_BACKEND;
+    envChoice = raw === undefined || raw === '' ? { choice: 'auto', source: 'default' } : { choice: validateChoice(raw, 'WPIPE_BACKEND'), source: 'env' };
+  }
+  return envChoice;
+}
+
+/** The backend asked for: the explicit option, else WPIPE_BACKEND, else auto. */
+export function requestedBackend(explicit?: unknown): BackendChoice {
+  if (explicit !== undefined) return validateChoice(explicit, 'backend option');
+  return environmentChoice().choice;
+}
+
+function tryLoad(name: 'wasm' | 'native'): LoadAttempt {
+  let attempt = attempts.get(name);
+  if (!attempt) {
+    try {
+      attempt = { vm: name === 'wasm' ? loadWasmVm() : loadNativeVm() };
+    } catch (error) {
+      attempt = { error: error instanceof Error ? error : new Error(String(error)) };
+    }
+    attempts.set(name, attempt);
+  }
+  return attempt;
+}
+
+const FIXES: Record<'wasm' | 'native', string> = {
+  wasm: 'run `npm run build:wasm` (needs the assemblyscript dev dependency), or choose WPIPE_BACKEND=js',
+  native:
+    `run \`npm run build:native\` (needs cmake, a C++17 compiler and node-addon-api; built for Node-API 8 on ` +
+    `Node ${process.versions.node}), or choose WPIPE_BACKEND=wasm or js`,
+};
+
+/** The VM of a forced backend, or an error saying what was tried and how to fix it. */
+export function requireVm(name: 'wasm' | 'native'): ExprVm {
+  const attempt = tryLoad(name);
+  if (attempt.vm) return attempt.vm;
+  throw new WpipeError(
+    'WPIPE_ERR_BACKEND_UNAVAILABLE',
+    `the ${name} backend was requested but could not be loaded.\n` +
+      `  tried: ${attempt.error?.message ?? 'unknown error'}\n` +
+      `  possible solutions: ${FIXES[name]}`,
+    { cause: attempt.error, details: { backend: name } },
+  );
+}
+
+/** The VM that serves a scalar evaluation, or undefined for js. */
+export function scalarVm(choice: BackendChoice): ExprVm | undefined {
+  if (choice === 'js') return undefined;
+  if (choice === 'auto') return AUTO_SCALAR_BACKEND === 'js' ? undefined : tryLoad(AUTO_SCALAR_BACKEND).vm;
+  return requireVm(choice);
+}
+
+/** The VM that serves a batch of `rows` rows, or undefined for js. */
+export function batchVm(choice: BackendChoice, rows: number): ExprVm | undefined {
+  if (choice === 'js') return undefined;
+  if (choice !== 'auto') return requireVm(choice);
+  if (rows >= AUTO_BATCH_MIN_ROWS_NATIVE) {
+    const native = tryLoad('native').vm;
+    if (native) return native;
+  }
+  if (rows >= AUTO_BATCH_MIN_ROWS_WASM) return tryLoad('wasm').vm;
+  return undefined;
+}
+
+export interface CapabilityInfo {
+  /** The backend that serves it under the current choice (for batch: at large sizes). */
+  readonly backend: BackendName;
+  readonly reason: string;
+}
+
+export interface BackendInfo {
+  /** What was asked for, and where that came from. */
+  readonly requested: BackendChoice;
+  readonly source: 'env' | 'default';
+  readonly backends: Record<BackendName, BackendStatus>;
+  readonly capabilities: Record<string, CapabilityInfo>;
+}
+
+/**
+ * Which backend serves each capability, and why. Loads the addon and the .wasm to find out.
+ *
+ * @example
+ * ```ts
+ * import { getBackendInfo } from 'wpipe';
+ * console.log(getBackendInfo().capabilities['expr.batch']);
+ * // { backend: 'native', reason: 'auto: batches of ≥ 256 rows run in native …' }
+ * ```
+ */
+export function getBackendInfo(): BackendInfo {
+  const { choice, source } = environmentChoice();
+  const wasm = tryLoad('wasm');
+  const native = tryLoad('native');
+  const statusOf = (name: 'wasm' | 'native', a: LoadAttempt): BackendStatus =>
+    a.vm ? (name === 'wasm' ? wasmStatus() : nativeStatus()) : { name, available: false, detail: a.error?.message ?? 'not loaded', features: [] };
+  const backends: Record<BackendName, BackendStatus> = {
+    js: { name: 'js', available: true, detail: 'pure JavaScript (always available)', features: [] },
+    wasm: statusOf('wasm', wasm),
+    native: statusOf('native', native),
+  };
+  const capabilities: Record<string, CapabilityInfo> = {};
+  if (choice === 'auto') {
+    capabilities['expr.scalar'] = {
+      backend: AUTO_SCALAR_BACKEND,
+      reason: 'auto: a single evaluation against a JS object is cheapest in JS (no marshalling)',
+    };
+    const big: BackendName = native.vm ? 'native' : wasm.vm ? 'wasm' : 'js';
+    const why = native.vm
+      ? `auto: batches of ≥ ${AUTO_BATCH_MIN_ROWS_NATIVE} rows run in native, smaller ones in js`
+      : wasm.vm
+        ? `auto: native unavailable (${native.error?.message ?? '?'}); batches of ≥ ${AUTO_BATCH_MIN_ROWS_WASM} rows run in wasm, smaller ones in js`
+        : `auto: native and wasm unavailable (${native.error?.message ?? '?'}; ${wasm.error?.message ?? '?'}); js serves every batch`;
+    capabilities['expr.batch'] = { backend: big, reason: why };
+  } else {
+    const available = backends[choice].available;
+    const reason = available ? `forced by ${source === 'env' ? 'WPIPE_BACKEND' : 'option'}` : `forced but unavailable: ${backends[choice].detail}`;
+    capabilities['expr.scalar'] = { backend: choice, reason };
+    capabilities['expr.batch'] = { backend: choice, reason: `${reason}; expressions outside the column subset run row by row in the same backend` };
+  }
+  return { requested: choice, source, backends, capabilities };
+}

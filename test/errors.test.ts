@@ -1,0 +1,81 @@
+// The error catalog: every code, its family, the classes, and crossing a boundary (structured clone).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
+import {
+  Codes, ERROR_CATALOG, WpipeError, TaskError, ProcessError, ApiError, ExpressionError,
+  serializeError, deserializeError, checkOptions, closestName,
+} from '../src/errors.js';
+
+test('Codes keeps the families of the original', () => {
+  assert.deepEqual({ ...Codes }, {
+    INTERNAL: 500, API_ERROR: 501, TASK_FAILED: 502, UPDATE_PROCESS_OK: 503, UPDATE_PROCESS_ERROR: 504, UPDATE_TASK: 505,
+  });
+});
+
+test('every catalog code is WPIPE_ERR_<AREA>_<THING> with a known family and a meaning', () => {
+  const families = new Set<number>(Object.values(Codes));
+  for (const [code, entry] of Object.entries(ERROR_CATALOG)) {
+    assert.match(code, /^WPIPE_ERR_[A-Z]+(_[A-Z0-9]+)*$/, code);
+    assert.ok(families.has(entry.errorCode), code);
+    assert.ok(entry.meaning.length > 10, code);
+    const e = new WpipeError(code as keyof typeof ERROR_CATALOG, 'm');
+    assert.equal(e.code, code);
+    assert.equal(e.errorCode, entry.errorCode);
+  }
+});
+
+test('the classes share the base class and carry their default codes', () => {
+  const table: Array<[WpipeError, string, number, string]> = [
+    [new TaskError('t'), 'WPIPE_ERR_TASK_FAILED', 502, 'TaskError'],
+    [new TaskError('t', { code: 'WPIPE_ERR_TASK_TIMEOUT' }), 'WPIPE_ERR_TASK_TIMEOUT', 502, 'TaskError'],
+    [new ProcessError('p'), 'WPIPE_ERR_PROCESS_FAILED', 502, 'ProcessError'],
+    [new ApiError('a'), 'WPIPE_ERR_API', 501, 'ApiError'],
+    [new ExpressionError('syntax', 'SyntaxError', 'bad', 'x +', 3), 'WPIPE_ERR_EXPRESSION_SYNTAX', 500, 'ExpressionError'],
+    [new ExpressionError('eval', 'NameError', 'no x', 'x', 0), 'WPIPE_ERR_EXPRESSION_EVAL', 500, 'ExpressionError'],
+  ];
+  for (const [e, code, family, name] of table) {
+    assert.ok(e instanceof WpipeError && e instanceof Error);
+    assert.equal(e.code, code);
+    assert.equal(e.errorCode, family);
+    assert.equal(e.name, name);
+  }
+});
+
+test('cause chains survive serialization through structured clone', () => {
+  const original = new RangeError('disk on fire');
+  const task = new TaskError("step 'load' failed after 3 attempts", { cause: original, details: { stepName: 'load' } });
+  const run = new ProcessError('run failed', { cause: task });
+  const { port1, port2 } = new MessageChannel();
+  port1.postMessage(serializeError(run));
+  const cloned = receiveMessageOnPort(port2)!.message;
+  port1.close();
+  const rebuilt = deserializeError(cloned) as ProcessError;
+  assert.ok(rebuilt instanceof ProcessError);
+  assert.equal(rebuilt.errorCode, 502);
+  const cause = rebuilt.cause as TaskError;
+  assert.ok(cause instanceof TaskError);
+  assert.equal(cause.stepName, 'load');
+  const root = cause.cause as Error;
+  assert.equal(root.name, 'RangeError');
+  assert.equal(root.message, 'disk on fire');
+});
+
+test('ExpressionError round-trips with its position and type', () => {
+  const e = new ExpressionError('eval', 'TypeError', 'bad operands', "x < 'a'", 2);
+  const back = deserializeError(structuredClone(serializeError(e))) as ExpressionError;
+  assert.ok(back instanceof ExpressionError);
+  assert.equal(back.pythonType, 'TypeError');
+  assert.equal(back.position, 2);
+  assert.equal(back.expression, "x < 'a'");
+  assert.equal(back.message, e.message);
+});
+
+test('option checks: unknown options get a hint, wrong shapes a TypeError', () => {
+  assert.throws(() => checkOptions('Pipeline', { trackingDB: 'x' }, ['trackingDb', 'verbose']), (e: unknown) =>
+    e instanceof TypeError && /did you mean trackingDb\?/.test(e.message) && (e as { code?: string }).code === 'WPIPE_ERR_INVALID_OPTION');
+  assert.throws(() => checkOptions('Pipeline', 5, ['verbose']), TypeError);
+  assert.doesNotThrow(() => checkOptions('Pipeline', undefined, ['verbose']));
+  assert.equal(closestName('maxRetires', ['maxRetries', 'retryDelay']), 'maxRetries');
+  assert.equal(closestName('zzzzzz', ['maxRetries']), undefined);
+});
