@@ -12,3 +12,7 @@ export {
   type StepEndEvent, type BoundaryEvent, type RunEndEvent, type BackgroundRecord, type Logger,
 } from './engine/index.js';
 export { type ModuleRef, type ExecutorKind } from './parallel/index.js';
+export { Wsqlite, SQLite, type WsqliteOptions, type WriteRecordArgs, type StoredRecord } from './storage/wsqlite.js';
+export { PipelineExporter, type ExportOptions, type ExportFormat } from './observe/exporter.js';
+// Installs run history for `trackingDb` (a pointer assignment; the database opens at the first run).
+import './storage/observer.js';

@@ -1,0 +1,302 @@
+/**
+ * setSteps' compiler: checks a step tree (every item, with its path) and turns it into run-loop
+ * nodes with the pipeline's defaults resolved (nodes.ts).
+ */
+import { createHash } from 'node:crypto';
+import { WpipeError, describeType } from '../errors.js';
+import { chooseExecutorKind, type ExecutorKind } from '../parallel/executor.js';
+import { Background, Condition, For, Parallel } from './blocks.js';
+import type { NestedPipeline, Node, Plan, TaskNode } from './nodes.js';
+import { DEFAULT_VERSION, isStep, type RetryPredicate, type Step } from './step.js';
+import type { StepDescriptor, StepFn } from './types.js';
+
+/**
+ * Marks Pipeline instances, so this module need not import the class (it imports us).
+ *
+ * @example
+ * ```ts
+ * (pipe as PipelineLike)[PIPELINE_BRAND]; // true
+ * ```
+ */
+export const PIPELINE_BRAND: unique symbol = Symbol.for('wpipe.pipeline');
+
+/**
+ * Anything that is a Pipeline (or PipelineAsync), as a step.
+ *
+ * @example
+ * ```ts
+ * const child: PipelineLike = new Pipeline({ pipelineName: 'child' });
+ * ```
+ */
+export interface PipelineLike extends NestedPipeline {
+  readonly [PIPELINE_BRAND]: true;
+}
+
+/**
+ * What a step list may hold: a function, a `step()`-wrapped function, a tuple `[fn, name, version?]`
+ * (the function may also be a Pipeline), a block, or a nested Pipeline.
+ *
+ * @example
+ * ```ts
+ * const items: StepItem[] = [load, [transform, 'transform', 'v2'], new Background(notify), subPipeline];
+ * ```
+ */
+export type StepItem =
+  | StepFn
+  | Step
+  | readonly [StepFn | PipelineLike, string, string?]
+  | Condition
+  | For
+  | Parallel
+  | Background
+  | PipelineLike;
+
+const EXPECTED =
+  'expected a function, step(…)(fn), a tuple [fn, name, version?], a Condition, For, Parallel or Background block, or a Pipeline';
+
+function isPipeline(v: unknown): v is PipelineLike {
+  return typeof v === 'object' && v !== null && (v as { [PIPELINE_BRAND]?: unknown })[PIPELINE_BRAND] === true;
+}
+
+function preview(v: unknown): string {
+  if (typeof v === 'string') return `a string ('${v.length > 30 ? `${v.slice(0, 30)}…` : v}')`;
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return `a ${typeof v} (${String(v)})`;
+  const t = describeType(v);
+  return t === 'undefined' || t === 'null' ? t : `a${/^[aeiou]/i.test(t) ? 'n' : ''} ${t}`;
+}
+
+function invalidStep(path: string, message: string): WpipeError {
+  return new WpipeError('WPIPE_ERR_INVALID_STEP', `${path} ${message}`, { details: { path } });
+}
+
+/**
+ * Checks the shape of one item (blocks were checked when they were built); throws WpipeError
+ * WPIPE_ERR_INVALID_STEP naming `path`.
+ *
+ * @example
+ * ```ts
+ * checkItem('nope', 'steps[1]'); // throws "steps[1] is a string ('nope'), not a step: …"
+ * ```
+ */
+export function checkItem(item: unknown, path: string): void {
+  if (typeof item === 'function') return;
+  if (item instanceof Condition || item instanceof For || item instanceof Parallel || item instanceof Background) return;
+  if (isPipeline(item)) return;
+  if (Array.isArray(item)) {
+    checkTuple(item, path);
+    return;
+  }
+  throw invalidStep(path, `is ${preview(item)}, not a step: ${EXPECTED}`);
+}
+
+function checkTuple(t: readonly unknown[], path: string): void {
+  if (t.length < 2 || t.length > 3) {
+    throw invalidStep(path, `is a tuple of length ${t.length}; a step tuple is [fn, name] or [fn, name, version]`);
+  }
+  if (typeof t[0] !== 'function' && !isPipeline(t[0])) {
+    throw invalidStep(`${path}[0]`, `is ${preview(t[0])}; the first element of a step tuple must be a function or a Pipeline`);
+  }
+  if (typeof t[1] !== 'string' || t[1].length === 0) {
+    throw invalidStep(`${path}[1]`, `is ${preview(t[1])}; the name in a step tuple must be a non-empty string`);
+  }
+  if (t.length === 3 && (typeof t[2] !== 'string' || t[2].length === 0)) {
+    throw invalidStep(`${path}[2]`, `is ${preview(t[2])}; the version in a step tuple must be a non-empty string`);
+  }
+}
+
+/**
+ * Checks a list option of a block and returns a frozen copy.
+ *
+ * @example
+ * ```ts
+ * this.branchTrue = checkItems('Condition', 'branchTrue', options.branchTrue, true);
+ * ```
+ */
+export function checkItems(where: string, name: string, items: unknown, required: boolean): readonly StepItem[] {
+  if (items === undefined && !required) return Object.freeze([]);
+  if (!Array.isArray(items)) {
+    throw new WpipeError('WPIPE_ERR_INVALID_STEP', `${where}.${name} must be an array of steps, got ${describeType(items)}`, {
+      details: { path: `${where}.${name}` },
+    });
+  }
+  items.forEach((item, i) => checkItem(item, `${where}.${name}[${i}]`));
+  return Object.freeze(items.slice()) as readonly StepItem[];
+}
+
+/**
+ * Pipeline-wide defaults a task node takes when its step() does not say.
+ *
+ * @example
+ * ```ts
+ * const d: CompileDefaults = { maxRetries: 0, retryDelay: 1, retryBackoff: 1, retryOn: undefined, variant: 'pipeline', owner: pipe, ownerName: 'orders' };
+ * ```
+ */
+export interface CompileDefaults {
+  readonly maxRetries: number;
+  readonly retryDelay: number;
+  readonly retryBackoff: number;
+  readonly retryOn: RetryPredicate | undefined;
+  readonly variant: 'pipeline' | 'async';
+  /** The pipeline being compiled (nested-pipeline cycles are refused). */
+  readonly owner: object;
+  readonly ownerName: string;
+}
+
+interface Placement {
+  readonly forced: ExecutorKind | undefined;
+  readonly useProcesses: boolean;
+  readonly memoryLimitMb: number | undefined;
+}
+
+interface Acc {
+  syncBlocker: string | undefined;
+  sig: string[];
+}
+
+/**
+ * Compiles a step list (e.g. `compilePlan(items, defaults)`). Throws WpipeError WPIPE_ERR_INVALID_STEP naming the path of the first bad
+ * item, WPIPE_ERR_TASK_NOT_ADDRESSABLE for a closure asked to run in a worker.
+ */
+export function compilePlan(items: readonly unknown[], d: CompileDefaults, prefix = 'steps'): Plan {
+  const acc: Acc = { syncBlocker: undefined, sig: [] };
+  const nodes = compileList(items, prefix, d, undefined, acc);
+  const signature = createHash('sha256').update(acc.sig.join('\n')).digest('hex').slice(0, 16);
+  return Object.freeze({ nodes, syncBlocker: acc.syncBlocker, signature });
+}
+
+function compileList(items: readonly unknown[], path: string, d: CompileDefaults, par: Placement | undefined, acc: Acc): Node[] {
+  return items.map((item, i) => compileItem(item, `${path}[${i}]`, d, par, acc));
+}
+
+function compileItem(item: unknown, path: string, d: CompileDefaults, par: Placement | undefined, acc: Acc): Node {
+  if (isStep(item) || (typeof item === 'function' && !isPipeline(item))) {
+    return taskNode(item as StepFn, undefined, undefined, path, d, par, acc);
+  }
+  if (Array.isArray(item)) {
+    checkTuple(item, path);
+    const [target, name, version] = item as [unknown, string, string | undefined];
+    if (isPipeline(target)) return pipelineNode(target, name, version, path, d, acc);
+    return taskNode(target as StepFn, name, version, path, d, par, acc);
+  }
+  if (isPipeline(item)) return pipelineNode(item, undefined, undefined, path, d, acc);
+  const owner = d.ownerName;
+  if (item instanceof Condition) {
+    acc.sig.push(`condition:${item.name}:${item.expression}`);
+    const node: Node = {
+      kind: 'condition', path, name: item.name, version: DEFAULT_VERSION, owner,
+      expression: item._compiled, source: item.expression,
+      branchTrue: compileList(item.branchTrue, `${path}.branchTrue`, d, par, acc),
+      branchFalse: compileList(item.branchFalse, `${path}.branchFalse`, d, par, acc),
+    };
+    acc.sig.push('end');
+    return node;
+  }
+  if (item instanceof For) {
+    acc.sig.push(`for:${item.name}:${item.iterations ?? ''}:${item.validationExpression ?? ''}`);
+    const node: Node = {
+      kind: 'for', path, name: item.name, version: DEFAULT_VERSION, owner,
+      iterations: item.iterations, expression: item._compiled, source: item.validationExpression,
+      body: compileList(item.steps, `${path}.steps`, d, par, acc),
+    };
+    acc.sig.push('end');
+    return node;
+  }
+  if (item instanceof Parallel) {
+    acc.sig.push(`parallel:${item.name}`);
+    const placement: Placement = { forced: item.executor, useProcesses: item.useProcesses, memoryLimitMb: item.memoryLimitMb };
+    const branches = compileList(item.steps, `${path}.steps`, d, placement, acc);
+    acc.sig.push('end');
+    return {
+      kind: 'parallel', path, name: item.name, version: DEFAULT_VERSION, owner,
+      branches, maxWorkers: item.maxWorkers ?? Math.max(1, branches.length),
+    };
+  }
+  if (item instanceof Background) {
+    acc.sig.push('background');
+    // A background step runs in-process, outside any Parallel placement it sits in.
+    const inner = compileItem(item.step, `${path}.step`, d, undefined, acc);
+    return { kind: 'background', path, name: item.name ?? inner.name, version: inner.version, owner, inner };
+  }
+  throw invalidStep(path, `is ${preview(item)}, not a step: ${EXPECTED}`);
+}
+
+const AsyncFunction = (async () => {}).constructor;
+
+function taskNode(
+  fn: StepFn, nameOverride: string | undefined, versionOverride: string | undefined,
+  path: string, d: CompileDefaults, par: Placement | undefined, acc: Acc,
+): TaskNode {
+  const meta = isStep(fn) ? fn.meta : undefined;
+  const target = meta ? meta.fn : fn;
+  const name = nameOverride ?? meta?.name ?? (fn.name || 'step');
+  const version = versionOverride ?? meta?.version ?? DEFAULT_VERSION;
+  const moduleRef = meta?.module;
+  const placement: ExecutorKind = par
+    ? chooseExecutorKind({
+      forced: par.forced, useProcesses: par.useProcesses, addressable: moduleRef !== undefined,
+      variant: d.variant, where: `${path} (step '${name}')`,
+    })
+    : 'inline';
+  if (acc.syncBlocker === undefined) {
+    if (target instanceof AsyncFunction) acc.syncBlocker = `step '${name}' at ${path} is an async function`;
+    else if (placement !== 'inline') acc.syncBlocker = `step '${name}' at ${path} runs in the '${placement}' executor`;
+  }
+  acc.sig.push(`task:${name}:${version}`);
+  return {
+    kind: 'task', path, name, version, owner: d.ownerName, fn: target,
+    retries: meta?.retryCount ?? d.maxRetries,
+    retryDelayMs: (meta?.retryDelay ?? d.retryDelay) * 1000,
+    retryBackoff: meta?.retryBackoff ?? d.retryBackoff,
+    retryOn: meta?.retryOn ?? d.retryOn,
+    timeoutMs: meta?.timeout === undefined ? 0 : meta.timeout * 1000,
+    moduleRef, placement,
+    memoryLimitMb: placement === 'processes' ? par?.memoryLimitMb : undefined,
+  };
+}
+
+function pipelineNode(
+  child: PipelineLike, nameOverride: string | undefined, versionOverride: string | undefined,
+  path: string, d: CompileDefaults, acc: Acc,
+): Node {
+  if (child === d.owner || contains(child._plan, d.owner, new Set())) {
+    throw invalidStep(path, `is the pipeline '${child.pipelineName}', which contains the pipeline being set up: nesting would never end`);
+  }
+  if (acc.syncBlocker === undefined && child._plan.syncBlocker !== undefined) {
+    acc.syncBlocker = `nested pipeline '${child.pipelineName}' at ${path}: ${child._plan.syncBlocker}`;
+  }
+  acc.sig.push(`pipeline:${nameOverride ?? child.pipelineName}:${child._plan.signature}`);
+  return {
+    kind: 'pipeline', path, name: nameOverride ?? child.pipelineName, version: versionOverride ?? DEFAULT_VERSION,
+    owner: d.ownerName, child,
+  };
+}
+
+function contains(plan: Plan, target: object, seen: Set<object>): boolean {
+  const walk = (nodes: readonly Node[]): boolean => nodes.some((n) => {
+    switch (n.kind) {
+      case 'pipeline':
+        if (n.child === target) return true;
+        if (seen.has(n.child)) return false;
+        seen.add(n.child);
+        return contains(n.child._plan, target, seen);
+      case 'condition': return walk(n.branchTrue) || walk(n.branchFalse);
+      case 'for': return walk(n.body);
+      case 'parallel': return walk(n.branches);
+      case 'background': return walk([n.inner]);
+      default: return false;
+    }
+  });
+  return walk(plan.nodes);
+}
+
+/**
+ * The top-level descriptors of a plan (pipeline.steps).
+ *
+ * @example
+ * ```ts
+ * describePlan(plan).map((s) => s.name);
+ * ```
+ */
+export function describePlan(plan: Plan): StepDescriptor[] {
+  return plan.nodes.map((n) => Object.freeze({ kind: n.kind, name: n.name, version: n.version, path: n.path }));
+}

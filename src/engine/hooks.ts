@@ -1,0 +1,187 @@
+/**
+ * The observer interface: how run history, checkpoints, metrics and exporters plug into the run
+ * loop without the loop knowing them. Hooks are synchronous on purpose: better-sqlite3 is
+ * synchronous, runSync must stay promise-free, and a hook that commits before returning gives the
+ * durability DESIGN.md asks for ("a kill -9 loses at most the step in flight").
+ *
+ * Order of calls in one run:
+ * `onRunStart` → `onBoundary(position -1)` → for each top-level step: `onStepStart` … (nested steps)
+ * … `onStepEnd` → `onBoundary(position i)` → … → `onRunEnd`. `onBackgroundEnd` comes whenever a
+ * Background step settles, possibly after `onRunEnd`.
+ *
+ * A hook that throws fails the run: a WpipeError (e.g. WPIPE_ERR_RESUME_MISMATCH,
+ * WPIPE_ERR_CHECKPOINT_SERIALIZE, WPIPE_ERR_STORAGE) is rethrown as is, anything else is wrapped in
+ * a ProcessError with code WPIPE_ERR_OBSERVER_FAILED. `continueOnError` does not swallow it.
+ *
+ * @example
+ * ```ts
+ * pipe.observe({
+ *   onStepEnd: (e) => db.insertStep(e),                        // one row per executed step
+ *   onBoundary: (e) => { if (e.checkpoints.length) db.saveCheckpoint(e.runId, e.position, e.context); },
+ *   onRunEnd: (e) => db.finishRun(e.runId, e.status, e.error),
+ * });
+ * ```
+ */
+import type { ExecutorKind } from '../parallel/executor.js';
+import type { Context, StepDescriptor, StepFailure } from './types.js';
+
+/** Kinds of executed steps, as recorded in run history. */
+export type StepKind = StepDescriptor['kind'];
+
+/** Passed to `onRunStart`. */
+export interface RunStartEvent {
+  readonly runId: string;
+  readonly pipelineName: string;
+  /** The run's own copy of the input (do not mutate). */
+  readonly context: Readonly<Context>;
+  /** Fingerprint of the step list (kinds, names, versions): compare it before resuming. */
+  readonly signature: string;
+  readonly steps: readonly StepDescriptor[];
+  /** Epoch milliseconds. */
+  readonly startedAt: number;
+  /** Whether the run was started by runSync. */
+  readonly sync: boolean;
+}
+
+/**
+ * What `onRunStart` may return: resume after a saved position, or return a completed run's recorded
+ * result without executing anything.
+ */
+export type RunStartDecision =
+  | { readonly resume: { readonly position: number; readonly context: Context } }
+  | { readonly completed: { readonly result: Context } };
+
+/** Passed to `onStepStart` for every executed step or block, nested ones included. */
+export interface StepStartEvent {
+  readonly runId: string;
+  /** Name of the pipeline whose step list holds this step (a nested pipeline's own name). */
+  readonly pipelineName: string;
+  /** Execution order within the run, from 0. */
+  readonly id: number;
+  /** `id` of the enclosing block or nested pipeline, -1 at top level. */
+  readonly parentId: number;
+  /** Index of the top-level step this one runs under. */
+  readonly position: number;
+  readonly kind: StepKind;
+  readonly name: string;
+  readonly version: string;
+  readonly path: string;
+  /** Where a task's attempts run ('inline', 'threads', 'processes'); undefined for blocks. */
+  readonly executor: ExecutorKind | undefined;
+  /** Epoch milliseconds. */
+  readonly startedAt: number;
+}
+
+/** Passed to `onStepEnd`. */
+export interface StepEndEvent extends StepStartEvent {
+  readonly status: 'completed' | 'failed' | 'cancelled';
+  /** Attempts made (tasks); 1 for blocks. */
+  readonly attempts: number;
+  readonly durationMs: number;
+  /** The TaskError (or cancellation error) when the step did not complete. */
+  readonly error: Error | undefined;
+}
+
+/** Passed to `onBoundary`: before the first step (position -1) and after every top-level step. */
+export interface BoundaryEvent {
+  readonly runId: string;
+  readonly pipelineName: string;
+  /** -1 before the first step, else the index of the top-level step just finished. */
+  readonly position: number;
+  /** The top-level step just finished (its own onStepEnd came just before), or undefined at -1. */
+  readonly step: StepEndEvent | undefined;
+  /** Names of the checkpoints (addCheckpoint) whose expression holds now, in declaration order. */
+  readonly checkpoints: readonly string[];
+  /** The live context (read it, serialize it; do not mutate it). */
+  readonly context: Readonly<Context>;
+}
+
+/** Passed to `onRunEnd`. */
+export interface RunEndEvent {
+  readonly runId: string;
+  readonly pipelineName: string;
+  readonly status: 'completed' | 'error' | 'cancelled';
+  /** The final context (also on failure: what the run had reached). */
+  readonly context: Readonly<Context>;
+  /** The error run() rejects with, when it does. */
+  readonly error: Error | undefined;
+  /** Name of the failing top-level step, when there is one. */
+  readonly errorStep: string | undefined;
+  /** Failures kept under continueOnError (the same array as `context._errors`). */
+  readonly failures: readonly StepFailure[];
+  readonly startedAt: number;
+  readonly durationMs: number;
+  /** True when onRunStart answered `completed` and nothing ran. */
+  readonly replayed: boolean;
+}
+
+/**
+ * What a Background step left behind, recorded (never merged). `changes` are the top-level keys its
+ * copy of the context gained or changed.
+ */
+export interface BackgroundRecord {
+  readonly runId: string;
+  readonly pipelineName: string;
+  readonly name: string;
+  readonly path: string;
+  readonly status: 'completed' | 'failed';
+  readonly changes: Context | undefined;
+  readonly error: Error | undefined;
+  readonly durationMs: number;
+}
+
+/**
+ * An observer of runs. Every method is optional and synchronous (see the module comment).
+ *
+ * @example
+ * ```ts
+ * const seen: string[] = [];
+ * pipe.observe({ onStepStart: (e) => seen.push(e.name) });
+ * ```
+ */
+export interface RunObserver {
+  onRunStart?(event: RunStartEvent): RunStartDecision | void;
+  onStepStart?(event: StepStartEvent): void;
+  onStepEnd?(event: StepEndEvent): void;
+  onBoundary?(event: BoundaryEvent): void;
+  onRunEnd?(event: RunEndEvent): void;
+  onBackgroundEnd?(record: BackgroundRecord): void;
+}
+
+/** What a tracking-observer factory receives (the pipeline's storage options). */
+export interface TrackingOptions {
+  readonly trackingDb: string;
+  readonly collectSystemMetrics: boolean;
+  readonly pipelineName: string;
+  readonly verbose: boolean;
+}
+
+/** Builds the run-history/checkpoint observer of a pipeline that has `trackingDb`. */
+export type TrackingObserverFactory = (options: TrackingOptions) => RunObserver & { close?(): void | Promise<void> };
+
+let trackingFactory: TrackingObserverFactory | undefined;
+
+/**
+ * Installs the factory that turns `trackingDb` into an observer (the storage layer calls this).
+ * Pipelines create their tracking observer lazily, at their first run.
+ *
+ * @example
+ * ```ts
+ * setTrackingObserverFactory((o) => new SqliteTracker(o.trackingDb, o));
+ * ```
+ */
+export function setTrackingObserverFactory(factory: TrackingObserverFactory | undefined): void {
+  trackingFactory = factory;
+}
+
+/**
+ * The installed tracking factory, if any.
+ *
+ * @example
+ * ```ts
+ * if (!getTrackingObserverFactory()) console.warn('trackingDb given but no storage layer loaded');
+ * ```
+ */
+export function getTrackingObserverFactory(): TrackingObserverFactory | undefined {
+  return trackingFactory;
+}

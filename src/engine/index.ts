@@ -1,0 +1,20 @@
+// The engine's exports (src/index.ts re-exports the public part).
+export { Pipeline, PipelineAsync, type PipelineOptions, type PipelineAsyncOptions, type RunManyOptions } from './pipeline.js';
+export {
+  Condition, For, Parallel, Background,
+  type ConditionOptions, type ForOptions, type ParallelOptions, type BackgroundOptions,
+} from './blocks.js';
+export { step, isStep, DEFAULT_VERSION, type StepOptions, type StepMeta, type Step, type RetryPredicate } from './step.js';
+export type { StepItem } from './compile.js';
+export {
+  ERRORS_KEY, LOOP_ITERATION_KEY,
+  type Context, type StepFn, type StepInfo, type StepResult, type RunOptions, type StepFailure, type StepDescriptor,
+} from './types.js';
+export {
+  setTrackingObserverFactory, getTrackingObserverFactory,
+  type RunObserver, type RunStartEvent, type RunStartDecision, type StepStartEvent, type StepEndEvent,
+  type BoundaryEvent, type RunEndEvent, type BackgroundRecord, type StepKind, type TrackingOptions,
+  type TrackingObserverFactory,
+} from './hooks.js';
+export { createStreamLogger, type Logger, type LogMethod } from './logger.js';
+export { ProgressBar, type ProgressStream } from './progress.js';

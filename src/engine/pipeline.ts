@@ -1,0 +1,492 @@
+/**
+ * Pipeline and PipelineAsync: the public face of the engine (DESIGN.md "Public API").
+ *
+ * @example
+ * ```ts
+ * const pipe = new Pipeline({ pipelineName: 'orders', maxRetries: 1, retryDelay: 0.1 });
+ * pipe.setSteps([
+ *   step({ name: 'load', timeout: 5 })(async (ctx, info) => ({ rows: await load(ctx.orderId, info.signal) })),
+ *   new Condition({ expression: 'len(rows) > 0', branchTrue: [price], branchFalse: [skip] }),
+ * ]);
+ * const result = await pipe.run({ orderId: 7 }, { runId: 'order-7' });
+ * ```
+ */
+import { WpipeError, checkOptions, describeType, invalidOption } from '../errors.js';
+import { createExecutor, type Executor, type ExecutorKind } from '../parallel/executor.js';
+import { PIPELINE_BRAND, compilePlan, checkItem, describePlan, type StepItem } from './compile.js';
+import { compileFor, type CompiledExpression } from './expression.js';
+import {
+  getTrackingObserverFactory, type BackgroundRecord, type RunObserver, type TrackingObserverFactory,
+} from './hooks.js';
+import { getDefaultLogger, isLogger, type Logger } from './logger.js';
+import type { Node, Plan } from './nodes.js';
+import { runPlanAsync, runPlanSync, type RunHost } from './run.js';
+import type { RetryPredicate } from './step.js';
+import type { Context, RunOptions, StepDescriptor } from './types.js';
+import { optBool, optFunction, optNumber, optString } from './validate.js';
+
+/**
+ * Options of `new Pipeline(…)`. Unknown or misspelt options are errors.
+ *
+ * @example
+ * ```ts
+ * const o: PipelineOptions = { pipelineName: 'orders', continueOnError: true, maxRetries: 2, retryDelay: 0.5 };
+ * ```
+ */
+export interface PipelineOptions {
+  /** Default 'Pipeline'. */
+  pipelineName?: string;
+  /** Log each step, retry, condition and checkpoint through `logger`. */
+  verbose?: boolean;
+  /** SQLite file for run history and checkpoints (wired in by the storage layer). */
+  trackingDb?: string;
+  /** Default extra attempts of a step whose step() says nothing (default 0). */
+  maxRetries?: number;
+  /** Default seconds between attempts (default 1, as in the original). */
+  retryDelay?: number;
+  /** Default multiplier of the delay after each retry (default 1: constant). */
+  retryBackoff?: number;
+  /** Default predicate deciding which failures are retried. */
+  retryOn?: RetryPredicate;
+  /** Go on after a failed top-level step; failures are kept under `ctx._errors`. */
+  continueOnError?: boolean;
+  /** A progress bar on stderr, only when stderr is a TTY (default false). */
+  showProgress?: boolean;
+  /** Sample CPU and memory during runs (needs trackingDb; wired in by the storage layer). */
+  collectSystemMetrics?: boolean;
+  /** Where verbose lines, warnings and background failures go (pino-compatible); default stderr. */
+  logger?: Logger;
+  /** Observers of every run (see RunObserver). */
+  observers?: readonly RunObserver[];
+}
+
+/**
+ * Options of `new PipelineAsync(…)`.
+ *
+ * @example
+ * ```ts
+ * new PipelineAsync({ pipelineName: 'events', yieldEveryMs: 2 });
+ * ```
+ */
+export interface PipelineAsyncOptions extends PipelineOptions {
+  /**
+   * Yield to the event loop after a top-level step once the run has held the thread this long
+   * (ms). 0 (default) yields after every top-level step.
+   */
+  yieldEveryMs?: number;
+}
+
+/**
+ * Options of `runMany`.
+ *
+ * @example
+ * ```ts
+ * await pipe.runMany(events, { concurrency: 32 });
+ * ```
+ */
+export interface RunManyOptions {
+  /** Runs in flight at once (default 10). */
+  concurrency?: number;
+  /** Cancels every run still going and stops starting new ones. */
+  signal?: AbortSignal;
+}
+
+const PIPELINE_OPTIONS = [
+  'pipelineName', 'verbose', 'trackingDb', 'maxRetries', 'retryDelay', 'retryBackoff', 'retryOn',
+  'continueOnError', 'showProgress', 'collectSystemMetrics', 'logger', 'observers',
+] as const;
+
+const MAX_KEPT_BACKGROUND_FAILURES = 1000;
+
+/**
+ * A pipeline: a list of steps and blocks run over a context. See the module example, DESIGN.md
+ * "Run semantics" for the data flow, and RunObserver for history and checkpoints.
+ *
+ * @example
+ * ```ts
+ * const pipe = new Pipeline({ pipelineName: 'double' }).setSteps([(ctx) => ({ n: ctx.n * 2 })]);
+ * pipe.runSync({ n: 2 });            // { n: 4 }
+ * await pipe.run({ n: 3 });          // { n: 6 }
+ * ```
+ */
+export class Pipeline implements RunHost {
+  readonly [PIPELINE_BRAND] = true as const;
+  readonly pipelineName: string;
+  readonly trackingDb: string | undefined;
+  readonly collectSystemMetrics: boolean;
+
+  /** @internal */ readonly _verbose: boolean;
+  /** @internal */ readonly _continueOnError: boolean;
+  /** @internal */ readonly _showProgress: boolean;
+  /** @internal */ readonly _logger: Logger;
+  /** @internal */ _plan: Plan;
+  /** @internal */ readonly _checkpoints: { readonly name: string; readonly expression: CompiledExpression; readonly source: string }[] = [];
+
+  private readonly maxRetries: number;
+  private readonly retryDelay: number;
+  private readonly retryBackoff: number;
+  private readonly retryOn: RetryPredicate | undefined;
+  private items: StepItem[] = [];
+  private readonly observers: RunObserver[] = [];
+  private observerSnapshot: RunObserver[] | null = null;
+  private tracking: (RunObserver & { close?(): void | Promise<void> }) | undefined;
+  private readonly executors = new Map<ExecutorKind, Executor>();
+  private readonly background = new Set<Promise<void>>();
+  private backgroundFailures: BackgroundRecord[] = [];
+  private droppedBackgroundFailures = 0;
+
+  constructor(options: PipelineOptions = {}) {
+    const where = `new ${this.constructor.name}()`;
+    checkOptions(where, options, this.knownOptions());
+    this.pipelineName = optString(where, 'pipelineName', options.pipelineName) ?? 'Pipeline';
+    this._verbose = optBool(where, 'verbose', options.verbose) ?? false;
+    this.trackingDb = optString(where, 'trackingDb', options.trackingDb);
+    this.maxRetries = optNumber(where, 'maxRetries', options.maxRetries, { min: 0, integer: true }) ?? 0;
+    this.retryDelay = optNumber(where, 'retryDelay', options.retryDelay, { min: 0 }) ?? 1;
+    this.retryBackoff = optNumber(where, 'retryBackoff', options.retryBackoff, { min: 1 }) ?? 1;
+    this.retryOn = optFunction<RetryPredicate>(where, 'retryOn', options.retryOn);
+    this._continueOnError = optBool(where, 'continueOnError', options.continueOnError) ?? false;
+    this._showProgress = optBool(where, 'showProgress', options.showProgress) ?? false;
+    this.collectSystemMetrics = optBool(where, 'collectSystemMetrics', options.collectSystemMetrics) ?? false;
+    if (options.logger !== undefined && !isLogger(options.logger)) {
+      throw invalidOption(`${where}: logger must have debug, info, warn and error methods, got ${describeType(options.logger)}`);
+    }
+    this._logger = options.logger ?? getDefaultLogger();
+    if (options.observers !== undefined) {
+      if (!Array.isArray(options.observers)) throw invalidOption(`${where}: observers must be an array, got ${describeType(options.observers)}`);
+      for (const o of options.observers) this.observe(o);
+    }
+    this._plan = this.compile([]);
+  }
+
+  /** @internal Option names this class accepts. */
+  protected knownOptions(): readonly string[] {
+    return PIPELINE_OPTIONS;
+  }
+
+  /** @internal Which placement rule Parallel blocks follow. */
+  protected variant(): 'pipeline' | 'async' {
+    return 'pipeline';
+  }
+
+  /** @internal */ get _cooperative(): boolean { return false; }
+  /** @internal */ get _yieldEveryMs(): number { return 0; }
+
+  private compile(items: readonly unknown[]): Plan {
+    return compilePlan(items, {
+      maxRetries: this.maxRetries, retryDelay: this.retryDelay, retryBackoff: this.retryBackoff, retryOn: this.retryOn,
+      variant: this.variant(), owner: this, ownerName: this.pipelineName,
+    });
+  }
+
+  /**
+   * Replaces the step list. The whole tree is checked first: anything that is not a step or block
+   * throws WpipeError WPIPE_ERR_INVALID_STEP naming its path (`steps[2].branchTrue[0]`).
+   *
+   * @example
+   * ```ts
+   * pipe.setSteps([load, [transform, 'transform', 'v2'], new Parallel({ steps: [a, b] })]);
+   * ```
+   */
+  setSteps(steps: readonly StepItem[]): this {
+    if (!Array.isArray(steps)) {
+      throw new WpipeError('WPIPE_ERR_INVALID_STEP', `setSteps: steps must be an array, got ${describeType(steps)}`, { details: { path: 'steps' } });
+    }
+    steps.forEach((item, i) => checkItem(item, `steps[${i}]`));
+    this._plan = this.compile(steps);
+    this.items = steps.slice();
+    return this;
+  }
+
+  /**
+   * Appends steps (checked like setSteps; paths continue the existing numbering).
+   *
+   * @example
+   * ```ts
+   * pipe.addSteps([save]);
+   * ```
+   */
+  addSteps(steps: readonly StepItem[]): this {
+    if (!Array.isArray(steps)) {
+      throw new WpipeError('WPIPE_ERR_INVALID_STEP', `addSteps: steps must be an array, got ${describeType(steps)}`, { details: { path: 'steps' } });
+    }
+    return this.setSteps([...this.items, ...steps]);
+  }
+
+  /**
+   * The top-level steps, as descriptors (kind, name, version, path).
+   *
+   * @example
+   * ```ts
+   * pipe.steps.map((s) => s.name); // ['load', 'transform']
+   * ```
+   */
+  get steps(): readonly StepDescriptor[] {
+    return describePlan(this._plan);
+  }
+
+  /**
+   * Adds a checkpoint: `expression` is compiled now (a syntax error throws here) and evaluated
+   * before the first step and after every top-level step; whenever it holds, run history saves the
+   * context and the position (through the observers' `onBoundary`), so a stopped run can resume.
+   * An expression that cannot be evaluated yet (a name a later step creates) simply does not hold.
+   *
+   * @example
+   * ```ts
+   * pipe.addCheckpoint('loaded', 'rows > 0');
+   * ```
+   */
+  addCheckpoint(name: string, expression: string): this {
+    const where = 'addCheckpoint';
+    if (typeof name !== 'string' || name.length === 0) throw invalidOption(`${where}: name must be a non-empty string, got ${describeType(name)}`);
+    if (this._checkpoints.some((c) => c.name === name)) throw invalidOption(`${where}: a checkpoint named '${name}' already exists`);
+    this._checkpoints.push({ name, expression: compileFor(where, 'expression', expression), source: expression });
+    return this;
+  }
+
+  /**
+   * The checkpoints added so far.
+   *
+   * @example
+   * ```ts
+   * pipe.checkpoints; // [{ name: 'loaded', expression: 'rows > 0' }]
+   * ```
+   */
+  get checkpoints(): readonly { readonly name: string; readonly expression: string }[] {
+    return this._checkpoints.map((c) => ({ name: c.name, expression: c.source }));
+  }
+
+  /**
+   * Adds a run observer (run history, metrics, tests). Returns a function that removes it.
+   *
+   * @example
+   * ```ts
+   * const stop = pipe.observe({ onRunEnd: (e) => console.log(e.status) });
+   * stop();
+   * ```
+   */
+  observe(observer: RunObserver): () => void {
+    if (observer === null || typeof observer !== 'object') throw invalidOption(`observe: observer must be an object, got ${describeType(observer)}`);
+    this.observers.push(observer);
+    this.observerSnapshot = null;
+    return () => {
+      const i = this.observers.indexOf(observer);
+      if (i >= 0) this.observers.splice(i, 1);
+      this.observerSnapshot = null;
+    };
+  }
+
+  /** @internal */
+  _observersForRun(): RunObserver[] | null {
+    if (this.tracking === undefined && this.trackingDb !== undefined) {
+      const factory: TrackingObserverFactory | undefined = getTrackingObserverFactory();
+      if (factory !== undefined) {
+        this.tracking = factory({
+          trackingDb: this.trackingDb, collectSystemMetrics: this.collectSystemMetrics,
+          pipelineName: this.pipelineName, verbose: this._verbose,
+        });
+        this.observerSnapshot = null;
+      }
+    }
+    if (this.observerSnapshot === null) {
+      const all = this.tracking === undefined ? this.observers.slice() : [this.tracking, ...this.observers];
+      this.observerSnapshot = all;
+    }
+    return this.observerSnapshot.length === 0 ? null : this.observerSnapshot;
+  }
+
+  /** @internal */
+  _executor(kind: ExecutorKind): Executor {
+    let ex = this.executors.get(kind);
+    if (ex === undefined) {
+      ex = createExecutor(kind, { maxWorkers: maxWorkersOf(this._plan.nodes) });
+      this.executors.set(kind, ex);
+    }
+    return ex;
+  }
+
+  /** @internal */
+  _trackBackground(work: Promise<void>): void {
+    this.background.add(work);
+    void work.finally(() => this.background.delete(work));
+  }
+
+  /** @internal */
+  _recordBackground(record: BackgroundRecord, observers: readonly RunObserver[] | null): void {
+    if (record.status === 'failed') {
+      this._logger.error(`[BACKGROUND ERROR] ${record.name}: ${record.error?.message ?? 'unknown error'}`);
+      if (this.backgroundFailures.length >= MAX_KEPT_BACKGROUND_FAILURES) {
+        this.backgroundFailures.shift();
+        this.droppedBackgroundFailures++;
+      }
+      this.backgroundFailures.push(record);
+    } else if (this._verbose) {
+      this._logger.info(`[BACKGROUND] ${record.name} completed in ${record.durationMs.toFixed(1)} ms`);
+    }
+    if (observers === null) return;
+    for (const o of observers) {
+      try {
+        o.onBackgroundEnd?.(record);
+      } catch (e) {
+        this._logger.error(`[OBSERVER] onBackgroundEnd failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+  }
+
+  /**
+   * Runs the pipeline on a copy of `initialData`. Resolves to the final context; rejects with a
+   * ProcessError (errorCode 502) whose `cause` is the failing step's TaskError, whose `cause` is
+   * the step's own error. Cancelling `signal` rejects with code WPIPE_ERR_PROCESS_CANCELLED.
+   *
+   * @example
+   * ```ts
+   * const out = await pipe.run({ orderId: 7 }, { runId: 'order-7', signal: AbortSignal.timeout(30_000) });
+   * ```
+   */
+  run<T extends Context = Context>(initialData?: Context, options?: RunOptions): Promise<T> {
+    return runPlanAsync(this, this._plan, initialData, options) as Promise<T>;
+  }
+
+  /**
+   * Runs a pipeline whose steps are all synchronous and inline, with no promise at all. Throws
+   * WPIPE_ERR_RUN_SYNC_UNSUPPORTED (before running anything) for async functions or worker
+   * placement, and as soon as a step returns a promise. Retry delays block the thread.
+   *
+   * @example
+   * ```ts
+   * const out = pipe.runSync({ n: 1 });
+   * ```
+   */
+  runSync<T extends Context = Context>(initialData?: Context, options?: Omit<RunOptions, 'signal'>): T {
+    if (options !== undefined && options !== null && typeof options === 'object' && 'signal' in options) {
+      throw invalidOption('runSync: signal is not supported (nothing can interrupt a synchronous run); use run()');
+    }
+    return runPlanSync(this, this._plan, initialData, options) as T;
+  }
+
+  /**
+   * Waits for all outstanding Background work, closes executors and the tracking observer, and
+   * returns the Background failures recorded since the last close (at most 1,000 are kept).
+   *
+   * @example
+   * ```ts
+   * const failures = await pipe.close();
+   * for (const f of failures) console.error(f.name, f.error);
+   * ```
+   */
+  async close(): Promise<BackgroundRecord[]> {
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
+    const executors = [...this.executors.values()];
+    this.executors.clear();
+    await Promise.all(executors.map((e) => e.close()));
+    const tracking = this.tracking;
+    this.tracking = undefined;
+    this.observerSnapshot = null;
+    await tracking?.close?.();
+    const failures = this.backgroundFailures;
+    this.backgroundFailures = [];
+    if (this.droppedBackgroundFailures > 0) {
+      this._logger.warn(`[BACKGROUND] ${this.droppedBackgroundFailures} older background failures were dropped (only ${MAX_KEPT_BACKGROUND_FAILURES} are kept)`);
+      this.droppedBackgroundFailures = 0;
+    }
+    return failures;
+  }
+
+  /** Background steps still running. */
+  get pendingBackground(): number {
+    return this.background.size;
+  }
+
+  /** `await using pipe = new Pipeline(…)` closes it at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+function maxWorkersOf(nodes: readonly Node[]): number {
+  let max = 1;
+  const walk = (list: readonly Node[]): void => {
+    for (const n of list) {
+      if (n.kind === 'parallel') { max = Math.max(max, n.maxWorkers); walk(n.branches); }
+      else if (n.kind === 'condition') { walk(n.branchTrue); walk(n.branchFalse); }
+      else if (n.kind === 'for') walk(n.body);
+      else if (n.kind === 'background') walk([n.inner]);
+    }
+  };
+  walk(nodes);
+  return max;
+}
+
+const ASYNC_OPTIONS = [...PIPELINE_OPTIONS, 'yieldEveryMs'] as const;
+
+/**
+ * The variant for many concurrent runs: same API as Pipeline, but cooperative (it yields to the
+ * event loop between top-level steps), Parallel branches stay in-process by default, and
+ * `runMany` runs a batch of inputs with bounded concurrency.
+ *
+ * @example
+ * ```ts
+ * const pipe = new PipelineAsync({ pipelineName: 'events' }).setSteps([parse, enrich, store]);
+ * const results = await pipe.runMany(events, { concurrency: 32 });
+ * ```
+ */
+export class PipelineAsync extends Pipeline {
+  private readonly yieldMs: number;
+
+  constructor(options: PipelineAsyncOptions = {}) {
+    super(options);
+    this.yieldMs = optNumber(`new ${this.constructor.name}()`, 'yieldEveryMs', options.yieldEveryMs, { min: 0 }) ?? 0;
+  }
+
+  protected override knownOptions(): readonly string[] {
+    return ASYNC_OPTIONS;
+  }
+
+  protected override variant(): 'pipeline' | 'async' {
+    return 'async';
+  }
+
+  /** @internal */ override get _cooperative(): boolean { return true; }
+  /** @internal */ override get _yieldEveryMs(): number { return this.yieldMs; }
+
+  /**
+   * Runs the pipeline once per input, at most `concurrency` at a time; resolves to the results in
+   * input order. On the first failure no new run starts; runs in flight finish, then it rejects with
+   * that failure.
+   *
+   * @example
+   * ```ts
+   * const out = await pipe.runMany([{ n: 1 }, { n: 2 }], { concurrency: 2 });
+   * ```
+   */
+  async runMany<T extends Context = Context>(inputs: Iterable<Context>, options: RunManyOptions = {}): Promise<T[]> {
+    const where = 'runMany';
+    checkOptions(where, options, ['concurrency', 'signal']);
+    const concurrency = optNumber(where, 'concurrency', options.concurrency, { min: 1, integer: true }) ?? 10;
+    const signal = options.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidOption(`${where}: signal must be an AbortSignal, got ${describeType(signal)}`);
+    if (inputs === null || typeof (inputs as Iterable<Context>)[Symbol.iterator] !== 'function') {
+      throw invalidOption(`${where}: inputs must be an iterable of objects, got ${describeType(inputs)}`);
+    }
+    const list = Array.from(inputs);
+    const results: T[] = new Array(list.length);
+    let next = 0;
+    let failure: { error: unknown } | undefined;
+    const runOptions: RunOptions | undefined = signal === undefined ? undefined : { signal };
+    const worker = async (): Promise<void> => {
+      while (failure === undefined && next < list.length) {
+        const i = next++;
+        try {
+          results[i] = await this.run<T>(list[i], runOptions);
+        } catch (e) {
+          failure ??= { error: e };
+        }
+      }
+    };
+    const workers: Promise<void>[] = [];
+    for (let k = 0; k < Math.min(concurrency, list.length); k++) workers.push(worker());
+    await Promise.all(workers);
+    if (failure !== undefined) throw failure.error;
+    return results;
+  }
+}

@@ -1,0 +1,1003 @@
+/**
+ * The run loop. One set of functions serves runSync, run and PipelineAsync: each `exec*` returns
+ * `undefined` when its work finished synchronously, or a promise when something really was async.
+ * A pipeline of sync steps therefore runs as plain calls (no promise per step, runSync pays none at
+ * all), and run() only awaits what returned a thenable.
+ */
+import { randomUUID } from 'node:crypto';
+import { setImmediate as setImmediateCb } from 'node:timers';
+import { ProcessError, TaskError, WpipeError, describeType, invalidOption } from '../errors.js';
+import type { Executor, ExecutorKind } from '../parallel/executor.js';
+import type { CompiledExpression } from './expression.js';
+import type {
+  BackgroundRecord, BoundaryEvent, RunEndEvent, RunObserver, RunStartDecision, StepEndEvent, StepStartEvent,
+} from './hooks.js';
+import type { Logger } from './logger.js';
+import type {
+  BackgroundNode, ConditionNode, ForNode, Node, ParallelNode, PipelineNode, Plan, TaskNode,
+} from './nodes.js';
+import { ProgressBar } from './progress.js';
+import { describePlan } from './compile.js';
+import { ERRORS_KEY, LOOP_ITERATION_KEY, type Context, type StepFailure, type StepInfo } from './types.js';
+
+type Pending = void | Promise<void>;
+
+/**
+ * What the run loop needs from the pipeline that runs it (Pipeline implements it).
+ *
+ * @example
+ * ```ts
+ * runPlanSync(pipe satisfies RunHost, pipe._plan, { n: 1 }, undefined);
+ * ```
+ */
+export interface RunHost {
+  readonly pipelineName: string;
+  readonly _logger: Logger;
+  readonly _verbose: boolean;
+  readonly _continueOnError: boolean;
+  readonly _showProgress: boolean;
+  readonly _cooperative: boolean;
+  readonly _yieldEveryMs: number;
+  readonly _checkpoints: readonly { readonly name: string; readonly expression: CompiledExpression }[];
+  _observersForRun(): RunObserver[] | null;
+  _executor(kind: ExecutorKind): Executor;
+  _trackBackground(work: Promise<void>): void;
+  _recordBackground(record: BackgroundRecord, observers: readonly RunObserver[] | null): void;
+}
+
+/** Errors that end the run whatever continueOnError says (cancellation, observer failures, misuse). */
+const FATAL = new WeakSet<object>();
+function fatal<E extends Error>(e: E): E {
+  FATAL.add(e);
+  return e;
+}
+function isFatal(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && FATAL.has(e);
+}
+
+class RunState {
+  seq = 0;
+  position = -1;
+  lastTopEnd: StepEndEvent | undefined = undefined;
+  lastYield = 0;
+  plan: Plan | undefined = undefined;
+  bar: ProgressBar | undefined = undefined;
+  /** Whether anything happens between top-level steps (progress, checkpoints, observers, yields). */
+  between = false;
+  private id: string | undefined;
+
+  constructor(
+    readonly host: RunHost,
+    runId: string | undefined,
+    readonly signal: AbortSignal | undefined,
+    readonly sync: boolean,
+    readonly observers: readonly RunObserver[] | null,
+  ) {
+    this.id = runId;
+  }
+
+  /** Generated on first use: a run nobody asks the id of does not pay for a UUID. */
+  get runId(): string {
+    return (this.id ??= `RUN-${randomUUID()}`);
+  }
+
+  forBackground(): RunState {
+    return new RunState(this.host, this.runId, undefined, false, null);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a step receives.
+
+const NO_ABORT = new AbortController().signal;
+
+class Info implements StepInfo {
+  private ac: AbortController | undefined = undefined;
+  private reason: unknown = undefined;
+  private unlink: (() => void) | undefined = undefined;
+
+  constructor(private readonly st: RunState, private readonly node: TaskNode, readonly attempt: number) {}
+
+  get stepName(): string { return this.node.name; }
+  get stepVersion(): string { return this.node.version; }
+  get runId(): string { return this.st.runId; }
+  get logger(): Logger { return this.st.host._logger; }
+
+  /** Created on first read: most steps never look at it, and an AbortController is not free. */
+  get signal(): AbortSignal {
+    if (this.ac === undefined) {
+      const runSignal = this.st.signal;
+      if (this.reason === undefined && this.node.timeoutMs === 0 && runSignal === undefined) return NO_ABORT;
+      const ac = (this.ac = new AbortController());
+      if (this.reason !== undefined) ac.abort(this.reason);
+      else if (runSignal !== undefined) {
+        if (runSignal.aborted) ac.abort(runSignal.reason);
+        else {
+          const onAbort = (): void => ac.abort(runSignal.reason);
+          runSignal.addEventListener('abort', onAbort, { once: true });
+          this.unlink = () => runSignal.removeEventListener('abort', onAbort);
+        }
+      }
+    }
+    return this.ac.signal;
+  }
+
+  abort(reason: unknown): void {
+    this.reason = reason;
+    this.ac?.abort(reason);
+    this.done();
+  }
+
+  done(): void {
+    if (this.unlink !== undefined) {
+      this.unlink();
+      this.unlink = undefined;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors.
+
+function messageOf(e: unknown): string {
+  if (e instanceof Error) return e.message.split('\n')[0] ?? '';
+  return String(e);
+}
+
+function label(node: Node): string {
+  return node.kind === 'task' ? `step '${node.name}' (${node.version})` : `${node.kind} '${node.name}'`;
+}
+
+function stepDetails(node: Node, attempts: number): Record<string, unknown> {
+  return { stepName: node.name, version: node.version, path: node.path, attempts, pipeline: node.owner, kind: node.kind };
+}
+
+function cancelled(st: RunState): ProcessError {
+  return fatal(new ProcessError(`pipeline '${st.host.pipelineName}' run ${st.runId} was cancelled`, {
+    code: 'WPIPE_ERR_PROCESS_CANCELLED',
+    cause: st.signal?.reason,
+    details: { pipelineName: st.host.pipelineName, runId: st.runId },
+  }));
+}
+
+function timeoutError(node: TaskNode, attempt: number): TaskError {
+  return new TaskError(`${label(node)} timed out after ${node.timeoutMs / 1000} s (attempt ${attempt})`, {
+    code: 'WPIPE_ERR_TASK_TIMEOUT',
+    details: { ...stepDetails(node, attempt), attempt, timeoutSeconds: node.timeoutMs / 1000 },
+  });
+}
+
+function syncUnsupported(node: Node, why: string): WpipeError {
+  return fatal(new WpipeError(
+    'WPIPE_ERR_RUN_SYNC_UNSUPPORTED',
+    `runSync cannot run ${label(node)} at ${node.path}: ${why}; use await pipeline.run() instead`,
+    { details: { stepName: node.name, path: node.path } },
+  ));
+}
+
+function finalTaskError(node: TaskNode, error: unknown, attempts: number): TaskError {
+  const own = error instanceof TaskError && error.code === 'WPIPE_ERR_TASK_TIMEOUT' && error.details.stepName === node.name;
+  const plural = attempts === 1 ? 'attempt' : 'attempts';
+  const why = own ? `timed out after ${node.timeoutMs / 1000} s` : messageOf(error);
+  return new TaskError(`${label(node)} failed after ${attempts} ${plural}: ${why}`, {
+    code: own ? 'WPIPE_ERR_TASK_TIMEOUT' : 'WPIPE_ERR_TASK_FAILED',
+    cause: error,
+    details: stepDetails(node, attempts),
+  });
+}
+
+/** Any failure of a node as a TaskError naming it (TaskErrors from deeper steps pass through). */
+function asTaskError(e: unknown, node: Node): TaskError {
+  if (e instanceof TaskError) return e;
+  return new TaskError(`${label(node)} failed: ${messageOf(e)}`, { cause: e, details: stepDetails(node, 1) });
+}
+
+function observerFailure(e: unknown, hook: string): Error {
+  if (isFatal(e)) return e as Error;
+  if (e instanceof WpipeError) return fatal(e);
+  return fatal(new ProcessError(`run observer ${hook} failed: ${messageOf(e)}`, { code: 'WPIPE_ERR_OBSERVER_FAILED', cause: e }));
+}
+
+function notify<K extends Exclude<keyof RunObserver, 'onRunStart'>>(
+  observers: readonly RunObserver[], hook: K, event: Parameters<NonNullable<RunObserver[K]>>[0],
+): void {
+  let failure: Error | undefined;
+  for (const o of observers) {
+    const f = o[hook] as ((e: unknown) => void) | undefined;
+    if (f === undefined) continue;
+    try {
+      f.call(o, event);
+    } catch (e) {
+      failure ??= observerFailure(e, hook);
+    }
+  }
+  if (failure !== undefined) throw failure;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Executing nodes.
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
+}
+
+function exec(node: Node, ctx: Context, st: RunState, parent: number): Pending {
+  if (st.signal !== undefined && st.signal.aborted) throw cancelled(st);
+  if (st.observers !== null) return execObserved(node, ctx, st, parent);
+  return execRaw(node, ctx, st, -1, null);
+}
+
+interface AttemptCounter { attempts: number }
+
+function execRaw(node: Node, ctx: Context, st: RunState, self: number, rec: AttemptCounter | null): Pending {
+  switch (node.kind) {
+    case 'task': return execTask(node, ctx, st, 1, rec);
+    case 'condition': return execCondition(node, ctx, st, self);
+    case 'for': return execFor(node, ctx, st, self);
+    case 'parallel': return execParallel(node, ctx, st, self);
+    case 'background': return execBackground(node, ctx, st);
+    case 'pipeline': return execNested(node, ctx, st, self);
+  }
+}
+
+function execObserved(node: Node, ctx: Context, st: RunState, parent: number): Pending {
+  const observers = st.observers!;
+  const start: StepStartEvent = {
+    runId: st.runId, pipelineName: node.owner, id: st.seq++, parentId: parent, position: st.position,
+    kind: node.kind, name: node.name, version: node.version, path: node.path,
+    executor: node.kind === 'task' ? node.placement : undefined, startedAt: Date.now(),
+  };
+  notify(observers, 'onStepStart', start);
+  const counter: AttemptCounter = { attempts: node.kind === 'task' ? 0 : 1 };
+  const t0 = performance.now();
+  const end = (error: unknown): void => {
+    const event: StepEndEvent = Object.assign({}, start, {
+      status: error === undefined ? 'completed' as const : isFatal(error) && error instanceof ProcessError ? 'cancelled' as const : 'failed' as const,
+      attempts: Math.max(1, counter.attempts),
+      durationMs: performance.now() - t0,
+      error: error === undefined ? undefined : error instanceof Error ? error : asTaskError(error, node),
+    });
+    if (parent === -1) st.lastTopEnd = event;
+    notify(observers, 'onStepEnd', event);
+  };
+  let p: Pending;
+  try {
+    p = execRaw(node, ctx, st, start.id, counter);
+  } catch (e) {
+    end(e);
+    throw e;
+  }
+  if (p === undefined) {
+    end(undefined);
+    return;
+  }
+  return p.then(() => end(undefined), (e: unknown) => {
+    end(e);
+    throw e;
+  });
+}
+
+function execSeq(nodes: readonly Node[], i: number, ctx: Context, st: RunState, parent: number): Pending {
+  for (; i < nodes.length; i++) {
+    const p = exec(nodes[i]!, ctx, st, parent);
+    if (p !== undefined) return execSeqAsync(nodes, i, p, ctx, st, parent);
+  }
+}
+
+/**
+ * The rest of a sequence once one of its steps went async. A loop with await (not a chain of
+ * `.then` continuations) so a long sequence or loop holds constant memory.
+ */
+async function execSeqAsync(nodes: readonly Node[], i: number, pending: Promise<void>, ctx: Context, st: RunState, parent: number): Promise<void> {
+  await pending;
+  for (i++; i < nodes.length; i++) {
+    const p = exec(nodes[i]!, ctx, st, parent);
+    if (p !== undefined) await p;
+  }
+}
+
+/** Merges a step's return value: a plain object merges, undefined/null merge nothing, else an error. */
+function mergeResult(node: TaskNode, ctx: Context, value: unknown, attempt: number): void {
+  if (value === undefined || value === null || value === ctx) return;
+  if (typeof value === 'object') {
+    const proto = Object.getPrototypeOf(value);
+    if (proto === Object.prototype || proto === null) {
+      Object.assign(ctx, value);
+      return;
+    }
+  }
+  const shown = typeof value === 'string'
+    ? ` ('${value.length > 40 ? `${value.slice(0, 40)}…` : value}')`
+    : typeof value === 'number' || typeof value === 'boolean' ? ` (${String(value)})` : '';
+  throw new TaskError(
+    `${label(node)} returned ${describeType(value)}${shown}; a step must return a plain object, undefined or null`,
+    { code: 'WPIPE_ERR_TASK_RETURN', details: { ...stepDetails(node, attempt), returnedType: describeType(value) } },
+  );
+}
+
+function execTask(node: TaskNode, ctx: Context, st: RunState, attempt: number, rec: AttemptCounter | null): Pending {
+  for (;;) {
+    const info = new Info(st, node, attempt);
+    let value: unknown;
+    let error: unknown;
+    let failed = false;
+    const t0 = node.timeoutMs > 0 ? performance.now() : 0;
+    try {
+      value = node.placement === 'inline'
+        ? node.fn(ctx, info)
+        : st.host._executor(node.placement).call({
+          fn: node.fn as never, moduleRef: node.moduleRef, context: ctx, info, signal: info.signal, memoryLimitMb: node.memoryLimitMb,
+        });
+    } catch (e) {
+      failed = true;
+      error = e;
+    }
+    if (!failed) {
+      // A plain object (the common return) is data, never a thenable: checking its prototype first
+      // spares a megamorphic `then` lookup per step.
+      if (value !== null && typeof value === 'object') {
+        const proto = Object.getPrototypeOf(value);
+        if ((proto === Object.prototype || proto === null) && node.timeoutMs === 0) {
+          info.done();
+          if (rec !== null) rec.attempts = attempt;
+          if (value !== ctx) Object.assign(ctx, value);
+          return;
+        }
+      }
+      if (isThenable(value)) {
+        if (st.sync) {
+          Promise.resolve(value).catch(() => {}); // its failure is moot; do not let it go unhandled
+          info.done();
+          throw syncUnsupported(node, 'it returned a promise');
+        }
+        const a = attempt;
+        return settleAttempt(node, value, info, t0, st).then(
+          (v) => {
+            if (rec !== null) rec.attempts = a;
+            mergeResult(node, ctx, v, a);
+          },
+          (e: unknown) => {
+            const delay = nextDelay(node, e, a, rec, st);
+            return sleep(delay, st).then(() => execTask(node, ctx, st, a + 1, rec));
+          },
+        );
+      }
+      // A synchronous step cannot be interrupted, but it must not succeed past its deadline.
+      if (node.timeoutMs > 0 && performance.now() - t0 > node.timeoutMs) {
+        failed = true;
+        error = timeoutError(node, attempt);
+        info.abort(error);
+      } else {
+        info.done();
+        if (rec !== null) rec.attempts = attempt;
+        mergeResult(node, ctx, value, attempt);
+        return;
+      }
+    }
+    info.done();
+    const delay = nextDelay(node, error, attempt, rec, st);
+    if (!st.sync) {
+      const a = attempt;
+      return sleep(delay, st).then(() => execTask(node, ctx, st, a + 1, rec));
+    }
+    if (delay > 0) sleepSync(delay);
+    attempt++;
+  }
+}
+
+/** Decides on a failed attempt: returns the delay before the next one, or throws the final error. */
+function nextDelay(node: TaskNode, error: unknown, attempt: number, rec: AttemptCounter | null, st: RunState): number {
+  if (rec !== null) rec.attempts = attempt;
+  if (isFatal(error)) throw error;
+  let retry = attempt <= node.retries;
+  if (retry && node.retryOn !== undefined) {
+    try {
+      retry = node.retryOn(error, attempt) === true;
+    } catch (e) {
+      st.host._logger.warn(`[RETRY] retryOn of ${label(node)} threw (${messageOf(e)}); not retrying`);
+      retry = false;
+    }
+  }
+  if (!retry) throw finalTaskError(node, error, attempt);
+  if (st.host._verbose) {
+    st.host._logger.info(`[RETRY] ${node.name} failed (attempt ${attempt}/${node.retries + 1}): ${messageOf(error)}`);
+  }
+  return node.retryDelayMs * node.retryBackoff ** (attempt - 1);
+}
+
+/**
+ * Waits for an async attempt, with its deadline and the run's cancellation. The deadline timer is
+ * deliberately ref'd while the attempt is pending: if the step awaits something that holds no
+ * handle, an unref'd timer would let the process exit with run() unsettled instead of failing with
+ * WPIPE_ERR_TASK_TIMEOUT. It is cleared the moment the attempt settles, so none outlives a step.
+ */
+function settleAttempt(node: TaskNode, value: PromiseLike<unknown>, info: Info, t0: number, st: RunState): Promise<unknown> {
+  const p = Promise.resolve(value);
+  const runSignal = st.signal;
+  if (node.timeoutMs === 0 && runSignal === undefined) {
+    return p.then((v) => { info.done(); return v; }, (e: unknown) => { info.done(); throw e; });
+  }
+  return new Promise((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const cleanup = (): void => {
+      if (timer !== undefined) clearTimeout(timer);
+      if (onAbort !== undefined) runSignal!.removeEventListener('abort', onAbort);
+      info.done();
+    };
+    if (runSignal !== undefined) {
+      onAbort = () => {
+        cleanup();
+        const err = cancelled(st);
+        info.abort(err);
+        reject(err);
+      };
+      if (runSignal.aborted) {
+        onAbort();
+        return;
+      }
+      runSignal.addEventListener('abort', onAbort, { once: true });
+    }
+    if (node.timeoutMs > 0) {
+      const remaining = Math.max(0, node.timeoutMs - (performance.now() - t0));
+      timer = setTimeout(() => {
+        cleanup();
+        const err = timeoutError(node, info.attempt);
+        info.abort(err);
+        reject(err);
+      }, remaining);
+    }
+    p.then((v) => { cleanup(); resolve(v); }, (e: unknown) => { cleanup(); reject(e); });
+  });
+}
+
+function sleep(ms: number, st: RunState): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sig = st.signal;
+    if (sig !== undefined && sig.aborted) {
+      reject(cancelled(st));
+      return;
+    }
+    if (ms <= 0 && sig === undefined) {
+      resolve();
+      return;
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(cancelled(st));
+    };
+    const timer = setTimeout(() => {
+      sig?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    sig?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+let sleepCell: Int32Array | undefined;
+/** runSync's retry delay: a real blocking wait (it is a synchronous API), no busy loop. */
+function sleepSync(ms: number): void {
+  sleepCell ??= new Int32Array(new SharedArrayBuffer(4));
+  Atomics.wait(sleepCell, 0, 0, ms);
+}
+
+function evalFailure(node: ConditionNode | ForNode, e: unknown): TaskError {
+  return new TaskError(`${label(node)} at ${node.path}: the expression '${node.source}' failed: ${messageOf(e)}`, {
+    cause: e,
+    code: 'WPIPE_ERR_TASK_FAILED',
+    details: { ...stepDetails(node, 1), expression: node.source },
+  });
+}
+
+function execCondition(node: ConditionNode, ctx: Context, st: RunState, self: number): Pending {
+  let holds: boolean;
+  try {
+    holds = node.expression.test(ctx);
+  } catch (e) {
+    throw evalFailure(node, e);
+  }
+  if (st.host._verbose) st.host._logger.info(`[CONDITION] Evaluating: ${node.source} → ${holds ? 'true' : 'false'}`);
+  return execSeq(holds ? node.branchTrue : node.branchFalse, 0, ctx, st, self);
+}
+
+function execFor(node: ForNode, ctx: Context, st: RunState, self: number): Pending {
+  const had = Object.prototype.hasOwnProperty.call(ctx, LOOP_ITERATION_KEY);
+  const previous: unknown = ctx[LOOP_ITERATION_KEY];
+  // Returns true when iteration `i` should run; when not, leaves `_loop_iteration` as documented.
+  const check = (i: number): boolean => {
+    if (st.signal !== undefined && st.signal.aborted) throw cancelled(st);
+    // Set before the check, so the expression sees the index about to run (0 at the first check).
+    ctx[LOOP_ITERATION_KEY] = i;
+    let go = node.iterations === undefined || i < node.iterations;
+    if (go && node.expression !== undefined) {
+      try {
+        go = node.expression.test(ctx);
+      } catch (e) {
+        throw evalFailure(node, e);
+      }
+    }
+    if (!go) {
+      if (i > 0) ctx[LOOP_ITERATION_KEY] = i - 1; // the last iteration that ran, as in the original
+      else if (had) ctx[LOOP_ITERATION_KEY] = previous;
+      else delete ctx[LOOP_ITERATION_KEY];
+    }
+    return go;
+  };
+  for (let i = 0; check(i); i++) {
+    const p = execSeq(node.body, 0, ctx, st, self);
+    if (p !== undefined) return execForAsync(node, i, p, check, ctx, st, self);
+  }
+}
+
+async function execForAsync(
+  node: ForNode, i: number, pending: Promise<void>, check: (i: number) => boolean, ctx: Context, st: RunState, self: number,
+): Promise<void> {
+  await pending;
+  for (i++; check(i); i++) {
+    const p = execSeq(node.body, 0, ctx, st, self);
+    if (p !== undefined) await p;
+  }
+}
+
+/**
+ * Runs `n` jobs, at most `limit` at once. Jobs never throw (they record their own failures).
+ * Returns undefined when every job finished synchronously.
+ */
+function runBounded(n: number, limit: number, job: (i: number) => Pending): Pending {
+  let next = 0;
+  while (next < n) {
+    const first = job(next++);
+    if (first === undefined) continue;
+    return new Promise<void>((resolve) => {
+      let inFlight = 0;
+      const settle = (): void => {
+        inFlight--;
+        launch();
+      };
+      const launch = (): void => {
+        while (inFlight < limit && next < n) {
+          const p = job(next++);
+          if (p !== undefined) {
+            inFlight++;
+            p.then(settle);
+          }
+        }
+        if (inFlight === 0 && next >= n) resolve();
+      };
+      inFlight++;
+      first.then(settle);
+      launch();
+    });
+  }
+}
+
+function changedKeys(base: Context, copy: Context): Context | undefined {
+  let out: Context | undefined;
+  for (const k of Object.keys(copy)) {
+    if (k === ERRORS_KEY) continue;
+    const v = copy[k];
+    if (v !== base[k] || !Object.prototype.hasOwnProperty.call(base, k)) (out ??= {})[k] = v;
+  }
+  return out;
+}
+
+function execParallel(node: ParallelNode, ctx: Context, st: RunState, self: number): Pending {
+  const n = node.branches.length;
+  if (n === 0) return;
+  const ownErrors = ctx[ERRORS_KEY] !== undefined;
+  const copies: Context[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const copy = Object.assign({}, ctx);
+    // Each branch gets its own failure list, so continueOnError failures keep declared order too.
+    if (ownErrors) copy[ERRORS_KEY] = [];
+    copies[i] = copy;
+  }
+  const errors: unknown[] = new Array(n);
+  let anyFailed = false;
+  if (st.host._verbose) st.host._logger.info(`[PARALLEL] Executing ${n} branches (workers=${node.maxWorkers})`);
+  const job = (i: number): Pending => {
+    let p: Pending = undefined;
+    try {
+      p = exec(node.branches[i]!, copies[i]!, st, self);
+    } catch (e) {
+      errors[i] = e;
+      anyFailed = true;
+      return;
+    }
+    if (p !== undefined) {
+      return p.then(undefined, (e: unknown) => {
+        errors[i] = e;
+        anyFailed = true;
+      });
+    }
+  };
+  const finish = (): void => {
+    if (anyFailed) throw parallelFailure(node, errors);
+    const changes: (Context | undefined)[] = copies.map((c) => changedKeys(ctx, c));
+    for (const c of changes) if (c !== undefined) Object.assign(ctx, c);
+    for (const c of copies) {
+      const list = c[ERRORS_KEY] as StepFailure[] | undefined;
+      if (list !== undefined && list.length > 0) {
+        if (ctx[ERRORS_KEY] === undefined) ctx[ERRORS_KEY] = [];
+        (ctx[ERRORS_KEY] as StepFailure[]).push(...list);
+      }
+    }
+  };
+  const p = runBounded(n, node.maxWorkers, job);
+  if (p === undefined) return finish();
+  return p.then(finish);
+}
+
+function parallelFailure(node: ParallelNode, errors: readonly unknown[]): Error {
+  for (const e of errors) if (isFatal(e)) return e as Error;
+  const failures: { index: number; step: string; code: string; message: string }[] = [];
+  let first: TaskError | undefined;
+  errors.forEach((e, i) => {
+    if (e === undefined) return;
+    const te = asTaskError(e, node.branches[i]!);
+    first ??= te;
+    failures.push({ index: i, step: String(te.details.stepName ?? node.branches[i]!.name), code: te.code, message: te.message });
+  });
+  // The first failure in declared order is the error; the block and all its failures ride along.
+  first!.details.parallel = node.name;
+  first!.details.parallelFailures = failures;
+  return first!;
+}
+
+function execBackground(node: BackgroundNode, ctx: Context, st: RunState): Pending {
+  const copy = Object.assign({}, ctx);
+  if (copy[ERRORS_KEY] !== undefined) copy[ERRORS_KEY] = [];
+  const before = Object.assign({}, copy);
+  const bg = st.forBackground();
+  const host = st.host;
+  const observers = st.observers;
+  const t0 = performance.now();
+  const base = { runId: bg.runId, pipelineName: node.owner, name: node.name, path: node.path };
+  // Started on the next turn of the event loop: a synchronous background step must not block the run.
+  const work = new Promise<void>((resolve) => setImmediateCb(resolve))
+    .then(() => exec(node.inner, copy, bg, -1))
+    .then(
+      () => host._recordBackground(Object.assign(base, {
+        status: 'completed' as const, changes: changedKeys(before, copy), error: undefined, durationMs: performance.now() - t0,
+      }), observers),
+      (e: unknown) => host._recordBackground(Object.assign(base, {
+        status: 'failed' as const, changes: undefined, error: asTaskError(e, node.inner), durationMs: performance.now() - t0,
+      }), observers),
+    );
+  host._trackBackground(work);
+}
+
+function execNested(node: PipelineNode, ctx: Context, st: RunState, self: number): Pending {
+  const child = node.child;
+  const copy = Object.assign({}, ctx);
+  if (st.host._verbose) st.host._logger.info(`[PIPELINE] ${node.owner} → nested '${child.pipelineName}'`);
+  const p = runTop(child._plan, 0, copy, st, child._continueOnError, false, self);
+  if (p === undefined) {
+    Object.assign(ctx, copy);
+    return;
+  }
+  return p.then(() => {
+    Object.assign(ctx, copy);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The top-level loop (also a nested pipeline's own loop, with `outer` false).
+
+function recordFailure(ctx: Context, te: TaskError, node: Node, position: number): void {
+  const d = te.details;
+  const failure: StepFailure = {
+    step: String(d.stepName ?? node.name),
+    version: String(d.version ?? node.version),
+    path: String(d.path ?? node.path),
+    position,
+    code: te.code,
+    errorCode: te.errorCode,
+    message: te.message,
+    attempts: typeof d.attempts === 'number' ? d.attempts : 1,
+    at: new Date().toISOString(),
+  };
+  const cause = te.cause;
+  if (cause instanceof Error) {
+    const code = (cause as Error & { code?: unknown }).code;
+    failure.cause = typeof code === 'string' ? { name: cause.name, message: cause.message, code } : { name: cause.name, message: cause.message };
+  } else if (cause !== undefined) {
+    failure.cause = { name: typeof cause, message: String(cause) };
+  }
+  if (Array.isArray(d.parallelFailures)) failure.branches = d.parallelFailures as StepFailure['branches'];
+  let list = ctx[ERRORS_KEY] as StepFailure[] | undefined;
+  if (!Array.isArray(list)) list = ctx[ERRORS_KEY] = [];
+  list.push(failure);
+}
+
+function onTopFailure(node: Node, position: number, e: unknown, ctx: Context, st: RunState, coe: boolean): void {
+  if (isFatal(e)) throw e;
+  const te = asTaskError(e, node);
+  if (!coe) throw te;
+  recordFailure(ctx, te, node, position);
+  if (st.host._verbose) st.host._logger.info(`[CONTINUE] ${node.name} failed, continuing: ${te.message}`);
+}
+
+function runTop(plan: Plan, i: number, ctx: Context, st: RunState, coe: boolean, outer: boolean, parent: number): Pending {
+  const nodes = plan.nodes;
+  for (; i < nodes.length; i++) {
+    const node = nodes[i]!;
+    if (outer) st.position = i;
+    let p: Pending = undefined;
+    try {
+      p = exec(node, ctx, st, parent);
+    } catch (e) {
+      onTopFailure(node, i, e, ctx, st, coe);
+    }
+    if (p === undefined) {
+      if (outer && st.between) p = afterTop(i, ctx, st);
+    } else return runTopAsync(plan, i, p, false, ctx, st, coe, outer, parent);
+    if (p !== undefined) return runTopAsync(plan, i, p, true, ctx, st, coe, outer, parent);
+  }
+}
+
+/** The rest of the loop once something went async (see execSeqAsync for why a loop). */
+async function runTopAsync(
+  plan: Plan, i: number, pending: Promise<void>, pendingIsYield: boolean,
+  ctx: Context, st: RunState, coe: boolean, outer: boolean, parent: number,
+): Promise<void> {
+  const nodes = plan.nodes;
+  let p: Pending = pending;
+  let isYield = pendingIsYield;
+  for (;;) {
+    if (p !== undefined) {
+      if (isYield) await p;
+      else {
+        try {
+          await p;
+        } catch (e) {
+          onTopFailure(nodes[i]!, i, e, ctx, st, coe);
+        }
+        if (outer) {
+          const y = afterTop(i, ctx, st);
+          if (y !== undefined) await y;
+        }
+      }
+    }
+    i++;
+    if (i >= nodes.length) return;
+    const node = nodes[i]!;
+    if (outer) st.position = i;
+    p = undefined;
+    isYield = false;
+    try {
+      p = exec(node, ctx, st, parent);
+    } catch (e) {
+      onTopFailure(node, i, e, ctx, st, coe);
+    }
+    if (p === undefined && outer) {
+      p = afterTop(i, ctx, st);
+      isYield = true;
+    }
+  }
+}
+
+function afterTop(position: number, ctx: Context, st: RunState): Pending {
+  if (st.bar !== undefined) st.bar.tick();
+  boundary(position, ctx, st);
+  if (st.host._cooperative && !st.sync) {
+    const now = performance.now();
+    if (now - st.lastYield >= st.host._yieldEveryMs) {
+      return new Promise<void>((resolve) => setImmediateCb(() => {
+        st.lastYield = performance.now();
+        resolve();
+      }));
+    }
+  }
+}
+
+function boundary(position: number, ctx: Context, st: RunState): void {
+  const checkpoints = st.host._checkpoints;
+  if (checkpoints.length === 0 && st.observers === null) return;
+  const reached: string[] = [];
+  for (const cp of checkpoints) {
+    try {
+      if (cp.expression.test(ctx)) reached.push(cp.name);
+    } catch (e) {
+      // A checkpoint naming a key that a later step creates is normal before that step: not an error.
+      if (st.host._verbose) st.host._logger.debug(`[CHECKPOINT] '${cp.name}' not evaluable yet: ${messageOf(e)}`);
+    }
+  }
+  if (st.host._verbose) for (const name of reached) st.host._logger.info(`[CHECKPOINT REACHED] ${name}`);
+  if (st.observers !== null) {
+    const event: BoundaryEvent = {
+      runId: st.runId, pipelineName: st.host.pipelineName, position,
+      step: position === -1 ? undefined : st.lastTopEnd, checkpoints: reached, context: ctx,
+    };
+    notify(st.observers, 'onBoundary', event);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whole runs.
+
+interface Begun {
+  st: RunState;
+  ctx: Context;
+  start: number;
+  replay: Context | undefined;
+  t0: number;
+  startedAt: number;
+}
+
+function checkInput(where: string, input: unknown): Context {
+  if (input === undefined) return {};
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    throw invalidOption(`${where}: initialData must be a plain object, got ${describeType(input)}`);
+  }
+  return input as Context;
+}
+
+function checkRunOptions(where: string, options: unknown): { runId: string | undefined; signal: AbortSignal | undefined } {
+  if (options === undefined) return { runId: undefined, signal: undefined };
+  if (options === null || typeof options !== 'object') throw invalidOption(`${where}: options must be an object, got ${describeType(options)}`);
+  const o = options as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (k !== 'runId' && k !== 'signal') {
+      const hint = k.toLowerCase().includes('id') ? ' (did you mean runId?)' : k.toLowerCase().includes('sig') ? ' (did you mean signal?)' : '';
+      throw invalidOption(`${where}: unknown option '${k}'${hint}`);
+    }
+  }
+  if (o.runId !== undefined && (typeof o.runId !== 'string' || o.runId.length === 0)) {
+    throw invalidOption(`${where}: runId must be a non-empty string, got ${describeType(o.runId)}`);
+  }
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
+    throw invalidOption(`${where}: signal must be an AbortSignal, got ${describeType(o.signal)}`);
+  }
+  return { runId: o.runId as string | undefined, signal: o.signal as AbortSignal | undefined };
+}
+
+function begin(host: RunHost, plan: Plan, input: unknown, options: unknown, sync: boolean): Begun {
+  const where = sync ? 'runSync' : 'run';
+  const data = checkInput(where, input);
+  const { runId, signal } = checkRunOptions(where, options);
+  // The caller's object is never mutated at top level: the run works on its own copy.
+  let ctx: Context = Object.assign({}, data);
+  if (Array.isArray(ctx[ERRORS_KEY])) ctx[ERRORS_KEY] = (ctx[ERRORS_KEY] as unknown[]).slice();
+  const observers = host._observersForRun();
+  const st = new RunState(host, runId, signal, sync, observers);
+  st.plan = plan;
+  // Clocks only when someone reads them: two clock reads are a measurable share of a short run.
+  const timed = observers !== null;
+  if (host._cooperative && !sync) st.lastYield = performance.now();
+  const startedAt = timed ? Date.now() : 0;
+  const t0 = timed ? performance.now() : 0;
+  if (signal !== undefined && signal.aborted) throw cancelled(st);
+  let start = 0;
+  let replay: Context | undefined;
+  if (observers !== null) {
+    let decision: RunStartDecision | void = undefined;
+    const event = { runId: st.runId, pipelineName: host.pipelineName, context: ctx, signature: plan.signature, steps: describePlan(plan), startedAt, sync };
+    for (const o of observers) {
+      if (o.onRunStart === undefined) continue;
+      let d: RunStartDecision | void;
+      try {
+        d = o.onRunStart(event);
+      } catch (e) {
+        throw observerFailure(e, 'onRunStart');
+      }
+      if (d !== undefined && decision === undefined) decision = d;
+    }
+    if (decision !== undefined) {
+      if ('completed' in decision) {
+        replay = Object.assign({}, decision.completed.result);
+      } else {
+        ctx = Object.assign({}, decision.resume.context);
+        start = decision.resume.position + 1;
+        if (host._verbose) host._logger.info(`[CHECKPOINT] Resuming '${st.runId}' from step ${start}`);
+      }
+    }
+  }
+  if (host._verbose && replay === undefined) host._logger.info(`[PIPELINE] ${host.pipelineName}: run ${st.runId} started`);
+  if (replay === undefined) {
+    st.bar = ProgressBar.maybe(host._showProgress, host.pipelineName, plan.nodes.length);
+    st.between = st.bar !== undefined || observers !== null || host._checkpoints.length > 0 || (host._cooperative && !sync);
+    boundary(start - 1, ctx, st);
+  }
+  return { st, ctx, start, replay, t0, startedAt };
+}
+
+function runError(e: unknown, b: Begun): Error {
+  if (isFatal(e)) return e as Error;
+  const st = b.st;
+  if (e instanceof TaskError) {
+    return new ProcessError(`pipeline '${st.host.pipelineName}' failed: ${e.message}`, {
+      cause: e,
+      details: { pipelineName: st.host.pipelineName, runId: st.runId, stepName: e.details.stepName, position: st.position },
+    });
+  }
+  return new ProcessError(`pipeline '${st.host.pipelineName}' failed: ${messageOf(e)}`, {
+    cause: e, details: { pipelineName: st.host.pipelineName, runId: st.runId, position: st.position },
+  });
+}
+
+function nodeAt(b: Begun): Node {
+  const plan = b.st.plan;
+  const node = plan?.nodes[Math.max(0, b.st.position)];
+  return node ?? ({ kind: 'task', name: '?', version: '?', path: '?', owner: '?' } as unknown as Node);
+}
+
+function finish(b: Begun, error: Error | undefined, replayed: boolean): void {
+  const st = b.st;
+  if (st.bar !== undefined) st.bar.finish();
+  const host = st.host;
+  if (host._verbose) {
+    host._logger.info(`[PIPELINE STATUS] ${host.pipelineName} ${st.runId}: ${error === undefined ? 'COMPLETED' : 'ERROR'}`);
+  }
+  if (st.observers === null) return;
+  const errorStep = error === undefined ? undefined : String((error.cause as TaskError | undefined)?.details?.stepName ?? nodeAt(b).name);
+  const event: RunEndEvent = {
+    runId: st.runId, pipelineName: host.pipelineName,
+    status: error === undefined ? 'completed' : error instanceof ProcessError && error.code === 'WPIPE_ERR_PROCESS_CANCELLED' ? 'cancelled' : 'error',
+    context: b.ctx, error, errorStep,
+    failures: Array.isArray(b.ctx[ERRORS_KEY]) ? (b.ctx[ERRORS_KEY] as StepFailure[]) : [],
+    startedAt: b.startedAt, durationMs: performance.now() - b.t0, replayed,
+  };
+  notify(st.observers, 'onRunEnd', event);
+}
+
+function endWithError(b: Begun, e: unknown): Error {
+  const err = runError(e, b);
+  try {
+    finish(b, err, false);
+  } catch (hookError) {
+    // The run's own error is the one the caller needs; the observer's is logged, not lost.
+    b.st.host._logger.error(`[OBSERVER] onRunEnd failed while reporting a failed run: ${messageOf(hookError)}`);
+  }
+  return err;
+}
+
+/**
+ * runSync: the whole run as plain calls.
+ *
+ * @example
+ * ```ts
+ * const out = runPlanSync(pipe, pipe._plan, { n: 1 }, { runId: 'r1' });
+ * ```
+ */
+export function runPlanSync(host: RunHost, plan: Plan, input: unknown, options: unknown): Context {
+  if (plan.syncBlocker !== undefined) {
+    throw new WpipeError('WPIPE_ERR_RUN_SYNC_UNSUPPORTED', `runSync cannot run pipeline '${host.pipelineName}': ${plan.syncBlocker}; use await pipeline.run() instead`);
+  }
+  const b = begin(host, plan, input, options, true);
+  if (b.replay !== undefined) {
+    finish(b, undefined, true);
+    return b.replay;
+  }
+  try {
+    runTop(plan, b.start, b.ctx, b.st, host._continueOnError, true, -1);
+  } catch (e) {
+    throw endWithError(b, e);
+  }
+  finish(b, undefined, false);
+  return b.ctx;
+}
+
+/**
+ * run(): awaits only what really is asynchronous.
+ *
+ * @example
+ * ```ts
+ * const out = await runPlanAsync(pipe, pipe._plan, { n: 1 }, { signal });
+ * ```
+ */
+export async function runPlanAsync(host: RunHost, plan: Plan, input: unknown, options: unknown): Promise<Context> {
+  const b = begin(host, plan, input, options, false);
+  if (b.replay !== undefined) {
+    finish(b, undefined, true);
+    return b.replay;
+  }
+  try {
+    const p = runTop(plan, b.start, b.ctx, b.st, host._continueOnError, true, -1);
+    if (p !== undefined) await p;
+  } catch (e) {
+    throw endWithError(b, e);
+  }
+  finish(b, undefined, false);
+  return b.ctx;
+}

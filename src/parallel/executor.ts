@@ -1,0 +1,202 @@
+/**
+ * The executor contract: the one place that decides *where* one attempt of one step runs.
+ *
+ * The engine keeps retries, timeouts, merging and error wrapping for itself; an executor only invokes
+ * an attempt. `inline` calls the function in this thread (it is what every step outside a Parallel
+ * block uses, through a direct call). Worker threads (piscina) and child processes register their own
+ * executors with `registerExecutor` in a later issue; nothing in src/engine changes when they do.
+ *
+ * @example
+ * ```ts
+ * import { registerExecutor } from './executor.js';
+ * registerExecutor('threads', () => ({
+ *   kind: 'threads',
+ *   call: (c) => pool.run({ ref: c.moduleRef, ctx: c.context }, { signal: c.signal }),
+ *   close: () => pool.destroy(),
+ * }));
+ * ```
+ */
+import { WpipeError, invalidOption } from '../errors.js';
+
+/** Where a step attempt runs. */
+export type ExecutorKind = 'inline' | 'threads' | 'processes';
+
+/** All executor kinds, for option validation. */
+export const EXECUTOR_KINDS: readonly ExecutorKind[] = Object.freeze(['inline', 'threads', 'processes']);
+
+/**
+ * How a worker thread or process finds a step: the URL (or absolute path) of an ES module and the
+ * name of its export. A closure has none and can only run inline.
+ *
+ * @example
+ * ```ts
+ * const ref: ModuleRef = { moduleUrl: import.meta.url, exportName: 'load' };
+ * ```
+ */
+export interface ModuleRef {
+  readonly moduleUrl: string;
+  readonly exportName: string;
+}
+
+/** One attempt of one step, as handed to an executor. */
+export interface StepCall {
+  /** The step function itself (inline executors call it; worker executors use `moduleRef`). */
+  readonly fn: (ctx: Record<string, unknown>, info: never) => unknown;
+  /** Set when the step is addressable from another thread or process. */
+  readonly moduleRef: ModuleRef | undefined;
+  /** The context this attempt works on. A worker executor merges in-place changes back into it. */
+  readonly context: Record<string, unknown>;
+  /**
+   * The `info` object the step receives (signal, attempt, runId, stepName, logger). Worker executors
+   * send its plain fields and rebuild an AbortSignal on the other side.
+   */
+  readonly info: { readonly signal: AbortSignal; readonly attempt: number; readonly runId: string; readonly stepName: string };
+  /** Aborts at the attempt's deadline or when the run is cancelled: a worker executor terminates the worker. */
+  readonly signal: AbortSignal;
+  /** Per-process memory cap (process executor only). */
+  readonly memoryLimitMb: number | undefined;
+}
+
+/**
+ * Runs step attempts somewhere. `call` returns what the step returned (or a promise of it); a
+ * failure rejects with the step's error rebuilt with its class, code and message (see
+ * `deserializeError`). It must settle promptly once `call.signal` aborts.
+ *
+ * @example
+ * ```ts
+ * const inline: Executor = { kind: 'inline', call: (c) => c.fn(c.context, c.info as never), close: async () => {} };
+ * ```
+ */
+export interface Executor {
+  readonly kind: ExecutorKind;
+  call(call: StepCall): unknown;
+  /** Releases pools and processes; awaits work in flight. */
+  close(): Promise<void>;
+}
+
+/** Options an executor factory receives (pools are created lazily, per pipeline). */
+export interface ExecutorFactoryOptions {
+  /** Upper bound of concurrent attempts the pipeline will submit (the largest Parallel maxWorkers). */
+  readonly maxWorkers: number;
+}
+
+export type ExecutorFactory = (options: ExecutorFactoryOptions) => Executor;
+
+/**
+ * The in-process executor: calls the step in this thread. Every step outside a worker runs this
+ * way (the engine inlines the call for speed; this object is the same thing behind the interface).
+ *
+ * @example
+ * ```ts
+ * const value = inlineExecutor.call(stepCall);
+ * ```
+ */
+export const inlineExecutor: Executor = Object.freeze({
+  kind: 'inline' as const,
+  call(call: StepCall): unknown {
+    return call.fn(call.context, call.info as never);
+  },
+  async close(): Promise<void> {},
+});
+
+const factories = new Map<ExecutorKind, ExecutorFactory>([['inline', () => inlineExecutor]]);
+
+/**
+ * Makes an executor kind available (the piscina and process executors call this). Replaces an
+ * earlier registration of the same kind; `null` removes it.
+ *
+ * @example
+ * ```ts
+ * registerExecutor('threads', (o) => createThreadExecutor(o));
+ * ```
+ */
+export function registerExecutor(kind: ExecutorKind, factory: ExecutorFactory | null): void {
+  if (!EXECUTOR_KINDS.includes(kind)) throw invalidOption(`registerExecutor: unknown executor kind '${String(kind)}'`);
+  if (factory === null) {
+    // Unregistering (tests, or a pool that failed to start); the in-process executor always stays.
+    if (kind === 'inline') throw invalidOption('registerExecutor: the inline executor cannot be removed');
+    factories.delete(kind);
+    return;
+  }
+  if (typeof factory !== 'function') throw invalidOption('registerExecutor: factory must be a function');
+  factories.set(kind, factory);
+}
+
+/**
+ * Whether an executor kind can be used in this process.
+ *
+ * @example
+ * ```ts
+ * if (!isExecutorAvailable('threads')) console.log('threads not available');
+ * ```
+ */
+export function isExecutorAvailable(kind: ExecutorKind): boolean {
+  return factories.has(kind);
+}
+
+/**
+ * Creates an executor of a registered kind.
+ *
+ * @example
+ * ```ts
+ * const ex = createExecutor('inline', { maxWorkers: 4 });
+ * ```
+ */
+export function createExecutor(kind: ExecutorKind, options: ExecutorFactoryOptions): Executor {
+  const factory = factories.get(kind);
+  if (!factory) throw executorUnavailable(kind);
+  return factory(options);
+}
+
+function executorUnavailable(kind: ExecutorKind): WpipeError {
+  return new WpipeError(
+    'WPIPE_ERR_EXECUTOR_UNAVAILABLE',
+    `the '${kind}' executor is not available in this build; use executor: 'inline' (in-process) instead`,
+    { details: { executor: kind } },
+  );
+}
+
+/** What the placement rule looks at for one step inside a Parallel block. */
+export interface PlacementRequest {
+  /** `executor` option of the Parallel block, if given. */
+  readonly forced: ExecutorKind | undefined;
+  /** `useProcesses` option of the Parallel block. */
+  readonly useProcesses: boolean;
+  /** Whether the step carries a module reference. */
+  readonly addressable: boolean;
+  /** Which pipeline class runs the block: PipelineAsync keeps branches in-process by default. */
+  readonly variant: 'pipeline' | 'async';
+  /** Where the step is, for error messages. */
+  readonly where: string;
+}
+
+/**
+ * The placement rule of DESIGN.md "Run semantics": a forced `executor` wins; `useProcesses` puts
+ * every branch in a child process; otherwise, in `Pipeline`, addressable steps go to worker threads
+ * (when that executor is registered) and closures stay inline; `PipelineAsync` stays inline.
+ * Asking for a worker for a closure is an error here, at setSteps, never a hang at run time.
+ *
+ * @example
+ * ```ts
+ * chooseExecutorKind({ forced: undefined, useProcesses: false, addressable: false, variant: 'pipeline', where: 'steps[0]' }); // 'inline'
+ * ```
+ */
+export function chooseExecutorKind(req: PlacementRequest): ExecutorKind {
+  let kind: ExecutorKind;
+  if (req.forced) kind = req.forced;
+  else if (req.useProcesses) kind = 'processes';
+  else if (req.variant === 'pipeline' && req.addressable && factories.has('threads')) kind = 'threads';
+  else kind = 'inline';
+  if (kind !== 'inline') {
+    if (!req.addressable) {
+      throw new WpipeError(
+        'WPIPE_ERR_TASK_NOT_ADDRESSABLE',
+        `${req.where} is a closure and cannot run in the '${kind}' executor: export it from a module and ` +
+          `register it with AutoRegister, or give step() a module reference { moduleUrl, exportName }`,
+        { details: { where: req.where, executor: kind } },
+      );
+    }
+    if (!factories.has(kind)) throw executorUnavailable(kind);
+  }
+  return kind;
+}
