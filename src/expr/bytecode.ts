@@ -132,7 +132,8 @@ export const Reason = {
   INDEX_RANGE: 23, //      IndexError (tag a)
   KEY_MISSING: 24, //      KeyError
   NAME_MISSING: 25, //     NameError
-  DEPTH: 26, //            LimitError: a value nested too deeply to cross into wasm/native
+  DEPTH: 26, //            LimitError: a value nested deeper than Limits.MAX_DEPTH levels
+  WORK: 27, //             LimitError: the evaluation did more than Limits.MAX_WORK steps
 } as const;
 
 /** Limits shared by every backend. */
@@ -145,6 +146,11 @@ export const Limits = {
   MAX_VALUE_SIZE: 1_000_000,
   /** Largest exact int. */
   MAX_INT: Number.MAX_SAFE_INTEGER,
+  /**
+   * Most element steps one evaluation may take (items compared, copied or visited; characters
+   * scanned or produced by string functions and repr). Bounds `[[0] * 999999] * 999999 == …`.
+   */
+  MAX_WORK: 5_000_000,
 } as const;
 
 /** A compiled program, ready for any backend. */

@@ -10,7 +10,7 @@ import {
 } from './pyops.js';
 import { describeFault, type FaultSite } from './messages.js';
 import { ExpressionError } from '../errors.js';
-import { PyTuple, isPlainObject, tagOf } from './values.js';
+import { PyTuple, tagOf } from './values.js';
 
 export type Evaluator = (ctx: Record<string, unknown>) => unknown;
 
@@ -76,7 +76,6 @@ function build(node: Node, unit: Unit): Evaluator {
       const site: Site = { op: Op.ATTR, arg: 0, pos: node.pos };
       return (c) => {
         const o = obj(c);
-        if (isPlainObject(o) && hasOwn(o, name)) return o[name];
         try {
           return getAttr(o, name);
         } catch (e) {

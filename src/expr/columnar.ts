@@ -12,6 +12,7 @@
 import { BinOp, CmpOp, ErrorKind, Fn, Limits, Op, OPERAND_COUNT, Reason, Tag } from './bytecode.js';
 import { floatDivmod, intFloorDiv, intMod, intPow, roundHalfEven } from './pyops.js';
 import { PyFloat } from './values.js';
+import { cpow } from './pow.js';
 import type { BatchEvaluator, BatchProgram, VmColumn } from '../backend/types.js';
 
 const CHUNK = 1024;
@@ -552,9 +553,9 @@ function arith(op: number, x: number, y: number, ints: boolean): number | [numbe
           return [ErrorKind.OverflowError, Reason.INT_RANGE];
         }
       }
-      if (x === 0 && y < 0) return [ErrorKind.ZeroDivisionError, Reason.POW_ZERO_NEG];
+      if (x === 0 && y < 0 && y !== -Infinity) return [ErrorKind.ZeroDivisionError, Reason.POW_ZERO_NEG];
       if (x < 0 && Number.isFinite(x) && Number.isFinite(y) && !Number.isInteger(y)) return [ErrorKind.ValueError, Reason.COMPLEX_RESULT];
-      const r = Math.pow(x, y);
+      const r = cpow(x, y);
       if (!Number.isFinite(r) && Number.isFinite(x) && Number.isFinite(y)) return [ErrorKind.OverflowError, Reason.FLOAT_RANGE];
       return r;
     }

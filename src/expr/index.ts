@@ -4,8 +4,9 @@
 import { parse, type Node } from './parse.js';
 import { compileProgram } from './compile.js';
 import { compileClosure, type Evaluator } from './closures.js';
-import { truthy } from './pyops.js';
-import { toHost } from './values.js';
+import { resetWork, truthy } from './pyops.js';
+import { MISSING, toHost } from './values.js';
+import { ErrorKind, Limits, Reason } from './bytecode.js';
 import { describeFault } from './messages.js';
 import { inspectColumns, planBatch, planColumns, type BatchPlan, type ColumnInfo } from './batch.js';
 import { ColumnarEvaluator } from './columnar.js';
@@ -89,6 +90,12 @@ function faultError(program: Program, fault: Int32Array, row = -1): ExpressionEr
   return withRow(new ExpressionError('eval', pythonType, text, program.text, pos), row);
 }
 
+function depthError(text: string): ExpressionError {
+  const fault = new Int32Array([ErrorKind.LimitError, 0, Reason.DEPTH, -1, -1, -1]);
+  const { pythonType, reason } = describeFault(fault[0]!, fault[2]!, -1, -1, '', { op: 0, arg: 0 }, [], []);
+  return new ExpressionError('eval', pythonType, reason, text, 0);
+}
+
 function withRow(e: ExpressionError, row: number): ExpressionError {
   if (row < 0) return e;
   return new ExpressionError('eval', e.pythonType, `${e.reason} (in row ${row})`, e.expression, e.position, { details: { row } });
@@ -133,10 +140,18 @@ export class CompiledExpression {
     this.backend = backend;
     this.vm = scalarVm(backend);
     // Per-instance functions: one call less on the hot path than a method that branches on the VM.
-    const raw: Evaluator = this.vm ? (ctx) => this.vmEvaluate(this.vm!, ctx, -1) : source.evaluate;
+    const js = source.evaluate;
+    const raw: Evaluator = this.vm
+      ? (ctx) => this.vmEvaluate(this.vm!, ctx, -1)
+      : (ctx) => {
+          resetWork();
+          return js(ctx);
+        };
     this.evaluate = (ctx) => {
       checkContext(ctx);
-      return toHost(raw(ctx));
+      const value = toHost(raw(ctx), Limits.MAX_DEPTH);
+      if (value === MISSING) throw depthError(source.text);
+      return value;
     };
     this.test = (ctx) => {
       checkContext(ctx);
@@ -215,6 +230,7 @@ export class CompiledExpression {
       if (vm) {
         r = this.vmEvaluate(vm, row, i);
       } else {
+        resetWork();
         try {
           r = evaluate(row);
         } catch (e) {

@@ -5,7 +5,8 @@
  * trace); the evaluator turns a fault into an ExpressionError with the position of its node.
  */
 import { BinOp, CmpOp, ErrorKind, Reason, Tag, Limits, Fn, Method } from './bytecode.js';
-import { PyFloat, PyTuple, isPlainObject, makeFloat, tagOf } from './values.js';
+import { MISSING, PyFloat, PyTuple, dictGet, dictKeys, isPlainObject, makeFloat, tagOf } from './values.js';
+import { cpow } from './pow.js';
 
 /** An evaluation error before it has a position. Not an Error subclass: throwing it is cheap. */
 export class EvalFault {
@@ -21,6 +22,25 @@ export class EvalFault {
 
 const MAX_INT = Limits.MAX_INT;
 const MAX_SIZE = Limits.MAX_VALUE_SIZE;
+const MAX_DEPTH = Limits.MAX_DEPTH;
+
+/** Element steps left in the current evaluation (see Limits.MAX_WORK). */
+let work: number = Limits.MAX_WORK;
+
+/** Called at the start of every evaluation. */
+export function resetWork(): void {
+  work = Limits.MAX_WORK;
+}
+
+/** Accounts for n element steps; a LimitError when the evaluation has done too many. */
+function spend(n: number): void {
+  work -= n;
+  if (work < 0) throw new EvalFault(ErrorKind.LimitError, Reason.WORK);
+}
+
+function tooDeep(depth: number): void {
+  if (depth > MAX_DEPTH) throw new EvalFault(ErrorKind.LimitError, Reason.DEPTH);
+}
 
 export function fault(kind: number, reason: number, a?: unknown, b?: unknown, detail = ''): EvalFault {
   return new EvalFault(kind, reason, arguments.length > 2 ? tagOf(a) : -1, arguments.length > 3 ? tagOf(b) : -1, detail);
@@ -104,11 +124,11 @@ export function intPow(a: number, b: number): number {
 }
 
 function floatPow(a: number, b: number): number | PyFloat {
-  if (a === 0 && b < 0) throw new EvalFault(ErrorKind.ZeroDivisionError, Reason.POW_ZERO_NEG, Tag.FLOAT, Tag.FLOAT);
+  if (a === 0 && b < 0 && b !== -Infinity) throw new EvalFault(ErrorKind.ZeroDivisionError, Reason.POW_ZERO_NEG, Tag.FLOAT, Tag.FLOAT);
   if (a < 0 && Number.isFinite(a) && Number.isFinite(b) && !Number.isInteger(b)) {
     throw new EvalFault(ErrorKind.ValueError, Reason.COMPLEX_RESULT);
   }
-  const r = Math.pow(a, b);
+  const r = cpow(a, b);
   if (!Number.isFinite(r) && Number.isFinite(a) && Number.isFinite(b)) {
     throw new EvalFault(ErrorKind.OverflowError, Reason.FLOAT_RANGE);
   }
@@ -162,10 +182,12 @@ export function binop(op: number, a: unknown, b: unknown): unknown {
     }
     if (Array.isArray(a) && Array.isArray(b)) {
       sizeCheck(a.length + b.length);
+      spend(a.length + b.length);
       return a.concat(b);
     }
     if (a instanceof PyTuple && b instanceof PyTuple) {
       sizeCheck(a.items.length + b.items.length);
+      spend(a.items.length + b.items.length);
       return new PyTuple(a.items.concat(b.items));
     }
   } else if (op === BinOp.MUL) {
@@ -184,6 +206,7 @@ export function binop(op: number, a: unknown, b: unknown): unknown {
       if (Array.isArray(seq) || seq instanceof PyTuple) {
         const items = Array.isArray(seq) ? seq : seq.items;
         sizeCheck(items.length * count);
+        spend(items.length * count);
         const out: unknown[] = [];
         for (let i = 0; i < count; i++) for (let j = 0; j < items.length; j++) out.push(items[j]);
         return Array.isArray(seq) ? out : new PyTuple(out);
@@ -216,10 +239,7 @@ export function truthy(v: unknown): boolean {
       if (Array.isArray(v)) return v.length > 0;
       if (v instanceof PyFloat) return v.value !== 0;
       if (v instanceof PyTuple) return v.items.length > 0;
-      if (isPlainObject(v)) {
-        for (const _ in v) if (Object.hasOwn(v, _)) return true;
-        return false;
-      }
+      if (isPlainObject(v)) return dictKeys(v).length > 0;
       return true;
     default:
       return true;
@@ -230,7 +250,7 @@ function items(v: unknown): readonly unknown[] | undefined {
   return Array.isArray(v) ? v : v instanceof PyTuple ? v.items : undefined;
 }
 
-export function equals(a: unknown, b: unknown): boolean {
+export function equals(a: unknown, b: unknown, depth = 0): boolean {
   if (a === b) return typeof a !== 'number' || !Number.isNaN(a);
   if (isNumeric(a)) return isNumeric(b) && num(a) === num(b);
   if (typeof a === 'string' || typeof b === 'string') return false;
@@ -240,13 +260,20 @@ export function equals(a: unknown, b: unknown): boolean {
     const x = items(a)!;
     const y = items(b)!;
     if (x.length !== y.length) return false;
-    for (let i = 0; i < x.length; i++) if (!equals(x[i], y[i])) return false;
+    tooDeep(depth);
+    spend(x.length);
+    for (let i = 0; i < x.length; i++) if (!equals(x[i], y[i], depth + 1)) return false;
     return true;
   }
   if (isPlainObject(a) && isPlainObject(b)) {
-    const ka = Object.keys(a);
-    if (ka.length !== Object.keys(b).length) return false;
-    for (const k of ka) if (!Object.hasOwn(b, k) || !equals(a[k], b[k])) return false;
+    const ka = dictKeys(a);
+    if (ka.length !== dictKeys(b).length) return false;
+    tooDeep(depth);
+    spend(ka.length);
+    for (const k of ka) {
+      const bv = dictGet(b, k);
+      if (bv === MISSING || !equals(dictGet(a, k), bv, depth + 1)) return false;
+    }
     return true;
   }
   return false;
@@ -279,7 +306,7 @@ function orderResult(op: number, c: number): boolean {
 }
 
 /** `<`, `<=`, `>`, `>=` with Python rules. */
-export function order(op: number, a: unknown, b: unknown): boolean {
+export function order(op: number, a: unknown, b: unknown, depth = 0): boolean {
   if (isNumeric(a) && isNumeric(b)) {
     const x = num(a);
     const y = num(b);
@@ -295,8 +322,10 @@ export function order(op: number, a: unknown, b: unknown): boolean {
     const x = items(a)!;
     const y = items(b)!;
     const n = Math.min(x.length, y.length);
+    tooDeep(depth);
     for (let i = 0; i < n; i++) {
-      if (!equals(x[i], y[i])) return order(op, x[i], y[i]);
+      spend(1);
+      if (!equals(x[i], y[i], depth + 1)) return order(op, x[i], y[i], depth + 1);
     }
     return orderResult(op, x.length - y.length);
   }
@@ -306,15 +335,19 @@ export function order(op: number, a: unknown, b: unknown): boolean {
 export function contains(container: unknown, x: unknown): boolean {
   if (typeof container === 'string') {
     if (typeof x !== 'string') throw typeFault(Reason.BAD_OPERANDS, x, container);
+    spend(container.length);
     return container.includes(x);
   }
   const list = items(container);
   if (list) {
-    for (let i = 0; i < list.length; i++) if (equals(list[i], x)) return true;
+    for (let i = 0; i < list.length; i++) {
+      spend(1);
+      if (equals(list[i], x)) return true;
+    }
     return false;
   }
   if (isPlainObject(container)) {
-    if (typeof x === 'string') return Object.hasOwn(container, x);
+    if (typeof x === 'string') return dictGet(container, x) !== MISSING;
     if (Array.isArray(x) || isPlainObject(x)) throw typeFault(Reason.UNHASHABLE, x);
     return false;
   }
@@ -350,6 +383,7 @@ function codePoints(s: string): string[] {
 }
 
 export function strLength(s: string): number {
+  spend(s.length);
   if (!SURROGATE.test(s)) return s.length;
   let n = 0;
   for (let i = 0; i < s.length; i++) {
@@ -389,7 +423,8 @@ export function getItem(obj: unknown, key: unknown): unknown {
   }
   if (isPlainObject(obj)) {
     if (typeof key === 'string') {
-      if (Object.hasOwn(obj, key)) return obj[key];
+      const value = dictGet(obj, key);
+      if (value !== MISSING) return value;
       throw new EvalFault(ErrorKind.KeyError, Reason.KEY_MISSING, Tag.DICT, Tag.STR, key);
     }
     if (Array.isArray(key) || isPlainObject(key)) throw typeFault(Reason.UNHASHABLE, key);
@@ -425,6 +460,7 @@ export function sliceIndices(n: number, lo: number | undefined, hi: number | und
 }
 
 export function getSlice(obj: unknown, lo: unknown, hi: unknown, st: unknown): unknown {
+  spend(typeof obj === 'string' ? obj.length : (items(obj)?.length ?? 0));
   const isStr = typeof obj === 'string';
   if (!isStr && !Array.isArray(obj) && !(obj instanceof PyTuple)) throw typeFault(Reason.NOT_SUBSCRIPTABLE, obj);
   const a = sliceBound(lo, obj);
@@ -451,7 +487,10 @@ export function getSlice(obj: unknown, lo: unknown, hi: unknown, st: unknown): u
 
 /** `obj.name` (a dict key). */
 export function getAttr(obj: unknown, name: string): unknown {
-  if (isPlainObject(obj) && Object.hasOwn(obj, name)) return obj[name];
+  if (isPlainObject(obj)) {
+    const value = dictGet(obj, name);
+    if (value !== MISSING) return value;
+  }
   throw new EvalFault(ErrorKind.AttributeError, Reason.NO_ATTRIBUTE, tagOf(obj), -1, name);
 }
 
@@ -459,9 +498,15 @@ export function getAttr(obj: unknown, name: string): unknown {
 
 function iterate(v: unknown): readonly unknown[] {
   const list = items(v);
-  if (list) return list;
-  if (typeof v === 'string') return SURROGATE.test(v) ? codePoints(v) : v.split('');
-  if (isPlainObject(v)) return Object.keys(v);
+  if (list) {
+    spend(list.length);
+    return list;
+  }
+  if (typeof v === 'string') {
+    spend(v.length);
+    return SURROGATE.test(v) ? codePoints(v) : v.split('');
+  }
+  if (isPlainObject(v)) return dictKeys(v);
   throw typeFault(Reason.NOT_ITERABLE, v);
 }
 
@@ -500,6 +545,7 @@ export function floatRepr(x: number): string {
 }
 
 function strRepr(s: string): string {
+  spend(s.length);
   const quote = s.includes("'") && !s.includes('"') ? '"' : "'";
   let out = quote;
   for (let i = 0; i < s.length; i++) {
@@ -523,6 +569,7 @@ function repr(v: unknown, depth: number): string {
 
 function joined(parts: readonly unknown[], depth: number): string {
   let out = '';
+  spend(parts.length);
   for (let i = 0; i < parts.length; i++) {
     if (i > 0) out += ', ';
     out += repr(parts[i], depth + 1);
@@ -533,7 +580,7 @@ function joined(parts: readonly unknown[], depth: number): string {
 
 /** Python `str(v)`. */
 export function toStr(v: unknown, depth = 0): string {
-  if (depth > Limits.MAX_DEPTH) throw fault(ErrorKind.LimitError, Reason.DEPTH);
+  tooDeep(depth);
   switch (typeof v) {
     case 'string': return v;
     case 'boolean': return v ? 'True' : 'False';
@@ -548,8 +595,10 @@ export function toStr(v: unknown, depth = 0): string {
   if (isPlainObject(v)) {
     let out = '{';
     let first = true;
-    for (const k of Object.keys(v)) {
-      out += `${first ? '' : ', '}${strRepr(k)}: ${repr(v[k], depth + 1)}`;
+    const keys = dictKeys(v);
+    spend(keys.length);
+    for (const k of keys) {
+      out += `${first ? '' : ', '}${strRepr(k)}: ${repr(dictGet(v, k), depth + 1)}`;
       first = false;
       sizeCheck(out.length);
     }
@@ -618,7 +667,11 @@ function round(args: readonly unknown[]): unknown {
   if (isInt(x)) {
     if (n >= 0) return value;
     const p = Math.pow(10, -n);
-    if (p > MAX_INT) return 0;
+    if (p > MAX_INT) {
+      // |value| < p/2 rounds to 0; above, to ±p, which is out of the int range (ties go to the even 0).
+      if (2 * Math.abs(value) > p) throw fault(ErrorKind.OverflowError, Reason.INT_RANGE);
+      return 0;
+    }
     const r = intMod(value, p);
     const base = value - r;
     const twice = 2 * r;
@@ -692,7 +745,7 @@ export function callFunction(fn: number, args: readonly unknown[]): unknown {
       if (typeof v === 'string') return strLength(v);
       const list = items(v);
       if (list) return list.length;
-      if (isPlainObject(v)) return Object.keys(v).length;
+      if (isPlainObject(v)) return dictKeys(v).length;
       throw typeFault(Reason.BAD_ARGUMENT, v);
     }
     case Fn.abs: {
@@ -834,7 +887,7 @@ function splitWhitespace(s: string, maxsplit: number): string[] {
 }
 
 function split(s: string, sep: unknown, maxsplit: number): string[] {
-  if (sep === null || sep === undefined) return splitWhitespace(s, maxsplit);
+  if (sep === null || sep === undefined) return checkItems(splitWhitespace(s, maxsplit));
   if (typeof sep !== 'string') throw typeFault(Reason.BAD_ARGUMENT, s, sep);
   if (sep === '') throw fault(ErrorKind.ValueError, Reason.EMPTY_SEPARATOR);
   const out: string[] = [];
@@ -844,9 +897,15 @@ function split(s: string, sep: unknown, maxsplit: number): string[] {
     if (at < 0) break;
     out.push(s.slice(from, at));
     from = at + sep.length;
+    if (out.length >= MAX_SIZE) sizeCheck(out.length + 1);
   }
   out.push(s.slice(from));
   return out;
+}
+
+function checkItems(list: string[]): string[] {
+  sizeCheck(list.length);
+  return list;
 }
 
 function intArg(s: string, v: unknown): number {
@@ -866,6 +925,7 @@ export function callMethod(method: number, name: string, receiver: unknown, args
     throw new EvalFault(ErrorKind.AttributeError, Reason.NO_ATTRIBUTE, tagOf(receiver), -1, name);
   }
   const s = receiver;
+  spend(s.length);
   switch (method) {
     case Method.lower: argCount(args, 0, 0); return checkSize(s.toLowerCase());
     case Method.upper: argCount(args, 0, 0); return checkSize(s.toUpperCase());

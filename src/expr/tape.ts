@@ -4,7 +4,7 @@
  * steady state.
  */
 import { Tag, Limits, ErrorKind, Reason } from './bytecode.js';
-import { PyFloat, PyTuple, isPlainObject, tagOf } from './values.js';
+import { PyFloat, PyTuple, dictGet, dictKeys, isPlainObject, tagOf } from './values.js';
 import { describeType } from '../errors.js';
 
 /** Raised when a value cannot be put on a tape (too deep, too big); carries an error kind and reason. */
@@ -107,12 +107,12 @@ export class TapeWriter {
       }
       case Tag.DICT: {
         const obj = v as Record<string, unknown>;
-        const keys = Object.keys(obj);
+        const keys = dictKeys(obj);
         this.tag(tag);
         this.u32(keys.length);
         for (const k of keys) {
           this.str(k);
-          this.value(obj[k], depth + 1);
+          this.value(dictGet(obj, k), depth + 1);
         }
         return;
       }

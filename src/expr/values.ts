@@ -32,6 +32,25 @@ export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
+const MISSING_VALUE: unique symbol = Symbol('missing');
+export const MISSING = MISSING_VALUE;
+
+/**
+ * A dict's item: an own, enumerable data property. Accessors (getters) are never run: they count as
+ * absent, so an expression cannot make a context object execute code.
+ */
+export function dictGet(obj: Record<string, unknown>, key: string): unknown {
+  const d = Object.getOwnPropertyDescriptor(obj, key);
+  return d !== undefined && d.enumerable === true && 'value' in d ? d.value : MISSING_VALUE;
+}
+
+/** A dict's keys: its own enumerable data properties, in property order. */
+export function dictKeys(obj: Record<string, unknown>): string[] {
+  const keys = Object.keys(obj);
+  const descriptors = Object.getOwnPropertyDescriptors(obj);
+  return keys.filter((k) => 'value' in descriptors[k]!);
+}
+
 export function tagOf(v: unknown): TagValue {
   switch (typeof v) {
     case 'number': return Number.isSafeInteger(v) ? Tag.INT : Tag.FLOAT;
@@ -54,17 +73,43 @@ export function typeName(v: unknown): string {
   return tag === Tag.OPAQUE ? describeType(v) : TAG_TYPE_NAME[tag];
 }
 
-/** Converts an evaluator value to what the caller of `evaluate` receives. */
-export function toHost(v: unknown): unknown {
+/**
+ * Converts an evaluator value to what the caller of `evaluate` receives: PyFloat unboxed, tuples as
+ * arrays, lists and dicts copied (dicts with their data items only), shared parts converted once.
+ * Returns MISSING when the value is nested deeper than `limit` levels.
+ */
+export function toHost(v: unknown, limit = 100, memo?: Map<object, unknown>): unknown {
   if (typeof v !== 'object' || v === null) return v === undefined ? null : v;
   if (v instanceof PyFloat) return v.value;
-  if (v instanceof PyTuple) return v.items.map(toHost);
-  if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) {
-      const item = v[i];
-      if (typeof item === 'object' && item !== null) return v.map(toHost);
+  const isList = Array.isArray(v) || v instanceof PyTuple;
+  if (!isList && !isPlainObject(v)) return v;
+  if (limit <= 0) return MISSING_VALUE;
+  memo ??= new Map();
+  const seen = memo.get(v);
+  if (seen !== undefined) return seen;
+  if (isList) {
+    const items = Array.isArray(v) ? v : v.items;
+    const out = new Array<unknown>(items.length);
+    memo.set(v, out);
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
+      if (typeof item === 'object' && item !== null) {
+        const h = toHost(item, limit - 1, memo);
+        if (h === MISSING_VALUE) return MISSING_VALUE;
+        out[i] = h;
+      } else {
+        out[i] = item === undefined ? null : item;
+      }
     }
-    return v;
+    return out;
   }
-  return v;
+  const dict = v as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  memo.set(v, out);
+  for (const k of dictKeys(dict)) {
+    const h = toHost(dictGet(dict, k), limit - 1, memo);
+    if (h === MISSING_VALUE) return MISSING_VALUE;
+    Object.defineProperty(out, k, { value: h, enumerable: true, writable: true, configurable: true });
+  }
+  return out;
 }

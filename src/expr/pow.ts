@@ -1,0 +1,153 @@
+/**
+ * C99 `pow` for the js evaluator, as CPython computes float powers (glibc's pow, correctly rounded in
+ * practice). V8's Math.pow is not: `10 ** -5` gives 9.999999999999999e-06 and `2 ** 0.5` is off by
+ * one unit in the last place (Node 20). Here the result is exp(y·log|x|) evaluated in double-double
+ * arithmetic (about 100 bits) and rounded once, with C99's special cases first.
+ */
+
+// ---------------------------------------------------------------- double-double primitives
+
+const SPLITTER = 134217729; // 2^27 + 1
+
+/** Exact product a·b as hi + lo (Dekker). */
+function twoProd(a: number, b: number, out: Float64Array): void {
+  const p = a * b;
+  let t = SPLITTER * a;
+  const ah = t - (t - a);
+  const al = a - ah;
+  t = SPLITTER * b;
+  const bh = t - (t - b);
+  const bl = b - bh;
+  out[0] = p;
+  out[1] = ah * bh - p + ah * bl + al * bh + al * bl;
+}
+
+const tp = new Float64Array(2);
+
+/** (ah + al) · (bh + bl) as a normalised double-double in out. */
+function ddMul(ah: number, al: number, bh: number, bl: number, out: Float64Array): void {
+  twoProd(ah, bh, tp);
+  const hi = tp[0]!;
+  const lo = tp[1]! + (ah * bl + al * bh);
+  const s = hi + lo;
+  out[0] = s;
+  out[1] = lo - (s - hi);
+}
+
+/** (ah + al) + (bh + bl) as a normalised double-double in out. */
+function ddAdd(ah: number, al: number, bh: number, bl: number, out: Float64Array): void {
+  const s = ah + bh;
+  const bb = s - ah;
+  const e = ah - (s - bb) + (bh - bb) + al + bl;
+  const r = s + e;
+  out[0] = r;
+  out[1] = e - (r - s);
+}
+
+/** (ah + al) / n for a small integer n, as a double-double in out. */
+function ddDivSmall(ah: number, al: number, n: number, out: Float64Array): void {
+  const q = ah / n;
+  twoProd(q, n, tp);
+  const rem = ah - tp[0]! - tp[1]! + al;
+  const ql = rem / n;
+  const s = q + ql;
+  out[0] = s;
+  out[1] = ql - (s - q);
+}
+
+const LN2_HI = 0.6931471805599453;
+const LN2_LO = 2.3190468138462996e-17;
+
+const acc = new Float64Array(2);
+const term = new Float64Array(2);
+
+/** exp(ah + al) as a double-double in out; |ah| < 710. */
+function ddExp(ah: number, al: number, out: Float64Array): void {
+  const k = Math.round(ah / LN2_HI);
+  // r = a - k·ln2, exactly enough: k·LN2_HI is exact for |k| < 2^20 after the two-product split.
+  twoProd(k, LN2_HI, tp);
+  ddAdd(ah, al, -tp[0]!, -tp[1]!, acc);
+  ddAdd(acc[0]!, acc[1]!, -k * LN2_LO, 0, acc);
+  // r / 256, then Taylor to degree 9, then square 8 times.
+  const rh = acc[0]! / 256;
+  const rl = acc[1]! / 256;
+  let sh = 1;
+  let sl = 0;
+  term[0] = 1;
+  term[1] = 0;
+  for (let n = 1; n <= 9; n++) {
+    ddMul(term[0]!, term[1]!, rh, rl, term);
+    ddDivSmall(term[0]!, term[1]!, n, term);
+    ddAdd(sh, sl, term[0]!, term[1]!, acc);
+    sh = acc[0]!;
+    sl = acc[1]!;
+  }
+  for (let i = 0; i < 8; i++) {
+    ddMul(sh, sl, sh, sl, acc);
+    sh = acc[0]!;
+    sl = acc[1]!;
+  }
+  // Scale by 2^k in two steps so neither factor overflows or underflows on its own.
+  const k1 = Math.trunc(k / 2);
+  const f1 = 2 ** k1;
+  const f2 = 2 ** (k - k1);
+  out[0] = sh * f1 * f2;
+  out[1] = sl * f1 * f2;
+}
+
+const lg = new Float64Array(2);
+const ex = new Float64Array(2);
+
+/** log(x) as a double-double in out, for finite x > 0: Math.log refined by one Newton step. */
+function ddLog(x: number, out: Float64Array): void {
+  const y0 = Math.log(x);
+  // y1 = y0 + (x - exp(y0)) / exp(y0) = y0 + x·exp(-y0) - 1
+  ddExp(-y0, 0, ex);
+  ddMul(ex[0]!, ex[1]!, x, 0, ex);
+  ddAdd(ex[0]!, ex[1]!, -1, 0, ex);
+  ddAdd(y0, 0, ex[0]!, ex[1]!, out);
+}
+
+function isOddInteger(y: number): boolean {
+  return Number.isInteger(y) && Math.abs(y) < 2 ** 53 && Math.abs(y % 2) === 1;
+}
+
+/** C99 / glibc pow(x, y), correctly rounded. */
+export function cpow(x: number, y: number): number {
+  if (y === 0) return 1;
+  if (x === 1) return 1;
+  if (Number.isNaN(x) || Number.isNaN(y)) return NaN;
+  if (y === Infinity || y === -Infinity) {
+    const ax = Math.abs(x);
+    if (ax === 1) return 1;
+    return (ax > 1) === (y > 0) ? Infinity : 0;
+  }
+  if (x === 0) {
+    const odd = isOddInteger(y);
+    if (y < 0) return odd ? 1 / x : Infinity;
+    return odd ? x : 0;
+  }
+  if (x === Infinity) return y > 0 ? Infinity : 0;
+  if (x === -Infinity) {
+    const odd = isOddInteger(y);
+    if (y > 0) return odd ? -Infinity : Infinity;
+    return odd ? -0 : 0;
+  }
+  let negate = false;
+  if (x < 0) {
+    if (!Number.isInteger(y)) return NaN;
+    negate = isOddInteger(y);
+    x = -x;
+  }
+  ddLog(x, lg);
+  ddMul(lg[0]!, lg[1]!, y, 0, lg);
+  const h = lg[0]!;
+  let r: number;
+  if (h > 709.8) r = Infinity;
+  else if (h < -745.2) r = 0;
+  else {
+    ddExp(h, lg[1]!, ex);
+    r = ex[0]! + ex[1]!;
+  }
+  return negate ? -r : r;
+}
