@@ -1,0 +1,185 @@
+/**
+ * Storage benchmarks: what run history and checkpoints cost, against raw better-sqlite3 doing the
+ * same writes (the limit: same SQL, same commits, no tracker).
+ *
+ * - tracked 10-step runs, durability 'step' (default): 11 commits per run (run start + step 1;
+ *   each boundary "step N done + step N+1 running"; step 10 done + run end). Target ≥ 5,000 runs/s.
+ * - tracked 10-step runs, durability 'run' (opt-in): one commit per run.
+ * - checkpoint save: strict serialize of a 20-key context (with a Date, a Map and a BigInt) plus its
+ *   upsert in its own commit. Target ≤ 30 µs median.
+ * - load the latest checkpoint of a run with 1,000 steps (each with a checkpoint save).
+ *
+ * Databases live in a temp folder under os.tmpdir(), or under WPIPE_BENCH_TMPDIR (e.g. /dev/shm to
+ * take the disk out of the measure). The file system matters: on this project's machines /tmp is
+ * ext4, where a commit costs about 2× what it costs on tmpfs, and much more while other processes
+ * write to the same disk.
+ *
+ * `node --import tsx bench/storage.ts [--json] [--quick]`
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { RunTracker } from '../src/storage/tracker.js';
+import { openDb, type StorageDb } from '../src/storage/db.js';
+import { serialize } from '../src/storage/serialize.js';
+import { consume, measure, report, withRatio, jsonMode, type Row } from './lib.js';
+
+const rows: Row[] = [];
+const row = (name: string, nsPerOp: number, baselineNsPerOp?: number, note?: string): void => {
+  rows.push(withRatio({ suite: 'storage', case: name, backend: 'js', nsPerOp, baselineNsPerOp, note }));
+};
+const perSecond = (ns: number): string => `${Math.round(1e9 / ns).toLocaleString('en-US')}/s`;
+
+const tmpRoot = process.env.WPIPE_BENCH_TMPDIR || os.tmpdir();
+const dir = fs.mkdtempSync(path.join(tmpRoot, 'wpipe-bench-storage-'));
+process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+let fileNo = 0;
+const freshFile = (): string => path.join(dir, `b${fileNo++}.db`);
+
+const STEPS = 10;
+const R = 100; // runs per measured call
+
+// ---------------------------------------------------------------- raw better-sqlite3: the same writes
+function rawRuns(db: StorageDb, mode: 'step' | 'run'): (prefix: string) => void {
+  const raw = db.raw;
+  const begin = raw.prepare('BEGIN IMMEDIATE');
+  const commit = raw.prepare('COMMIT');
+  const insRun = raw.prepare(`INSERT INTO pipelines (id, name, worker_id, worker_name, status, started_at, completed_at, total_duration_ms,
+      input_data, output_data, output_exact, error_message, error_step, error_code, error_data, parent_pipeline_id,
+      parent_step_id, yaml_path, structure_hash, pid, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  const finRun = raw.prepare(`UPDATE pipelines SET status = ?, completed_at = ?, total_duration_ms = ?, output_data = ?, output_exact = ?,
+      error_message = ?, error_step = ?, error_code = ?, error_data = ?, updated_at = ? WHERE id = ?`);
+  const insStart = raw.prepare(`INSERT INTO steps (pipeline_id, step_order, step_name, step_version, step_type, position, status,
+      parent_step_id, parallel_group, executor, started_at, input_data) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)`);
+  const insFull = raw.prepare(`INSERT INTO steps (pipeline_id, step_order, step_name, step_version, step_type, position, status, attempts,
+      parent_step_id, parallel_group, executor, started_at, completed_at, duration_ms, input_data, output_data,
+      error_message, error_code, error_traceback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  const finStep = raw.prepare(`UPDATE steps SET status = ?, attempts = ?, completed_at = ?, duration_ms = ?, output_data = ?,
+      error_message = ?, error_code = ?, error_traceback = ? WHERE pipeline_id = ? AND step_order = ?`);
+  const dropCp = raw.prepare('DELETE FROM checkpoints WHERE pipeline_id = ?');
+  const exists = raw.prepare('SELECT status FROM pipelines WHERE id = ?');
+  let n = 0;
+  return (prefix) => {
+    for (let r = 0; r < R; r++) {
+      const id = `${prefix}-${n++}`;
+      const t0 = Date.now();
+      const start = new Date(t0).toISOString();
+      exists.get(id);
+      const input = JSON.stringify({ orderId: r });
+      if (mode === 'step') {
+        begin.run();
+        insRun.run(id, 'bench', null, null, 'running', start, null, null, input, null, null, null, null, null, null, null, null, null, 'h', process.pid, start);
+        insStart.run(id, 1, 's0', 'v1', 'task', 0, null, null, null, new Date().toISOString(), null);
+        commit.run();
+        for (let s = 0; s < STEPS; s++) {
+          const now = new Date().toISOString();
+          begin.run();
+          finStep.run('completed', 1, now, 0.01, JSON.stringify({ s }), null, null, null, id, s + 1);
+          if (s + 1 < STEPS) insStart.run(id, s + 2, `s${s + 1}`, 'v1', 'task', s + 1, null, null, null, new Date().toISOString(), null);
+          else {
+            finRun.run('completed', now, Date.now() - t0, JSON.stringify({ orderId: r, done: true }), 1, null, null, null, null, now, id);
+            dropCp.run(id);
+          }
+          commit.run();
+        }
+      } else {
+        begin.run();
+        const now = new Date().toISOString();
+        for (let s = 0; s < STEPS; s++) {
+          insFull.run(id, s + 1, `s${s}`, 'v1', 'task', s, 'completed', 1, null, null, null, now, now, 0.01, null, JSON.stringify({ s }), null, null, null);
+        }
+        insRun.run(id, 'bench', null, null, 'completed', start, now, Date.now() - t0, input, JSON.stringify({ orderId: r, done: true }), 1, null, null, null,
+          null, null, null, null, 'h', process.pid, now);
+        dropCp.run(id);
+        commit.run();
+      }
+    }
+  };
+}
+
+function trackedRuns(tracker: RunTracker): (prefix: string) => void {
+  let n = 0;
+  return (prefix) => {
+    for (let r = 0; r < R; r++) {
+      const runId = `${prefix}-${n++}`;
+      tracker.startRun({ runId, pipelineName: 'bench', input: { orderId: r }, structureHash: 'h' });
+      for (let s = 0; s < STEPS; s++) {
+        const id = tracker.startStep({ runId, name: `s${s}`, version: 'v1', position: s });
+        tracker.finishStep({ stepId: id, status: 'completed', attempts: 1, durationMs: 0.01, output: { s } });
+      }
+      tracker.finishRun({ runId, status: 'completed', output: { orderId: r, done: true } });
+    }
+  };
+}
+
+for (const durability of ['step', 'run'] as const) {
+  const rawDb = openDb(freshFile());
+  const rawFn = rawRuns(rawDb, durability);
+  const tracker = new RunTracker(freshFile(), { durability });
+  const trackedFn = trackedRuns(tracker);
+  const base = await measure(() => rawFn('raw'), R);
+  const tracked = await measure(() => trackedFn('t'), R);
+  const commits = durability === 'step' ? STEPS + 1 : 1;
+  row(`10-step run, durability '${durability}' (${commits} commits): raw better-sqlite3`, base, undefined, perSecond(base));
+  row(`10-step run, durability '${durability}' (${commits} commits): RunTracker`, tracked, base,
+    `${perSecond(tracked)}${durability === 'step' ? '; target ≥ 5,000/s' : ''}`);
+  tracker.close();
+  rawDb.close();
+}
+
+// ---------------------------------------------------------------- checkpoint save latency
+const context: Record<string, unknown> = { orderId: 7, customer: 'ACME, Inc.', total: 1234.5, status: 'new', createdAt: new Date(0), lines: [1, 2, 3],
+  seen: new Map([['a', 1], ['b', 2]]), big: 2n ** 70n };
+for (let i = 0; i < 12; i++) context[`k${i}`] = i % 2 ? `value-${i}` : i;
+{
+  const rawDb = openDb(freshFile());
+  const upsert = rawDb.raw.prepare(`INSERT INTO checkpoints (pipeline_id, name, position, step_order, structure_hash, context, saves, created_at)
+    VALUES (?, ?, ?, ?, ?, ?, 1, ?) ON CONFLICT (pipeline_id) DO UPDATE SET name = excluded.name, position = excluded.position,
+    step_order = excluded.step_order, structure_hash = excluded.structure_hash, context = excluded.context, saves = saves + 1, created_at = excluded.created_at`);
+  const plain = { ...context, createdAt: context.createdAt!.toString(), seen: [...(context.seen as Map<string, number>)], big: String(context.big) };
+  const N = 200;
+  let p = 0;
+  const base = await measure(() => {
+    for (let i = 0; i < N; i++) upsert.run('cp-run', 'c', p++, p, 'h', JSON.stringify(plain), new Date().toISOString());
+  }, N);
+  const tracker = new RunTracker(freshFile());
+  tracker.startRun({ runId: 'cp-run', pipelineName: 'bench', structureHash: 'h' });
+  tracker.flush();
+  let q = 0;
+  const saved = await measure(() => {
+    for (let i = 0; i < N; i++) {
+      tracker.saveCheckpoint({ runId: 'cp-run', name: 'c', position: q++, context });
+      tracker.flush();
+    }
+  }, N);
+  const serializeOnly = await measure(() => { for (let i = 0; i < N; i++) consume(serialize(context)); }, N);
+  row('checkpoint save, own commit: raw upsert of JSON.stringify (no Date/Map/BigInt)', base);
+  row('checkpoint save, own commit: RunTracker.saveCheckpoint + flush', saved, base, 'target ≤ 30 µs median');
+  row('checkpoint serialize only (20 keys, Date, Map, BigInt)', serializeOnly);
+  tracker.close();
+  rawDb.close();
+}
+
+// ---------------------------------------------------------------- latest checkpoint of a 1,000-step run
+{
+  const tracker = new RunTracker(freshFile());
+  tracker.startRun({ runId: 'long', pipelineName: 'bench', structureHash: 'h' });
+  const ctx: Record<string, unknown> = { ...context };
+  for (let s = 0; s < 1000; s++) {
+    const id = tracker.startStep({ runId: 'long', name: `s${s}`, position: s });
+    ctx[`r${s % 50}`] = s;
+    tracker.finishStep({ stepId: id, status: 'completed', attempts: 1, durationMs: 0.01 });
+    tracker.saveCheckpoint({ runId: 'long', name: 'every', position: s + 1, context: ctx });
+  }
+  tracker.flush();
+  const N = 200;
+  const load = await measure(() => { for (let i = 0; i < N; i++) consume(tracker.loadLatestCheckpoint('long')); }, N);
+  const rawSelect = tracker.db.raw.prepare('SELECT context FROM checkpoints WHERE pipeline_id = ?');
+  const base = await measure(() => { for (let i = 0; i < N; i++) consume(JSON.parse((rawSelect.get('long') as { context: string }).context)); }, N);
+  row('load latest checkpoint of a 1,000-step run: raw SELECT + JSON.parse', base);
+  row('load latest checkpoint of a 1,000-step run: RunTracker.loadLatestCheckpoint', load, base);
+  tracker.close();
+}
+
+if (!jsonMode) console.log(`databases in ${dir}`);
+report(rows);

@@ -1,0 +1,191 @@
+/**
+ * The versioned schema. `PRAGMA user_version` holds the applied version and `wpipe_migrations`
+ * records when each migration ran; db.ts applies the missing ones in one `BEGIN IMMEDIATE`
+ * transaction. Migrations are append-only: never edit a published one, add the next version.
+ *
+ * Table and column names follow the Python original's tracker (reference §2.16) where they fit:
+ * `pipelines` (one row per run), `steps`, `events`, `alerts_config`, `alerts_fired`,
+ * `system_metrics`; new here: `attempts`, `checkpoints`; `wsqlitemodel` and `recordmodel` keep the
+ * names of the original's Wsqlite/SQLite helpers.
+ *
+ * Layout choices, for the cost of a commit (each dirty page is one WAL frame):
+ * - `steps` is a WITHOUT ROWID table keyed by (pipeline_id, step_order): a step boundary (finish
+ *   step N, start step N+1) dirties one leaf page, where a rowid table plus an index dirties two.
+ * - `pipelines` is keyed by the run id with a single secondary index (started_at), which serves
+ *   paging, since/until filters and trends.
+ * - A step is identified by (pipeline_id, step_order); `parent_step_id` holds the parent's
+ *   step_order in the same run (Parallel/Condition/For children), and a nested pipeline's run row
+ *   points at its parent run and step with `parent_pipeline_id` / `parent_step_id`.
+ *
+ * @example
+ * ```ts
+ * import { SCHEMA_VERSION } from './schema.js';
+ * db.pragma('user_version', { simple: true }) === SCHEMA_VERSION; // after openDb()
+ * ```
+ */
+
+/** One schema migration. */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** Every migration, in order. */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'run history, checkpoints, alerts, system metrics',
+    sql: `
+CREATE TABLE pipelines (
+  id                 TEXT PRIMARY KEY,
+  name               TEXT NOT NULL,
+  worker_id          TEXT,
+  worker_name        TEXT,
+  status             TEXT NOT NULL CHECK (status IN ('running', 'completed', 'error', 'cancelled')),
+  started_at         TEXT NOT NULL,
+  completed_at       TEXT,
+  total_duration_ms  REAL,
+  input_data         TEXT,
+  output_data        TEXT,
+  output_exact       INTEGER,
+  error_message      TEXT,
+  error_step         TEXT,
+  error_code         TEXT,
+  error_data         TEXT,
+  parent_pipeline_id TEXT,
+  parent_step_id     INTEGER,
+  yaml_path          TEXT,
+  structure_hash     TEXT,
+  resumes            INTEGER NOT NULL DEFAULT 0,
+  pid                INTEGER,
+  updated_at         TEXT
+) WITHOUT ROWID;
+CREATE INDEX pipelines_started_at ON pipelines (started_at);
+CREATE INDEX pipelines_parent ON pipelines (parent_pipeline_id) WHERE parent_pipeline_id IS NOT NULL;
+
+CREATE TABLE steps (
+  pipeline_id     TEXT NOT NULL,
+  step_order      INTEGER NOT NULL,
+  step_name       TEXT NOT NULL,
+  step_version    TEXT,
+  step_type       TEXT NOT NULL DEFAULT 'task',
+  position        INTEGER,
+  status          TEXT NOT NULL CHECK (status IN ('running', 'completed', 'error', 'skipped', 'cancelled', 'interrupted')),
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  parent_step_id  INTEGER,
+  parallel_group  TEXT,
+  executor        TEXT,
+  started_at      TEXT NOT NULL,
+  completed_at    TEXT,
+  duration_ms     REAL,
+  input_data      TEXT,
+  output_data     TEXT,
+  error_message   TEXT,
+  error_code      TEXT,
+  error_traceback TEXT,
+  PRIMARY KEY (pipeline_id, step_order)
+) WITHOUT ROWID;
+
+CREATE TABLE attempts (
+  pipeline_id   TEXT NOT NULL,
+  step_order    INTEGER NOT NULL,
+  attempt       INTEGER NOT NULL,
+  status        TEXT NOT NULL,
+  started_at    TEXT,
+  duration_ms   REAL,
+  error_message TEXT,
+  error_code    TEXT,
+  PRIMARY KEY (pipeline_id, step_order, attempt)
+) WITHOUT ROWID;
+
+CREATE TABLE checkpoints (
+  pipeline_id    TEXT PRIMARY KEY,
+  name           TEXT NOT NULL,
+  position       INTEGER NOT NULL,
+  step_order     INTEGER,
+  structure_hash TEXT,
+  context        TEXT NOT NULL,
+  saves          INTEGER NOT NULL DEFAULT 1,
+  created_at     TEXT NOT NULL
+);
+
+CREATE TABLE events (
+  id          INTEGER PRIMARY KEY,
+  pipeline_id TEXT,
+  step_id     INTEGER,
+  event_type  TEXT NOT NULL,
+  event_name  TEXT NOT NULL,
+  message     TEXT,
+  data        TEXT,
+  tags        TEXT,
+  created_at  TEXT NOT NULL
+);
+CREATE INDEX events_pipeline ON events (pipeline_id, id);
+
+CREATE TABLE alerts_config (
+  id       INTEGER PRIMARY KEY,
+  name     TEXT NOT NULL UNIQUE,
+  metric   TEXT NOT NULL,
+  condition TEXT NOT NULL,
+  value    REAL NOT NULL,
+  severity TEXT NOT NULL DEFAULT 'warning',
+  message  TEXT,
+  enabled  INTEGER NOT NULL DEFAULT 1
+);
+
+CREATE TABLE alerts_fired (
+  id              INTEGER PRIMARY KEY,
+  alert_config_id INTEGER,
+  pipeline_id     TEXT,
+  step_id         INTEGER,
+  metric          TEXT NOT NULL,
+  metric_value    REAL,
+  threshold_value REAL,
+  severity        TEXT NOT NULL,
+  message         TEXT,
+  acknowledged    INTEGER NOT NULL DEFAULT 0,
+  fired_at        TEXT NOT NULL
+);
+CREATE INDEX alerts_fired_pipeline ON alerts_fired (pipeline_id);
+
+CREATE TABLE system_metrics (
+  id                  INTEGER PRIMARY KEY,
+  pipeline_id         TEXT,
+  cpu_percent         REAL,
+  memory_percent      REAL,
+  memory_used_mb      REAL,
+  memory_available_mb REAL,
+  disk_io_read_mb     REAL,
+  disk_io_write_mb    REAL,
+  rss_mb              REAL,
+  recorded_at         TEXT NOT NULL
+);
+CREATE INDEX system_metrics_pipeline ON system_metrics (pipeline_id, recorded_at);
+`,
+  },
+  {
+    version: 2,
+    name: 'Wsqlite and SQLite record tables',
+    sql: `
+CREATE TABLE IF NOT EXISTS wsqlitemodel (
+  id       INTEGER PRIMARY KEY,
+  input    TEXT,
+  output   TEXT,
+  details  TEXT,
+  error    TEXT,
+  datetime TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS recordmodel (
+  id       INTEGER PRIMARY KEY,
+  input    TEXT,
+  output   TEXT,
+  details  TEXT,
+  datetime TEXT NOT NULL
+);
+`,
+  },
+];
+
+/** The version a database has once every migration ran. */
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

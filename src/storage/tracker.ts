@@ -1,0 +1,1314 @@
+/**
+ * RunTracker: the run history and checkpoint writer the engine calls at each state change.
+ *
+ * ## When things are committed (durability `'step'`, the default)
+ *
+ * Writes that describe work already done — `startRun`, `finishStep`, `saveCheckpoint`,
+ * `recordAttempt`, `recordEvent`, `recordAlert`, `recordSystemMetrics` — are queued, and the queue is
+ * committed in ONE transaction by the next call that precedes user code: `startStep` (its own row
+ * goes in the same commit) and `finishRun`, or by `flush()`. So a step boundary is one commit holding
+ * "step N completed (+ its checkpoint) and step N+1 running", and a 10-step run is 11 commits. No
+ * user code ever runs while a completion it follows is uncommitted, hence a `kill -9` loses at most
+ * the step in flight (its completion, and any attempts/events recorded since the last commit).
+ * Queued writes with no boundary after them (an event from a timer, a Background step finishing)
+ * are committed within `autoFlushMs` (10 ms) by an unref'd timer, and at process exit.
+ *
+ * Checkpoints: `saveCheckpoint` serializes the context at once (strictly: an unsupported value
+ * throws `WPIPE_ERR_CHECKPOINT_SERIALIZE` naming its key path, before anything is written) and the
+ * row lands in the same commit as the step completion queued before it. One checkpoint row is kept
+ * per run (the latest); a run that completes drops it (its output is the recorded result).
+ *
+ * ## Durability `'run'` (opt-in, faster)
+ *
+ * Everything of a run is committed once, at `finishRun` (or `flush()`, or when 10,000 writes are
+ * queued). What a `kill -9` can lose: every run not yet finished — its row, steps, attempts,
+ * events and checkpoints — so such a run cannot be resumed and leaves no trace. Finished runs are
+ * complete. Choose it for high-volume pipelines whose runs are cheap to redo.
+ *
+ * ## Identity
+ *
+ * `startStep` returns a {@link StepId}: a number valid in this thread (any tracker of the thread
+ * resolves it, so a nested pipeline with its own database can still name its parent step). In the
+ * database a step is (`pipeline_id`, `step_order`); `step_order` counts every step row of the run
+ * from 1 and continues after a resume.
+ *
+ * @example
+ * ```ts
+ * const tracker = new RunTracker('runs.db');
+ * const run = tracker.startRun({ runId: 'order-7', pipelineName: 'orders', input: { orderId: 7 }, structureHash: 'h1' });
+ * const s1 = tracker.startStep({ runId: run.runId, name: 'load', version: 'v1', position: 0 });
+ * tracker.finishStep({ stepId: s1, status: 'completed', attempts: 1, durationMs: 3.2, output: { rows: 10 } });
+ * tracker.saveCheckpoint({ runId: run.runId, name: 'loaded', position: 1, context: { orderId: 7, rows: 10 } });
+ * tracker.finishRun({ runId: run.runId, status: 'completed', output: { orderId: 7, rows: 10 } });
+ * tracker.close();
+ * ```
+ */
+import type BetterSqlite3 from 'better-sqlite3';
+import { WpipeError, checkOptions, invalidOption, serializeError } from '../errors.js';
+import { StorageDb, openDb, storageError, type OpenDbOptions } from './db.js';
+import { deserialize, serialize, serializeBestEffort } from './serialize.js';
+
+/** Status of a run row. */
+export type RunStatus = 'running' | 'completed' | 'error' | 'cancelled';
+/** Status of a step row (`interrupted`: the process stopped while it ran; set on resume). */
+export type StepStatus = 'running' | 'completed' | 'error' | 'skipped' | 'cancelled' | 'interrupted';
+/** What kind of node a step row stands for. */
+export type StepKind = 'task' | 'condition' | 'for' | 'parallel' | 'background' | 'pipeline' | 'checkpoint' | (string & {});
+/** Where a step ran. */
+export type StepExecutor = 'inline' | 'threads' | 'processes' | (string & {});
+/** When queued writes are committed; see the module comment. */
+export type Durability = 'step' | 'run';
+/** A step handle returned by {@link RunTracker.startStep}. */
+export type StepId = number;
+
+/** Options of {@link RunTracker}. */
+export interface RunTrackerOptions extends OpenDbOptions {
+  /** `'step'` (default): committed at every step boundary. `'run'`: once per run, see above. */
+  durability?: Durability;
+  /** Recorded on each run row (reference `worker_id` / `worker_name`). */
+  workerId?: string;
+  workerName?: string;
+  /** Upper bound, in ms, on how long a queued write with no following boundary waits (default 10). */
+  autoFlushMs?: number;
+  /** Receives errors of background flushes (timer, process exit); default: a process warning. */
+  onError?: (error: WpipeError) => void;
+}
+
+const TRACKER_OPTIONS = [
+  'durability', 'workerId', 'workerName', 'autoFlushMs', 'onError',
+  'busyTimeoutMs', 'busyDeadlineMs', 'fileMustExist', 'walAutocheckpoint',
+] as const;
+
+/** Arguments of {@link RunTracker.startRun}. */
+export interface StartRunArgs {
+  runId: string;
+  pipelineName: string;
+  input?: unknown;
+  /** Identifies the pipeline's step structure; a resume with another hash is refused. */
+  structureHash?: string;
+  parentRunId?: string;
+  /** The parent step (a StepId of any tracker of this thread) that runs this nested pipeline. */
+  parentStepId?: StepId;
+  yamlPath?: string;
+}
+
+/** Arguments of {@link RunTracker.startStep}. */
+export interface StartStepArgs {
+  runId: string;
+  name: string;
+  version?: string;
+  kind?: StepKind;
+  /** Index among the pipeline's top-level steps (what a resume counts); omit inside blocks. */
+  position?: number;
+  parentStepId?: StepId;
+  parallelGroup?: string;
+  executor?: StepExecutor;
+  /** Recorded (leniently serialized) as the step's input; omit to save the cost. */
+  input?: unknown;
+}
+
+/** Arguments of {@link RunTracker.finishStep}. */
+export interface FinishStepArgs {
+  stepId: StepId;
+  status: Exclude<StepStatus, 'running' | 'interrupted'>;
+  attempts?: number;
+  durationMs?: number;
+  /** What the step returned (leniently serialized). */
+  output?: unknown;
+  error?: unknown;
+}
+
+/** Arguments of {@link RunTracker.recordAttempt}: one attempt of a step (typically a failed one before a retry). */
+export interface RecordAttemptArgs {
+  stepId: StepId;
+  attempt: number;
+  status: 'completed' | 'error' | 'timeout' | 'cancelled';
+  durationMs?: number;
+  error?: unknown;
+  startedAt?: Date;
+}
+
+/** Arguments of {@link RunTracker.recordEvent}. */
+export interface RecordEventArgs {
+  runId?: string;
+  stepId?: StepId;
+  type: string;
+  name: string;
+  message?: string;
+  data?: unknown;
+  tags?: readonly string[];
+}
+
+/** Arguments of {@link RunTracker.recordAlert}. */
+export interface RecordAlertArgs {
+  runId?: string;
+  stepId?: StepId;
+  configId?: number;
+  metric: string;
+  value: number;
+  threshold: number;
+  severity: 'info' | 'warning' | 'critical' | (string & {});
+  message?: string;
+}
+
+/** Arguments of {@link RunTracker.recordSystemMetrics}. */
+export interface RecordSystemMetricsArgs {
+  runId?: string;
+  cpuPercent?: number;
+  memoryPercent?: number;
+  memoryUsedMb?: number;
+  memoryAvailableMb?: number;
+  diskIoReadMb?: number;
+  diskIoWriteMb?: number;
+  rssMb?: number;
+  recordedAt?: Date;
+}
+
+/** Arguments of {@link RunTracker.saveCheckpoint}. */
+export interface SaveCheckpointArgs {
+  runId: string;
+  name: string;
+  /** Top-level position to resume at (the index of the next step to run). */
+  position: number;
+  context: unknown;
+  structureHash?: string;
+}
+
+/** Arguments of {@link RunTracker.finishRun}. */
+export interface FinishRunArgs {
+  runId: string;
+  status: Exclude<RunStatus, 'running'>;
+  output?: unknown;
+  error?: unknown;
+  /** Name of the step that failed the run. */
+  errorStep?: string;
+  /** Overrides the duration computed from the run's start. */
+  durationMs?: number;
+}
+
+/** Arguments of {@link RunTracker.resumeRun}. */
+export interface ResumeRunArgs {
+  runId: string;
+  /** The pipeline's current structure hash; differing from the recorded one refuses the resume. */
+  structureHash?: string;
+}
+
+/** A recorded error. */
+export interface RecordedError {
+  message: string;
+  code: string | null;
+  /** Stack (steps) or the serialized error with its cause chain (runs). */
+  detail: string | null;
+}
+
+/** A run row, decoded. */
+export interface RunRecord {
+  runId: string;
+  pipelineName: string;
+  status: RunStatus;
+  startedAt: string;
+  completedAt: string | null;
+  durationMs: number | null;
+  input: unknown;
+  output: unknown;
+  /** True when `output` is exactly what the run returned (false: some values were placeholders). */
+  outputExact: boolean;
+  error: RecordedError | null;
+  errorStep: string | null;
+  parentRunId: string | null;
+  parentStepId: number | null;
+  structureHash: string | null;
+  resumes: number;
+  workerId: string | null;
+  workerName: string | null;
+  pid: number | null;
+}
+
+/** A step row, decoded. `order` is its step_order; `parentStepId` the parent's step_order. */
+export interface StepRecord {
+  runId: string;
+  order: number;
+  name: string;
+  version: string | null;
+  kind: string;
+  position: number | null;
+  status: StepStatus;
+  attempts: number;
+  parentStepId: number | null;
+  parallelGroup: string | null;
+  executor: string | null;
+  startedAt: string;
+  completedAt: string | null;
+  durationMs: number | null;
+  input: unknown;
+  output: unknown;
+  error: RecordedError | null;
+}
+
+/** The latest checkpoint of a run, decoded. */
+export interface CheckpointRecord {
+  runId: string;
+  name: string;
+  position: number;
+  /** step_order of the last step row written before the checkpoint. */
+  stepOrder: number | null;
+  structureHash: string | null;
+  context: unknown;
+  /** How many times a checkpoint of this run was saved. */
+  saves: number;
+  createdAt: string;
+}
+
+/** What {@link RunTracker.resumeRun} found. */
+export type ResumeResult =
+  | { outcome: 'not-found' }
+  | { outcome: 'completed'; run: RunRecord }
+  | { outcome: 'resumed'; run: RunRecord; previousStatus: RunStatus; checkpoint: CheckpointRecord | undefined };
+
+// ---------------------------------------------------------------------------------------------
+// In-memory state of runs and steps in flight.
+
+interface RunState {
+  tracker: RunTracker;
+  runId: string;
+  pipelineName: string;
+  startedAt: string;
+  startedMs: number;
+  structureHash: string | null;
+  nextOrder: number;
+  lastOrder: number;
+  /** Row committed. */
+  inserted: boolean;
+  /** In the write queue. */
+  queued: boolean;
+  finished: boolean;
+  // row values
+  inputText: string | null;
+  parentRunId: string | null;
+  parentStepOrder: number | null;
+  yamlPath: string | null;
+  status: RunStatus;
+  completedAt: string | null;
+  durationMs: number | null;
+  outputText: string | null;
+  outputExact: number | null;
+  errorMessage: string | null;
+  errorStep: string | null;
+  errorCode: string | null;
+  errorData: string | null;
+  openSteps: Set<StepState>;
+  workerId: string | null;
+  workerName: string | null;
+}
+
+interface StepState {
+  id: StepId;
+  run: RunState;
+  order: number;
+  name: string;
+  version: string | null;
+  kind: string;
+  position: number | null;
+  parentOrder: number | null;
+  parallelGroup: string | null;
+  executor: string | null;
+  startedAt: string;
+  inputText: string | null;
+  status: StepStatus;
+  attempts: number;
+  completedAt: string | null;
+  durationMs: number | null;
+  outputText: string | null;
+  errorMessage: string | null;
+  errorCode: string | null;
+  errorTraceback: string | null;
+  inserted: boolean;
+  queued: boolean;
+}
+
+const enum Op { Run, Step, Attempt, Event, Checkpoint, DropCheckpoint, Alert, Metric }
+
+type QueuedWrite =
+  | { op: Op.Run; run: RunState }
+  | { op: Op.Step; step: StepState }
+  | { op: Op.Attempt; params: unknown[] }
+  | { op: Op.Event; params: unknown[] }
+  | { op: Op.Checkpoint; params: unknown[] }
+  | { op: Op.DropCheckpoint; runId: string }
+  | { op: Op.Alert; params: unknown[] }
+  | { op: Op.Metric; params: unknown[] };
+
+/** Step handles of this thread, shared by every tracker so nested pipelines can name parent steps. */
+const stepsById = new Map<StepId, StepState>();
+let nextStepId = 1;
+
+/** Trackers with queued writes, flushed at process exit. */
+const pendingTrackers = new Set<RunTracker>();
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const tracker of [...pendingTrackers]) tracker.flushQuietly();
+  });
+}
+
+const MAX_QUEUE_RUN_MODE = 10_000;
+
+const SQL = {
+  insertRun: `INSERT INTO pipelines (id, name, worker_id, worker_name, status, started_at, completed_at, total_duration_ms,
+      input_data, output_data, output_exact, error_message, error_step, error_code, error_data, parent_pipeline_id,
+      parent_step_id, yaml_path, structure_hash, pid, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  finishRun: `UPDATE pipelines SET status = ?, completed_at = ?, total_duration_ms = ?, output_data = ?, output_exact = ?,
+      error_message = ?, error_step = ?, error_code = ?, error_data = ?, updated_at = ? WHERE id = ?`,
+  insertStep: `INSERT INTO steps (pipeline_id, step_order, step_name, step_version, step_type, position, status, attempts,
+      parent_step_id, parallel_group, executor, started_at, completed_at, duration_ms, input_data, output_data,
+      error_message, error_code, error_traceback)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  // A step committed while still running: bind only what is known (binding costs ~0.15 µs a value).
+  insertStepStart: `INSERT INTO steps (pipeline_id, step_order, step_name, step_version, step_type, position, status,
+      parent_step_id, parallel_group, executor, started_at, input_data) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)`,
+  finishStep: `UPDATE steps SET status = ?, attempts = ?, completed_at = ?, duration_ms = ?, output_data = ?,
+      error_message = ?, error_code = ?, error_traceback = ? WHERE pipeline_id = ? AND step_order = ?`,
+  insertAttempt: `INSERT OR REPLACE INTO attempts (pipeline_id, step_order, attempt, status, started_at, duration_ms, error_message, error_code)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+  insertEvent: `INSERT INTO events (pipeline_id, step_id, event_type, event_name, message, data, tags, created_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+  upsertCheckpoint: `INSERT INTO checkpoints (pipeline_id, name, position, step_order, structure_hash, context, saves, created_at)
+    VALUES (?, ?, ?, ?, ?, ?, 1, ?)
+    ON CONFLICT (pipeline_id) DO UPDATE SET name = excluded.name, position = excluded.position, step_order = excluded.step_order,
+      structure_hash = excluded.structure_hash, context = excluded.context, saves = saves + 1, created_at = excluded.created_at`,
+  dropCheckpoint: 'DELETE FROM checkpoints WHERE pipeline_id = ?',
+  insertAlert: `INSERT INTO alerts_fired (alert_config_id, pipeline_id, step_id, metric, metric_value, threshold_value, severity, message, fired_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  insertMetric: `INSERT INTO system_metrics (pipeline_id, cpu_percent, memory_percent, memory_used_mb, memory_available_mb,
+      disk_io_read_mb, disk_io_write_mb, rss_mb, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  getRun: 'SELECT * FROM pipelines WHERE id = ?',
+  runExists: 'SELECT status FROM pipelines WHERE id = ?',
+  getSteps: 'SELECT * FROM steps WHERE pipeline_id = ? ORDER BY step_order',
+  getCheckpoint: 'SELECT * FROM checkpoints WHERE pipeline_id = ?',
+  maxOrder: 'SELECT max(step_order) AS m FROM steps WHERE pipeline_id = ?',
+  interruptSteps: `UPDATE steps SET status = 'interrupted', completed_at = ?,
+      error_message = coalesce(error_message, 'interrupted: the process stopped while this step ran') WHERE pipeline_id = ? AND status = 'running'`,
+  reopenRun: `UPDATE pipelines SET status = 'running', resumes = resumes + 1, completed_at = NULL, total_duration_ms = NULL,
+      error_message = NULL, error_step = NULL, error_code = NULL, error_data = NULL, pid = ?, updated_at = ? WHERE id = ?`,
+} as const;
+
+type Stmts = { [K in keyof typeof SQL]: BetterSqlite3.Statement };
+
+function errorParts(error: unknown): { message: string; code: string | null; stack: string | null; data: string } {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return {
+      message: error.message,
+      code: typeof code === 'string' ? code : null,
+      stack: error.stack ?? null,
+      data: serialize(serializeError(error), { mode: 'lenient' }),
+    };
+  }
+  return { message: String(error), code: null, stack: null, data: serialize({ name: 'Error', message: String(error) }, { mode: 'lenient' }) };
+}
+
+function lenient(value: unknown): string | null {
+  return value === undefined ? null : serialize(value, { mode: 'lenient' });
+}
+
+function decode(text: unknown): unknown {
+  return typeof text === 'string' ? deserialize(text) : undefined;
+}
+
+/**
+ * Writes run history and checkpoints to a SQLite file. See the module comment for when writes are
+ * committed and what a crash can lose.
+ *
+ * @example
+ * ```ts
+ * const tracker = new RunTracker('runs.db', { durability: 'step' });
+ * const prior = tracker.resumeRun({ runId: 'job-1', structureHash: hash });
+ * if (prior.outcome === 'completed') return prior.run.output;
+ * ```
+ */
+export class RunTracker {
+  readonly durability: Durability;
+  private readonly target: string | StorageDb | BetterSqlite3.Database;
+  private readonly options: RunTrackerOptions;
+  private dbHandle: StorageDb | undefined;
+  private s: Stmts | undefined;
+  private queue: QueuedWrite[] = [];
+  private readonly runs = new Map<string, RunState>();
+  private holdDepth = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly autoFlushMs: number;
+  private closed = false;
+  private readonly ownsDb: boolean;
+
+  /**
+   * @param db a file path (opened lazily, on first use, through this thread's connection cache),
+   *   a {@link StorageDb}, or a better-sqlite3 connection you own.
+   */
+  constructor(db: string | StorageDb | BetterSqlite3.Database, options: RunTrackerOptions = {}) {
+    checkOptions('RunTracker', options, TRACKER_OPTIONS);
+    if (typeof db !== 'string' && !(db instanceof StorageDb) && (typeof db !== 'object' || db === null || typeof (db as BetterSqlite3.Database).prepare !== 'function')) {
+      throw invalidOption('RunTracker: db must be a file path, a StorageDb or a better-sqlite3 Database');
+    }
+    const durability = options.durability ?? 'step';
+    if (durability !== 'step' && durability !== 'run') {
+      throw invalidOption(`RunTracker: durability must be 'step' or 'run', got ${JSON.stringify(durability)}`, 'RangeError');
+    }
+    const autoFlushMs = options.autoFlushMs ?? 10;
+    if (typeof autoFlushMs !== 'number' || !(autoFlushMs >= 0)) {
+      throw invalidOption(`RunTracker: autoFlushMs must be a number ≥ 0, got ${String(autoFlushMs)}`, 'RangeError');
+    }
+    this.durability = durability;
+    this.autoFlushMs = autoFlushMs;
+    this.target = db;
+    this.options = options;
+    this.ownsDb = typeof db === 'string';
+  }
+
+  /** The connection, opened on first use. */
+  get db(): StorageDb {
+    if (this.dbHandle) return this.dbHandle;
+    if (this.closed) throw new WpipeError('WPIPE_ERR_STORAGE', 'RunTracker: used after close()');
+    const t = this.target;
+    const { busyTimeoutMs, busyDeadlineMs, fileMustExist, walAutocheckpoint } = this.options;
+    const openOptions: OpenDbOptions = {};
+    if (busyTimeoutMs !== undefined) openOptions.busyTimeoutMs = busyTimeoutMs;
+    if (busyDeadlineMs !== undefined) openOptions.busyDeadlineMs = busyDeadlineMs;
+    if (fileMustExist !== undefined) openOptions.fileMustExist = fileMustExist;
+    if (walAutocheckpoint !== undefined) openOptions.walAutocheckpoint = walAutocheckpoint;
+    this.dbHandle = typeof t === 'string' ? openDb(t, openOptions) : t instanceof StorageDb ? t : StorageDb.wrap(t, openOptions);
+    return this.dbHandle;
+  }
+
+  private get stmts(): Stmts {
+    if (this.s) return this.s;
+    const db = this.db;
+    const out = {} as Record<string, BetterSqlite3.Statement>;
+    for (const [k, sql] of Object.entries(SQL)) out[k] = db.prepare(sql);
+    this.s = out as Stmts;
+    return this.s;
+  }
+
+  /** Number of writes queued and not yet committed. */
+  get pendingWrites(): number {
+    return this.queue.length;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Runs
+
+  /**
+   * Records a new run as `running` (committed with its first step, see the module comment).
+   * Throws `WPIPE_ERR_STORAGE` if the id is already recorded: use {@link resumeRun} for that.
+   *
+   * @example
+   * ```ts
+   * tracker.startRun({ runId: 'r1', pipelineName: 'orders', input: { id: 1 }, structureHash: 'abc' });
+   * ```
+   */
+  startRun(args: StartRunArgs): RunRecord {
+    const { runId, pipelineName } = args;
+    if (typeof runId !== 'string' || runId.length === 0) throw invalidOption('startRun: runId must be a non-empty string');
+    if (typeof pipelineName !== 'string') throw invalidOption('startRun: pipelineName must be a string');
+    if (this.runs.has(runId) || this.stmts.runExists.get(runId) !== undefined) {
+      throw new WpipeError('WPIPE_ERR_STORAGE', `startRun: run '${runId}' is already recorded in ${this.db.path}; resume it with resumeRun() or use a new runId`, {
+        details: { runId, file: this.db.path },
+      });
+    }
+    return this.startNewRun(args);
+  }
+
+  /**
+   * What the engine calls at the start of every run: a new id starts a run ({@link startRun}); a
+   * recorded id goes through {@link resumeRun} (replay a completed run, resume a stopped one, or
+   * refuse a changed pipeline). Costs one indexed read more than startRun, no extra commit.
+   *
+   * @example
+   * ```ts
+   * const r = tracker.beginRun({ runId, pipelineName: 'orders', input, structureHash });
+   * if (r.outcome === 'completed') return r.run.output;
+   * ```
+   */
+  beginRun(args: StartRunArgs): { outcome: 'started'; run: RunRecord } | Exclude<ResumeResult, { outcome: 'not-found' }> {
+    const { runId, pipelineName } = args;
+    if (typeof runId !== 'string' || runId.length === 0) throw invalidOption('beginRun: runId must be a non-empty string');
+    if (typeof pipelineName !== 'string') throw invalidOption('beginRun: pipelineName must be a string');
+    if (!this.runs.has(runId) && this.stmts.runExists.get(runId) === undefined) return { outcome: 'started', run: this.startNewRun(args) };
+    const resumeArgs: ResumeRunArgs = { runId };
+    if (args.structureHash !== undefined) resumeArgs.structureHash = args.structureHash;
+    const r = this.resumeRun(resumeArgs);
+    // Deleted between the read and the transaction: start it after all.
+    return r.outcome === 'not-found' ? { outcome: 'started', run: this.startNewRun(args) } : r;
+  }
+
+  private startNewRun(args: StartRunArgs): RunRecord {
+    const { runId, pipelineName } = args;
+    const parent = args.parentStepId === undefined ? undefined : stepsById.get(args.parentStepId);
+    const now = Date.now();
+    const run: RunState = {
+      tracker: this,
+      runId,
+      pipelineName,
+      startedAt: new Date(now).toISOString(),
+      startedMs: now,
+      structureHash: args.structureHash ?? null,
+      nextOrder: 1,
+      lastOrder: 0,
+      inserted: false,
+      queued: false,
+      finished: false,
+      inputText: lenient(args.input),
+      parentRunId: args.parentRunId ?? parent?.run.runId ?? null,
+      parentStepOrder: parent ? parent.order : null,
+      yamlPath: args.yamlPath ?? null,
+      status: 'running',
+      completedAt: null,
+      durationMs: null,
+      outputText: null,
+      outputExact: null,
+      errorMessage: null,
+      errorStep: null,
+      errorCode: null,
+      errorData: null,
+      openSteps: new Set(),
+      workerId: this.options.workerId ?? null,
+      workerName: this.options.workerName ?? null,
+    };
+    this.runs.set(runId, run);
+    this.queueRun(run);
+    this.afterQueued();
+    return this.recordOf(run, args.input);
+  }
+
+  /**
+   * Looks up a run by id before running it. `not-found`: start it with {@link startRun}.
+   * `completed`: return `run.output` without executing anything. Otherwise (a run that crashed, was
+   * killed, failed or was cancelled) the run is reopened as `running` — steps left `running` by the
+   * dead process become `interrupted`, `resumes` is incremented, a `resume` event is recorded — and
+   * its latest checkpoint is returned to resume from. A run whose structure hash differs from
+   * `structureHash` is refused with `WPIPE_ERR_RESUME_MISMATCH` and left untouched.
+   *
+   * @example
+   * ```ts
+   * const r = tracker.resumeRun({ runId: 'job-1', structureHash: hash });
+   * if (r.outcome === 'resumed' && r.checkpoint) startAt = r.checkpoint.position;
+   * ```
+   */
+  resumeRun(args: ResumeRunArgs): ResumeResult {
+    const { runId } = args;
+    if (typeof runId !== 'string' || runId.length === 0) throw invalidOption('resumeRun: runId must be a non-empty string');
+    this.flush();
+    if (this.runs.has(runId)) {
+      throw new WpipeError('WPIPE_ERR_STORAGE', `resumeRun: run '${runId}' is in progress in this process`, { details: { runId } });
+    }
+    const db = this.db;
+    const stmts = this.stmts;
+    return db.transaction((): ResumeResult => {
+      const row = stmts.getRun.get(runId) as Record<string, unknown> | undefined;
+      if (!row) return { outcome: 'not-found' };
+      const record = rowToRun(row);
+      if (record.status === 'completed') return { outcome: 'completed', run: record };
+      const cpRow = stmts.getCheckpoint.get(runId) as Record<string, unknown> | undefined;
+      const recordedHash = (cpRow?.structure_hash as string | null | undefined) ?? record.structureHash;
+      if (args.structureHash !== undefined && recordedHash && recordedHash !== args.structureHash) {
+        const where = cpRow ? ` from checkpoint '${String(cpRow.name)}' at position ${String(cpRow.position)}` : '';
+        throw new WpipeError(
+          'WPIPE_ERR_RESUME_MISMATCH',
+          `cannot resume run '${runId}' of pipeline '${record.pipelineName}'${where}: the pipeline's steps changed since it was recorded ` +
+            `(structure hash ${recordedHash} then, ${args.structureHash} now). Restore the old step list, or start a new run with another runId.`,
+          { details: { runId, recordedHash, currentHash: args.structureHash } },
+        );
+      }
+      const now = new Date();
+      const iso = now.toISOString();
+      stmts.interruptSteps.run(iso, runId);
+      stmts.reopenRun.run(process.pid, iso, runId);
+      stmts.insertEvent.run(runId, null, 'resume', runId, `Run resumed after status '${record.status}'`,
+        lenient({ previousStatus: record.status, previousError: record.error, checkpoint: cpRow ? { name: cpRow.name, position: cpRow.position } : null }),
+        null, iso);
+      const maxOrder = (stmts.maxOrder.get(runId) as { m: number | null }).m ?? 0;
+      const run: RunState = {
+        tracker: this,
+        runId,
+        pipelineName: record.pipelineName,
+        startedAt: record.startedAt,
+        startedMs: Date.parse(record.startedAt),
+        structureHash: args.structureHash ?? record.structureHash,
+        nextOrder: maxOrder + 1,
+        lastOrder: maxOrder,
+        inserted: true,
+        queued: false,
+        finished: false,
+        inputText: null,
+        parentRunId: record.parentRunId,
+        parentStepOrder: record.parentStepId,
+        yamlPath: null,
+        status: 'running',
+        completedAt: null,
+        durationMs: null,
+        outputText: null,
+        outputExact: null,
+        errorMessage: null,
+        errorStep: null,
+        errorCode: null,
+        errorData: null,
+        openSteps: new Set(),
+        workerId: record.workerId,
+        workerName: record.workerName,
+      };
+      this.runs.set(runId, run);
+      const reopened = rowToRun(stmts.getRun.get(runId) as Record<string, unknown>);
+      return { outcome: 'resumed', run: reopened, previousStatus: record.status, checkpoint: cpRow ? rowToCheckpoint(cpRow) : undefined };
+    });
+  }
+
+  /**
+   * Records the end of a run and commits everything queued (in both durabilities). A completed
+   * run's checkpoint is dropped; an `error` or `cancelled` run keeps it for a resume.
+   *
+   * @example
+   * ```ts
+   * tracker.finishRun({ runId: 'r1', status: 'error', error: err, errorStep: 'load' });
+   * ```
+   */
+  finishRun(args: FinishRunArgs): void {
+    const run = this.requireRun(args.runId, 'finishRun');
+    const status = args.status;
+    if (status !== 'completed' && status !== 'error' && status !== 'cancelled') {
+      throw invalidOption(`finishRun: status must be 'completed', 'error' or 'cancelled', got ${JSON.stringify(status)}`, 'RangeError');
+    }
+    const now = Date.now();
+    run.status = status;
+    run.completedAt = new Date(now).toISOString();
+    run.durationMs = args.durationMs ?? now - run.startedMs;
+    if (args.output !== undefined) {
+      const out = serializeBestEffort(args.output);
+      run.outputText = out.text;
+      run.outputExact = out.exact ? 1 : 0;
+    }
+    if (args.error !== undefined) {
+      const e = errorParts(args.error);
+      run.errorMessage = e.message;
+      run.errorCode = e.code;
+      run.errorData = e.data;
+    } else if (status === 'error') {
+      run.errorMessage = 'unknown error';
+    }
+    run.errorStep = args.errorStep ?? null;
+    run.finished = true;
+    this.queueRun(run);
+    if (status === 'completed') this.queue.push({ op: Op.DropCheckpoint, runId: run.runId });
+    this.runs.delete(run.runId);
+    for (const step of [...run.openSteps]) {
+      if (step.status !== 'running') {
+        run.openSteps.delete(step);
+        stepsById.delete(step.id);
+      }
+    }
+    this.commitPoint(true);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Steps
+
+  /**
+   * Records a step as `running` and commits it together with everything queued before (the
+   * previous step's completion and checkpoint), so this step's code runs only after they are
+   * durable. Returns the step's handle.
+   *
+   * @example
+   * ```ts
+   * const id = tracker.startStep({ runId: 'r1', name: 'load', version: 'v1', kind: 'task', position: 0 });
+   * ```
+   */
+  startStep(args: StartStepArgs): StepId {
+    const run = this.requireRun(args.runId, 'startStep');
+    if (typeof args.name !== 'string') throw invalidOption('startStep: name must be a string');
+    const parent = args.parentStepId === undefined ? undefined : stepsById.get(args.parentStepId);
+    const id = nextStepId++;
+    const order = run.nextOrder++;
+    run.lastOrder = order;
+    const step: StepState = {
+      id,
+      run,
+      order,
+      name: args.name,
+      version: args.version ?? null,
+      kind: args.kind ?? 'task',
+      position: args.position ?? null,
+      parentOrder: parent && parent.run === run ? parent.order : null,
+      parallelGroup: args.parallelGroup ?? null,
+      executor: args.executor ?? null,
+      startedAt: new Date().toISOString(),
+      inputText: args.input === undefined ? null : lenient(args.input),
+      status: 'running',
+      attempts: 0,
+      completedAt: null,
+      durationMs: null,
+      outputText: null,
+      errorMessage: null,
+      errorCode: null,
+      errorTraceback: null,
+      inserted: false,
+      queued: false,
+    };
+    stepsById.set(id, step);
+    run.openSteps.add(step);
+    this.queueStep(step);
+    this.commitPoint(false);
+    return id;
+  }
+
+  /**
+   * Records a step's end — `completed`, `error` (a failure is recorded as a failure, with its
+   * message, code and stack), `skipped` or `cancelled` — queued for the next commit point.
+   *
+   * @example
+   * ```ts
+   * tracker.finishStep({ stepId: id, status: 'error', attempts: 3, durationMs: 12, error: err });
+   * ```
+   */
+  finishStep(args: FinishStepArgs): void {
+    const step = this.requireStep(args.stepId, 'finishStep');
+    const status = args.status;
+    if (status !== 'completed' && status !== 'error' && status !== 'skipped' && status !== 'cancelled') {
+      throw invalidOption(`finishStep: status must be 'completed', 'error', 'skipped' or 'cancelled', got ${JSON.stringify(status)}`, 'RangeError');
+    }
+    step.status = status;
+    step.attempts = args.attempts ?? (status === 'skipped' ? 0 : Math.max(1, step.attempts));
+    step.completedAt = new Date().toISOString();
+    step.durationMs = args.durationMs ?? Date.now() - Date.parse(step.startedAt);
+    if (args.output !== undefined) step.outputText = lenient(args.output);
+    if (args.error !== undefined) {
+      const e = errorParts(args.error);
+      step.errorMessage = e.message;
+      step.errorCode = e.code;
+      step.errorTraceback = e.stack;
+    } else if (status === 'error') {
+      step.errorMessage = 'unknown error';
+    }
+    this.queueStep(step);
+    const run = step.run;
+    if (run.finished) {
+      // A step outliving its run (Background): no boundary follows, commit it now.
+      run.openSteps.delete(step);
+      stepsById.delete(step.id);
+      this.commitPoint(true);
+    } else {
+      this.afterQueued();
+    }
+  }
+
+  /**
+   * Finishes a step and saves a checkpoint; both land in the same commit (as any finishStep and
+   * saveCheckpoint queued before the next commit point do — this method only says so by its name).
+   *
+   * @example
+   * ```ts
+   * tracker.finishStepWithCheckpoint(
+   *   { stepId: id, status: 'completed', attempts: 1, durationMs: 2 },
+   *   { runId: 'r1', name: 'loaded', position: 1, context: ctx },
+   * );
+   * ```
+   */
+  finishStepWithCheckpoint(step: FinishStepArgs, checkpoint: SaveCheckpointArgs): void {
+    // Serialize first: an unsupported value must fail before the step's completion is queued.
+    const params = this.checkpointParams(checkpoint);
+    this.holdDepth++;
+    try {
+      this.finishStep(step);
+      this.queue.push({ op: Op.Checkpoint, params });
+    } finally {
+      this.holdDepth--;
+    }
+    this.afterQueued();
+  }
+
+  /**
+   * Records one attempt of a step (typically each failed attempt before a retry), queued.
+   *
+   * @example
+   * ```ts
+   * tracker.recordAttempt({ stepId: id, attempt: 1, status: 'timeout', durationMs: 5000, error: err });
+   * ```
+   */
+  recordAttempt(args: RecordAttemptArgs): void {
+    const step = this.requireStep(args.stepId, 'recordAttempt');
+    step.attempts = Math.max(step.attempts, args.attempt);
+    const e = args.error === undefined ? undefined : errorParts(args.error);
+    this.queue.push({
+      op: Op.Attempt,
+      params: [step.run.runId, step.order, args.attempt, args.status, (args.startedAt ?? new Date()).toISOString(),
+        args.durationMs ?? null, e?.message ?? null, e?.code ?? null],
+    });
+    this.afterQueued();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Checkpoints
+
+  /**
+   * Saves the run's checkpoint (context and the position to resume at). The context is serialized
+   * now, strictly; the row is committed with the step completion queued before it.
+   *
+   * @example
+   * ```ts
+   * tracker.saveCheckpoint({ runId: 'r1', name: 'loaded', position: 3, context: { rows: new Map() } });
+   * ```
+   */
+  saveCheckpoint(args: SaveCheckpointArgs): void {
+    const params = this.checkpointParams(args);
+    this.queue.push({ op: Op.Checkpoint, params });
+    this.afterQueued();
+  }
+
+  private checkpointParams(args: SaveCheckpointArgs): unknown[] {
+    const run = this.requireRun(args.runId, 'saveCheckpoint');
+    if (typeof args.name !== 'string') throw invalidOption('saveCheckpoint: name must be a string');
+    if (!Number.isInteger(args.position) || args.position < 0) {
+      throw invalidOption(`saveCheckpoint: position must be an integer ≥ 0, got ${String(args.position)}`, 'RangeError');
+    }
+    const text = serialize(args.context);
+    return [run.runId, args.name, args.position, run.lastOrder, args.structureHash ?? run.structureHash, text, new Date().toISOString()];
+  }
+
+  /**
+   * The latest checkpoint of a run, decoded, or undefined. With `structureHash`, a checkpoint saved
+   * by a differently structured pipeline throws `WPIPE_ERR_RESUME_MISMATCH`.
+   *
+   * @example
+   * ```ts
+   * const cp = tracker.loadLatestCheckpoint('r1');
+   * if (cp) { ctx = cp.context; startAt = cp.position; }
+   * ```
+   */
+  loadLatestCheckpoint(runId: string, options: { structureHash?: string } = {}): CheckpointRecord | undefined {
+    this.flush();
+    let row: Record<string, unknown> | undefined;
+    try {
+      row = this.stmts.getCheckpoint.get(runId) as Record<string, unknown> | undefined;
+    } catch (error) {
+      throw storageError(error, 'loadLatestCheckpoint', this.db.path);
+    }
+    if (!row) return undefined;
+    const cp = rowToCheckpoint(row);
+    if (options.structureHash !== undefined && cp.structureHash && cp.structureHash !== options.structureHash) {
+      throw new WpipeError(
+        'WPIPE_ERR_RESUME_MISMATCH',
+        `checkpoint '${cp.name}' of run '${runId}' was saved by a pipeline with other steps (structure hash ${cp.structureHash}, now ${options.structureHash})`,
+        { details: { runId, recordedHash: cp.structureHash, currentHash: options.structureHash } },
+      );
+    }
+    return cp;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Events, alerts, metrics
+
+  /**
+   * Records an event (checkpoint reached, retry, warning …), queued.
+   *
+   * @example
+   * ```ts
+   * tracker.recordEvent({ runId: 'r1', type: 'checkpoint', name: 'loaded', message: 'Checkpoint reached: loaded' });
+   * ```
+   */
+  recordEvent(args: RecordEventArgs): void {
+    if (typeof args.type !== 'string' || typeof args.name !== 'string') throw invalidOption('recordEvent: type and name must be strings');
+    const step = args.stepId === undefined ? undefined : stepsById.get(args.stepId);
+    this.queue.push({
+      op: Op.Event,
+      params: [args.runId ?? step?.run.runId ?? null, step ? step.order : null, args.type, args.name, args.message ?? null,
+        lenient(args.data), args.tags === undefined ? null : JSON.stringify(args.tags), new Date().toISOString()],
+    });
+    this.afterQueued();
+  }
+
+  /**
+   * Records a fired alert, queued.
+   *
+   * @example
+   * ```ts
+   * tracker.recordAlert({ runId: 'r1', metric: 'step_duration_ms', value: 812, threshold: 500, severity: 'warning' });
+   * ```
+   */
+  recordAlert(args: RecordAlertArgs): void {
+    const step = args.stepId === undefined ? undefined : stepsById.get(args.stepId);
+    this.queue.push({
+      op: Op.Alert,
+      params: [args.configId ?? null, args.runId ?? step?.run.runId ?? null, step ? step.order : null, args.metric, args.value,
+        args.threshold, args.severity, args.message ?? null, new Date().toISOString()],
+    });
+    this.afterQueued();
+  }
+
+  /**
+   * Records one system metrics sample, queued.
+   *
+   * @example
+   * ```ts
+   * tracker.recordSystemMetrics({ runId: 'r1', cpuPercent: 12.5, rssMb: 80 });
+   * ```
+   */
+  recordSystemMetrics(args: RecordSystemMetricsArgs): void {
+    this.queue.push({
+      op: Op.Metric,
+      params: [args.runId ?? null, args.cpuPercent ?? null, args.memoryPercent ?? null, args.memoryUsedMb ?? null,
+        args.memoryAvailableMb ?? null, args.diskIoReadMb ?? null, args.diskIoWriteMb ?? null, args.rssMb ?? null,
+        (args.recordedAt ?? new Date()).toISOString()],
+    });
+    this.afterQueued();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reads
+
+  /**
+   * A run as recorded (queued writes are committed first), or undefined.
+   *
+   * @example
+   * ```ts
+   * tracker.getRun('r1')?.status; // 'completed'
+   * ```
+   */
+  getRun(runId: string): RunRecord | undefined {
+    this.flush();
+    const row = this.stmts.getRun.get(runId) as Record<string, unknown> | undefined;
+    return row ? rowToRun(row) : undefined;
+  }
+
+  /**
+   * The step rows of a run in step_order.
+   *
+   * @example
+   * ```ts
+   * tracker.getSteps('r1').map((s) => `${s.name}:${s.status}`);
+   * ```
+   */
+  getSteps(runId: string): StepRecord[] {
+    this.flush();
+    return (this.stmts.getSteps.all(runId) as Record<string, unknown>[]).map(rowToStep);
+  }
+
+  /** The step_order of a step handle (what the database and the query API call a step). */
+  stepOrder(stepId: StepId): number | undefined {
+    return stepsById.get(stepId)?.order;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Commit control
+
+  /**
+   * Runs `fn` with commit points deferred, then commits everything it queued at once.
+   *
+   * @example
+   * ```ts
+   * tracker.transaction(() => { tracker.finishStep(a); tracker.startStep(b); tracker.startStep(c); });
+   * ```
+   */
+  transaction<T>(fn: () => T): T {
+    this.holdDepth++;
+    let result: T;
+    try {
+      result = fn();
+    } finally {
+      this.holdDepth--;
+    }
+    if (this.holdDepth === 0) this.flush();
+    return result;
+  }
+
+  /**
+   * Commits every queued write now, in one transaction.
+   *
+   * @example
+   * ```ts
+   * tracker.recordEvent({ type: 'note', name: 'deploy' }); tracker.flush();
+   * ```
+   */
+  flush(): void {
+    const queue = this.queue;
+    if (queue.length === 0) return;
+    const stmts = this.stmts;
+    this.queue = [];
+    pendingTrackers.delete(this);
+    // The auto-flush timer is left armed: clearing and re-arming one per step boundary costs more
+    // than letting it fire once per autoFlushMs on an empty queue.
+    try {
+      this.db.transaction(() => {
+        for (let i = 0; i < queue.length; i++) applyWrite(stmts, queue[i]!);
+      });
+    } catch (error) {
+      const wrapped = storageError(error, 'commit of run history', this.dbHandle?.path ?? String(this.target));
+      // Transient failures keep the writes for the next commit; anything else would fail again forever.
+      const code = String(wrapped.details.sqliteCode ?? '');
+      if (/^SQLITE_(BUSY|IOERR|FULL|CANTOPEN|PROTOCOL|NOMEM)/.test(code)) {
+        this.queue = queue.concat(this.queue);
+        pendingTrackers.add(this);
+      } else {
+        for (const w of queue) if (w.op === Op.Run) w.run.queued = false; else if (w.op === Op.Step) w.step.queued = false;
+        wrapped.details.droppedWrites = queue.length;
+      }
+      throw wrapped;
+    }
+    for (let i = 0; i < queue.length; i++) {
+      const w = queue[i]!;
+      if (w.op === Op.Step) {
+        w.step.inserted = true;
+        w.step.queued = false;
+      } else if (w.op === Op.Run) {
+        w.run.inserted = true;
+        w.run.queued = false;
+      }
+    }
+  }
+
+  /** @internal Flush from a timer or process exit: errors go to `onError`, never thrown. */
+  flushQuietly(): void {
+    try {
+      this.flush();
+    } catch (error) {
+      const e = error instanceof WpipeError ? error : storageError(error, 'flush', String(this.target));
+      if (this.options.onError) this.options.onError(e);
+      else process.emitWarning(e.message, { code: e.code });
+    }
+  }
+
+  /**
+   * Commits what is queued and gives the connection back (closing it when this tracker opened it
+   * and nobody else uses it). Runs still in flight stay `running` in the database.
+   *
+   * @example
+   * ```ts
+   * tracker.close();
+   * ```
+   */
+  close(): void {
+    if (this.closed) return;
+    try {
+      if (this.dbHandle) this.flush();
+    } finally {
+      this.closed = true;
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      pendingTrackers.delete(this);
+      for (const run of this.runs.values()) for (const step of run.openSteps) stepsById.delete(step.id);
+      this.runs.clear();
+      if (this.dbHandle && this.ownsDb) this.dbHandle.close();
+      this.dbHandle = undefined;
+      this.s = undefined;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Internals
+
+  private requireRun(runId: string, where: string): RunState {
+    const run = this.runs.get(runId);
+    if (run === undefined) {
+      throw new WpipeError('WPIPE_ERR_STORAGE', `${where}: run '${String(runId)}' is not in progress in this tracker (startRun or resumeRun it first)`, {
+        details: { runId },
+      });
+    }
+    return run;
+  }
+
+  private requireStep(stepId: StepId, where: string): StepState {
+    const step = stepsById.get(stepId);
+    if (step === undefined || step.run.tracker !== this) {
+      throw new WpipeError('WPIPE_ERR_STORAGE', `${where}: unknown step id ${String(stepId)} (not started by this tracker, or its run is over)`, {
+        details: { stepId },
+      });
+    }
+    return step;
+  }
+
+  private queueRun(run: RunState): void {
+    if (!run.queued) {
+      run.queued = true;
+      this.queue.push({ op: Op.Run, run });
+    }
+  }
+
+  private queueStep(step: StepState): void {
+    if (!step.queued) {
+      step.queued = true;
+      this.queue.push({ op: Op.Step, step });
+    }
+  }
+
+  /** A call that precedes user code (startStep) or ends a run (finishRun). */
+  private commitPoint(endOfRun: boolean): void {
+    if (this.holdDepth > 0) return;
+    if (this.durability === 'step' || endOfRun) {
+      this.flush();
+      return;
+    }
+    this.afterQueued();
+  }
+
+  /** A write was queued without a commit point: make sure it is committed eventually. */
+  private afterQueued(): void {
+    if (this.holdDepth > 0) return;
+    pendingTrackers.add(this);
+    installExitHook();
+    if (this.durability === 'run') {
+      if (this.queue.length >= MAX_QUEUE_RUN_MODE) this.flush();
+      return;
+    }
+    if (this.timer === undefined) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.flushQuietly();
+      }, this.autoFlushMs);
+      this.timer.unref();
+    }
+  }
+
+  private recordOf(run: RunState, input: unknown): RunRecord {
+    return {
+      runId: run.runId,
+      pipelineName: run.pipelineName,
+      status: run.status,
+      startedAt: run.startedAt,
+      completedAt: run.completedAt,
+      durationMs: run.durationMs,
+      input,
+      output: decode(run.outputText),
+      outputExact: run.outputExact === 1,
+      error: run.errorMessage === null ? null : { message: run.errorMessage, code: run.errorCode, detail: run.errorData },
+      errorStep: run.errorStep,
+      parentRunId: run.parentRunId,
+      parentStepId: run.parentStepOrder,
+      structureHash: run.structureHash,
+      resumes: 0,
+      workerId: this.options.workerId ?? null,
+      workerName: this.options.workerName ?? null,
+      pid: process.pid,
+    };
+  }
+}
+
+function applyWrite(s: Stmts, w: QueuedWrite): void {
+  switch (w.op) {
+    case Op.Step: {
+      const st = w.step;
+      if (st.inserted) {
+        s.finishStep.run(st.status, st.attempts, st.completedAt, st.durationMs, st.outputText, st.errorMessage, st.errorCode,
+          st.errorTraceback, st.run.runId, st.order);
+      } else if (st.status === 'running') {
+        s.insertStepStart.run(st.run.runId, st.order, st.name, st.version, st.kind, st.position, st.parentOrder, st.parallelGroup,
+          st.executor, st.startedAt, st.inputText);
+      } else {
+        // Not committed yet: insert the row as it is now (a started-and-finished step is one INSERT).
+        s.insertStep.run(st.run.runId, st.order, st.name, st.version, st.kind, st.position, st.status, st.attempts, st.parentOrder,
+          st.parallelGroup, st.executor, st.startedAt, st.completedAt, st.durationMs, st.inputText, st.outputText, st.errorMessage,
+          st.errorCode, st.errorTraceback);
+      }
+      return;
+    }
+    case Op.Run: {
+      const r = w.run;
+      if (r.inserted) {
+        s.finishRun.run(r.status, r.completedAt, r.durationMs, r.outputText, r.outputExact, r.errorMessage, r.errorStep, r.errorCode,
+          r.errorData, r.completedAt ?? new Date().toISOString(), r.runId);
+      } else {
+        s.insertRun.run(r.runId, r.pipelineName, r.workerId, r.workerName, r.status, r.startedAt,
+          r.completedAt, r.durationMs, r.inputText, r.outputText, r.outputExact, r.errorMessage, r.errorStep, r.errorCode, r.errorData,
+          r.parentRunId, r.parentStepOrder, r.yamlPath, r.structureHash, process.pid, r.completedAt ?? r.startedAt);
+      }
+      return;
+    }
+    case Op.Attempt:
+      s.insertAttempt.run(...w.params);
+      return;
+    case Op.Event:
+      s.insertEvent.run(...w.params);
+      return;
+    case Op.Checkpoint:
+      s.upsertCheckpoint.run(...w.params);
+      return;
+    case Op.DropCheckpoint:
+      s.dropCheckpoint.run(w.runId);
+      return;
+    case Op.Alert:
+      s.insertAlert.run(...w.params);
+      return;
+    case Op.Metric:
+      s.insertMetric.run(...w.params);
+      return;
+  }
+}
+
+function str(v: unknown): string | null {
+  return v === null || v === undefined ? null : String(v);
+}
+function num(v: unknown): number | null {
+  return v === null || v === undefined ? null : Number(v);
+}
+
+/** Decodes a `pipelines` row. */
+export function rowToRun(row: Record<string, unknown>): RunRecord {
+  return {
+    runId: String(row.id),
+    pipelineName: String(row.name),
+    status: row.status as RunStatus,
+    startedAt: String(row.started_at),
+    completedAt: str(row.completed_at),
+    durationMs: num(row.total_duration_ms),
+    input: decode(row.input_data),
+    output: decode(row.output_data),
+    outputExact: row.output_exact === 1,
+    error: row.error_message === null || row.error_message === undefined
+      ? null
+      : { message: String(row.error_message), code: str(row.error_code), detail: str(row.error_data) },
+    errorStep: str(row.error_step),
+    parentRunId: str(row.parent_pipeline_id),
+    parentStepId: num(row.parent_step_id),
+    structureHash: str(row.structure_hash),
+    resumes: Number(row.resumes ?? 0),
+    workerId: str(row.worker_id),
+    workerName: str(row.worker_name),
+    pid: num(row.pid),
+  };
+}
+
+/** Decodes a `steps` row. */
+export function rowToStep(row: Record<string, unknown>): StepRecord {
+  return {
+    runId: String(row.pipeline_id),
+    order: Number(row.step_order),
+    name: String(row.step_name),
+    version: str(row.step_version),
+    kind: String(row.step_type),
+    position: num(row.position),
+    status: row.status as StepStatus,
+    attempts: Number(row.attempts),
+    parentStepId: num(row.parent_step_id),
+    parallelGroup: str(row.parallel_group),
+    executor: str(row.executor),
+    startedAt: String(row.started_at),
+    completedAt: str(row.completed_at),
+    durationMs: num(row.duration_ms),
+    input: decode(row.input_data),
+    output: decode(row.output_data),
+    error: row.error_message === null || row.error_message === undefined
+      ? null
+      : { message: String(row.error_message), code: str(row.error_code), detail: str(row.error_traceback) },
+  };
+}
+
+function rowToCheckpoint(row: Record<string, unknown>): CheckpointRecord {
+  return {
+    runId: String(row.pipeline_id),
+    name: String(row.name),
+    position: Number(row.position),
+    stepOrder: num(row.step_order),
+    structureHash: str(row.structure_hash),
+    context: deserialize(String(row.context)),
+    saves: Number(row.saves),
+    createdAt: String(row.created_at),
+  };
+}

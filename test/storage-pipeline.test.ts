@@ -1,0 +1,98 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Pipeline, Parallel, WpipeError, ProcessError } from '../src/index.js';
+import { HistoryQuery } from '../src/storage/query.js';
+import { tempDir } from './fixtures/storage/tmp.js';
+
+type Ctx = Record<string, unknown>;
+
+test('Pipeline({ trackingDb }) records runs and steps; a failure is recorded as a failure', async () => {
+  const t = tempDir();
+  const file = t.file('p.db');
+  const pipe = new Pipeline({ pipelineName: 'orders', trackingDb: file });
+  pipe.setSteps([
+    [(c: Ctx) => ({ rows: 3 }), 'load', 'v1'],
+    new Parallel({ steps: [[() => ({ a: 1 }), 'enrichA'], [() => ({ b: 2 }), 'enrichB']] }),
+    [(c: Ctx) => { if (c.fail) throw new Error('bad row, "7"'); return { saved: true }; }, 'save', 'v2'],
+  ]);
+  try {
+    const out = await pipe.run({ orderId: 1 }, { runId: 'ok-1' });
+    assert.equal(out.saved, true);
+    await assert.rejects(pipe.run({ orderId: 2, fail: true }, { runId: 'bad-1' }), ProcessError);
+    await pipe.close();
+    const q = new HistoryQuery(file);
+    const ok = q.getRunDetail('ok-1')!;
+    assert.equal(ok.status, 'completed');
+    assert.deepEqual(ok.steps.map((s) => [s.name, s.kind, s.status, s.parentStepId]), [
+      ['load', 'task', 'completed', null],
+      ['Parallel', 'parallel', 'completed', null],
+      ['enrichA', 'task', 'completed', 2],
+      ['enrichB', 'task', 'completed', 2],
+      ['save', 'task', 'completed', null],
+    ]);
+    const bad = q.getRunDetail('bad-1')!;
+    assert.equal(bad.status, 'error');
+    assert.equal(bad.errorStep, 'save');
+    assert.match(bad.errorMessage!, /bad row/);
+    assert.equal(bad.steps.at(-1)!.status, 'error');
+    q.close();
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('resume by runId after a failure runs only what is left; a completed runId replays; a changed pipeline is refused', async () => {
+  const t = tempDir();
+  const file = t.file('r.db');
+  const ran: string[] = [];
+  let failOnce = true;
+  const steps = [
+    [(c: Ctx) => { ran.push('a'); return { n: 1, when: new Date(0) }; }, 'a'],
+    [(c: Ctx) => { ran.push('b'); return { n: (c.n as number) + 1, seen: new Set([1]) }; }, 'b'],
+    [(c: Ctx) => { ran.push('c'); if (failOnce) { failOnce = false; throw new Error('flaky'); } return { n: (c.n as number) + 1 }; }, 'c'],
+  ] as const;
+  try {
+    const p1 = new Pipeline({ pipelineName: 'job', trackingDb: file }).setSteps([...steps]);
+    p1.addCheckpoint('progress', 'n > 0');
+    await assert.rejects(p1.run({}, { runId: 'job-1' }), ProcessError);
+    await p1.close();
+    assert.deepEqual(ran, ['a', 'b', 'c']);
+
+    const p2 = new Pipeline({ pipelineName: 'job', trackingDb: file }).setSteps([...steps]);
+    p2.addCheckpoint('progress', 'n > 0');
+    const out = await p2.run({}, { runId: 'job-1' });
+    assert.deepEqual(ran, ['a', 'b', 'c', 'c'], 'only the failed step ran again');
+    assert.equal(out.n, 3);
+    assert.ok(out.when instanceof Date && out.seen instanceof Set, 'the checkpoint carried Date and Set');
+
+    const replay = await p2.run({}, { runId: 'job-1' });
+    assert.deepEqual(ran, ['a', 'b', 'c', 'c'], 'a completed run id executes nothing');
+    assert.equal(replay.n, 3);
+    await p2.close();
+
+    // Another failed run, then the step list changes: resuming it is refused.
+    failOnce = true;
+    const p3 = new Pipeline({ pipelineName: 'job', trackingDb: file }).setSteps([...steps]);
+    p3.addCheckpoint('progress', 'n > 0');
+    await assert.rejects(p3.run({}, { runId: 'job-2' }));
+    await p3.close();
+    const p4 = new Pipeline({ pipelineName: 'job', trackingDb: file }).setSteps([steps[0], [() => ({ other: 1 }), 'different'], steps[2]]);
+    p4.addCheckpoint('progress', 'n > 0');
+    await assert.rejects(p4.run({}, { runId: 'job-2' }), (e: unknown) => e instanceof WpipeError && e.code === 'WPIPE_ERR_RESUME_MISMATCH');
+    await p4.close();
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('a context value a checkpoint cannot carry fails the run with the key path', async () => {
+  const t = tempDir();
+  try {
+    const pipe = new Pipeline({ pipelineName: 'p', trackingDb: t.file('s.db') }).setSteps([[() => ({ handler: () => 1 }), 'make']]);
+    pipe.addCheckpoint('always', 'True');
+    await assert.rejects(pipe.run({}), (e: unknown) => e instanceof WpipeError && e.code === 'WPIPE_ERR_CHECKPOINT_SERIALIZE' && /handler/.test(e.message));
+    await pipe.close();
+  } finally {
+    t.cleanup();
+  }
+});
