@@ -873,9 +873,7 @@ function splitWhitespace(s: string, maxsplit: number): string[] {
     while (i < n && PY_SPACE.has(s.charCodeAt(i))) i++;
     if (i >= n) break;
     if (maxsplit >= 0 && out.length >= maxsplit) {
-      let j = n;
-      while (j > i && PY_SPACE.has(s.charCodeAt(j - 1))) j--;
-      out.push(s.slice(i, j));
+      out.push(s.slice(i)); // the remainder keeps its trailing whitespace, as in CPython
       break;
     }
     let j = i;

@@ -1,0 +1,40 @@
+// The wpipe expression VM, compiled to build/wasm/wpipe.wasm. The host (src/backend/wasm.ts) drives it
+// through pointer-taking functions: it writes tapes and columns into linear memory, calls, and reads
+// the RESULT descriptor or the six fault words at faultPtr().
+
+import { FAULT, initArena, resetAll, resetToProgram, markProgram, alloc, clearFault } from './mem';
+import { loadScalarProgram, run } from './vm';
+export { batchLoad, batchInput, batchRun, batchOutput, batchBlockRows } from './batch';
+
+/** Address of the fault words (six i32) followed by the result descriptor. */
+export function faultPtr(): usize {
+  initArena();
+  return FAULT;
+}
+
+/** Forgets the loaded program and reserves `bytes` for a new one (code and tapes); returns where. */
+export function programBuffer(bytes: i32): usize {
+  resetAll();
+  clearFault();
+  return alloc(<usize>bytes);
+}
+
+/** Decodes a scalar program written at programBuffer(); its memory is kept until the next program. */
+export function loadScalar(codePtr: usize, codeLen: i32, constTape: usize, nConsts: i32, strTape: usize, nStrings: i32, nNames: i32, maxStack: i32): void {
+  clearFault();
+  loadScalarProgram(codePtr, codeLen, constTape, nConsts, strTape, nStrings, nNames, maxStack);
+  markProgram();
+}
+
+/** Starts an evaluation: frees the previous one and reserves `bytes` for the context tape. */
+export function contextBuffer(bytes: i32): usize {
+  resetToProgram();
+  clearFault();
+  return alloc(<usize>bytes);
+}
+
+/** Evaluates the loaded program on the context tape at ctx; returns the result tag. */
+export function evaluate(ctx: usize): i32 {
+  run(ctx);
+  return load<i32>(FAULT, 32);
+}

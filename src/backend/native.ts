@@ -1,0 +1,279 @@
+/**
+ * The native backend: the C++ addon's expression VM (native/, built to build/Release/wpipe.node).
+ *
+ * This module is the only place that loads the .node file, lazily (never at import time), through
+ * `createRequire(import.meta.url)`. `NativeBinding` types every export of the addon. Values cross as
+ * flat buffers only: Int32Array code, Uint8Array value tapes (src/expr/tape.ts), Float64Array /
+ * Uint8Array columns and an Int32Array of fault words — the addon never walks a JS object graph.
+ *
+ * @example
+ * ```ts
+ * import { loadNativeVm } from './native.js';
+ * const vm = loadNativeVm(); // throws, saying what was tried and how to fix it, without the addon
+ * const scalar = vm.prepareScalar(program);
+ * scalar.evaluate({ x: 7, kind: 'a' }); // the result, or throws VmFault
+ * ```
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { Tag, type Program } from '../expr/bytecode.js';
+import { TapeLimit, TapeWriter, encodeTape } from '../expr/tape.js';
+import { PyFloat, PyTuple } from '../expr/values.js';
+import {
+  VmFault,
+  type BackendStatus,
+  type BatchEvaluator,
+  type BatchProgram,
+  type ExprVm,
+  type ScalarEvaluator,
+  type VmColumn,
+} from './types.js';
+
+/** An opaque handle to a program prepared by the addon (an external object owned by this thread). */
+export interface NativeProgram {
+  readonly __wpipeNativeProgram: never;
+}
+
+/** Every export of build/Release/wpipe.node (native/addon.cpp). */
+export interface NativeBinding {
+  /** Build facts: the Node-API version it was built for and the CPU features the batch VM uses. */
+  info(): { napiVersion: number; features: string[]; abi: number };
+  /**
+   * Validates and decodes a program once. `kinds` (one ColumnKind byte per column) makes it a batch
+   * program; null a scalar one. Throws an Error with code WPIPE_ERR_INTERNAL on a malformed program.
+   */
+  prepare(code: Int32Array, consts: Uint8Array, strings: Uint8Array, kinds: Uint8Array | null): NativeProgram;
+  /**
+   * Evaluates a scalar program over a context tape. Returns the result tape's length (copied into
+   * `out` when it fits, else fetched with takeResult), or -1 with the six fault words in `fault`.
+   */
+  evaluate(program: NativeProgram, ctx: Uint8Array, out: Uint8Array, fault: Int32Array): number;
+  /** Copies the last result tape of this thread into `out`; returns its length. */
+  takeResult(out: Uint8Array): number;
+  /** Runs a batch program; writes 0/1 per row into `out`; returns -1 or the first failing row. */
+  runBatch(program: NativeProgram, columns: readonly VmColumn[], rows: number, out: Uint8Array, fault: Int32Array): number;
+}
+
+/** The ABI version native/addon.cpp reports; bumped when the export list or a signature changes. */
+const ADDON_ABI = 1;
+/** Relative to this module: src/backend/native.ts under tsx, dist/backend/native.js compiled. */
+const ADDON_URL = new URL('../../build/Release/wpipe.node', import.meta.url);
+
+let binding: NativeBinding | undefined;
+let loadError: Error | undefined;
+
+/** WPIPE_NATIVE_PATH points the loader at another build of the addon (or hides it, in tests). */
+function addonPath(): string {
+  return process.env.WPIPE_NATIVE_PATH || fileURLToPath(ADDON_URL);
+}
+
+function loadBinding(): NativeBinding {
+  if (binding) return binding;
+  if (loadError) throw loadError;
+  const path = addonPath();
+  try {
+    const b = createRequire(import.meta.url)(path) as NativeBinding;
+    for (const fn of ['info', 'prepare', 'evaluate', 'takeResult', 'runBatch'] as const) {
+      if (typeof b[fn] !== 'function') throw new Error(`the addon has no ${fn}() export (a stale build?)`);
+    }
+    const abi = b.info().abi;
+    if (abi !== ADDON_ABI) throw new Error(`the addon has ABI ${abi}, this code needs ${ADDON_ABI} (a stale build?)`);
+    binding = b;
+    return b;
+  } catch (error) {
+    const cause = error instanceof Error ? error : new Error(String(error));
+    loadError = new Error(
+      `could not load the native addon from ${path}: ${cause.message.split('\n')[0]}. ` +
+        `Build it with \`npm run build:native\` (cmake, a C++17 compiler; the addon targets Node-API 8, ` +
+        `this is Node ${process.versions.node} with Node-API ${process.versions.napi ?? '?'}).`,
+      { cause },
+    );
+    throw loadError;
+  }
+}
+
+/** native/value.h kResultRef: a u32 index of an earlier container or long string of the result. */
+const RESULT_REF = 0xff;
+/** Strings at least this long are numbered for RESULT_REF (native/value.cpp ResultEncoder). */
+const REF_MIN_STRING = 32;
+
+/**
+ * Decodes a result tape into the js evaluator's representation, like tape.ts's TapeReader, with two
+ * differences: RESULT_REF restores the sharing the value had in the VM (`[l] * 999999` crosses as one
+ * list and 999999 references), and values inside a dict decode as the context values they came from
+ * (dicts exist only in contexts), so an integral float there is a plain number, not a PyFloat box.
+ */
+class ResultReader {
+  private pos = 0;
+  private readonly shared: unknown[] = [];
+  constructor(private readonly bytes: Uint8Array, private readonly view: DataView) {}
+
+  private u32(): number {
+    const x = this.view.getUint32(this.pos, true);
+    this.pos += 4;
+    return x;
+  }
+
+  private str(): string {
+    const n = this.u32();
+    const start = this.pos;
+    this.pos += n * 2;
+    let out = '';
+    for (let i = 0; i < n; i += 4096) {
+      const end = Math.min(n, i + 4096);
+      const units = new Array<number>(end - i);
+      for (let j = i; j < end; j++) units[j - i] = this.view.getUint16(start + j * 2, true);
+      out += String.fromCharCode(...units);
+    }
+    return out;
+  }
+
+  value(inDict: boolean): unknown {
+    const tag = this.bytes[this.pos++];
+    switch (tag) {
+      case Tag.NONE: return null;
+      case Tag.FALSE: return false;
+      case Tag.TRUE: return true;
+      case Tag.INT: case Tag.FLOAT: {
+        const x = this.view.getFloat64(this.pos, true);
+        this.pos += 8;
+        return tag === Tag.FLOAT && !inDict && (Number.isInteger(x) || Object.is(x, -0)) ? new PyFloat(x) : x;
+      }
+      case Tag.STR: {
+        const s = this.str();
+        if (s.length >= REF_MIN_STRING) this.shared.push(s);
+        return s;
+      }
+      case Tag.LIST: case Tag.TUPLE: {
+        const n = this.u32();
+        const items = new Array<unknown>(n);
+        const v = tag === Tag.LIST ? items : new PyTuple(items);
+        if (n > 0) this.shared.push(v);
+        for (let i = 0; i < n; i++) items[i] = this.value(inDict);
+        return v;
+      }
+      case Tag.DICT: {
+        const n = this.u32();
+        const obj: Record<string, unknown> = {};
+        if (n > 0) this.shared.push(obj);
+        for (let i = 0; i < n; i++) {
+          const k = this.str();
+          Object.defineProperty(obj, k, { value: this.value(true), enumerable: true, writable: true, configurable: true });
+        }
+        return obj;
+      }
+      case Tag.OPAQUE:
+        return { __opaque__: this.str() };
+      case RESULT_REF:
+        return this.shared[this.u32()];
+      default:
+        throw new Error(`corrupt result tape from the native VM: tag ${String(tag)} at ${this.pos - 1}`);
+    }
+  }
+}
+
+const FAULT_WORDS = 6;
+const INITIAL_OUT = 256;
+
+class NativeScalar implements ScalarEvaluator {
+  private readonly writer = new TapeWriter(256);
+  private readonly fault = new Int32Array(FAULT_WORDS);
+  private out = new Uint8Array(INITIAL_OUT);
+  private view = new DataView(this.out.buffer);
+
+  constructor(
+    private readonly b: NativeBinding,
+    private readonly handle: NativeProgram,
+    private readonly names: readonly string[],
+  ) {}
+
+  evaluate(ctx: Record<string, unknown>): unknown {
+    let tape: Uint8Array;
+    try {
+      tape = this.writer.context(ctx, this.names);
+    } catch (error) {
+      if (error instanceof TapeLimit) throw new VmFault(Int32Array.of(error.kind, 0, error.reason, -1, -1, -1));
+      throw error;
+    }
+    const n = this.b.evaluate(this.handle, tape, this.out, this.fault);
+    if (n < 0) throw new VmFault(this.fault.slice());
+    if (n > this.out.length) {
+      let size = this.out.length * 2;
+      while (size < n) size *= 2;
+      this.out = new Uint8Array(size);
+      this.view = new DataView(this.out.buffer);
+      this.b.takeResult(this.out);
+    }
+    // Scalars without allocating a reader; everything else through the shared tape decoder.
+    switch (this.out[0]) {
+      case Tag.NONE: return null;
+      case Tag.FALSE: return false;
+      case Tag.TRUE: return true;
+      case Tag.INT: return this.view.getFloat64(1, true);
+      case Tag.FLOAT: {
+        const x = this.view.getFloat64(1, true);
+        return Number.isInteger(x) || Object.is(x, -0) ? new PyFloat(x) : x;
+      }
+      default: return new ResultReader(this.out, this.view).value(false);
+    }
+  }
+}
+
+function prepare(b: NativeBinding, program: Program, kinds: Uint8Array | null): NativeProgram {
+  return b.prepare(program.code, encodeTape(program.consts), encodeTape(program.strings), kinds);
+}
+
+function makeVm(b: NativeBinding): ExprVm {
+  return {
+    name: 'native',
+    prepareScalar(program: Program): ScalarEvaluator {
+      return new NativeScalar(b, prepare(b, program, null), program.names);
+    },
+    prepareBatch(program: BatchProgram): BatchEvaluator {
+      const handle = prepare(b, program, Uint8Array.from(program.kinds));
+      const fault = new Int32Array(FAULT_WORDS);
+      return {
+        fault,
+        run(columns: readonly VmColumn[], rows: number, out: Uint8Array): number {
+          return b.runBatch(handle, columns, rows, out, fault);
+        },
+      };
+    },
+  };
+}
+
+let vm: ExprVm | undefined;
+
+/**
+ * The native VM. Loads the addon on first use; throws an Error saying which file was tried, why it
+ * failed and how to fix it (`npm run build:native`) when it cannot.
+ *
+ * @example
+ * ```ts
+ * const evaluator = loadNativeVm().prepareBatch(batchProgram);
+ * const failedRow = evaluator.run([xs, ys], xs.length, out); // -1, or a row with evaluator.fault set
+ * ```
+ */
+export function loadNativeVm(): ExprVm {
+  vm ??= makeVm(loadBinding());
+  return vm;
+}
+
+/**
+ * Whether the addon loads here, from where (or why not), and the CPU features its batch VM uses
+ * (detected at run time: 'avx2' means the AVX2 clones of the column kernels run).
+ *
+ * @example
+ * ```ts
+ * nativeStatus(); // { name: 'native', available: true, detail: '/…/build/Release/wpipe.node (Node-API 8)', features: ['sse2', 'avx2', …] }
+ * ```
+ */
+export function nativeStatus(): BackendStatus {
+  try {
+    const b = loadBinding();
+    const info = b.info();
+    return { name: 'native', available: true, detail: `${addonPath()} (Node-API ${info.napiVersion})`, features: info.features };
+  } catch (error) {
+    return { name: 'native', available: false, detail: (error as Error).message, features: [] };
+  }
+}

@@ -1,0 +1,743 @@
+/**
+ * The wasm backend: the AssemblyScript expression VM (assembly/, built to build/wasm/wpipe.wasm).
+ *
+ * The module is compiled once per thread, lazily (never at import), and can be handed to worker
+ * threads: pass `getWasmModule()` in `workerData` as `wpipeWasmModule` (or call `useWasmModule()` in
+ * the worker) and the worker instantiates it without reading or compiling the file again.
+ * Values cross as the value tape of src/expr/bytecode.ts; batches as flat columns copied into linear
+ * memory in blocks, one call per block.
+ *
+ * @example
+ * ```ts
+ * import { loadWasmVm } from './backend/wasm.js';
+ * const vm = loadWasmVm();
+ * const ev = vm.prepareScalar(program);
+ * ev.evaluate({ x: 7, kind: 'a' }); // → true
+ * ```
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { workerData } from 'node:worker_threads';
+import { CmpOp, Fn, Op, OPERAND_COUNT, Tag, type Program } from '../expr/bytecode.js';
+import { TapeLimit, TapeWriter, encodeTape } from '../expr/tape.js';
+import { PyFloat, PyTuple, makeFloat, tagOf } from '../expr/values.js';
+import { floatRepr, roundDecimal } from '../expr/pyops.js';
+import {
+  VmFault, ColumnKind, type BackendStatus, type BatchEvaluator, type BatchProgram, type ExprVm, type ScalarEvaluator,
+  type VmColumn,
+} from './types.js';
+
+/** Where the module is: src/backend/wasm.ts (tsx) and dist/backend/wasm.js both sit two levels down. */
+const WASM_URL = new URL('../../build/wasm/wpipe.wasm', import.meta.url);
+/** WPIPE_WASM_PATH points the loader at another build of the module (or hides it, in tests). */
+export const WASM_PATH = process.env.WPIPE_WASM_PATH || fileURLToPath(WASM_URL);
+
+/** The exports of wpipe.wasm (assembly/index.ts). */
+interface WasmExports {
+  readonly memory: WebAssembly.Memory;
+  faultPtr(): number;
+  programBuffer(bytes: number): number;
+  loadScalar(code: number, codeLen: number, consts: number, nConsts: number, strs: number, nStrs: number, nNames: number, maxStack: number): void;
+  contextBuffer(bytes: number): number;
+  evaluate(ctx: number): number;
+  batchLoad(plan: number, planLen: number, consts: number, nConsts: number, kinds: number, nCols: number, nRegs: number, nSites: number): number;
+  batchInput(col: number): number;
+  batchRun(rows: number, rowBase: number): number;
+  batchOutput(): number;
+  batchBlockRows(): number;
+}
+
+let moduleCache: WebAssembly.Module | undefined;
+let moduleError: Error | undefined;
+let vmCache: WasmVm | undefined;
+
+/**
+ * Lets a worker use a module compiled elsewhere (a WebAssembly.Module is cloneable through
+ * postMessage and workerData).
+ */
+export function useWasmModule(module: WebAssembly.Module): void {
+  if (!(module instanceof WebAssembly.Module)) throw new TypeError('useWasmModule: expected a WebAssembly.Module');
+  if (!moduleCache) moduleCache = module;
+}
+
+/**
+ * The compiled module (compiled on first use, once per thread; a module passed to this worker in
+ * `workerData.wpipeWasmModule` is used as is). Throws an Error saying what failed.
+ */
+export function getWasmModule(): WebAssembly.Module {
+  if (moduleCache) return moduleCache;
+  if (moduleError) throw moduleError;
+  const passed = (workerData as { wpipeWasmModule?: unknown } | null | undefined)?.wpipeWasmModule;
+  if (passed instanceof WebAssembly.Module) {
+    moduleCache = passed;
+    return passed;
+  }
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(WASM_PATH);
+  } catch (e) {
+    moduleError = new Error(
+      `wasm backend: cannot read ${WASM_PATH} (${(e as NodeJS.ErrnoException).code ?? String(e)}); build it with \`npm run build:wasm\``,
+      { cause: e },
+    );
+    throw moduleError;
+  }
+  try {
+    moduleCache = new WebAssembly.Module(bytes);
+  } catch (e) {
+    moduleError = new Error(
+      `wasm backend: ${WASM_PATH} is not a valid WebAssembly module for this Node (${(e as Error).message}); ` +
+        'rebuild it with `npm run build:wasm` (SIMD128 support is required: Node >= 16.4)',
+      { cause: e },
+    );
+    throw moduleError;
+  }
+  return moduleCache;
+}
+
+const EXPECTED_EXPORTS = [
+  'memory', 'faultPtr', 'programBuffer', 'loadScalar', 'contextBuffer', 'evaluate', 'batchLoad', 'batchInput',
+  'batchRun', 'batchOutput', 'batchBlockRows',
+] as const;
+
+// ---------------------------------------------------------------------------------- batch plans
+
+/** Micro-ops of a batch plan (assembly/batch.ts mirrors these numbers). */
+const P = {
+  END: 0, COL: 1, CONST: 2, UNARY: 3, BINOP: 4, COMPARE: 5, CHAIN: 6, BRANCH: 7, JUMP: 8, SELECT: 9, ACTIVATE: 10,
+  CALL: 11, RETURN: 12,
+} as const;
+
+const BATCH_FNS = new Set<number>([Fn.abs, Fn.min, Fn.max, Fn.bool, Fn.int, Fn.float, Fn.round]);
+
+/** A batch program as the wasm batch VM runs it. */
+export interface BatchPlan {
+  readonly plan: Int32Array;
+  readonly regs: number;
+  readonly sites: number;
+}
+
+interface PlanValue {
+  readonly reg: number;
+  /** Value id, for the "are this value's int/float tags ever read" analysis. */
+  readonly vid: number;
+}
+
+/**
+ * Compiles a batch program to a register plan: each produced value gets a register (a chunk of rows),
+ * jumps become row masks (one pending mask per jump site), and at a jump target a SELECT merges, row
+ * by row, the values of the paths that meet there. Also proves which results need exact int/float
+ * tags (those read by arithmetic or a function), so the VM can skip computing the others.
+ * Throws if the program is outside the batch subset.
+ */
+export function planBatchProgram(program: BatchProgram): BatchPlan {
+  const code = program.code;
+  const out: number[] = [];
+  const refs: number[] = [];
+  const free: number[] = [];
+  let regs = 0;
+  let sites = 0;
+  const need: boolean[] = [];
+  const needAt: number[] = [];
+  /** Is the value only ever tested for truth (jumps, `not`, bool(), the result)? Then bits will do. */
+  const truthOnly: boolean[] = [];
+  const bitsAt: number[] = [];
+  const sources: (number[] | undefined)[] = [];
+  const incoming = new Map<number, Array<{ site: number; stack: PlanValue[] }>>();
+  let stack: PlanValue[] = [];
+  let reachable = true;
+
+  const fail = (pc: number, why: string): never => {
+    throw new Error(`wasm backend: batch program ${JSON.stringify(program.text)}: ${why} at pc ${pc}`);
+  };
+  const allocReg = (): number => {
+    let r: number;
+    if (free.length > 0) {
+      let best = 0;
+      for (let i = 1; i < free.length; i++) if (free[i]! < free[best]!) best = i;
+      r = free[best]!;
+      free.splice(best, 1);
+    } else {
+      r = regs++;
+    }
+    refs[r] = 0;
+    return r;
+  };
+  const ref = (v: PlanValue): void => { refs[v.reg]!++; };
+  const unref = (v: PlanValue): void => {
+    if (--refs[v.reg]! === 0) free.push(v.reg);
+  };
+  const value = (reg: number, needField: number, bitsField = -1): PlanValue => {
+    const vid = need.length;
+    need.push(false);
+    needAt.push(needField);
+    truthOnly.push(true);
+    bitsAt.push(bitsField);
+    sources.push(undefined);
+    return { reg, vid };
+  };
+  /** The value is read as a value (not only for its truth). */
+  const used = (v: PlanValue): void => { truthOnly[v.vid] = false; };
+  const push = (v: PlanValue): void => {
+    ref(v);
+    stack.push(v);
+  };
+  const pop = (pc: number): PlanValue => stack.pop() ?? fail(pc, 'stack underflow');
+  const branchTo = (target: number, pc: number, pathStack: PlanValue[]): number => {
+    if (target <= pc || target >= code.length) fail(pc, `bad jump target ${target}`);
+    const site = sites++;
+    for (const v of pathStack) ref(v);
+    let list = incoming.get(target);
+    if (!list) incoming.set(target, (list = []));
+    list.push({ site, stack: pathStack });
+    return site;
+  };
+
+  for (let pc = 0; pc < code.length; ) {
+    const op = code[pc]!;
+    const width = 1 + (OPERAND_COUNT[op] ?? fail(pc, `unknown opcode ${op}`));
+    const a1 = code[pc + 1]!;
+    const a2 = code[pc + 2]!;
+    const arrivals = incoming.get(pc);
+    if (arrivals) {
+      const paths = reachable ? [{ site: -1, stack }, ...arrivals] : arrivals;
+      const depth = paths[0]!.stack.length;
+      for (const p of paths) if (p.stack.length !== depth) fail(pc, 'paths meet with different stack depths');
+      const merged: PlanValue[] = [];
+      for (let i = 0; i < depth; i++) {
+        const first = paths[0]!.stack[i]!;
+        if (paths.every((p) => p.stack[i]!.reg === first.reg)) {
+          ref(first);
+          merged.push(first);
+          continue;
+        }
+        const dst = allocReg();
+        out.push(P.SELECT, dst, paths.length, 0);
+        const v = value(dst, -1, out.length - 1);
+        sources[v.vid] = paths.map((p) => p.stack[i]!.vid);
+        for (const p of paths) out.push(p.site, p.stack[i]!.reg);
+        ref(v);
+        merged.push(v);
+      }
+      for (const p of paths) for (const v of p.stack) unref(v);
+      for (const a of arrivals) out.push(P.ACTIVATE, a.site);
+      stack = merged;
+      reachable = true;
+      incoming.delete(pc);
+    }
+    if (!reachable) {
+      pc += width;
+      continue;
+    }
+    switch (op) {
+      case Op.CONST: {
+        if (a1 < 0 || a1 >= program.consts.length) fail(pc, 'bad constant');
+        const dst = allocReg();
+        out.push(P.CONST, dst, a1);
+        push(value(dst, -1));
+        break;
+      }
+      case Op.NAME: {
+        if (a1 < 0 || a1 >= program.kinds.length) fail(pc, 'bad column');
+        const dst = allocReg();
+        out.push(P.COL, dst, a1);
+        push(value(dst, -1));
+        break;
+      }
+      case Op.NEG: case Op.POS: case Op.NOT: {
+        const a = stack[stack.length - 1] ?? fail(pc, 'stack underflow');
+        const dst = allocReg();
+        out.push(P.UNARY, op, dst, a.reg, 0, pc, 0);
+        const v = value(dst, out.length - 3, op === Op.NOT ? out.length - 1 : -1);
+        if (op !== Op.NOT) {
+          need[a.vid] = true;
+          used(a);
+        }
+        unref(pop(pc));
+        push(v);
+        break;
+      }
+      case Op.BINOP: case Op.COMPARE: {
+        if (op === Op.COMPARE && !(a1 >= CmpOp.LT && a1 <= CmpOp.NE)) fail(pc, `comparison ${a1} is outside the batch subset`);
+        if (op === Op.BINOP && !(a1 >= 0 && a1 <= 6)) fail(pc, `bad operator ${a1}`);
+        const b = stack[stack.length - 1];
+        const a = stack[stack.length - 2];
+        if (!a || !b) fail(pc, 'stack underflow');
+        const dst = allocReg();
+        let v: PlanValue;
+        if (op === Op.BINOP) {
+          out.push(P.BINOP, a1, dst, a!.reg, b!.reg, 0, pc);
+          v = value(dst, out.length - 2);
+          need[a!.vid] = true;
+          need[b!.vid] = true;
+        } else {
+          out.push(P.COMPARE, a1, dst, a!.reg, b!.reg, pc, 0);
+          v = value(dst, -1, out.length - 1);
+        }
+        used(a!);
+        used(b!);
+        unref(pop(pc));
+        unref(pop(pc));
+        push(v);
+        break;
+      }
+      case Op.COMPARE_CHAIN: {
+        if (!(a1 >= CmpOp.LT && a1 <= CmpOp.NE)) fail(pc, `comparison ${a1} is outside the batch subset`);
+        const b = pop(pc);
+        const a = pop(pc);
+        used(a);
+        used(b);
+        const dst = allocReg();
+        const site = branchTo(a2, pc, []);
+        out.push(P.CHAIN, a1, dst, a.reg, b.reg, site, pc, 0);
+        const v = value(dst, -1, out.length - 1);
+        const path = incoming.get(a2)!.at(-1)!;
+        path.stack = [...stack, v];
+        for (const x of path.stack) ref(x);
+        unref(a);
+        stack.push(b); // keeps its reference
+        break;
+      }
+      case Op.JUMP_IF_FALSE_OR_POP: case Op.JUMP_IF_TRUE_OR_POP: {
+        const top = stack[stack.length - 1] ?? fail(pc, 'stack underflow');
+        const site = branchTo(a1, pc, [...stack]);
+        out.push(P.BRANCH, op === Op.JUMP_IF_TRUE_OR_POP ? 1 : 0, top.reg, site);
+        unref(pop(pc));
+        break;
+      }
+      case Op.POP_JUMP_IF_FALSE: {
+        const top = pop(pc);
+        const site = branchTo(a1, pc, [...stack]);
+        out.push(P.BRANCH, 0, top.reg, site);
+        unref(top);
+        break;
+      }
+      case Op.JUMP: {
+        const site = branchTo(a1, pc, [...stack]);
+        out.push(P.JUMP, site);
+        for (const v of stack) unref(v);
+        stack = [];
+        reachable = false;
+        break;
+      }
+      case Op.CALL: {
+        if (!BATCH_FNS.has(a1)) fail(pc, `function ${a1} is outside the batch subset`);
+        if (a2 < 0 || a2 > stack.length) fail(pc, 'stack underflow');
+        const args = stack.slice(stack.length - a2);
+        const dst = allocReg();
+        out.push(P.CALL, a1, dst, a2, 0, pc, 0, ...args.map((v) => v.reg));
+        const v = value(dst, out.length - 3 - a2, a1 === Fn.bool ? out.length - 1 - a2 : -1);
+        if (a1 !== Fn.bool) {
+          for (const x of args) {
+            need[x.vid] = true;
+            used(x);
+          }
+        }
+        for (let i = 0; i < a2; i++) unref(pop(pc));
+        push(v);
+        break;
+      }
+      case Op.RETURN: {
+        const v = pop(pc);
+        out.push(P.RETURN, v.reg);
+        unref(v);
+        for (const x of stack) unref(x);
+        stack = [];
+        reachable = false;
+        break;
+      }
+      default:
+        fail(pc, `opcode ${op} is outside the batch subset`);
+    }
+    pc += width;
+  }
+  if (incoming.size > 0) fail(code.length, 'a jump target was never reached');
+  out.push(P.END);
+  // A SELECT whose tags are needed needs them from every source (sources come before the SELECT).
+  // Likewise a SELECT that is read as a value reads its sources as values.
+  for (let vid = need.length - 1; vid >= 0; vid--) {
+    const src = sources[vid];
+    if (src && need[vid]) for (const s of src) need[s] = true;
+    if (src && !truthOnly[vid]) for (const s of src) truthOnly[s] = false;
+  }
+  for (let vid = 0; vid < need.length; vid++) {
+    if (needAt[vid]! >= 0 && need[vid]) out[needAt[vid]!] = 1;
+    if (bitsAt[vid]! >= 0 && truthOnly[vid]) out[bitsAt[vid]!] = 1;
+  }
+  return { plan: Int32Array.from(out), regs: Math.max(regs, 1), sites };
+}
+
+/** One instance per thread: its memory, views on it (renewed after growth) and the loaded program. */
+class WasmVm implements ExprVm {
+  readonly name = 'wasm' as const;
+  private readonly ex: WasmExports;
+  private u8: Uint8Array;
+  private i32: Int32Array;
+  private f64: Float64Array;
+  private readonly faultAt: number;
+  /** The program whose code is in linear memory (scalar or batch), to skip reloading it. */
+  private loaded: object | undefined;
+  /** The context of the evaluation in progress, and (built on demand) its objects by origin. */
+  private ctx: Record<string, unknown> | undefined;
+  private names: readonly string[] = [];
+  private objects: unknown[] | undefined;
+
+  constructor(module: WebAssembly.Module) {
+    let self: WasmVm | undefined;
+    const imports = {
+      env: {
+        abort: (_msg: number, _file: number, line: number, col: number): never => {
+          throw new Error(`wasm backend: internal abort at ${line}:${col}`);
+        },
+        formatFloat: (x: number, buf: number): number => self!.writeAscii(floatRepr(x), buf),
+        parseFloat: (buf: number, len: number): number => Number(self!.readAscii(buf, len)),
+        roundDecimal: (x: number, n: number): number => roundDecimal(x, n),
+        sameObject: (a: number, b: number): number => {
+          const objects = self!.contextObjects();
+          return objects[a - 1] === objects[b - 1] ? 1 : 0;
+        },
+      },
+    };
+    const instance = new WebAssembly.Instance(module, imports);
+    const ex = instance.exports as unknown as WasmExports;
+    for (const name of EXPECTED_EXPORTS) {
+      if (!(name in ex)) throw new Error(`wasm backend: ${WASM_PATH} does not export '${name}' (stale build? run \`npm run build:wasm\`)`);
+    }
+    this.ex = ex;
+    self = this;
+    this.faultAt = ex.faultPtr() >>> 2;
+    this.u8 = new Uint8Array(ex.memory.buffer);
+    this.i32 = new Int32Array(ex.memory.buffer);
+    this.f64 = new Float64Array(ex.memory.buffer);
+  }
+
+  /** Renews the views after memory.grow (the old buffer is detached). */
+  private views(): void {
+    const buf = this.ex.memory.buffer;
+    if (this.u8.buffer !== buf) {
+      this.u8 = new Uint8Array(buf);
+      this.i32 = new Int32Array(buf);
+      this.f64 = new Float64Array(buf);
+    }
+  }
+
+  private writeAscii(s: string, at: number): number {
+    this.views();
+    const u8 = this.u8;
+    for (let i = 0; i < s.length; i++) u8[at + i] = s.charCodeAt(i);
+    return s.length;
+  }
+
+  private readAscii(at: number, len: number): string {
+    this.views();
+    let s = '';
+    for (let i = 0; i < len; i++) s += String.fromCharCode(this.u8[at + i]!);
+    return s;
+  }
+
+  /** The fault words after a trap, as a VmFault; other traps (bugs) are rethrown. */
+  private faultOrRethrow(e: unknown): never {
+    this.views();
+    const at = this.faultAt;
+    if (this.i32[at] !== 0) throw new VmFault(this.i32.slice(at, at + 6));
+    this.loaded = undefined;
+    throw e instanceof Error ? new Error(`wasm backend: internal error: ${e.message}`, { cause: e }) : e;
+  }
+
+  // ------------------------------------------------------------------ scalar
+
+  prepareScalar(program: Program): ScalarEvaluator {
+    return new WasmScalar(this, program, encodeTape(program.consts), encodeTape(program.strings));
+  }
+
+  /** Writes a program's code and tapes into linear memory; returns their addresses. */
+  private writeProgram(code: Int32Array, a: Uint8Array, b: Uint8Array): [number, number, number] {
+    const codeBytes = code.length * 4;
+    const aAt = codeBytes;
+    const bAt = aAt + a.length;
+    const base = this.ex.programBuffer(bAt + b.length + 16);
+    this.views();
+    this.i32.set(code, base >>> 2);
+    this.u8.set(a, base + aAt);
+    this.u8.set(b, base + bAt);
+    return [base, base + aAt, base + bAt];
+  }
+
+  private loadScalar(s: WasmScalar): void {
+    this.loaded = undefined;
+    try {
+      const p = s.program;
+      const [code, consts, strs] = this.writeProgram(p.code, s.constTape, s.stringTape);
+      this.ex.loadScalar(code, p.code.length, consts, p.consts.length, strs, p.strings.length, p.names.length, p.maxStack);
+    } catch (e) {
+      this.faultOrRethrow(e);
+    }
+    this.loaded = s;
+  }
+
+  /**
+   * The context's lists, tuples, dicts and opaque values in tape order (the VM numbers them 1, 2, …
+   * as it decodes the context tape): what a result referring to a context value resolves to.
+   */
+  contextObjects(): unknown[] {
+    if (this.objects) return this.objects;
+    const out: unknown[] = [];
+    const visit = (v: unknown): void => {
+      switch (tagOf(v)) {
+        case Tag.LIST: {
+          out.push(v);
+          const items = v as unknown[];
+          for (let i = 0; i < items.length; i++) visit(items[i]);
+          return;
+        }
+        case Tag.TUPLE: {
+          out.push(v);
+          for (const x of (v as PyTuple).items) visit(x);
+          return;
+        }
+        case Tag.DICT: {
+          out.push(v);
+          const obj = v as Record<string, unknown>;
+          for (const k of Object.keys(obj)) visit(obj[k]);
+          return;
+        }
+        case Tag.OPAQUE:
+          out.push(v);
+          return;
+        default:
+      }
+    };
+    const ctx = this.ctx ?? {};
+    for (const name of this.names) if (Object.hasOwn(ctx, name)) visit(ctx[name]);
+    this.objects = out;
+    return out;
+  }
+
+  runScalar(s: WasmScalar, tape: Uint8Array, ctx: Record<string, unknown>): unknown {
+    if (this.loaded !== s) this.loadScalar(s);
+    const ex = this.ex;
+    let tag: number;
+    this.ctx = ctx;
+    this.names = s.program.names;
+    this.objects = undefined;
+    try {
+      const at = ex.contextBuffer(tape.length);
+      this.views();
+      const u8 = this.u8;
+      // TypedArray#set costs more than a loop for the short tapes of typical contexts.
+      if (tape.length <= 64) for (let i = 0; i < tape.length; i++) u8[at + i] = tape[i]!;
+      else u8.set(tape, at);
+      tag = ex.evaluate(at);
+    } catch (e) {
+      this.ctx = undefined;
+      this.objects = undefined;
+      this.faultOrRethrow(e);
+    }
+    this.views();
+    const r = this.faultAt + 8; // RESULT = FAULT + 32 bytes
+    switch (tag) {
+      case Tag.NONE: return null;
+      case Tag.FALSE: return false;
+      case Tag.TRUE: return true;
+      case Tag.INT: return this.f64[(r + 4) >>> 1]!;
+      case Tag.FLOAT: return makeFloat(this.f64[(r + 4) >>> 1]!);
+      default: {
+        const ptr = this.i32[r + 2]! >>> 0;
+        const v = readResult(this, ptr);
+        this.ctx = undefined;
+        this.objects = undefined;
+        return v;
+      }
+    }
+  }
+
+  /** A DataView on memory (renewed after growth), for the result reader. */
+  dataView(): DataView {
+    this.views();
+    if (this.dv?.buffer !== this.u8.buffer) this.dv = new DataView(this.u8.buffer);
+    return this.dv;
+  }
+  private dv: DataView | undefined;
+
+  // ------------------------------------------------------------------ batch
+
+  prepareBatch(program: BatchProgram): BatchEvaluator {
+    for (const c of program.consts) {
+      if (!(typeof c === 'number' || typeof c === 'boolean' || c === null || c instanceof PyFloat)) {
+        throw new Error('wasm backend: batch constants must be numbers, bools or None');
+      }
+    }
+    const plan = planBatchProgram(program);
+    return new WasmBatch(this, program, plan, encodeTape(program.consts), Uint8Array.from(program.kinds));
+  }
+
+  private loadBatch(b: WasmBatch): void {
+    this.loaded = undefined;
+    let status: number;
+    try {
+      const p = b.program;
+      const [plan, consts, kinds] = this.writeProgram(b.plan.plan, b.constTape, b.kinds);
+      status = this.ex.batchLoad(plan, b.plan.plan.length, consts, p.consts.length, kinds, p.kinds.length, b.plan.regs, b.plan.sites);
+    } catch (e) {
+      this.faultOrRethrow(e);
+    }
+    if (status !== 0) throw new Error(`wasm backend: the batch program was rejected (code ${status}): ${b.program.text}`);
+    this.loaded = b;
+  }
+
+  runBatch(b: WasmBatch, columns: readonly VmColumn[], rows: number, out: Uint8Array): number {
+    const p = b.program;
+    if (columns.length !== p.kinds.length) throw new RangeError(`wasm backend: expected ${p.kinds.length} columns, got ${columns.length}`);
+    for (let k = 0; k < columns.length; k++) {
+      const col = columns[k]!;
+      const want = p.kinds[k] === ColumnKind.NUMBER ? Float64Array : Uint8Array;
+      if (!(col instanceof want)) throw new TypeError(`wasm backend: column ${k} must be a ${want.name}`);
+      if (col.length < rows) throw new RangeError(`wasm backend: column ${k} has ${col.length} rows, expected ${rows}`);
+    }
+    if (out.length < rows) throw new RangeError(`wasm backend: output has ${out.length} rows, expected ${rows}`);
+    if (this.loaded !== b) this.loadBatch(b);
+    const ex = this.ex;
+    const block = ex.batchBlockRows();
+    try {
+      for (let base = 0; base < rows; base += block) {
+        const n = Math.min(block, rows - base);
+        for (let k = 0; k < columns.length; k++) {
+          const col = columns[k]!;
+          const at = ex.batchInput(k);
+          this.views();
+          if (col instanceof Float64Array) this.f64.set(col.subarray(base, base + n), at >>> 3);
+          else this.u8.set(col.subarray(base, base + n), at);
+        }
+        const failed = ex.batchRun(n, base);
+        this.views();
+        if (failed >= 0) {
+          const at = this.faultAt;
+          b.fault.set(this.i32.subarray(at, at + 6));
+          return failed;
+        }
+        const o = ex.batchOutput();
+        out.set(this.u8.subarray(o, o + n), base);
+      }
+    } catch (e) {
+      this.faultOrRethrow(e);
+    }
+    return -1;
+  }
+}
+
+/** Tag of a reference to a context value in a result tape (assembly/vm.ts TAG_REF). */
+const TAG_REF = 0xfe;
+
+/**
+ * Reads a result tape (bytecode.ts value tape, plus TAG_REF) into the js evaluator's representation:
+ * integral floats boxed as PyFloat, tuples as PyTuple, context values by reference.
+ */
+function readResult(vm: WasmVm, at: number): unknown {
+  const dv = vm.dataView();
+  let pos = at;
+  const str = (): string => {
+    const n = dv.getUint32(pos, true);
+    pos += 4;
+    let out = '';
+    for (let i = 0; i < n; i += 4096) {
+      const end = Math.min(n, i + 4096);
+      const units = new Array<number>(end - i);
+      for (let j = i; j < end; j++) units[j - i] = dv.getUint16(pos + j * 2, true);
+      out += String.fromCharCode(...units);
+    }
+    pos += n * 2;
+    return out;
+  };
+  const value = (): unknown => {
+    const tag = dv.getUint8(pos++);
+    switch (tag) {
+      case Tag.NONE: return null;
+      case Tag.FALSE: return false;
+      case Tag.TRUE: return true;
+      case Tag.INT: {
+        const x = dv.getFloat64(pos, true);
+        pos += 8;
+        return x;
+      }
+      case Tag.FLOAT: {
+        const x = dv.getFloat64(pos, true);
+        pos += 8;
+        return makeFloat(x);
+      }
+      case Tag.STR: return str();
+      case Tag.LIST: case Tag.TUPLE: {
+        const n = dv.getUint32(pos, true);
+        pos += 4;
+        const items = new Array<unknown>(n);
+        for (let i = 0; i < n; i++) items[i] = value();
+        return tag === Tag.LIST ? items : new PyTuple(items);
+      }
+      case TAG_REF: {
+        const origin = dv.getUint32(pos, true);
+        pos += 4;
+        return vm.contextObjects()[origin - 1];
+      }
+      default:
+        throw new Error(`wasm backend: corrupt result tape (tag ${tag})`);
+    }
+  };
+  return value();
+}
+
+class WasmScalar implements ScalarEvaluator {
+  private readonly writer = new TapeWriter(256);
+
+  constructor(
+    private readonly vm: WasmVm,
+    readonly program: Program,
+    readonly constTape: Uint8Array,
+    readonly stringTape: Uint8Array,
+  ) {}
+
+  evaluate(ctx: Record<string, unknown>): unknown {
+    let tape: Uint8Array;
+    try {
+      tape = this.writer.context(ctx, this.program.names);
+    } catch (e) {
+      if (e instanceof TapeLimit) throw new VmFault(Int32Array.of(e.kind, 0, e.reason, -1, -1, -1));
+      throw e;
+    }
+    return this.vm.runScalar(this, tape, ctx);
+  }
+}
+
+class WasmBatch implements BatchEvaluator {
+  readonly fault = new Int32Array(6);
+
+  constructor(
+    private readonly vm: WasmVm,
+    readonly program: BatchProgram,
+    readonly plan: BatchPlan,
+    readonly constTape: Uint8Array,
+    readonly kinds: Uint8Array,
+  ) {}
+
+  run(columns: readonly VmColumn[], rows: number, out: Uint8Array): number {
+    this.fault.fill(0);
+    return this.vm.runBatch(this, columns, rows, out);
+  }
+}
+
+/**
+ * The wasm ExprVm of this thread (instantiated on first call). Throws an Error explaining what
+ * failed when build/wasm/wpipe.wasm is missing, invalid or stale.
+ */
+export function loadWasmVm(): ExprVm {
+  if (!vmCache) vmCache = new WasmVm(getWasmModule());
+  return vmCache;
+}
+
+/** Facts about the wasm backend, for getBackendInfo(). */
+export function wasmStatus(): BackendStatus {
+  try {
+    loadWasmVm();
+    return { name: 'wasm', available: true, detail: `loaded ${WASM_PATH}`, features: ['simd128'] };
+  } catch (e) {
+    return { name: 'wasm', available: false, detail: (e as Error).message, features: [] };
+  }
+}
