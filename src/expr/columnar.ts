@@ -31,6 +31,8 @@ class Slot {
   isScalar = false;
   scalar = 0;
   scalarInt = 0;
+  /** Every value is 0 or 1 (a comparison, `not`, or and/or of those). */
+  isBool = false;
 
   constructor() {
     this.v = this.own;
@@ -50,17 +52,29 @@ function tracksInts(code: Int32Array): boolean {
   return false;
 }
 
+/** Thrown inside a chunk in fast mode when a row needs the exact mode (an error, or |int| > 2^53 − 1). */
+const RETRY = Symbol('retry chunk in exact mode');
+
 export class ColumnarEvaluator implements BatchEvaluator {
   readonly fault = new Int32Array(6);
   private readonly slots: Slot[] = [];
   private readonly combines = new Map<number, Combine[]>();
-  private readonly ints: boolean;
+  /** Whether the program has arithmetic whose int results can leave the exact range. */
+  private readonly hasIntArith: boolean;
+  /**
+   * Fast mode (the default for every chunk): plain doubles, no int-ness, no error vectors; it gives
+   * the same values as exact mode for every row that neither fails nor produces a magnitude above
+   * 2^53 − 1. When a chunk meets such a row it is run again in exact mode.
+   */
+  private exact = false;
+  /** Int-ness is tracked in exact mode only. */
+  private ints = false;
   private readonly consts: Array<{ value: number; int: number }>;
   private faults: number[][] = [];
   private faultIndex = new Map<string, number>();
 
   constructor(private readonly program: BatchProgram) {
-    this.ints = tracksInts(program.code);
+    this.hasIntArith = tracksInts(program.code);
     this.consts = program.consts.map((c) => {
       if (typeof c === 'boolean') return { value: c ? 1 : 0, int: 1 };
       if (c instanceof PyFloat) return { value: c.value, int: 0 };
@@ -90,7 +104,17 @@ export class ColumnarEvaluator implements BatchEvaluator {
     this.faultIndex = new Map();
     for (let start = 0; start < rows; start += CHUNK) {
       const n = Math.min(CHUNK, rows - start);
-      const res = this.chunk(columns, start, n);
+      let res: Slot;
+      try {
+        this.exact = false;
+        this.ints = false;
+        res = this.chunk(columns, start, n);
+      } catch (e) {
+        if (e !== RETRY) throw e;
+        this.exact = true;
+        this.ints = this.hasIntArith;
+        res = this.chunk(columns, start, n);
+      }
       const err = res.anyErr ? res.err : undefined;
       if (err) {
         for (let i = 0; i < n; i++) {
@@ -103,6 +127,9 @@ export class ColumnarEvaluator implements BatchEvaluator {
       }
       if (res.isScalar) {
         out.fill(res.scalar !== 0 ? 1 : 0, start, start + n);
+      } else if (res.isBool) {
+        const v = res.v; // 0.0 / 1.0: the byte conversion is the value (TypedArray#set is slower here)
+        for (let i = 0; i < n; i++) out[start + i] = v[i]!;
       } else {
         const v = res.v;
         for (let i = 0; i < n; i++) out[start + i] = v[i] !== 0 ? 1 : 0;
@@ -135,6 +162,7 @@ export class ColumnarEvaluator implements BatchEvaluator {
           s.scalar = c.value;
           s.scalarInt = c.int;
           s.anyErr = false;
+          s.isBool = false;
           break;
         }
         case Op.NAME:
@@ -195,6 +223,7 @@ export class ColumnarEvaluator implements BatchEvaluator {
   private load(s: Slot, col: VmColumn, kind: number, start: number, n: number): void {
     s.isScalar = false;
     s.anyErr = false;
+    s.isBool = kind !== 0;
     if (kind === 0) {
       const view = (col as Float64Array).subarray(start, start + n);
       s.v = view;
@@ -215,6 +244,7 @@ export class ColumnarEvaluator implements BatchEvaluator {
   }
 
   private unary(s: Slot, neg: boolean, n: number): void {
+    s.isBool = false;
     if (!neg) return; // +x: the value and int-ness stay (bool becomes int, which is the same number)
     if (s.isScalar) {
       s.scalar = s.scalarInt ? -s.scalar + 0 : -s.scalar;
@@ -232,6 +262,7 @@ export class ColumnarEvaluator implements BatchEvaluator {
   }
 
   private not(s: Slot, n: number): void {
+    s.isBool = true;
     if (s.isScalar) {
       s.scalar = s.scalar !== 0 ? 0 : 1;
       s.scalarInt = 1;
@@ -267,6 +298,7 @@ export class ColumnarEvaluator implements BatchEvaluator {
   }
 
   private setError(a: Slot, i: number, code: number): void {
+    if (!this.exact) throw RETRY;
     if (!a.anyErr) {
       a.err.fill(0);
       a.anyErr = true;
@@ -276,6 +308,7 @@ export class ColumnarEvaluator implements BatchEvaluator {
 
   private compare(op: number, a: Slot, b: Slot, n: number): void {
     this.mergeErrors(a, b, n);
+    a.isBool = true;
     if (a.isScalar && b.isScalar) {
       a.scalar = cmp(op, a.scalar, b.scalar) ? 1 : 0;
       a.scalarInt = 1;
@@ -323,26 +356,31 @@ export class ColumnarEvaluator implements BatchEvaluator {
 
   private binop(op: number, a: Slot, b: Slot, pc: number, n: number): void {
     this.mergeErrors(a, b, n);
+    a.isBool = false;
     const fast = (op === BinOp.ADD || op === BinOp.SUB || op === BinOp.MUL) && !(a.isScalar && b.isScalar);
     if (fast) {
       // One loop for the arithmetic; the rare results outside the exact int range are re-checked.
       const o = a.own;
       const x = a.v;
       const y = b.v;
+      // Each loop also notes a magnitude above 2^53 − 1 (or NaN): such a row may be an int overflow.
+      let big = false;
       if (b.isScalar) {
         const k = b.scalar;
-        if (op === BinOp.ADD) for (let i = 0; i < n; i++) o[i] = x[i]! + k;
-        else if (op === BinOp.SUB) for (let i = 0; i < n; i++) o[i] = x[i]! - k;
-        else for (let i = 0; i < n; i++) o[i] = x[i]! * k;
+        if (op === BinOp.ADD) for (let i = 0; i < n; i++) { const r = x[i]! + k; o[i] = r; if (!(Math.abs(r) <= MAX)) big = true; }
+        else if (op === BinOp.SUB) for (let i = 0; i < n; i++) { const r = x[i]! - k; o[i] = r; if (!(Math.abs(r) <= MAX)) big = true; }
+        else for (let i = 0; i < n; i++) { const r = x[i]! * k; o[i] = r; if (!(Math.abs(r) <= MAX)) big = true; }
       } else if (a.isScalar) {
         const k = a.scalar;
-        if (op === BinOp.ADD) for (let i = 0; i < n; i++) o[i] = k + y[i]!;
-        else if (op === BinOp.SUB) for (let i = 0; i < n; i++) o[i] = k - y[i]!;
-        else for (let i = 0; i < n; i++) o[i] = k * y[i]!;
-      } else if (op === BinOp.ADD) for (let i = 0; i < n; i++) o[i] = x[i]! + y[i]!;
-      else if (op === BinOp.SUB) for (let i = 0; i < n; i++) o[i] = x[i]! - y[i]!;
-      else for (let i = 0; i < n; i++) o[i] = x[i]! * y[i]!;
-      if (this.ints) {
+        if (op === BinOp.ADD) for (let i = 0; i < n; i++) { const r = k + y[i]!; o[i] = r; if (!(Math.abs(r) <= MAX)) big = true; }
+        else if (op === BinOp.SUB) for (let i = 0; i < n; i++) { const r = k - y[i]!; o[i] = r; if (!(Math.abs(r) <= MAX)) big = true; }
+        else for (let i = 0; i < n; i++) { const r = k * y[i]!; o[i] = r; if (!(Math.abs(r) <= MAX)) big = true; }
+      } else if (op === BinOp.ADD) for (let i = 0; i < n; i++) { const r = x[i]! + y[i]!; o[i] = r; if (!(Math.abs(r) <= MAX)) big = true; }
+      else if (op === BinOp.SUB) for (let i = 0; i < n; i++) { const r = x[i]! - y[i]!; o[i] = r; if (!(Math.abs(r) <= MAX)) big = true; }
+      else for (let i = 0; i < n; i++) { const r = x[i]! * y[i]!; o[i] = r; if (!(Math.abs(r) <= MAX)) big = true; }
+      if (!this.exact) {
+        if (big) throw RETRY;
+      } else if (this.ints) {
         const ia = a.isScalar ? undefined : a.int;
         const ib = b.isScalar ? undefined : b.int;
         const ka = a.scalarInt;
@@ -374,10 +412,13 @@ export class ColumnarEvaluator implements BatchEvaluator {
     for (let i = 0; i < count; i++) {
       const p = x ? x[i]! : a.scalar;
       const q = y ? y[i]! : b.scalar;
-      const pInt = this.ints ? (ia ? ia[i]! : a.scalarInt) : Number.isSafeInteger(p) ? 1 : 0;
-      const qInt = this.ints ? (ib ? ib[i]! : b.scalarInt) : Number.isSafeInteger(q) ? 1 : 0;
+      // In fast mode int-ness is not tracked: treating every operand as a float gives the same value
+      // unless the result leaves the exact range (checked above) or the row fails (exact mode then).
+      const pInt = this.ints ? (ia ? ia[i]! : a.scalarInt) : this.exact && Number.isSafeInteger(p) ? 1 : 0;
+      const qInt = this.ints ? (ib ? ib[i]! : b.scalarInt) : this.exact && Number.isSafeInteger(q) ? 1 : 0;
       const r = arith(op, p, q, pInt === 1 && qInt === 1);
       if (typeof r === 'number') {
+        if (!this.exact && !(Math.abs(r) <= MAX) && op !== BinOp.TRUEDIV) throw RETRY;
         o[i] = r;
         oi[i] = pInt & qInt && op !== BinOp.TRUEDIV && !(op === BinOp.POW && q < 0) ? 1 : 0;
       } else {
@@ -413,6 +454,7 @@ export class ColumnarEvaluator implements BatchEvaluator {
     for (const s of args) this.vector(s, n);
     const a = args[0]!;
     for (let j = 1; j < argc; j++) this.mergeErrors(a, args[j]!, n);
+    a.isBool = fn === Fn.bool;
     const o = a.own;
     const oi = a.int;
     const v = a.v;
@@ -466,6 +508,7 @@ export class ColumnarEvaluator implements BatchEvaluator {
     if (c.kind === 'ifexp') {
       const body = this.slots[c.at + 1]!;
       const orelse = this.slots[c.at + 2]!;
+      a.isBool = body.isBool && orelse.isBool;
       this.vector(a, n);
       this.vector(body, n);
       this.vector(orelse, n);
@@ -486,6 +529,7 @@ export class ColumnarEvaluator implements BatchEvaluator {
       return c.at + 1;
     }
     const b = this.slots[c.at + 1]!;
+    a.isBool = c.kind === 'chain' || (a.isBool && b.isBool);
     if (c.kind !== 'chain' && a.isScalar && b.isScalar && !a.anyErr && !b.anyErr) {
       const takeB = c.kind === 'and' ? a.scalar !== 0 : a.scalar === 0;
       if (takeB) {
@@ -500,6 +544,13 @@ export class ColumnarEvaluator implements BatchEvaluator {
     const y = b.v;
     const o = a.own;
     const anyErr = a.anyErr || b.anyErr;
+    if (!anyErr && !this.ints) {
+      if (c.kind === 'and') for (let i = 0; i < n; i++) o[i] = x[i] !== 0 ? y[i]! : x[i]!;
+      else if (c.kind === 'or') for (let i = 0; i < n; i++) o[i] = x[i] !== 0 ? x[i]! : y[i]!;
+      else for (let i = 0; i < n; i++) o[i] = x[i] !== 0 ? y[i]! : 0;
+      a.v = o;
+      return c.at + 1;
+    }
     if (anyErr && !a.anyErr) a.err.fill(0);
     for (let i = 0; i < n; i++) {
       const truth = x[i] !== 0;
