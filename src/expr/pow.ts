@@ -97,15 +97,56 @@ function ddExp(ah: number, al: number, out: Float64Array): void {
 
 const lg = new Float64Array(2);
 const ex = new Float64Array(2);
+const q = new Float64Array(2);
+const s2 = new Float64Array(2);
+const pw = new Float64Array(2);
 
-/** log(x) as a double-double in out, for finite x > 0: Math.log refined by one Newton step. */
+/**
+ * log(x) as a double-double in out, for finite x > 0: x = m·2^e with m in [√½, √2), and
+ * log(m) = 2·atanh(s), s = (m − 1)/(m + 1), summed in double-double (m − 1 is exact), so the result is
+ * accurate relative to log(m) itself — which matters near x = 1, where log(x) is tiny.
+ */
 function ddLog(x: number, out: Float64Array): void {
-  const y0 = Math.log(x);
-  // y1 = y0 + (x - exp(y0)) / exp(y0) = y0 + x·exp(-y0) - 1
-  ddExp(-y0, 0, ex);
-  ddMul(ex[0]!, ex[1]!, x, 0, ex);
-  ddAdd(ex[0]!, ex[1]!, -1, 0, ex);
-  ddAdd(y0, 0, ex[0]!, ex[1]!, out);
+  let e = Math.floor(Math.log2(x));
+  let m = x / 2 ** e;
+  if (!Number.isFinite(m) || m === 0) {
+    // subnormal x: 2 ** e underflows to 0; scale in two steps
+    m = (x * 2 ** 64) / 2 ** (e + 64);
+  }
+  if (m < Math.SQRT1_2) {
+    m *= 2;
+    e -= 1;
+  } else if (m >= Math.SQRT2) {
+    m /= 2;
+    e += 1;
+  }
+  const u = m - 1; // exact (Sterbenz)
+  // d = 2 + u as a double-double, then s = u / d
+  const dh = 2 + u;
+  const dl = u - (dh - 2);
+  const s1 = u / dh;
+  twoProd(s1, dh, tp);
+  const rem = u - tp[0]! - tp[1]! - s1 * dl;
+  const sl1 = rem / dh;
+  const sh = s1 + sl1;
+  const sl = sl1 - (sh - s1);
+  // atanh(s) = s + s^3/3 + s^5/5 + …, |s| < 0.172
+  ddMul(sh, sl, sh, sl, s2);
+  let th = sh;
+  let tl = sl;
+  pw[0] = sh;
+  pw[1] = sl;
+  for (let k = 3; k <= 45; k += 2) {
+    ddMul(pw[0]!, pw[1]!, s2[0]!, s2[1]!, pw);
+    if (Math.abs(pw[0]!) < 1e-40 * Math.abs(th)) break;
+    ddDivSmall(pw[0]!, pw[1]!, k, q);
+    ddAdd(th, tl, q[0]!, q[1]!, acc);
+    th = acc[0]!;
+    tl = acc[1]!;
+  }
+  // log(x) = e·ln2 + 2·atanh(s)
+  twoProd(e, LN2_HI, tp);
+  ddAdd(tp[0]!, tp[1]! + e * LN2_LO, 2 * th, 2 * tl, out);
 }
 
 function isOddInteger(y: number): boolean {
@@ -133,6 +174,12 @@ export function cpow(x: number, y: number): number {
     if (y > 0) return odd ? -Infinity : Infinity;
     return odd ? -0 : 0;
   }
+  // Exponents whose results IEEE arithmetic rounds correctly by itself (and where the hard cases of
+  // correct rounding live: 1/x can sit within 2^-106 of a midpoint, beyond double-double's reach).
+  if (y === 1) return x;
+  if (y === -1) return 1 / x;
+  if (y === 2) return x * x;
+  if (y === 0.5 && x > 0) return Math.sqrt(x);
   let negate = false;
   if (x < 0) {
     if (!Number.isInteger(y)) return NaN;

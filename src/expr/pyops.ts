@@ -205,6 +205,7 @@ export function binop(op: number, a: unknown, b: unknown): unknown {
       }
       if (Array.isArray(seq) || seq instanceof PyTuple) {
         const items = Array.isArray(seq) ? seq : seq.items;
+        if (items.length === 0) return Array.isArray(seq) ? [] : new PyTuple([]);
         sizeCheck(items.length * count);
         spend(items.length * count);
         const out: unknown[] = [];
@@ -279,19 +280,26 @@ export function equals(a: unknown, b: unknown, depth = 0): boolean {
   return false;
 }
 
-/** Code point order of two strings (UTF-16 order with surrogates moved above U+E000–U+FFFF). */
+/** The code point at UTF-16 index i (a whole surrogate pair when i is either half of one). */
+function codePointAt(s: string, i: number): number {
+  const c = s.charCodeAt(i);
+  if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+    const d = s.charCodeAt(i + 1);
+    if (d >= 0xdc00 && d <= 0xdfff) return (c - 0xd800) * 0x400 + (d - 0xdc00) + 0x10000;
+  } else if (c >= 0xdc00 && c <= 0xdfff && i > 0) {
+    const h = s.charCodeAt(i - 1);
+    if (h >= 0xd800 && h <= 0xdbff) return (h - 0xd800) * 0x400 + (c - 0xdc00) + 0x10000;
+  }
+  return c;
+}
+
+/** Code point order of two strings (lone surrogates are code points of their own, as in Python). */
 export function compareStrings(a: string, b: string): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {
-    let x = a.charCodeAt(i);
-    let y = b.charCodeAt(i);
-    if (x !== y) {
-      if (x >= 0xd800 && y >= 0xd800) {
-        x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
-        y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
-      }
-      return x - y;
-    }
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return x < 0xd800 && y < 0xd800 ? x - y : codePointAt(a, i) - codePointAt(b, i);
   }
   return a.length - b.length;
 }
