@@ -2,7 +2,7 @@
 // through pointer-taking functions: it writes tapes and columns into linear memory, calls, and reads
 // the RESULT descriptor or the six fault words at faultPtr().
 
-import { FAULT, initArena, resetAll, resetToProgram, markProgram, alloc, clearFault } from './mem';
+import { FAULT, initArena, resetAll, resetToProgram, markProgram, alloc, clearFault, grew, clearGrew } from './mem';
 import { loadScalarProgram, run } from './vm';
 export { batchLoad, batchInput, batchRun, batchOutput, batchBlockRows } from './batch';
 
@@ -26,15 +26,20 @@ export function loadScalar(codePtr: usize, codeLen: i32, constTape: usize, nCons
   markProgram();
 }
 
-/** Starts an evaluation: frees the previous one and reserves `bytes` for the context tape. */
+/**
+ * Starts an evaluation: frees the previous one and reserves `bytes` for the context tape. Returns its
+ * (16-aligned) address, plus 1 if memory grew (the host renews its views only then).
+ */
 export function contextBuffer(bytes: i32): usize {
   resetToProgram();
   clearFault();
-  return alloc(<usize>bytes);
+  clearGrew();
+  return alloc(<usize>bytes) | <usize>grew;
 }
 
-/** Evaluates the loaded program on the context tape at ctx; returns the result tag. */
+/** Evaluates the loaded program on the context tape at ctx; returns the result tag, plus 256 if memory grew. */
 export function evaluate(ctx: usize): i32 {
+  clearGrew();
   run(ctx);
-  return load<i32>(FAULT, 32);
+  return load<i32>(FAULT, 32) | (grew << 8);
 }

@@ -32,11 +32,16 @@ export function initArena(): void {
 }
 
 /** Makes linear memory at least `end` bytes long; false if the engine refuses to grow. */
+/** Set when memory grew (the host must renew its views); cleared by the exports that report it. */
+export let grew: i32 = 0;
+export function clearGrew(): void { grew = 0; }
+
 export function ensureMemory(end: usize): bool {
   const have = (<usize>memory.size()) << 16;
   if (end <= have) return true;
   const needPages = <i32>((end - have + 0xffff) >> 16);
   const cur = memory.size();
+  grew = 1;
   // Grow by at least a quarter of the current size, so a long series of small growths stays cheap.
   let want = max(needPages, cur >> 2);
   if (memory.grow(want) >= 0) return true;
@@ -105,3 +110,7 @@ export function reserveTo(end: usize): void {
 /** Rounds x at n decimal digits exactly as CPython (pyops.ts roundDecimal, shared with the host). */
 @external('env', 'roundDecimal')
 export declare function hostRoundDecimal(x: f64, n: f64): f64;
+
+/** C99 pow, correctly rounded (src/expr/pow.ts cpow); called only for finite, nonzero, positive x != 1. */
+@external('env', 'pow')
+export declare function hostPow(x: f64, y: f64): f64;

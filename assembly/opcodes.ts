@@ -127,12 +127,14 @@ export namespace Reason {
   export const KEY_MISSING: i32 = 24;
   export const NAME_MISSING: i32 = 25;
   export const DEPTH: i32 = 26;
+  export const WORK: i32 = 27;
 }
 
 export namespace Limits {
   export const MAX_DEPTH: i32 = 100;
   export const MAX_VALUE_SIZE: i32 = 1000000;
   export const MAX_INT: f64 = 9007199254740991.0;
+  export const MAX_WORK: f64 = 5000000.0;
 }
 
 /** Operands per opcode, indexed by opcode. */

@@ -201,6 +201,29 @@ function emitResult(v: usize): void {
   }
 }
 
+// ---------------------------------------------------------------- work and depth budgets
+
+/**
+ * Element steps left in this evaluation (Limits.MAX_WORK), spent where pyops.ts spends them, so both
+ * backends stop the same expressions with the same LimitError.
+ */
+let work: f64 = 0;
+@inline function spend(n: f64): void {
+  work -= n;
+  if (work < 0) fail(ErrorKind.LimitError, Reason.WORK, -1, -1);
+}
+@inline function tooDeep(depth: i32): void {
+  if (depth > Limits.MAX_DEPTH) fail(ErrorKind.LimitError, Reason.DEPTH, -1, -1);
+}
+
+/** The js evaluator's `a === b` for two containers (or opaque values) of the same tag. */
+function identical(a: usize, b: usize): bool {
+  if (vptr(a) == vptr(b) && vlen(a) == vlen(b) && vtag(a) != Tag.OPAQUE) return true;
+  const x = origin(a), y = origin(b);
+  if (x == 0 || y == 0) return false;
+  return x == y || hostSameObject(x, y) != 0;
+}
+
 // ---------------------------------------------------------------- dicts
 
 /** The value slot of key (p, n) in a dict, or 0. */
@@ -216,35 +239,34 @@ function dictFind(d: usize, p: usize, n: i32): usize {
 
 // ---------------------------------------------------------------- equality and order
 
-export function eq(a: usize, b: usize): bool {
+export function eq(a: usize, b: usize, depth: i32): bool {
   const ta = vtag(a), tb = vtag(b);
   if (isNum(ta)) return isNum(tb) && vnum(a) == vnum(b);
-  // The same storage is the same value (the js evaluator's identity test `a === b`): keeps comparisons
-  // of shared structure (`[[0] * 999999] * 999999`) linear.
-  if (ta == tb && ta >= Tag.STR && vlen(a) == vlen(b) && vptr(a) == vptr(b) && ta != Tag.OPAQUE) return true;
-  if (ta == Tag.OPAQUE) {
-    if (tb != Tag.OPAQUE) return false;
-    const x = origin(a), y = origin(b);
-    return x == y || hostSameObject(x, y) != 0;
-  }
   if (ta == Tag.STR || tb == Tag.STR) return ta == tb && strEq(vptr(a), vlen(a), vptr(b), vlen(b));
   if (ta == Tag.NONE) return tb == Tag.NONE;
+  if (ta == Tag.OPAQUE) return tb == Tag.OPAQUE && identical(a, b);
   if (ta == Tag.LIST || ta == Tag.TUPLE) {
     if (ta != tb) return false;
+    if (identical(a, b)) return true;
     const n = vlen(a);
     if (n != vlen(b)) return false;
+    tooDeep(depth);
+    spend(<f64>n);
     const x = vptr(a), y = vptr(b);
-    for (let i = 0; i < n; i++) if (!eq(x + (<usize>i << 4), y + (<usize>i << 4))) return false;
+    for (let i = 0; i < n; i++) if (!eq(x + (<usize>i << 4), y + (<usize>i << 4), depth + 1)) return false;
     return true;
   }
   if (ta == Tag.DICT && tb == Tag.DICT) {
+    if (identical(a, b)) return true;
     const n = vlen(a);
     if (n != vlen(b)) return false;
+    tooDeep(depth);
+    spend(<f64>n);
     const e = vptr(a);
     for (let i = 0; i < n; i++) {
       const k = e + (<usize>i << 5);
       const w = dictFind(b, vptr(k), vlen(k));
-      if (w == 0 || !eq(k + 16, w)) return false;
+      if (w == 0 || !eq(k + 16, w, depth + 1)) return false;
     }
     return true;
   }
@@ -259,7 +281,7 @@ export function eq(a: usize, b: usize): bool {
 }
 
 /** `<`, `<=`, `>`, `>=`. */
-export function order(op: i32, a: usize, b: usize): bool {
+export function order(op: i32, a: usize, b: usize, depth: i32): bool {
   const ta = vtag(a), tb = vtag(b);
   if (isNum(ta) && isNum(tb)) {
     const x = vnum(a), y = vnum(b);
@@ -273,9 +295,11 @@ export function order(op: i32, a: usize, b: usize): bool {
     const na = vlen(a), nb = vlen(b);
     const n = min(na, nb);
     const x = vptr(a), y = vptr(b);
+    tooDeep(depth);
     for (let i = 0; i < n; i++) {
+      spend(1);
       const p = x + (<usize>i << 4), q = y + (<usize>i << 4);
-      if (!eq(p, q)) return order(op, p, q);
+      if (!eq(p, q, depth + 1)) return order(op, p, q, depth + 1);
     }
     return orderResult(op, na - nb);
   }
@@ -287,12 +311,16 @@ function contains(c: usize, x: usize): bool {
   const tc = vtag(c), tx = vtag(x);
   if (tc == Tag.STR) {
     if (tx != Tag.STR) fail(ErrorKind.TypeError, Reason.BAD_OPERANDS, tx, tc);
+    spend(<f64>vlen(c));
     findPrepare(vptr(x), vlen(x));
     return findNext(vptr(c), vlen(c), 0) >= 0;
   }
   if (tc == Tag.LIST || tc == Tag.TUPLE) {
     const n = vlen(c), items = vptr(c);
-    for (let i = 0; i < n; i++) if (eq(items + (<usize>i << 4), x)) return true;
+    for (let i = 0; i < n; i++) {
+      spend(1);
+      if (eq(items + (<usize>i << 4), x, 0)) return true;
+    }
     return false;
   }
   if (tc == Tag.DICT) {
@@ -306,8 +334,8 @@ function contains(c: usize, x: usize): bool {
 
 function compareOp(op: i32, a: usize, b: usize): bool {
   switch (op) {
-    case CmpOp.EQ: return eq(a, b);
-    case CmpOp.NE: return !eq(a, b);
+    case CmpOp.EQ: return eq(a, b, 0);
+    case CmpOp.NE: return !eq(a, b, 0);
     case CmpOp.IN: return contains(b, a);
     case CmpOp.NOT_IN: return !contains(b, a);
     case CmpOp.IS: case CmpOp.IS_NOT: {
@@ -316,7 +344,7 @@ function compareOp(op: i32, a: usize, b: usize): bool {
       if (!same && ta == tb && ta == Tag.INT) same = vnum(a) == vnum(b);
       return op == CmpOp.IS ? same : !same;
     }
-    default: return order(op, a, b);
+    default: return order(op, a, b, 0);
   }
 }
 
@@ -370,6 +398,7 @@ function repeatSeq(seq: usize, nv: f64, out: usize): void {
     setPtr(out, Tag.STR, p, total);
     return;
   }
+  spend(<f64>len * count);
   if (total == 0) { setPtr(out, ts, 0, 0); return; }
   const src = vptr(seq);
   const bytes = <usize>len << 4;
@@ -386,6 +415,7 @@ export function binop(op: i32, a: usize, b: usize, out: usize): void {
     if ((ta == Tag.STR && tb == Tag.STR) || (ta == tb && (ta == Tag.LIST || ta == Tag.TUPLE))) {
       const la = vlen(a), lb = vlen(b);
       checkSize(<f64>la + <f64>lb);
+      if (ta != Tag.STR) spend(<f64>la + <f64>lb);
       const shift: usize = ta == Tag.STR ? 1 : 4;
       const pa = vptr(a), pb = vptr(b);
       const n = la + lb;
@@ -503,6 +533,7 @@ function sliceBound(v: usize, to: i32): f64 {
 /** obj[lo:hi:st] where absent bounds are 0 pointers; result into out (out may be obj). */
 function getSlice(obj: usize, lo: usize, hi: usize, st: usize, out: usize): void {
   const to = vtag(obj);
+  if (to == Tag.STR || to == Tag.LIST || to == Tag.TUPLE) spend(<f64>vlen(obj));
   if (to != Tag.STR && to != Tag.LIST && to != Tag.TUPLE) fail(ErrorKind.TypeError, Reason.NOT_SUBSCRIPTABLE, to, -1);
   const a = lo ? sliceBound(lo, to) : NaN;
   const b = hi ? sliceBound(hi, to) : NaN;
@@ -546,7 +577,6 @@ function getSlice(obj: usize, lo: usize, hi: usize, st: usize, out: usize): void
     return;
   }
   sliceIndices(n, a, b, c);
-  if (slStep == 1) { setPtr(out, to, p + (<usize>slStart << 4), slLen); return; }
   const q = alloc(<usize>max(slLen, 1) << 4);
   for (let k = 0, i = slStart; k < slLen; k++, i += slStep) copySlot(q + (<usize>k << 4), p + (<usize>i << 4));
   setPtr(out, to, q, slLen);
@@ -576,6 +606,7 @@ function reprInt(x: f64): void {
 const HEX = '0123456789abcdef';
 
 function reprStr(p: usize, n: i32): void {
+  spend(<f64>n);
   let hasSingle = false, hasDouble = false;
   for (let i = 0; i < n; i++) {
     const c = unit(p, i);
@@ -599,8 +630,9 @@ function reprStr(p: usize, n: i32): void {
 
 /** Appends Python str(v) (repr when `quoted` and v is a str) to the open builder. */
 function strInto(v: usize, depth: i32, quoted: bool): void {
-  if (depth > Limits.MAX_DEPTH) fail(ErrorKind.LimitError, Reason.DEPTH, -1, -1);
   const t = vtag(v);
+  if (t == Tag.STR && quoted) { reprStr(vptr(v), vlen(v)); return; } // pyops repr(): no depth check
+  tooDeep(depth);
   switch (t) {
     case Tag.NONE: sbAscii('None'); return;
     case Tag.FALSE: sbAscii('False'); return;
@@ -610,6 +642,7 @@ function strInto(v: usize, depth: i32, quoted: bool): void {
     case Tag.STR: if (quoted) reprStr(vptr(v), vlen(v)); else sbUnits(vptr(v), vlen(v)); return;
     case Tag.LIST: case Tag.TUPLE: {
       const n = vlen(v), items = vptr(v);
+      if (!(t == Tag.TUPLE && n == 1)) spend(<f64>n);
       sbUnit(t == Tag.LIST ? 91 : 40);
       for (let i = 0; i < n; i++) {
         if (i > 0) { sbUnit(44); sbUnit(32); }
@@ -621,6 +654,7 @@ function strInto(v: usize, depth: i32, quoted: bool): void {
     }
     case Tag.DICT: {
       const n = vlen(v), e = vptr(v);
+      spend(<f64>n);
       sbUnit(123);
       for (let i = 0; i < n; i++) {
         if (i > 0) { sbUnit(44); sbUnit(32); }
@@ -657,9 +691,9 @@ let itStr = false;
 function iterate(v: usize): void {
   const t = vtag(v);
   itStr = false;
-  if (t == Tag.LIST || t == Tag.TUPLE) { itBase = vptr(v); itCount = vlen(v); itStride = 16; return; }
+  if (t == Tag.LIST || t == Tag.TUPLE) { spend(<f64>vlen(v)); itBase = vptr(v); itCount = vlen(v); itStride = 16; return; }
   if (t == Tag.DICT) { itBase = vptr(v); itCount = vlen(v); itStride = 32; return; }
-  if (t == Tag.STR) { itBase = vptr(v); itCount = vlen(v); itStride = 2; itStr = true; return; }
+  if (t == Tag.STR) { spend(<f64>vlen(v)); itBase = vptr(v); itCount = vlen(v); itStride = 2; itStr = true; return; }
   fail(ErrorKind.TypeError, Reason.NOT_ITERABLE, t, -1);
 }
 
@@ -688,7 +722,7 @@ function minMax(args: usize, argc: i32, isMax: bool, out: usize): void {
     let best = itBase;
     for (let i = 1; i < itCount; i++) {
       const v = itBase + <usize>i * itStride;
-      if (order(op, v, best)) best = v;
+      if (order(op, v, best, 0)) best = v;
     }
     copySlot(out, best);
     return;
@@ -696,7 +730,7 @@ function minMax(args: usize, argc: i32, isMax: bool, out: usize): void {
   let best = args;
   for (let i = 1; i < argc; i++) {
     const v = args + (<usize>i << 4);
-    if (order(op, v, best)) best = v;
+    if (order(op, v, best, 0)) best = v;
   }
   copySlot(out, best);
 }
@@ -708,7 +742,7 @@ function callFunction(fn: i32, args: usize, argc: i32, out: usize): void {
     case Fn.len: {
       argCount(argc, 1, 1);
       const t = vtag(args);
-      if (t == Tag.STR) { setInt(out, <f64>cpCount(vptr(args), vlen(args))); return; }
+      if (t == Tag.STR) { spend(<f64>vlen(args)); setInt(out, <f64>cpCount(vptr(args), vlen(args))); return; }
       if (t == Tag.LIST || t == Tag.TUPLE || t == Tag.DICT) { setInt(out, <f64>vlen(args)); return; }
       fail(ErrorKind.TypeError, Reason.BAD_ARGUMENT, t, -1);
       return;
@@ -997,6 +1031,7 @@ function callMethod(m: i32, recv: usize, argc: i32, out: usize): void {
   const tr = vtag(recv);
   if (tr != Tag.STR) fail(ErrorKind.AttributeError, Reason.NO_ATTRIBUTE, tr, -1);
   const p = vptr(recv), n = vlen(recv);
+  spend(<f64>n);
   const a0 = recv + 16, a1 = recv + 32, a2 = recv + 48;
   switch (m) {
     case Method.lower: case Method.upper: {
@@ -1053,6 +1088,7 @@ export function loadScalarProgram(codePtr: usize, len: i32, constTape: usize, nc
 
 /** Runs the loaded program on the context tape at ctxTape; the result goes to RESULT. */
 export function run(ctxTape: usize): void {
+  work = Limits.MAX_WORK;
   ctx = decodeTape(ctxTape, nNames);
   const stack = alloc(<usize>(maxStack + 2) << 4);
   const limit = stack + (<usize>(maxStack + 1) << 4);

@@ -166,6 +166,20 @@ if (isMainThread) {
     assert.equal(vm.prepareScalar(eq).evaluate({ x: m, y: new Map() }), false);
   });
 
+  test('memory growth in the middle of a call: the views follow', () => {
+    const p = prog([Op.NAME, 0, Op.CONST, 0, Op.BINOP, BinOp.MUL, Op.NAME, 0, Op.CALL, Fn.len, 1, Op.TUPLE, 2, Op.RETURN], [3], ['s']);
+    const ev = vm.prepareScalar(p);
+    for (const n of [10, 300_000, 333_333, 10, 333_333]) {
+      const s = 'x'.repeat(n - 1) + 'é';
+      const r = ev.evaluate({ s }) as PyTuple;
+      assert.equal((r.items[0] as string).length, 3 * n);
+      assert.ok((r.items[0] as string).endsWith('xé'));
+      assert.equal(r.items[1], n);
+    }
+    const big = 'y'.repeat(3_000_000);
+    assert.equal(vm.prepareScalar(prog([Op.NAME, 0, Op.CALL, Fn.len, 1, Op.RETURN], [], ['s'])).evaluate({ s: big }), 3_000_000);
+  });
+
   test('a context too deep for the tape is a LimitError fault at pc 0', () => {
     let deep: unknown = 1;
     for (let i = 0; i < 150; i++) deep = [deep];

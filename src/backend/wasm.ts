@@ -20,8 +20,9 @@ import { fileURLToPath } from 'node:url';
 import { workerData } from 'node:worker_threads';
 import { CmpOp, Fn, Op, OPERAND_COUNT, Tag, type Program } from '../expr/bytecode.js';
 import { TapeLimit, TapeWriter, encodeTape } from '../expr/tape.js';
-import { PyFloat, PyTuple, makeFloat, tagOf } from '../expr/values.js';
+import { PyFloat, PyTuple, dictGet, dictKeys, makeFloat, tagOf } from '../expr/values.js';
 import { floatRepr, roundDecimal } from '../expr/pyops.js';
+import { cpow } from '../expr/pow.js';
 import {
   VmFault, ColumnKind, type BackendStatus, type BatchEvaluator, type BatchProgram, type ExprVm, type ScalarEvaluator,
   type VmColumn,
@@ -392,6 +393,7 @@ class WasmVm implements ExprVm {
         formatFloat: (x: number, buf: number): number => self!.writeAscii(floatRepr(x), buf),
         parseFloat: (buf: number, len: number): number => Number(self!.readAscii(buf, len)),
         roundDecimal: (x: number, n: number): number => roundDecimal(x, n),
+        pow: cpow,
         sameObject: (a: number, b: number): number => {
           const objects = self!.contextObjects();
           return objects[a - 1] === objects[b - 1] ? 1 : 0;
@@ -411,14 +413,20 @@ class WasmVm implements ExprVm {
     this.f64 = new Float64Array(ex.memory.buffer);
   }
 
-  /** Renews the views after memory.grow (the old buffer is detached). */
+  /**
+   * Renews the views after memory.grow (which detaches the old buffer). Reading `memory.buffer` costs
+   * more than a whole small evaluation, so the hot path relies on the exports saying when memory grew
+   * and calls `renew()`; the rare paths call this.
+   */
   private views(): void {
+    if (this.u8.buffer !== this.ex.memory.buffer) this.renew();
+  }
+
+  private renew(): void {
     const buf = this.ex.memory.buffer;
-    if (this.u8.buffer !== buf) {
-      this.u8 = new Uint8Array(buf);
-      this.i32 = new Int32Array(buf);
-      this.f64 = new Float64Array(buf);
-    }
+    this.u8 = new Uint8Array(buf);
+    this.i32 = new Int32Array(buf);
+    this.f64 = new Float64Array(buf);
   }
 
   private writeAscii(s: string, at: number): number {
@@ -497,8 +505,9 @@ class WasmVm implements ExprVm {
         }
         case Tag.DICT: {
           out.push(v);
+          // As TapeWriter encodes a dict: its data items only (getters never run).
           const obj = v as Record<string, unknown>;
-          for (const k of Object.keys(obj)) visit(obj[k]);
+          for (const k of dictKeys(obj)) visit(dictGet(obj, k));
           return;
         }
         case Tag.OPAQUE:
@@ -521,8 +530,11 @@ class WasmVm implements ExprVm {
     this.names = s.program.names;
     this.objects = undefined;
     try {
-      const at = ex.contextBuffer(tape.length);
-      this.views();
+      let at = ex.contextBuffer(tape.length);
+      if (at & 1) {
+        at -= 1;
+        this.renew();
+      }
       const u8 = this.u8;
       // TypedArray#set costs more than a loop for the short tapes of typical contexts.
       if (tape.length <= 64) for (let i = 0; i < tape.length; i++) u8[at + i] = tape[i]!;
@@ -533,7 +545,10 @@ class WasmVm implements ExprVm {
       this.objects = undefined;
       this.faultOrRethrow(e);
     }
-    this.views();
+    if (tag > 255) {
+      tag &= 255;
+      this.renew();
+    }
     const r = this.faultAt + 8; // RESULT = FAULT + 32 bytes
     switch (tag) {
       case Tag.NONE: return null;
@@ -598,18 +613,18 @@ class WasmVm implements ExprVm {
     if (this.loaded !== b) this.loadBatch(b);
     const ex = this.ex;
     const block = ex.batchBlockRows();
+    // A loaded batch program has all its memory: nothing below grows it, the views stay valid.
+    this.views();
     try {
       for (let base = 0; base < rows; base += block) {
         const n = Math.min(block, rows - base);
         for (let k = 0; k < columns.length; k++) {
           const col = columns[k]!;
           const at = ex.batchInput(k);
-          this.views();
           if (col instanceof Float64Array) this.f64.set(col.subarray(base, base + n), at >>> 3);
           else this.u8.set(col.subarray(base, base + n), at);
         }
         const failed = ex.batchRun(n, base);
-        this.views();
         if (failed >= 0) {
           const at = this.faultAt;
           b.fault.set(this.i32.subarray(at, at + 6));
