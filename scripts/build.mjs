@@ -40,6 +40,12 @@ if (all || wanted.has('ts')) {
   if (existsSync(bin('tsc'))) {
     rmSync(join(root, 'dist'), { recursive: true, force: true });
     run('ts', bin('tsc'), ['-p', 'tsconfig.json']);
+    // One ESM file for `import('wpipe')`: loading 40 modules costs Node 20 about 3× the time of one
+    // (measured: ~110 ms against ~35 ms on a loaded 2-core machine). dist/*.d.ts keep the types.
+    run('bundle', bin('esbuild'), [
+      'dist/index.js', '--bundle', '--platform=node', '--format=esm', '--target=node20',
+      '--packages=external', '--log-level=warning', '--outfile=dist/wpipe.js',
+    ]);
   } else if (!existsSync(join(root, 'dist', 'index.js'))) {
     console.error('wpipe build: typescript is not installed and dist/ is missing');
     process.exit(1);

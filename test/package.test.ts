@@ -13,12 +13,12 @@ test('package.json: name, ESM, exports map with types, Node 20+', () => {
   assert.equal(pkg.name, 'wpipe');
   assert.equal(pkg.type, 'module');
   assert.equal(pkg.exports['.'].types, './dist/index.d.ts');
-  assert.equal(pkg.exports['.'].import, './dist/index.js');
+  assert.equal(pkg.exports['.'].import, './dist/wpipe.js');
   assert.match(pkg.engines.node, />=\s*20/);
 });
 
 test('the built entry exists (run `npm run build` if not)', () => {
-  assert.ok(existsSync(`${root}dist/index.js`), 'dist/index.js is missing: run npm run build');
+  assert.ok(existsSync(`${root}dist/wpipe.js`), 'dist/wpipe.js is missing: run npm run build');
   assert.ok(existsSync(`${root}dist/index.d.ts`), 'dist/index.d.ts is missing: run npm run build');
 });
 

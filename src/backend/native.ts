@@ -15,7 +15,7 @@
  * ```
  */
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { addonPath } from '../paths.js';
 import { Tag, type Program } from '../expr/bytecode.js';
 import { TapeLimit, TapeWriter, encodeTape } from '../expr/tape.js';
 import { PyFloat, PyTuple } from '../expr/values.js';
@@ -56,16 +56,11 @@ export interface NativeBinding {
 
 /** The ABI version native/addon.cpp reports; bumped when the export list or a signature changes. */
 const ADDON_ABI = 1;
-/** Relative to this module: src/backend/native.ts under tsx, dist/backend/native.js compiled. */
-const ADDON_URL = new URL('../../build/Release/wpipe.node', import.meta.url);
 
 let binding: NativeBinding | undefined;
 let loadError: Error | undefined;
 
-/** WPIPE_NATIVE_PATH points the loader at another build of the addon (or hides it, in tests). */
-function addonPath(): string {
-  return process.env.WPIPE_NATIVE_PATH || fileURLToPath(ADDON_URL);
-}
+
 
 function loadBinding(): NativeBinding {
   if (binding) return binding;

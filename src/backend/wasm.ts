@@ -16,7 +16,7 @@
  * ```
  */
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { wasmPath } from '../paths.js';
 import { workerData } from 'node:worker_threads';
 import { CmpOp, Fn, Op, OPERAND_COUNT, Tag, type Program } from '../expr/bytecode.js';
 import { TapeLimit, TapeWriter, encodeTape } from '../expr/tape.js';
@@ -29,9 +29,8 @@ import {
 } from './types.js';
 
 /** Where the module is: src/backend/wasm.ts (tsx) and dist/backend/wasm.js both sit two levels down. */
-const WASM_URL = new URL('../../build/wasm/wpipe.wasm', import.meta.url);
-/** WPIPE_WASM_PATH points the loader at another build of the module (or hides it, in tests). */
-export const WASM_PATH = process.env.WPIPE_WASM_PATH || fileURLToPath(WASM_URL);
+/** build/wasm/wpipe.wasm (or WPIPE_wasmPath(), which points the loader at another build, or hides it in tests). */
+export { wasmPath };
 
 /** The exports of wpipe.wasm (assembly/index.ts). */
 interface WasmExports {
@@ -75,10 +74,10 @@ export function getWasmModule(): WebAssembly.Module {
   }
   let bytes: Buffer;
   try {
-    bytes = readFileSync(WASM_PATH);
+    bytes = readFileSync(wasmPath());
   } catch (e) {
     moduleError = new Error(
-      `wasm backend: cannot read ${WASM_PATH} (${(e as NodeJS.ErrnoException).code ?? String(e)}); build it with \`npm run build:wasm\``,
+      `wasm backend: cannot read ${wasmPath()} (${(e as NodeJS.ErrnoException).code ?? String(e)}); build it with \`npm run build:wasm\``,
       { cause: e },
     );
     throw moduleError;
@@ -87,7 +86,7 @@ export function getWasmModule(): WebAssembly.Module {
     moduleCache = new WebAssembly.Module(bytes);
   } catch (e) {
     moduleError = new Error(
-      `wasm backend: ${WASM_PATH} is not a valid WebAssembly module for this Node (${(e as Error).message}); ` +
+      `wasm backend: ${wasmPath()} is not a valid WebAssembly module for this Node (${(e as Error).message}); ` +
         'rebuild it with `npm run build:wasm` (SIMD128 support is required: Node >= 16.4)',
       { cause: e },
     );
@@ -403,7 +402,7 @@ class WasmVm implements ExprVm {
     const instance = new WebAssembly.Instance(module, imports);
     const ex = instance.exports as unknown as WasmExports;
     for (const name of EXPECTED_EXPORTS) {
-      if (!(name in ex)) throw new Error(`wasm backend: ${WASM_PATH} does not export '${name}' (stale build? run \`npm run build:wasm\`)`);
+      if (!(name in ex)) throw new Error(`wasm backend: ${wasmPath()} does not export '${name}' (stale build? run \`npm run build:wasm\`)`);
     }
     this.ex = ex;
     self = this;
@@ -751,7 +750,7 @@ export function loadWasmVm(): ExprVm {
 export function wasmStatus(): BackendStatus {
   try {
     loadWasmVm();
-    return { name: 'wasm', available: true, detail: `loaded ${WASM_PATH}`, features: ['simd128'] };
+    return { name: 'wasm', available: true, detail: `loaded ${wasmPath()}`, features: ['simd128'] };
   } catch (e) {
     return { name: 'wasm', available: false, detail: (e as Error).message, features: [] };
   }
