@@ -12,6 +12,9 @@ struct BatchPlan {
   std::vector<int32_t> kinds;  // ColumnKind of each column
   std::vector<int32_t> targetOf;  // per pc: index of the jump target starting there, or -1
   int32_t nTargets = 0;
+  // Whether chunks first run optimistically (batch.cpp Runner::opt): no jumps, ternaries, None
+  // constants, or operations only the scalar semantics evaluate.
+  bool optimistic = true;
 };
 
 std::unique_ptr<BatchPlan> makeBatchPlan(const Program& p, const uint8_t* kinds, size_t nKinds);

@@ -66,15 +66,28 @@ void cpOffsets(const Str* s, std::vector<uint32_t>& off) {
   off.push_back(s->len);
 }
 
+/** The code point at unit i of u[0..len): a whole surrogate pair when i is either half of one. */
+static int32_t codePointAt(const char16_t* u, uint32_t len, uint32_t i) {
+  int32_t c = u[i];
+  if (c >= 0xD800 && c <= 0xDBFF && i + 1 < len) {
+    int32_t d = u[i + 1];
+    if (d >= 0xDC00 && d <= 0xDFFF) return ((c - 0xD800) << 10) + (d - 0xDC00) + 0x10000;
+  } else if (c >= 0xDC00 && c <= 0xDFFF && i > 0) {
+    int32_t h = u[i - 1];
+    if (h >= 0xD800 && h <= 0xDBFF) return ((h - 0xD800) << 10) + (c - 0xDC00) + 0x10000;
+  }
+  return c;
+}
+
+/** Code point order (lone surrogates are code points of their own, as in Python). */
 int compareStr(const Str* a, const Str* b) {
   uint32_t n = std::min(a->len, b->len);
   for (uint32_t i = 0; i < n; i++) {
-    int x = a->u[i], y = b->u[i];
+    int32_t x = a->u[i], y = b->u[i];
     if (x != y) {
-      // Code point order: surrogates (pairs) sort above U+E000..U+FFFF.
-      if (x >= 0xD800 && y >= 0xD800) {
-        x = x >= 0xE000 ? x - 0x800 : x + 0x2000;
-        y = y >= 0xE000 ? y - 0x800 : y + 0x2000;
+      if (x >= 0xD800 || y >= 0xD800) {
+        x = codePointAt(a->u, a->len, i);
+        y = codePointAt(b->u, b->len, i);
       }
       return x < y ? -1 : 1;
     }
@@ -148,7 +161,8 @@ bool equals(Work& w, const Value& a, const Value& b, int depth = 0) {
         if (!o || !equals(w, a.entries[i].val, *o, depth + 1)) return false;
       }
       return true;
-    default: return false;  // opaque values lose their identity on the tape
+    case Tag::OPAQUE: return strEq(a.s, b.s);  // "TypeName#id": the same id is the same host object
+    default: return false;
   }
 }
 

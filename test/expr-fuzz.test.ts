@@ -142,12 +142,12 @@ function workerMain(data: { seed: number; budgetMs: number; backends: BackendNam
     for (const b of data.backends) {
       const got = outcome(text, ctx, b);
       if (got.kind === 'host') fail('host-error', `${b}: ${showOutcome(got)}`, `${b} ${got.name} ${got.message.slice(0, 40)}`);
-      else if (!sameOutcome(ref, got)) {
+      else if (!sameOutcome(ref, got, text)) {
         fail('disagree', `ctx ${show(ctx, 200)}\n      js   ${showOutcome(ref)}\n      ${b} ${showOutcome(got)}`, `${b} ${signatureOf(ref)} ${signatureOf(got)}`);
       }
       const gotTest = outcome(text, ctx, b, 'test');
       if (gotTest.kind === 'host') fail('host-error', `${b} test(): ${showOutcome(gotTest)}`, `${b} test ${gotTest.name} ${gotTest.message.slice(0, 40)}`);
-      else if (refTest.kind !== 'host' && !sameOutcome(refTest, gotTest)) {
+      else if (refTest.kind !== 'host' && !sameOutcome(refTest, gotTest, text)) {
         fail('disagree', `test(): ctx ${show(ctx, 200)}\n      js   ${showOutcome(refTest)}\n      ${b} ${showOutcome(gotTest)}`, `${b} test ${signatureOf(refTest)} ${signatureOf(gotTest)}`);
       }
     }

@@ -181,13 +181,13 @@ test(`scalar parity: ${COUNT} random expressions, every backend agrees with js (
     }
     for (const b of others) {
       const got = outcome(text, ctx, b);
-      if (!sameOutcome(ref, got)) {
+      if (!sameOutcome(ref, got, text)) {
         findings.add(`${b} evaluate: js ${signatureOf(ref)} / ${b} ${signatureOf(got)}`,
           `#${i} ${text}\n      ctx ${reportCtx(ctx)}\n      js   ${showOutcome(ref)}\n      ${b} ${showOutcome(got)}`);
         continue;
       }
       const gotTest = outcome(text, ctx, b, 'test');
-      if (!sameOutcome(refTest, gotTest)) {
+      if (!sameOutcome(refTest, gotTest, text)) {
         findings.add(`${b} test: js ${signatureOf(refTest)} / ${b} ${signatureOf(gotTest)}`,
           `#${i} ${text}\n      ctx ${reportCtx(ctx)}\n      js   ${showOutcome(refTest)}\n      ${b} ${showOutcome(gotTest)}`);
       }
@@ -222,7 +222,7 @@ test('scalar parity: fixed edge contexts (-0, 2**53, lone surrogates, undefined,
     if (ref.kind === 'host') failures.push(`js threw a host error: ${text}  ctx ${reportCtx(ctx)}\n    ${showOutcome(ref)}`);
     for (const b of parityBackends()) {
       const got = outcome(text, ctx, b);
-      if (!sameOutcome(ref, got)) {
+      if (!sameOutcome(ref, got, text)) {
         failures.push(`${b} differs from js: ${text}  ctx ${reportCtx(ctx)}\n    js   ${showOutcome(ref)}\n    ${b} ${showOutcome(got)}`);
       }
     }

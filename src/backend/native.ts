@@ -17,7 +17,7 @@
 import { createRequire } from 'node:module';
 import { addonPath } from '../paths.js';
 import { Tag, type Program } from '../expr/bytecode.js';
-import { TapeLimit, TapeWriter, encodeTape } from '../expr/tape.js';
+import { restoreOpaque, TapeLimit, TapeWriter, encodeTape } from '../expr/tape.js';
 import { PyFloat, PyTuple } from '../expr/values.js';
 import {
   VmFault,
@@ -101,7 +101,7 @@ const REF_MIN_STRING = 32;
 class ResultReader {
   private pos = 0;
   private readonly shared: unknown[] = [];
-  constructor(private readonly bytes: Uint8Array, private readonly view: DataView) {}
+  constructor(private readonly bytes: Uint8Array, private readonly view: DataView, private readonly opaques: readonly unknown[]) {}
 
   private u32(): number {
     const x = this.view.getUint32(this.pos, true);
@@ -158,7 +158,7 @@ class ResultReader {
         return obj;
       }
       case Tag.OPAQUE:
-        return { __opaque__: this.str() };
+        return restoreOpaque(this.str(), this.opaques);
       case RESULT_REF:
         return this.shared[this.u32()];
       default:
@@ -209,7 +209,7 @@ class NativeScalar implements ScalarEvaluator {
         const x = this.view.getFloat64(1, true);
         return Number.isInteger(x) || Object.is(x, -0) ? new PyFloat(x) : x;
       }
-      default: return new ResultReader(this.out, this.view).value(false);
+      default: return new ResultReader(this.out, this.view, this.writer.opaques).value(false);
     }
   }
 }

@@ -187,14 +187,21 @@ export function cpow(x: number, y: number): number {
     x = -x;
   }
   ddLog(x, lg);
-  ddMul(lg[0]!, lg[1]!, y, 0, lg);
-  const h = lg[0]!;
+  // Decide overflow and underflow on the plain product first: the double-double product would
+  // overflow in its splitting step for |y| near the top of the double range.
+  const rough = lg[0]! * y;
   let r: number;
-  if (h > 709.8) r = Infinity;
-  else if (h < -745.2) r = 0;
+  if (rough > 710) r = Infinity;
+  else if (rough < -746) r = 0;
   else {
-    ddExp(h, lg[1]!, ex);
-    r = ex[0]! + ex[1]!;
+    ddMul(lg[0]!, lg[1]!, y, 0, lg);
+    const h = lg[0]!;
+    if (h > 709.8) r = Infinity;
+    else if (h < -745.2) r = 0;
+    else {
+      ddExp(h, lg[1]!, ex);
+      r = ex[0]! + ex[1]!;
+    }
   }
   return negate ? -r : r;
 }

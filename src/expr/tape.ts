@@ -21,6 +21,12 @@ export class TapeWriter {
   bytes: Uint8Array;
   view: DataView;
   length = 0;
+  /**
+   * The opaque values of the last context, by id: an OPAQUE payload is `TypeName#id`, so a VM can
+   * compare two opaque values by identity (same id) and hand one back for the caller to restore.
+   */
+  readonly opaques: unknown[] = [];
+  private readonly opaqueIds = new Map<unknown, number>();
 
   constructor(initial = 1024) {
     this.bytes = new Uint8Array(initial);
@@ -29,6 +35,10 @@ export class TapeWriter {
 
   reset(): void {
     this.length = 0;
+    if (this.opaques.length > 0) {
+      this.opaques.length = 0;
+      this.opaqueIds.clear();
+    }
   }
 
   private ensure(extra: number): void {
@@ -116,9 +126,16 @@ export class TapeWriter {
         }
         return;
       }
-      default:
+      default: {
+        let id = this.opaqueIds.get(v);
+        if (id === undefined) {
+          id = this.opaques.length;
+          this.opaques.push(v);
+          this.opaqueIds.set(v, id);
+        }
         this.tag(Tag.OPAQUE);
-        this.str(describeType(v));
+        this.str(`${describeType(v)}#${id}`);
+      }
     }
   }
 
@@ -134,6 +151,13 @@ export class TapeWriter {
   }
 }
 
+/** The opaque value an OPAQUE payload (`TypeName#id`) refers to, or a placeholder. */
+export function restoreOpaque(payload: string, opaques: readonly unknown[]): unknown {
+  const hash = payload.lastIndexOf('#');
+  const id = hash >= 0 ? Number(payload.slice(hash + 1)) : NaN;
+  return Number.isInteger(id) && id >= 0 && id < opaques.length ? opaques[id] : { __opaque__: payload };
+}
+
 /** Encodes a list of values (the constant pool, the string table) as one tape. */
 export function encodeTape(values: readonly unknown[]): Uint8Array {
   const w = new TapeWriter(256);
@@ -146,7 +170,7 @@ export class TapeReader {
   private pos = 0;
   private readonly view: DataView;
 
-  constructor(private readonly bytes: Uint8Array) {
+  constructor(private readonly bytes: Uint8Array, private readonly opaques: readonly unknown[] = []) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
@@ -204,7 +228,7 @@ export class TapeReader {
         return obj;
       }
       case Tag.OPAQUE:
-        return { __opaque__: this.str() };
+        return restoreOpaque(this.str(), this.opaques);
       default:
         throw new Error(`corrupt value tape: tag ${String(tag)} at ${this.pos - 1}`);
     }
