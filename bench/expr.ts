@@ -106,7 +106,7 @@ for (const backend of ['auto', ...backends] as const) {
 }
 
 // ---------------------------------------------------------------- size sweep (auto thresholds)
-const sizes = quick ? [16, 256, 4096, 65536] : [16, 64, 256, 1024, 4096, 16384, 65536];
+const sizes = quick ? [16, 256, 4096, 65536] : [4, 16, 64, 128, 256, 1024, 4096, 16384, 65536];
 for (const size of sizes) {
   const xs = x.subarray(0, size);
   const ys = y.subarray(0, size);

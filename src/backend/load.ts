@@ -20,11 +20,14 @@ export const AUTO_SCALAR_BACKEND: BackendName = 'js';
 
 /**
  * Below these row counts `auto` evaluates a batch in JS; at or above, in the VM. The crossover is
- * where the VM's fixed cost (preparing flat columns, one boundary crossing) is repaid by its faster
- * column loops — measured by the size sweep in bench/expr.ts ("batch sweep").
+ * where the VM's fixed cost (flat columns, one boundary crossing) is repaid by its faster column
+ * loops — measured by the size sweep in bench/expr.ts ("batch sweep", ns per row for
+ * `x > 5 and y < 3 or x * y > 400`, Node 20, 2 cores): native already beats js at 16 rows (305 vs
+ * 366 ns/row; at 1,024 rows 7.4 vs 39), so it takes every batch of at least 16; wasm loses to js at
+ * 64 rows (129 vs 115) and wins at 256 (35 vs 55).
  */
-export const AUTO_BATCH_MIN_ROWS_NATIVE = 256;
-export const AUTO_BATCH_MIN_ROWS_WASM = 1024;
+export const AUTO_BATCH_MIN_ROWS_NATIVE = 16;
+export const AUTO_BATCH_MIN_ROWS_WASM = 256;
 
 const CHOICES: readonly BackendChoice[] = ['auto', 'js', 'wasm', 'native'];
 
