@@ -17,7 +17,7 @@
 import { createRequire } from 'node:module';
 import { addonPath } from '../paths.js';
 import { Tag, type Program } from '../expr/bytecode.js';
-import { restoreOpaque, TapeLimit, TapeWriter, encodeTape } from '../expr/tape.js';
+import { readUtf16, restoreOpaque, TapeLimit, TapeWriter, encodeTape } from '../expr/tape.js';
 import { PyFloat, PyTuple } from '../expr/values.js';
 import {
   VmFault,
@@ -113,14 +113,7 @@ class ResultReader {
     const n = this.u32();
     const start = this.pos;
     this.pos += n * 2;
-    let out = '';
-    for (let i = 0; i < n; i += 4096) {
-      const end = Math.min(n, i + 4096);
-      const units = new Array<number>(end - i);
-      for (let j = i; j < end; j++) units[j - i] = this.view.getUint16(start + j * 2, true);
-      out += String.fromCharCode(...units);
-    }
-    return out;
+    return readUtf16(this.view, start, n);
   }
 
   value(inDict: boolean): unknown {

@@ -165,6 +165,18 @@ export function encodeTape(values: readonly unknown[]): Uint8Array {
   return w.bytes.slice(0, w.length);
 }
 
+/** n UTF-16 code units at byte offset start of a tape (in chunks, to bound fromCharCode's arguments). */
+export function readUtf16(view: DataView, start: number, n: number): string {
+  let out = '';
+  for (let i = 0; i < n; i += 8192) {
+    const end = Math.min(n, i + 8192);
+    const units = new Array<number>(end - i);
+    for (let j = i; j < end; j++) units[j - i] = view.getUint16(start + j * 2, true);
+    out += String.fromCharCode(...units);
+  }
+  return out;
+}
+
 /** Reads one value from a tape, in the js evaluator's representation. */
 export class TapeReader {
   private pos = 0;
@@ -184,15 +196,7 @@ export class TapeReader {
     const n = this.u32();
     const start = this.pos;
     this.pos += n * 2;
-    // Chunked to keep String.fromCharCode's argument count bounded.
-    let out = '';
-    for (let i = 0; i < n; i += 8192) {
-      const end = Math.min(n, i + 8192);
-      const units = new Array<number>(end - i);
-      for (let j = i; j < end; j++) units[j - i] = this.view.getUint16(start + j * 2, true);
-      out += String.fromCharCode(...units);
-    }
-    return out;
+    return readUtf16(this.view, start, n);
   }
 
   value(): unknown {
