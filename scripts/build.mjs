@@ -4,7 +4,7 @@
 // `node scripts/build.mjs [ts] [wasm] [native]` builds a subset. A failed native build is a warning,
 // not a failure: installation still succeeds and `auto` serves from wasm and js.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -24,7 +24,7 @@ function run(label, cmd, args, { optional = false } = {}) {
     const log = join(root, 'build', `${label}-build.log`);
     mkdirSync(dirname(log), { recursive: true });
     const text = `${r.error ? String(r.error) : ''}${r.stdout ?? ''}${r.stderr ?? ''}`;
-    import('node:fs').then((fs) => fs.writeFileSync(log, text));
+    writeFileSync(log, text);
     console.warn(
       `wpipe build: WARNING: the ${label} build failed (exit ${r.status ?? r.signal}); wpipe still works ` +
         `without it (auto uses wasm and js). Log: ${log}. Rebuild: npm run build:${label}`,
