@@ -40,6 +40,18 @@ const STEPS = 10;
 const R = 100; // runs per measured call
 
 // ---------------------------------------------------------------- raw better-sqlite3: the same writes
+let isoMs = -1;
+let isoText = '';
+/** The tracker's timestamp: ISO text, formatted once per millisecond. */
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoText = new Date(ms).toISOString();
+  }
+  return isoText;
+}
+
 function rawRuns(db: StorageDb, mode: 'step' | 'run'): (prefix: string) => void {
   const raw = db.raw;
   const begin = raw.prepare('BEGIN IMMEDIATE');
@@ -49,13 +61,15 @@ function rawRuns(db: StorageDb, mode: 'step' | 'run'): (prefix: string) => void 
       parent_step_id, yaml_path, structure_hash, pid, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   const finRun = raw.prepare(`UPDATE pipelines SET status = ?, completed_at = ?, total_duration_ms = ?, output_data = ?, output_exact = ?,
       error_message = ?, error_step = ?, error_code = ?, error_data = ?, updated_at = ? WHERE id = ?`);
+  // The minimal writes of a durable step boundary, as the tracker issues them in the common case (no
+  // parent, group, executor, input or error): bind only what is known.
   const insStart = raw.prepare(`INSERT INTO steps (pipeline_id, step_order, step_name, step_version, step_type, position, status,
-      parent_step_id, parallel_group, executor, started_at, input_data) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)`);
+      started_at) VALUES (?, ?, ?, ?, ?, ?, 'running', ?)`);
   const insFull = raw.prepare(`INSERT INTO steps (pipeline_id, step_order, step_name, step_version, step_type, position, status, attempts,
       parent_step_id, parallel_group, executor, started_at, completed_at, duration_ms, input_data, output_data,
       error_message, error_code, error_traceback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
-  const finStep = raw.prepare(`UPDATE steps SET status = ?, attempts = ?, completed_at = ?, duration_ms = ?, output_data = ?,
-      error_message = ?, error_code = ?, error_traceback = ? WHERE pipeline_id = ? AND step_order = ?`);
+  const finStep = raw.prepare(`UPDATE steps SET status = ?, attempts = ?, completed_at = ?, duration_ms = ?, output_data = ?
+      WHERE pipeline_id = ? AND step_order = ?`);
   const dropCp = raw.prepare('DELETE FROM checkpoints WHERE pipeline_id = ?');
   const exists = raw.prepare('SELECT status FROM pipelines WHERE id = ?');
   let n = 0;
@@ -63,19 +77,19 @@ function rawRuns(db: StorageDb, mode: 'step' | 'run'): (prefix: string) => void 
     for (let r = 0; r < R; r++) {
       const id = `${prefix}-${n++}`;
       const t0 = Date.now();
-      const start = new Date(t0).toISOString();
+      const start = isoNow();
       exists.get(id);
       const input = JSON.stringify({ orderId: r });
       if (mode === 'step') {
         begin.run();
         insRun.run(id, 'bench', null, null, 'running', start, null, null, input, null, null, null, null, null, null, null, null, null, 'h', process.pid, start);
-        insStart.run(id, 1, 's0', 'v1', 'task', 0, null, null, null, new Date().toISOString(), null);
+        insStart.run(id, 1, 's0', 'v1', 'task', 0, isoNow());
         commit.run();
         for (let s = 0; s < STEPS; s++) {
-          const now = new Date().toISOString();
+          const now = isoNow();
           begin.run();
-          finStep.run('completed', 1, now, 0.01, JSON.stringify({ s }), null, null, null, id, s + 1);
-          if (s + 1 < STEPS) insStart.run(id, s + 2, `s${s + 1}`, 'v1', 'task', s + 1, null, null, null, new Date().toISOString(), null);
+          finStep.run('completed', 1, now, 0.01, JSON.stringify({ s }), id, s + 1);
+          if (s + 1 < STEPS) insStart.run(id, s + 2, `s${s + 1}`, 'v1', 'task', s + 1, isoNow());
           else {
             finRun.run('completed', now, Date.now() - t0, JSON.stringify({ orderId: r, done: true }), 1, null, null, null, null, now, id);
             dropCp.run(id);
@@ -84,7 +98,7 @@ function rawRuns(db: StorageDb, mode: 'step' | 'run'): (prefix: string) => void 
         }
       } else {
         begin.run();
-        const now = new Date().toISOString();
+        const now = isoNow();
         for (let s = 0; s < STEPS; s++) {
           insFull.run(id, s + 1, `s${s}`, 'v1', 'task', s, 'completed', 1, null, null, null, now, now, 0.01, null, JSON.stringify({ s }), null, null, null);
         }
@@ -125,6 +139,28 @@ for (const durability of ['step', 'run'] as const) {
     `${perSecond(tracked)}${durability === 'step' ? '; target ≥ 5,000/s' : ''}`);
   tracker.close();
   rawDb.close();
+}
+
+// ---------------------------------------------------------------- commit size: WAL bytes per step boundary
+// Every WAL frame is one whole page, and the checkpoint's fsync writes each WAL byte to the disk:
+// on a disk, the bytes a commit appends are what it costs. Measured with checkpoints off.
+const commitSize: Record<string, string> = {};
+for (const pageSize of [1024, 4096]) {
+  const file = freshFile();
+  const tracker = new RunTracker(file, { pageSize, walAutocheckpoint: 0 });
+  trackedRuns(tracker)('warm');
+  tracker.db.raw.pragma('wal_checkpoint(TRUNCATE)');
+  const before = tracker.db.stats.transactions;
+  const fn = trackedRuns(tracker);
+  for (let i = 0; i < 5; i++) fn('size');
+  const commits = tracker.db.stats.transactions - before;
+  const bytes = fs.statSync(`${file}-wal`).size - 32;
+  const frames = bytes / (pageSize + 24);
+  commitSize[pageSize] = `${(frames / commits).toFixed(2)} pages = ${Math.round(bytes / commits).toLocaleString('en-US')} WAL bytes per commit`;
+  tracker.close();
+}
+for (const [pageSize, text] of Object.entries(commitSize)) {
+  rows.push({ suite: 'storage', case: `commit size, durability 'step', page_size ${pageSize}${Number(pageSize) === 1024 ? ' (default)' : ''}`, backend: 'js', nsPerOp: 0, note: text });
 }
 
 // ---------------------------------------------------------------- checkpoint save latency

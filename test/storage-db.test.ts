@@ -195,3 +195,27 @@ test('StorageDb.wrap adopts a caller-owned connection and leaves it open', () =>
     t.cleanup();
   }
 });
+
+test('page size: new files get 1 KiB pages and a 16 MiB autocheckpoint; existing files keep theirs', () => {
+  const t = tempDir();
+  try {
+    const db = openDb(t.file('new.db'));
+    assert.equal(db.raw.pragma('page_size', { simple: true }), 1024);
+    assert.equal(db.raw.pragma('wal_autocheckpoint', { simple: true }), 16384);
+    db.close();
+    const old = new Database(t.file('old.db'));
+    old.exec('CREATE TABLE x (a)');
+    old.close();
+    const reopened = openDb(t.file('old.db'), { pageSize: 1024 });
+    assert.equal(reopened.raw.pragma('page_size', { simple: true }), 4096);
+    assert.equal(reopened.raw.pragma('wal_autocheckpoint', { simple: true }), 4096);
+    reopened.close();
+    const chosen = openDb(t.file('big.db'), { pageSize: 8192, walAutocheckpoint: 100 });
+    assert.equal(chosen.raw.pragma('page_size', { simple: true }), 8192);
+    assert.equal(chosen.raw.pragma('wal_autocheckpoint', { simple: true }), 100);
+    chosen.close();
+    assert.throws(() => openDb(t.file('bad.db'), { pageSize: 1000 }), RangeError);
+  } finally {
+    t.cleanup();
+  }
+});
