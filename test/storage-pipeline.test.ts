@@ -96,3 +96,22 @@ test('a context value a checkpoint cannot carry fails the run with the key path'
     t.cleanup();
   }
 });
+
+test("trackingDurability: 'run' records the same history with one commit per run; a bad value is a RangeError", async () => {
+  const t = tempDir();
+  const file = t.file('run-durability.db');
+  const pipe = new Pipeline({ pipelineName: 'fast', trackingDb: file, trackingDurability: 'run' });
+  pipe.setSteps([[() => ({ a: 1 }), 'one'], [() => ({ b: 2 }), 'two']]);
+  try {
+    assert.deepEqual(await pipe.run({}, { runId: 'r-1' }), { a: 1, b: 2 });
+    await pipe.close();
+    const q = new HistoryQuery(file);
+    const run = q.getRunDetail('r-1')!;
+    assert.equal(run.status, 'completed');
+    assert.deepEqual(run.steps.map((s) => [s.name, s.status]), [['one', 'completed'], ['two', 'completed']]);
+    q.close();
+    assert.throws(() => new Pipeline({ trackingDb: file, trackingDurability: 'sometimes' as never }), RangeError);
+  } finally {
+    t.cleanup();
+  }
+});

@@ -154,6 +154,8 @@ export interface TrackingOptions {
   readonly collectSystemMetrics: boolean;
   readonly pipelineName: string;
   readonly verbose: boolean;
+  /** 'step': commit at every step boundary (default); 'run': once per run (see PipelineOptions). */
+  readonly durability?: 'step' | 'run';
 }
 
 /** Builds the run-history/checkpoint observer of a pipeline that has `trackingDb`. */

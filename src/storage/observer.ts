@@ -44,7 +44,7 @@ export interface TrackingObserver extends RunObserver {
  * ```
  */
 export function createTrackingObserver(options: TrackingOptions, trackerOptions: RunTrackerOptions = {}): TrackingObserver {
-  const tracker = new RunTracker(options.trackingDb, trackerOptions);
+  const tracker = new RunTracker(options.trackingDb, { durability: options.durability ?? 'step', ...trackerOptions });
   /** Engine step id → tracker step handle, per run in flight. */
   const steps = new Map<string, Map<number, StepId>>();
 
