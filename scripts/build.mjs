@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 // Builds wpipe from source, offline: the TypeScript (dist/), the AssemblyScript module
-// (build/wasm/wpipe.wasm) and the C++ addon (build/Release/wpipe.node).
+// (build/wasm/wpipe.wasm) and the C++ addon (build/Release/wpipe.node). `npm install` runs the
+// native stage ("install" script, also when wpipe is installed as a dependency) and, in a checkout,
+// the ts and wasm stages ("prepare").
 // `node scripts/build.mjs [ts] [wasm] [native]` builds a subset. A failed native build is a warning,
 // not a failure: installation still succeeds and `auto` serves from wasm and js.
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,6 +68,14 @@ if (all || wanted.has('native')) {
   if (process.env.WPIPE_SKIP_NATIVE_BUILD === '1') {
     console.warn('wpipe build: native build skipped (WPIPE_SKIP_NATIVE_BUILD=1)');
   } else {
-    run('native', process.execPath, [join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js'), 'compile', '--log-level', 'warn'], { optional: true });
+    // cmake-js is a dependency: in an app it may be hoisted above this package, so resolve it.
+    let cmakeJs = join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js');
+    try {
+      cmakeJs = createRequire(join(root, 'package.json')).resolve('cmake-js/bin/cmake-js');
+    } catch {
+      // keep the local path; the build reports what is missing
+    }
+    // cmake-js builds into ./build of the current directory: always this package's root.
+    run('native', process.execPath, [cmakeJs, 'compile', '--log-level', 'warn', '--directory', root], { optional: true });
   }
 }
