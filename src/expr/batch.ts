@@ -44,7 +44,9 @@ export function inspectColumns(columns: unknown, names: readonly string[]): { ro
     const values = record[name];
     const used = names.includes(name);
     let shape: ColumnShape = 'mixed';
-    if (!used && (Array.isArray(values) || ArrayBuffer.isView(values))) {
+    if (values instanceof DataView) {
+      throw invalidOption(`testBatch: column '${name}' is a DataView; use a typed array or an array`);
+    } else if (!used && (Array.isArray(values) || ArrayBuffer.isView(values))) {
       shape = 'mixed';
     } else if (ArrayBuffer.isView(values) && !(values instanceof DataView)) {
       if (typeof (values as unknown as ArrayLike<unknown>)[0] === 'bigint') {

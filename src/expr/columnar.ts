@@ -50,7 +50,8 @@ interface Combine {
 /** Instructions whose int results can leave the exact range: the program then tracks int-ness. */
 function tracksInts(code: Int32Array): boolean {
   for (let pc = 0; pc < code.length; pc += 1 + OPERAND_COUNT[code[pc]!]!) {
-    if (code[pc] === Op.BINOP && code[pc + 1] !== BinOp.TRUEDIV) return true;
+    // TRUEDIV too: its error message says 'float division' or 'division' by the operands' int-ness.
+    if (code[pc] === Op.BINOP) return true;
   }
   return false;
 }

@@ -257,12 +257,12 @@ const compiledCache = new Map<string, CompiledExpression>();
  * @throws ExpressionError (`WPIPE_ERR_EXPRESSION_SYNTAX`) with the text and a caret at the position.
  */
 export function compileExpression(text: string, options: CompileOptions = {}): CompiledExpression {
+  if (typeof text !== 'string') throw invalidOption(`compileExpression: text must be a string, got ${describeType(text)}`);
   checkOptions('compileExpression', options, ['backend']);
   const backend = requestedBackend(options.backend);
   const key = `${backend}\u0000${text}`;
   let compiled = compiledCache.get(key);
   if (compiled) return compiled;
-  if (typeof text !== 'string') throw invalidOption(`compileExpression: text must be a string, got ${describeType(text)}`);
   compiled = new CompiledExpression(sourceFor(text), backend);
   if (compiledCache.size >= CACHE_LIMIT * 4) compiledCache.clear();
   compiledCache.set(key, compiled);

@@ -101,7 +101,7 @@ function tokenize(text: string): Token[] {
         }
       }
       const word = text.slice(i, j);
-      if ((text[j] === "'" || text[j] === '"') && /^[rRbBuUfF]{1,2}$/.test(word)) {
+      if ((text[j] === "'" || text[j] === '"') && /^(?:[rRuUfFbB]|[bB][rR]|[rR][bB]|[fF][rR]|[rR][fF])$/.test(word)) {
         const prefix = word.toLowerCase();
         if (prefix.includes('f')) throw syntaxError(text, start, 'f-strings are not supported');
         if (prefix.includes('b')) throw syntaxError(text, start, 'bytes literals are not supported');
@@ -458,8 +458,8 @@ export function parse(text: string): Node {
     const part = (): Node | null => (isOp(peek(), ':') || isOp(peek(), ']') ? null : expression());
     const lower = part();
     if (isOp(peek(), ']')) {
-      next();
-      if (!lower) fail(peek(), 'empty subscript');
+      const close = next();
+      if (!lower) fail(close, 'empty subscript');
       return { type: 'index', obj, index: lower!, pos: open.pos };
     }
     if (isOp(peek(), ',')) fail(peek(), 'tuple subscripts are not supported');

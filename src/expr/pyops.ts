@@ -295,7 +295,9 @@ function codePointAt(s: string, i: number): number {
 
 /** Code point order of two strings (lone surrogates are code points of their own, as in Python). */
 export function compareStrings(a: string, b: string): number {
+  if (a === b) return 0;
   const n = Math.min(a.length, b.length);
+  spend(n >>> 4); // character comparisons count against the work budget (16 per step)
   for (let i = 0; i < n; i++) {
     const x = a.charCodeAt(i);
     const y = b.charCodeAt(i);
@@ -617,8 +619,12 @@ export function toStr(v: unknown, depth = 0): string {
 
 // ---------------------------------------------------------------- int() and float() of strings
 
-const INT_LITERAL = /^[+-]?\d+(?:_\d+)*$/;
-const FLOAT_LITERAL = /^[+-]?(?:(?:\d+(?:_\d+)*)?\.?\d+(?:_\d+)*(?:[eE][+-]?\d+(?:_\d+)*)?|\d+(?:_\d+)*\.(?:[eE][+-]?\d+(?:_\d+)*)?|inf|infinity|nan)$/i;
+const INT_LITERAL = /^[+-]?\d(?:_?\d)*$/;
+// Unambiguous patterns (each digit can be matched one way only), so a failing match is linear:
+// an ambiguous `(\d+(_\d+)*)?\.?\d+` backtracks quadratically on '1' * 30000 + 'x'.
+const DIGITS = '\\d(?:_?\\d)*';
+const FLOAT_LITERAL = new RegExp(
+  `^[+-]?(?:(?:${DIGITS}(?:\\.(?:${DIGITS})?)?|\\.${DIGITS})(?:[eE][+-]?${DIGITS})?|inf|infinity|nan)$`, 'i');
 
 function stripSpace(s: string): string {
   let i = 0;
@@ -629,6 +635,7 @@ function stripSpace(s: string): string {
 }
 
 function parseIntText(s: string): number {
+  spend(s.length);
   const t = stripSpace(s);
   if (!INT_LITERAL.test(t)) throw fault(ErrorKind.ValueError, Reason.INVALID_INT_LITERAL);
   const digits = t.replace(/_/g, '');
@@ -638,6 +645,7 @@ function parseIntText(s: string): number {
 }
 
 function parseFloatText(s: string): number | PyFloat {
+  spend(s.length);
   const t = stripSpace(s);
   if (!FLOAT_LITERAL.test(t)) throw fault(ErrorKind.ValueError, Reason.INVALID_FLOAT_LITERAL);
   const lower = t.toLowerCase().replace(/_/g, '');
