@@ -161,7 +161,11 @@ function workerMain(data: { seed: number; budgetMs: number; backends: BackendNam
 if (isGuardedWorker()) {
   await guardedWorkerMain(workerMain);
 } else {
-  const seed = seedFromEnv('WPIPE_FUZZ_SEED', (Date.now() ^ (process.pid << 8)) >>> 0);
+  // A fixed seed by default, so that `npm test` (and CI) cannot fail by chance on a case nobody
+  // has seen; WPIPE_FUZZ_SEED=random explores new sequences (the seed is printed with any failure).
+  const seed = process.env.WPIPE_FUZZ_SEED === 'random'
+    ? (Date.now() ^ (process.pid << 8)) >>> 0
+    : seedFromEnv('WPIPE_FUZZ_SEED', 0x20261127);
   test(`fuzz: ${BUDGET_MS} ms of character soup, token soup and mutated corpus (seed ${seed})`, async () => {
     const backends = parityBackends();
     console.log(`# fuzz seed ${seed} (replay: WPIPE_FUZZ_SEED=${seed}); ${backendSummary()}; compared with js: ${backends.join(', ') || '(none)'}`);

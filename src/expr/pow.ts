@@ -186,6 +186,7 @@ export function cpow(x: number, y: number): number {
     negate = isOddInteger(y);
     x = -x;
   }
+  if (x === 1) return negate ? -1 : 1; // (-1) ** (even or odd integer)
   ddLog(x, lg);
   // Decide overflow and underflow on the plain product first: the double-double product would
   // overflow in its splitting step for |y| near the top of the double range.
@@ -193,7 +194,11 @@ export function cpow(x: number, y: number): number {
   let r: number;
   if (rough > 710) r = Infinity;
   else if (rough < -746) r = 0;
-  else {
+  else if (Math.abs(y) > 1e300) {
+    // only reachable when log(x) is tiny; the splitting step of ddMul would overflow
+    ddExp(rough, lg[1]! * y, ex);
+    r = ex[0]! + ex[1]!;
+  } else {
     ddMul(lg[0]!, lg[1]!, y, 0, lg);
     const h = lg[0]!;
     if (h > 709.8) r = Infinity;
