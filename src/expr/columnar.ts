@@ -183,6 +183,20 @@ export class ColumnarEvaluator implements BatchEvaluator {
           this.not(this.slots[sp - 1]!, n);
           break;
         case Op.BINOP:
+          // `x op y <cmp> k` (op + - *, both vectors) in one pass in fast mode.
+          if (
+            !this.exact && a1 <= BinOp.MUL && code[pc + 2] === Op.CONST && code[pc + 4] === Op.COMPARE &&
+            code[pc + 5]! <= CmpOp.NE && !combines.has(pc + 2) && !combines.has(pc + 4) &&
+            fusible(this.slots[sp - 2]!) && fusible(this.slots[sp - 1]!)
+          ) {
+            const a = this.slots[sp - 2]!;
+            if (fusedArithCompare(a1, code[pc + 5]!, a.v, this.slots[sp - 1]!.v, this.consts[code[pc + 3]!]!.value, a.mask, n)) throw RETRY;
+            a.isMask = true;
+            a.isBool = true;
+            sp--;
+            pc += 6;
+            continue;
+          }
           this.binop(a1, this.slots[sp - 2]!, this.slots[sp - 1]!, pc, n);
           sp--;
           break;
@@ -615,6 +629,50 @@ export class ColumnarEvaluator implements BatchEvaluator {
     a.anyErr = anyErr;
     return c.at + 1;
   }
+}
+
+/** A plain vector slot (no scalar, no mask, no errors): what the fused kernel takes. */
+function fusible(s: Slot): boolean {
+  return !s.isScalar && !s.isMask && !s.anyErr;
+}
+
+/**
+ * m[i] = +((x[i] op y[i]) cmp k) for op in + - *, one loop per (op, cmp) pair so every loop stays
+ * monomorphic and branch-free (one generic loop that switches inside was slower than two passes).
+ * Returns true when a row's arithmetic result left the exact int range (the chunk then needs the
+ * exact mode).
+ */
+function fusedArithCompare(op: number, c: number, x: Float64Array, y: Float64Array, k: number, m: Uint8Array, n: number): boolean {
+  let big = false;
+  if (op === BinOp.MUL) {
+    switch (c) {
+      case CmpOp.LT: for (let i = 0; i < n; i++) { const r = x[i]! * y[i]!; m[i] = +(r < k); big ||= !(Math.abs(r) <= MAX); } break;
+      case CmpOp.LE: for (let i = 0; i < n; i++) { const r = x[i]! * y[i]!; m[i] = +(r <= k); big ||= !(Math.abs(r) <= MAX); } break;
+      case CmpOp.GT: for (let i = 0; i < n; i++) { const r = x[i]! * y[i]!; m[i] = +(r > k); big ||= !(Math.abs(r) <= MAX); } break;
+      case CmpOp.GE: for (let i = 0; i < n; i++) { const r = x[i]! * y[i]!; m[i] = +(r >= k); big ||= !(Math.abs(r) <= MAX); } break;
+      case CmpOp.EQ: for (let i = 0; i < n; i++) { const r = x[i]! * y[i]!; m[i] = +(r === k); big ||= !(Math.abs(r) <= MAX); } break;
+      default: for (let i = 0; i < n; i++) { const r = x[i]! * y[i]!; m[i] = +(r !== k); big ||= !(Math.abs(r) <= MAX); }
+    }
+  } else if (op === BinOp.ADD) {
+    switch (c) {
+      case CmpOp.LT: for (let i = 0; i < n; i++) { const r = x[i]! + y[i]!; m[i] = +(r < k); big ||= !(Math.abs(r) <= MAX); } break;
+      case CmpOp.LE: for (let i = 0; i < n; i++) { const r = x[i]! + y[i]!; m[i] = +(r <= k); big ||= !(Math.abs(r) <= MAX); } break;
+      case CmpOp.GT: for (let i = 0; i < n; i++) { const r = x[i]! + y[i]!; m[i] = +(r > k); big ||= !(Math.abs(r) <= MAX); } break;
+      case CmpOp.GE: for (let i = 0; i < n; i++) { const r = x[i]! + y[i]!; m[i] = +(r >= k); big ||= !(Math.abs(r) <= MAX); } break;
+      case CmpOp.EQ: for (let i = 0; i < n; i++) { const r = x[i]! + y[i]!; m[i] = +(r === k); big ||= !(Math.abs(r) <= MAX); } break;
+      default: for (let i = 0; i < n; i++) { const r = x[i]! + y[i]!; m[i] = +(r !== k); big ||= !(Math.abs(r) <= MAX); }
+    }
+  } else {
+    switch (c) {
+      case CmpOp.LT: for (let i = 0; i < n; i++) { const r = x[i]! - y[i]!; m[i] = +(r < k); big ||= !(Math.abs(r) <= MAX); } break;
+      case CmpOp.LE: for (let i = 0; i < n; i++) { const r = x[i]! - y[i]!; m[i] = +(r <= k); big ||= !(Math.abs(r) <= MAX); } break;
+      case CmpOp.GT: for (let i = 0; i < n; i++) { const r = x[i]! - y[i]!; m[i] = +(r > k); big ||= !(Math.abs(r) <= MAX); } break;
+      case CmpOp.GE: for (let i = 0; i < n; i++) { const r = x[i]! - y[i]!; m[i] = +(r >= k); big ||= !(Math.abs(r) <= MAX); } break;
+      case CmpOp.EQ: for (let i = 0; i < n; i++) { const r = x[i]! - y[i]!; m[i] = +(r === k); big ||= !(Math.abs(r) <= MAX); } break;
+      default: for (let i = 0; i < n; i++) { const r = x[i]! - y[i]!; m[i] = +(r !== k); big ||= !(Math.abs(r) <= MAX); }
+    }
+  }
+  return big;
 }
 
 function cmp(op: number, x: number, y: number): boolean {
