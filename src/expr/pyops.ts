@@ -7,6 +7,7 @@
 import { BinOp, CmpOp, ErrorKind, Reason, Tag, Limits, Fn, Method } from './bytecode.js';
 import { MISSING, PyFloat, PyTuple, dictGet, dictKeys, isPlainObject, makeFloat, tagOf } from './values.js';
 import { cpow } from './pow.js';
+import { CASE_EXCEPTIONS } from './case-exceptions.js';
 
 /** An evaluation error before it has a position. Not an Error subclass: throwing it is cheap. */
 export class EvalFault {
@@ -941,8 +942,8 @@ export function callMethod(method: number, name: string, receiver: unknown, args
   const s = receiver;
   spend(s.length);
   switch (method) {
-    case Method.lower: argCount(args, 0, 0); return checkSize(s.toLowerCase());
-    case Method.upper: argCount(args, 0, 0); return checkSize(s.toUpperCase());
+    case Method.lower: argCount(args, 0, 0); return checkSize(changeCase(s, false));
+    case Method.upper: argCount(args, 0, 0); return checkSize(changeCase(s, true));
     case Method.strip: {
       argCount(args, 0, 1);
       const chars = args[0];
@@ -962,6 +963,22 @@ export function callMethod(method: number, name: string, receiver: unknown, args
     default:
       throw new Error(`unknown method ${method}`);
   }
+}
+
+/** Code points whose Python 3.11 mapping differs from the runtime's (see case-exceptions.ts). */
+const CASE_MAP = new Map(CASE_EXCEPTIONS.map(([cp, lower, upper]) => [String.fromCodePoint(cp), [lower, upper] as const]));
+const CASE_RE = new RegExp(`[${CASE_EXCEPTIONS.map(([cp]) => `\\u{${cp.toString(16)}}`).join('')}]`, 'u');
+const CASE_SPLIT = new RegExp(`(${CASE_RE.source})`, 'u');
+
+/** Python's str.lower()/upper(): the runtime's mapping, except where Unicode versions disagree. */
+function changeCase(s: string, upper: boolean): string {
+  if (!CASE_RE.test(s)) return upper ? s.toUpperCase() : s.toLowerCase();
+  // Runs between exception characters keep their context (final sigma); exceptions map alone.
+  return s.split(CASE_SPLIT).map((part) => {
+    const m = CASE_MAP.get(part);
+    if (m) return upper ? m[1] : m[0];
+    return upper ? part.toUpperCase() : part.toLowerCase();
+  }).join('');
 }
 
 function checkSize(s: string): string {
