@@ -19,7 +19,7 @@
  */
 import { checkOptions, invalidOption } from '../errors.js';
 import { openDb, StorageDb, storageError } from './db.js';
-import type { RunStatus, StepStatus } from './tracker.js';
+import type { RunStatus, StepRecord, StepStatus } from './tracker.js';
 
 /** A point in time: a Date, an ISO-8601 string or epoch milliseconds. */
 export type TimeInput = Date | string | number;
@@ -89,26 +89,11 @@ export interface RunDetail extends RunSummary {
  * q.getRunDetail('r1')!.steps[0].status; // 'completed'
  * ```
  */
-export interface StepView {
-  order: number;
-  name: string;
-  version: string | null;
-  kind: string;
-  position: number | null;
-  status: StepStatus;
-  attempts: number;
-  parentStepId: number | null;
-  parallelGroup: string | null;
-  executor: string | null;
-  startedAt: string;
-  completedAt: string | null;
-  durationMs: number | null;
-  input: unknown;
-  output: unknown;
+export type StepView = Omit<StepRecord, 'runId' | 'error'> & {
   errorMessage: string | null;
   errorCode: string | null;
   errorTraceback: string | null;
-}
+};
 
 /**
  * One recorded attempt of a step.
