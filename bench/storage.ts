@@ -2,11 +2,17 @@
  * Storage benchmarks: what run history and checkpoints cost, against raw better-sqlite3 doing the
  * same writes (the limit: same SQL, same commits, no tracker).
  *
- * - tracked 10-step runs, durability 'step' (default): 11 commits per run (run start + step 1;
- *   each boundary "step N done + step N+1 running"; step 10 done + run end). Target ≥ 5,000 runs/s.
- * - tracked 10-step runs, durability 'run' (opt-in): one commit per run.
- * - checkpoint save: strict serialize of a 20-key context (with a Date, a Map and a BigInt) plus its
- *   upsert in its own commit. Target ≤ 30 µs median.
+ * - tracked 10-step runs, durability 'step' (default): 11 durable boundaries per run (run start +
+ *   step 1; each boundary "step N done + step N+1 running"; step 10 done + run end). Target ≥ 5,000
+ *   runs/s. Side by side: raw better-sqlite3 committing the same rows at every boundary (the limit
+ *   of a SQLite commit per boundary), the tracker doing so (`journal: false`), the tracker with its
+ *   step journal (the default: one journal append per boundary, folds into SQLite), and whole
+ *   Pipelines with `trackingDb` (runSync and run) against the same Pipeline untracked. Every
+ *   measured batch ends with `flush()`, so the folds are inside the time measured.
+ * - tracked 10-step runs, durability 'run' (opt-in): one durable write per run.
+ * - checkpoint save: a step boundary that saves a checkpoint (strict serialize of a 20-key context
+ *   with a Date, a Map and a BigInt, made durable with the boundary) against the same boundary
+ *   without one. Target ≤ 30 µs median for the whole boundary.
  * - load the latest checkpoint of a run with 1,000 steps (each with a checkpoint save).
  *
  * Databases live in a temp folder under os.tmpdir(), or under WPIPE_BENCH_TMPDIR (e.g. /dev/shm to
@@ -19,7 +25,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { RunTracker } from '../src/storage/tracker.js';
+import { RunTracker, type RunTrackerOptions } from '../src/storage/tracker.js';
+import { Pipeline, type Context } from '../src/engine/index.js';
+import '../src/storage/observer.js';
 import { openDb, type StorageDb } from '../src/storage/db.js';
 import { serialize } from '../src/storage/serialize.js';
 import { consume, measure, report, withRatio, jsonMode, type Row } from './lib.js';
@@ -123,31 +131,63 @@ function trackedRuns(tracker: RunTracker): (prefix: string) => void {
       }
       tracker.finishRun({ runId, status: 'completed', output: { orderId: r, done: true } });
     }
+    tracker.flush(); // the folds of this batch are part of its time
   };
 }
 
 for (const durability of ['step', 'run'] as const) {
   const rawDb = openDb(freshFile());
   const rawFn = rawRuns(rawDb, durability);
-  const tracker = new RunTracker(freshFile(), { durability });
-  const trackedFn = trackedRuns(tracker);
   const base = await measure(() => rawFn('raw'), R);
-  const tracked = await measure(() => trackedFn('t'), R);
   const commits = durability === 'step' ? STEPS + 1 : 1;
-  row(`10-step run, durability '${durability}' (${commits} commits): raw better-sqlite3`, base, undefined, perSecond(base));
-  row(`10-step run, durability '${durability}' (${commits} commits): RunTracker`, tracked, base,
-    `${perSecond(tracked)}${durability === 'step' ? '; target ≥ 5,000/s' : ''}`);
-  tracker.close();
+  row(`10-step run, durability '${durability}': raw better-sqlite3, ${commits} commit${commits > 1 ? 's' : ''} per run`, base, undefined, perSecond(base));
+  const variants: [string, RunTrackerOptions][] = [
+    [`RunTracker, journal: false (${commits} commit${commits > 1 ? 's' : ''} per run)`, { durability, journal: false }],
+    [`RunTracker, step journal (default: ${commits} append${commits > 1 ? 's' : ''} per run, folded)`, { durability }],
+  ];
+  for (const [label, options] of variants) {
+    const tracker = new RunTracker(freshFile(), options);
+    const fn = trackedRuns(tracker);
+    const ns = await measure(() => fn('t'), R);
+    row(`10-step run, durability '${durability}': ${label}`, ns, base,
+      `${perSecond(ns)}${durability === 'step' && !options.journal ? '; target ≥ 5,000/s' : ''}`);
+    tracker.close();
+  }
   rawDb.close();
 }
 
-// ---------------------------------------------------------------- commit size: WAL bytes per step boundary
+// ---------------------------------------------------------------- whole pipelines with trackingDb
+{
+  const steps = Array.from({ length: STEPS }, (_v, i) => new Function(`return (ctx) => ({ k${i}: 1 })`)() as (c: Context) => Context);
+  const input = { orderId: 7, total: 120, status: 'new' };
+  const plain = new Pipeline({ pipelineName: 'bench' }).setSteps(steps);
+  const tracked = new Pipeline({ pipelineName: 'bench', trackingDb: freshFile() }).setSteps(steps);
+  const trackedAsync = new Pipeline({ pipelineName: 'bench', trackingDb: freshFile() }).setSteps(steps);
+  // The tracking observer comes first among a pipeline's observers (created at its first run).
+  const flushOf = (p: Pipeline): (() => void) => {
+    p.runSync(input);
+    const tracker = (p._observersForRun()![0] as unknown as { tracker: RunTracker }).tracker;
+    return () => tracker.flush();
+  };
+  const syncFlush = flushOf(tracked);
+  const asyncFlush = flushOf(trackedAsync);
+  const base = await measure(() => { for (let i = 0; i < R; i++) consume(plain.runSync(input)); }, R);
+  const sync = await measure(() => { for (let i = 0; i < R; i++) consume(tracked.runSync(input)); syncFlush(); }, R);
+  const async_ = await measure(async () => { for (let i = 0; i < R; i++) consume(await trackedAsync.run(input)); asyncFlush(); }, R);
+  row('10-step Pipeline.runSync, untracked', base);
+  row('10-step Pipeline.runSync with trackingDb (default durability)', sync, base, `${perSecond(sync)}; target ≥ 5,000/s`);
+  row('10-step Pipeline.run with trackingDb (default durability)', async_, base, `${perSecond(async_)}; target ≥ 5,000/s`);
+  await tracked.close();
+  await trackedAsync.close();
+}
+
+// ---------------------------------------------------------------- commit size (journal: false)
 // Every WAL frame is one whole page, and the checkpoint's fsync writes each WAL byte to the disk:
-// on a disk, the bytes a commit appends are what it costs. Measured with checkpoints off.
+// with a commit per boundary, the bytes a commit appends are what it costs. Checkpoints off.
 const commitSize: Record<string, string> = {};
 for (const pageSize of [1024, 4096]) {
   const file = freshFile();
-  const tracker = new RunTracker(file, { pageSize, walAutocheckpoint: 0 });
+  const tracker = new RunTracker(file, { pageSize, walAutocheckpoint: 0, journal: false });
   trackedRuns(tracker)('warm');
   tracker.db.raw.pragma('wal_checkpoint(TRUNCATE)');
   const before = tracker.db.stats.transactions;
@@ -160,7 +200,7 @@ for (const pageSize of [1024, 4096]) {
   tracker.close();
 }
 for (const [pageSize, text] of Object.entries(commitSize)) {
-  rows.push({ suite: 'storage', case: `commit size, durability 'step', page_size ${pageSize}${Number(pageSize) === 1024 ? ' (default)' : ''}`, backend: 'js', nsPerOp: 0, note: text });
+  rows.push({ suite: 'storage', case: `commit size, journal: false, page_size ${pageSize}${Number(pageSize) === 1024 ? ' (default)' : ''}`, backend: 'js', nsPerOp: 0, note: text });
 }
 
 // ---------------------------------------------------------------- checkpoint save latency
@@ -178,22 +218,35 @@ for (let i = 0; i < 12; i++) context[`k${i}`] = i % 2 ? `value-${i}` : i;
   const base = await measure(() => {
     for (let i = 0; i < N; i++) upsert.run('cp-run', 'c', p++, p, 'h', JSON.stringify(plain), new Date().toISOString());
   }, N);
-  const tracker = new RunTracker(freshFile());
-  tracker.startRun({ runId: 'cp-run', pipelineName: 'bench', structureHash: 'h' });
-  tracker.flush();
-  let q = 0;
-  const saved = await measure(() => {
-    for (let i = 0; i < N; i++) {
-      tracker.saveCheckpoint({ runId: 'cp-run', name: 'c', position: q++, context });
-      tracker.flush();
-    }
-  }, N);
-  const serializeOnly = await measure(() => { for (let i = 0; i < N; i++) consume(serialize(context)); }, N);
   row('checkpoint save, own commit: raw upsert of JSON.stringify (no Date/Map/BigInt)', base);
-  row('checkpoint save, own commit: RunTracker.saveCheckpoint + flush', saved, base, 'target ≤ 30 µs median');
-  row('checkpoint serialize only (20 keys, Date, Map, BigInt)', serializeOnly);
-  tracker.close();
   rawDb.close();
+
+  // A boundary = finish step N (+ checkpoint) and start step N+1, durable before returning.
+  for (const journal of [true, false]) {
+    const tracker = new RunTracker(freshFile(), { journal });
+    let r = 0;
+    const boundaries = (withCheckpoint: boolean) => () => {
+      const runId = `cp-${r++}`;
+      tracker.startRun({ runId, pipelineName: 'bench', structureHash: 'h' });
+      let id = tracker.startStep({ runId, name: 's', position: 0 });
+      for (let i = 0; i < N; i++) {
+        tracker.finishStep({ stepId: id, status: 'completed', attempts: 1, durationMs: 0.01 });
+        if (withCheckpoint) tracker.saveCheckpoint({ runId, name: 'c', position: i + 1, context });
+        id = tracker.startStep({ runId, name: 's', position: i + 1 });
+      }
+      tracker.finishStep({ stepId: id, status: 'completed', attempts: 1, durationMs: 0.01 });
+      tracker.finishRun({ runId, status: 'error' });
+      tracker.flush();
+    };
+    const plainBoundary = await measure(boundaries(false), N);
+    const cpBoundary = await measure(boundaries(true), N);
+    const how = journal ? 'step journal (default)' : 'journal: false';
+    row(`step boundary, ${how}`, plainBoundary);
+    row(`step boundary with a checkpoint save, ${how}`, cpBoundary, base, journal ? 'target ≤ 30 µs median' : undefined);
+    tracker.close();
+  }
+  const serializeOnly = await measure(() => { for (let i = 0; i < N; i++) consume(serialize(context)); }, N);
+  row('checkpoint serialize only (20 keys, Date, Map, BigInt)', serializeOnly);
 }
 
 // ---------------------------------------------------------------- latest checkpoint of a 1,000-step run

@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { RunTracker } from '../src/storage/tracker.js';
@@ -23,10 +25,10 @@ function committed(file: string) {
   };
 }
 
-test('a run and its steps: each boundary commits the previous completion with the next start', () => {
+test('journal: false — each boundary commits the previous completion with the next start', () => {
   const t = tempDir();
   const file = t.file('t.db');
-  const tracker = new RunTracker(file, { workerId: 'w1', workerName: 'host-a' });
+  const tracker = new RunTracker(file, { workerId: 'w1', workerName: 'host-a', journal: false });
   try {
     const run = tracker.startRun({ runId: 'r1', pipelineName: 'orders', input: { id: 7, at: new Date(0) }, structureHash: 'h1' });
     assert.equal(run.status, 'running');
@@ -77,9 +79,9 @@ test('a run and its steps: each boundary commits the previous completion with th
   }
 });
 
-test('a 10-step run is 11 commits at the default durability', () => {
+test('a 10-step run is 11 commits with journal: false', () => {
   const t = tempDir();
-  const tracker = new RunTracker(t.file('c.db'));
+  const tracker = new RunTracker(t.file('c.db'), { journal: false });
   try {
     tracker.getRun('warm-up');
     const before = tracker.db.stats.transactions;
@@ -90,6 +92,51 @@ test('a 10-step run is 11 commits at the default durability', () => {
     }
     tracker.finishRun({ runId: 'r', status: 'completed' });
     assert.equal(tracker.db.stats.transactions - before, 11);
+    assert.equal(tracker.stats.journalAppends, 0);
+  } finally {
+    tracker.close();
+    t.cleanup();
+  }
+});
+
+test('default durability: a 10-step run is 11 journal appends, folded into SQLite by one commit', async () => {
+  const t = tempDir();
+  const file = t.file('j.db');
+  const tracker = new RunTracker(file, { autoFlushMs: 20 });
+  try {
+    tracker.getRun('warm-up');
+    const before = tracker.db.stats.transactions;
+    tracker.startRun({ runId: 'r', pipelineName: 'p', input: { n: 1 } });
+    for (let i = 0; i < 10; i++) {
+      const id = tracker.startStep({ runId: 'r', name: `s${i}`, position: i });
+      assert.equal(tracker.pendingWrites, 0, 'a boundary leaves nothing that is not durable');
+      tracker.finishStep({ stepId: id, status: 'completed', attempts: 1, durationMs: 0, output: { i } });
+    }
+    tracker.finishRun({ runId: 'r', status: 'completed', output: { done: true } });
+    assert.equal(tracker.stats.journalAppends, 11);
+    assert.equal(tracker.db.stats.transactions - before, 0, 'nothing committed to SQLite yet');
+    assert.ok(tracker.unfoldedWrites > 0);
+    const dir = `${file}.wpipe-journal`;
+    const logs = fs.readdirSync(dir).filter((n) => n.endsWith('.log'));
+    assert.equal(logs.length, 1);
+    assert.equal(fs.readFileSync(path.join(dir, logs[0]!), 'utf8').trim().split('\n').length, 12, 'a header and one line per boundary');
+    let view = committed(file);
+    assert.equal(view.run('r'), undefined, 'another connection sees the run only after the fold');
+    view.close();
+    await new Promise((r) => setTimeout(r, 60));
+    assert.equal(tracker.unfoldedWrites, 0, 'the timer folded within autoFlushMs');
+    assert.equal(tracker.db.stats.transactions - before, 1, 'one commit for the whole run');
+    view = committed(file);
+    assert.equal(view.run('r')?.status, 'completed');
+    assert.equal(view.run('r')?.output_data, '{"done":true}');
+    assert.deepEqual(view.steps('r').map((s) => [s.step_name, s.status, s.output_data]),
+      Array.from({ length: 10 }, (_, i) => [`s${i}`, 'completed', `{"i":${i}}`]));
+    view.close();
+    tracker.close();
+    assert.equal(fs.existsSync(dir), false, 'close() removes the folded journal');
+    const raw = new Database(file, { readonly: true });
+    assert.equal((raw.prepare('SELECT count(*) AS n FROM wpipe_journal').get() as { n: number }).n, 0);
+    raw.close();
   } finally {
     tracker.close();
     t.cleanup();
@@ -289,10 +336,31 @@ test('checkpoints: unsupported values fail before anything is queued; a structur
   }
 });
 
-test("durability 'run' commits once per run and loses unfinished runs on a crash", () => {
+test("durability 'run' is durable once per run (one journal line) and loses unfinished runs on a crash", () => {
   const t = tempDir();
   const file = t.file('run.db');
   const tracker = new RunTracker(file, { durability: 'run' });
+  try {
+    tracker.startRun({ runId: 'fast', pipelineName: 'p' });
+    for (let i = 0; i < 5; i++) {
+      const id = tracker.startStep({ runId: 'fast', name: `s${i}` });
+      tracker.finishStep({ stepId: id, status: 'completed', attempts: 1, durationMs: 0, output: { i } });
+    }
+    assert.equal(tracker.stats.journalAppends, 0, 'nothing durable before finishRun');
+    tracker.finishRun({ runId: 'fast', status: 'completed' });
+    assert.equal(tracker.stats.journalAppends, 1);
+    assert.equal(tracker.pendingWrites, 0);
+    assert.deepEqual(tracker.getSteps('fast').map((s) => s.status), Array(5).fill('completed'));
+  } finally {
+    tracker.close();
+    t.cleanup();
+  }
+});
+
+test("durability 'run' with journal: false commits once per run", () => {
+  const t = tempDir();
+  const file = t.file('run.db');
+  const tracker = new RunTracker(file, { durability: 'run', journal: false });
   try {
     tracker.getRun('warm-up');
     const before = tracker.db.stats.transactions;

@@ -256,6 +256,7 @@ export class PipelineExporter {
 
   private rows(sql: string, param: string | undefined): Record<string, unknown>[] {
     const db = this.db();
+    db.syncPending();
     try {
       const stmt = db.prepare(sql);
       return (param === undefined ? stmt.all() : stmt.all(param)) as Record<string, unknown>[];

@@ -164,6 +164,23 @@ export class StorageDb {
     return db;
   }
 
+  private readonly pendingSources = new Set<() => void>();
+
+  /**
+   * @internal Writers holding writes that are durable but not in SQLite yet (a tracker's step
+   * journal) register a fold here; readers of this connection call {@link syncPending} first, so a
+   * thread always reads what it wrote. Returns the function that unregisters it.
+   */
+  addPendingSource(fold: () => void): () => void {
+    this.pendingSources.add(fold);
+    return () => this.pendingSources.delete(fold);
+  }
+
+  /** Folds every registered writer's pending writes into the database (see {@link addPendingSource}). */
+  syncPending(): void {
+    for (const fold of this.pendingSources) fold();
+  }
+
   /** Whether the connection is still usable. */
   get isOpen(): boolean {
     return !this.closed && this.raw.open;

@@ -282,6 +282,7 @@ export class HistoryQuery {
   }
 
   private all(sql: string, params: unknown[] = []): Record<string, unknown>[] {
+    this.db.syncPending();
     try {
       return this.db.prepare(sql).all(...params) as Record<string, unknown>[];
     } catch (error) {
@@ -290,6 +291,7 @@ export class HistoryQuery {
   }
 
   private get(sql: string, params: unknown[] = []): Record<string, unknown> | undefined {
+    this.db.syncPending();
     try {
       return this.db.prepare(sql).get(...params) as Record<string, unknown> | undefined;
     } catch (error) {

@@ -13,6 +13,8 @@
  *   step N, start step N+1) dirties one leaf page, where a rowid table plus an index dirties two.
  * - `pipelines` is keyed by the run id with a single secondary index (started_at), which serves
  *   paging, since/until filters and trends.
+ * - `wpipe_journal` holds, per step journal (src/storage/journal.ts), the byte offset folded into
+ *   this database so far: the fold and the offset commit together, so a replay never applies twice.
  * - A step is identified by (pipeline_id, step_order); `parent_step_id` holds the parent's
  *   step_order in the same run (Parallel/Condition/For children), and a nested pipeline's run row
  *   points at its parent run and step with `parent_pipeline_id` / `parent_step_id`.
@@ -183,6 +185,17 @@ CREATE TABLE IF NOT EXISTS recordmodel (
   details  TEXT,
   datetime TEXT NOT NULL
 );
+`,
+  },
+  {
+    version: 3,
+    name: 'step journal offsets',
+    sql: `
+CREATE TABLE IF NOT EXISTS wpipe_journal (
+  name       TEXT PRIMARY KEY,
+  applied    INTEGER NOT NULL,
+  updated_at TEXT NOT NULL
+) WITHOUT ROWID;
 `,
   },
 ];
