@@ -41,6 +41,8 @@ export interface RunStartEvent {
   readonly startedAt: number;
   /** Whether the run was started by runSync. */
   readonly sync: boolean;
+  /** True when the engine generated the run id (no `runId` option): nothing can be recorded under it yet. */
+  readonly generatedId: boolean;
 }
 
 /**

@@ -4,7 +4,7 @@
  * A pipeline of sync steps therefore runs as plain calls (no promise per step, runSync pays none at
  * all), and run() only awaits what returned a thenable.
  */
-import { randomUUID } from 'node:crypto';
+import { timeOrderedUuid } from '../ids.js';
 import { setImmediate as setImmediateCb } from 'node:timers';
 import { ProcessError, TaskError, WpipeError, describeType, invalidOption } from '../errors.js';
 import type { Executor, ExecutorKind } from '../parallel/executor.js';
@@ -65,6 +65,8 @@ class RunState {
   /** Whether anything happens between top-level steps (progress, checkpoints, observers, yields). */
   between = false;
   private id: string | undefined;
+  /** Whether the engine made the run id (no caller named it, so no record of it can exist). */
+  readonly generatedId: boolean;
 
   constructor(
     readonly host: RunHost,
@@ -74,11 +76,12 @@ class RunState {
     readonly observers: readonly RunObserver[] | null,
   ) {
     this.id = runId;
+    this.generatedId = runId === undefined;
   }
 
   /** Generated on first use: a run nobody asks the id of does not pay for a UUID. */
   get runId(): string {
-    return (this.id ??= `RUN-${randomUUID()}`);
+    return (this.id ??= `RUN-${timeOrderedUuid()}`);
   }
 
   forBackground(): RunState {
@@ -872,7 +875,8 @@ function begin(host: RunHost, plan: Plan, input: unknown, options: unknown, sync
   let replay: Context | undefined;
   if (observers !== null) {
     let decision: RunStartDecision | void = undefined;
-    const event = { runId: st.runId, pipelineName: host.pipelineName, context: ctx, signature: plan.signature, steps: describePlan(plan), startedAt, sync };
+    const event = { runId: st.runId, pipelineName: host.pipelineName, context: ctx, signature: plan.signature, steps: describePlan(plan), startedAt, sync,
+      generatedId: st.generatedId };
     for (const o of observers) {
       if (o.onRunStart === undefined) continue;
       let d: RunStartDecision | void;

@@ -37,9 +37,14 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import zlib from 'node:zlib';
 import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import type BetterSqlite3 from 'better-sqlite3';
 import { WpipeError } from '../errors.js';
-import type { StorageDb } from './db.js';
+import type { OpenDbOptions, StorageDb } from './db.js';
+import type { FoldWorkerData } from './fold-worker.js';
+import { packageRoot } from '../paths.js';
+import { JOURNAL_SQL } from './ops.js';
 
 type Database = BetterSqlite3.Database;
 
@@ -78,6 +83,7 @@ function tryLock(lockFile: string): Database | undefined {
   let db: Database | undefined;
   try {
     db = new Ctor(lockFile, { timeout: 0 });
+    db.pragma('journal_mode = MEMORY'); // no -journal file beside the lock
     db.pragma('locking_mode = EXCLUSIVE');
     db.exec('BEGIN EXCLUSIVE; COMMIT');
     return db;
@@ -127,6 +133,11 @@ export class Journal {
     liveOwners.add(this.owner);
   }
 
+  /** Generation of the current log file (bumped by {@link rotate}). */
+  get generation(): number {
+    return this.gen;
+  }
+
   /** The `wpipe_journal` key of the current log file. */
   get name(): string {
     return `${this.owner}.${this.gen}.log`;
@@ -158,12 +169,16 @@ export class Journal {
     }
   }
 
+  /** Whether the log file should be replaced (grown past {@link ROTATE_BYTES}, or broken). */
+  get wantsRotation(): boolean {
+    return !this.closed && (this.offset >= ROTATE_BYTES || this.broken !== undefined);
+  }
+
   /**
-   * After a fold committed everything up to `offset`: start a new log file when this one has grown
-   * past {@link ROTATE_BYTES} (or is broken). Returns the name of the file it retired, if any.
+   * Starts a new log file and removes the old one. Only after a fold committed everything in it.
+   * Returns the name of the file it retired.
    */
-  rotateIfNeeded(): string | undefined {
-    if (this.closed || (this.offset < ROTATE_BYTES && !this.broken)) return undefined;
+  rotate(): string {
     const old = this.name;
     fs.closeSync(this.fd);
     fs.rmSync(path.join(this.dir, old), { force: true });
@@ -204,19 +219,40 @@ export interface JournalContents {
   stoppedAt: string | undefined;
 }
 
-/** Reads the intact lines of a log file from byte offset `from` (0 = the start, header included). */
+/**
+ * Reads the intact lines of a log file from byte offset `from` (0 = the start, header included) to
+ * its end. A line still being written, torn or corrupt ends the read (`end` stays before it).
+ */
 export function readJournal(file: string, from: number): JournalContents {
-  const bytes = fs.readFileSync(file);
-  let pos = 0;
-  const ops: JournalOp[] = [];
-  const headerEnd = bytes.indexOf(10);
-  if (headerEnd < 0 || !bytes.subarray(0, headerEnd).toString('utf8').startsWith(HEADER_PREFIX)) {
-    return { ops, end: 0, stoppedAt: headerEnd < 0 ? 'no header line' : 'not a wpipe journal (version 1)' };
+  let bytes: Buffer;
+  let base = 0;
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    base = from > 0 ? Math.min(from, size) : 0;
+    bytes = Buffer.allocUnsafe(size - base);
+    let got = 0;
+    while (got < bytes.length) {
+      const n = fs.readSync(fd, bytes, got, bytes.length - got, base + got);
+      if (n === 0) break;
+      got += n;
+    }
+    bytes = bytes.subarray(0, got);
+  } finally {
+    fs.closeSync(fd);
   }
-  pos = Math.max(headerEnd + 1, from);
+  const ops: JournalOp[] = [];
+  let pos = 0;
+  if (base === 0) {
+    const headerEnd = bytes.indexOf(10);
+    if (headerEnd < 0 || !bytes.subarray(0, headerEnd).toString('utf8').startsWith(HEADER_PREFIX)) {
+      return { ops, end: 0, stoppedAt: headerEnd < 0 ? 'no header line' : 'not a wpipe journal (version 1)' };
+    }
+    pos = headerEnd + 1;
+  }
   while (pos < bytes.length) {
     const nl = bytes.indexOf(10, pos);
-    if (nl < 0) return { ops, end: pos, stoppedAt: `line at byte ${pos} is cut short` };
+    if (nl < 0) return { ops, end: base + pos, stoppedAt: `line at byte ${base + pos} is cut short` };
     const line = bytes.subarray(pos, nl);
     const crc = Number.parseInt(line.subarray(0, 8).toString('latin1'), 16);
     const body = line.subarray(9);
@@ -226,12 +262,12 @@ export function readJournal(file: string, from: number): JournalContents {
       batch = JSON.parse(body.toString('utf8'));
       if (!Array.isArray(batch)) throw new Error('not an array');
     } catch (error) {
-      return { ops, end: pos, stoppedAt: `line at byte ${pos}: ${(error as Error).message}` };
+      return { ops, end: base + pos, stoppedAt: `line at byte ${base + pos}: ${(error as Error).message}` };
     }
     for (const op of batch) ops.push(op as JournalOp);
     pos = nl + 1;
   }
-  return { ops, end: pos, stoppedAt: undefined };
+  return { ops, end: base + pos, stoppedAt: undefined };
 }
 
 /** One orphan journal that {@link recoverJournals} replayed. */
@@ -264,11 +300,9 @@ export function recoverJournals(db: StorageDb, apply: (ops: JournalOp[]) => void
     owners.set(m[1]!, list);
   }
   const recovered: RecoveredJournal[] = [];
-  const getApplied = db.prepare('SELECT applied FROM wpipe_journal WHERE name = ?').pluck();
-  const setApplied = db.prepare(
-    'INSERT INTO wpipe_journal (name, applied, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET applied = excluded.applied, updated_at = excluded.updated_at',
-  );
-  const dropRow = db.prepare('DELETE FROM wpipe_journal WHERE name = ?');
+  const getApplied = db.prepare(JOURNAL_SQL.getJournalApplied);
+  const setApplied = db.prepare(JOURNAL_SQL.setJournalApplied);
+  const dropRow = db.prepare(JOURNAL_SQL.dropJournal);
   for (const [owner, logs] of owners) {
     const lockFile = path.join(dir, `${owner}.lock`);
     const lock = tryLock(lockFile);
@@ -277,7 +311,7 @@ export function recoverJournals(db: StorageDb, apply: (ops: JournalOp[]) => void
       logs.sort((a, b) => Number(/\.(\d+)\.log$/.exec(a)![1]) - Number(/\.(\d+)\.log$/.exec(b)![1]));
       for (const name of logs) {
         const file = path.join(dir, name);
-        const from = (getApplied.get(name) as number | undefined) ?? 0;
+        const from = (getApplied.get(name) as { applied: number } | undefined)?.applied ?? 0;
         const contents = readJournal(file, from);
         db.transaction(() => {
           if (contents.ops.length > 0) apply(contents.ops);
@@ -290,6 +324,7 @@ export function recoverJournals(db: StorageDb, apply: (ops: JournalOp[]) => void
     } finally {
       lock.close();
       fs.rmSync(lockFile, { force: true });
+      fs.rmSync(`${lockFile}-journal`, { force: true }); // left by wpipe before journal_mode=MEMORY
     }
   }
   try {
@@ -298,4 +333,66 @@ export function recoverJournals(db: StorageDb, apply: (ops: JournalOp[]) => void
     // live journals remain
   }
   return recovered;
+}
+
+/**
+ * The fold thread's script: the compiled dist/storage/fold-worker.js, or — when this module runs
+ * from its .ts source (tests, benchmarks under tsx) — a bootstrap that registers tsx in the thread
+ * and imports the .ts source.
+ */
+function foldWorkerScript(): { script: string; eval: boolean } {
+  const here = fileURLToPath(import.meta.url);
+  if (!here.endsWith('.ts')) return { script: path.join(packageRoot(), 'dist', 'storage', 'fold-worker.js'), eval: false };
+  const tsxApi = import.meta.resolve('tsx/esm/api');
+  const source = pathToFileURL(path.join(path.dirname(here), 'fold-worker.ts')).href;
+  return { script: `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(source)}); })`, eval: true };
+}
+
+/**
+ * A worker thread that folds one journal into SQLite (src/storage/fold-worker.ts). It never keeps
+ * the process alive; if it dies, the tracker folds on its own thread as before.
+ */
+export class FoldThread {
+  private readonly cells: BigInt64Array;
+  private readonly worker: Worker;
+  alive = true;
+
+  constructor(journal: Journal, dbPath: string, intervalMs: number, openOptions: OpenDbOptions, onError: (error: WpipeError) => void) {
+    const shared = new SharedArrayBuffer(3 * 8);
+    this.cells = new BigInt64Array(shared);
+    this.cells[0] = BigInt(journal.generation);
+    const data: FoldWorkerData = { dbPath, dir: journal.dir, owner: journal.owner, shared, intervalMs, openOptions };
+    const script = foldWorkerScript();
+    this.worker = new Worker(script.script, { eval: script.eval, workerData: data, execArgv: [], stdout: false, stderr: false });
+    this.worker.on('message', (m: { message: string; code?: string; sqliteCode?: string }) => {
+      onError(new WpipeError('WPIPE_ERR_STORAGE', `fold thread of ${dbPath}: ${m.message}`, { details: { file: dbPath, sqliteCode: m.sqliteCode, code: m.code } }));
+    });
+    this.worker.on('error', (error) => {
+      this.alive = false;
+      onError(journalError(error, 'the fold thread', dbPath));
+    });
+    this.worker.on('exit', () => {
+      this.alive = false;
+    });
+    // After the listeners: attaching a 'message' listener refs the worker's port again.
+    this.worker.unref();
+  }
+
+  /** Tells the thread the journal moved to a new file. */
+  setGeneration(gen: number): void {
+    Atomics.store(this.cells, 0, BigInt(gen));
+  }
+
+  /** Offset the thread has folded the journal of generation `gen` up to (0 when unknown). */
+  foldedOffset(gen: number): number {
+    const v = Atomics.load(this.cells, 1);
+    return Number(v >> 32n) === gen ? Number(v & 0xffffffffn) : 0;
+  }
+
+  /** Asks the thread to finish (it closes its connection within one interval). */
+  stop(): void {
+    this.alive = false;
+    Atomics.store(this.cells, 2, 1n);
+    Atomics.notify(this.cells, 2);
+  }
 }

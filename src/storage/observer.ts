@@ -51,7 +51,7 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
   return {
     tracker,
     onRunStart(e) {
-      const r = tracker.beginRun({ runId: e.runId, pipelineName: e.pipelineName, input: e.context, structureHash: e.signature });
+      const r = tracker.beginRun({ runId: e.runId, pipelineName: e.pipelineName, input: e.context, structureHash: e.signature, fresh: e.generatedId });
       steps.set(e.runId, new Map());
       if (r.outcome === 'completed') return { completed: { result: (r.run.output ?? {}) as Context } };
       if (r.outcome === 'resumed' && r.checkpoint) {

@@ -54,7 +54,8 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { WpipeError, checkOptions, invalidOption, serializeError } from '../errors.js';
 import { StorageDb, openDb, storageError, type OpenDbOptions } from './db.js';
-import { Journal, isFileDb, recoverJournals, type JournalOp, type RecoveredJournal } from './journal.js';
+import { FoldThread, Journal, isFileDb, recoverJournals, type JournalOp, type RecoveredJournal } from './journal.js';
+import { CODE_SQL, Code, JOURNAL_SQL, WRITE_SQL, applyOps, applyOpsEach, isConstraint, type WriteStatements } from './ops.js';
 import { deserialize, serialize, serializeBestEffort } from './serialize.js';
 
 /** Status of a run row. */
@@ -87,6 +88,12 @@ export interface RunTrackerOptions extends OpenDbOptions {
    * every commit point is its own SQLite commit (other connections see it at once; about 4× slower).
    */
   journal?: boolean;
+  /**
+   * Journal appends after which a worker thread takes over folding the journal into SQLite, so the
+   * thread running pipelines only pays for the appends (default 256: a busy tracker gets one, a
+   * tracker that records a few runs does not). `0`: from the first append; `Infinity`: never.
+   */
+  foldThreadAfter?: number;
 }
 
 /** What a tracker did, for tests and benchmarks. */
@@ -102,7 +109,7 @@ export interface TrackerStats {
 }
 
 const TRACKER_OPTIONS = [
-  'durability', 'workerId', 'workerName', 'autoFlushMs', 'onError', 'journal',
+  'durability', 'workerId', 'workerName', 'autoFlushMs', 'onError', 'journal', 'foldThreadAfter',
   'busyTimeoutMs', 'busyDeadlineMs', 'fileMustExist', 'walAutocheckpoint', 'pageSize',
 ] as const;
 
@@ -117,6 +124,11 @@ export interface StartRunArgs {
   /** The parent step (a StepId of any tracker of this thread) that runs this nested pipeline. */
   parentStepId?: StepId;
   yamlPath?: string;
+  /**
+   * `beginRun` only: the id was generated just now (the engine's time-ordered UUIDs), so it cannot
+   * be recorded yet and the lookup for a resume is skipped.
+   */
+  fresh?: boolean;
 }
 
 /** Arguments of {@link RunTracker.startStep}. */
@@ -363,27 +375,6 @@ type QueuedWrite =
   | { op: Op.Step; step: StepState }
   | { op: Op.Write; write: JournalOp };
 
-/**
- * Opcodes of resolved writes: what the journal stores and the fold executes (index 0 of a
- * {@link JournalOp}, the statement's parameters after it). Append only: journals of a crashed
- * process are replayed by whatever version opens the database next.
- */
-const enum Code {
-  InsertRun = 0,
-  FinishRun = 1,
-  InsertStep = 2,
-  InsertStepStart = 3,
-  InsertStepStartLean = 4,
-  FinishStep = 5,
-  FinishStepLean = 6,
-  InsertAttempt = 7,
-  InsertEvent = 8,
-  UpsertCheckpoint = 9,
-  DropCheckpoint = 10,
-  InsertAlert = 11,
-  InsertMetric = 12,
-}
-
 /** Step handles of this thread, shared by every tracker so nested pipelines can name parent steps. */
 const stepsById = new Map<StepId, StepState>();
 let nextStepId = 1;
@@ -401,54 +392,9 @@ function installExitHook(): void {
 
 const MAX_QUEUE_RUN_MODE = 10_000;
 
-const WRITE_SQL = {
-  insertRun: `INSERT INTO pipelines (id, name, worker_id, worker_name, status, started_at, completed_at, total_duration_ms,
-      input_data, output_data, output_exact, error_message, error_step, error_code, error_data, parent_pipeline_id,
-      parent_step_id, yaml_path, structure_hash, pid, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  finishRun: `UPDATE pipelines SET status = ?, completed_at = ?, total_duration_ms = ?, output_data = ?, output_exact = ?,
-      error_message = ?, error_step = ?, error_code = ?, error_data = ?, updated_at = ? WHERE id = ?`,
-  insertStep: `INSERT INTO steps (pipeline_id, step_order, step_name, step_version, step_type, position, status, attempts,
-      parent_step_id, parallel_group, executor, started_at, completed_at, duration_ms, input_data, output_data,
-      error_message, error_code, error_traceback)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  // A step committed while still running: bind only what is known (binding costs ~0.15 µs a value).
-  insertStepStart: `INSERT INTO steps (pipeline_id, step_order, step_name, step_version, step_type, position, status,
-      parent_step_id, parallel_group, executor, started_at, input_data) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)`,
-  // The common case binds 7 values instead of 11: no parent, group, executor or input.
-  insertStepStartLean: `INSERT INTO steps (pipeline_id, step_order, step_name, step_version, step_type, position, status,
-      started_at) VALUES (?, ?, ?, ?, ?, ?, 'running', ?)`,
-  finishStep: `UPDATE steps SET status = ?, attempts = ?, completed_at = ?, duration_ms = ?, output_data = ?,
-      error_message = ?, error_code = ?, error_traceback = ? WHERE pipeline_id = ? AND step_order = ?`,
-  // A step that ends without an error: its error columns are still NULL from the insert.
-  finishStepLean: `UPDATE steps SET status = ?, attempts = ?, completed_at = ?, duration_ms = ?, output_data = ?
-      WHERE pipeline_id = ? AND step_order = ?`,
-  insertAttempt: `INSERT OR REPLACE INTO attempts (pipeline_id, step_order, attempt, status, started_at, duration_ms, error_message, error_code)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-  insertEvent: `INSERT INTO events (pipeline_id, step_id, event_type, event_name, message, data, tags, created_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-  upsertCheckpoint: `INSERT INTO checkpoints (pipeline_id, name, position, step_order, structure_hash, context, saves, created_at)
-    VALUES (?, ?, ?, ?, ?, ?, 1, ?)
-    ON CONFLICT (pipeline_id) DO UPDATE SET name = excluded.name, position = excluded.position, step_order = excluded.step_order,
-      structure_hash = excluded.structure_hash, context = excluded.context, saves = saves + 1, created_at = excluded.created_at`,
-  dropCheckpoint: 'DELETE FROM checkpoints WHERE pipeline_id = ?',
-  insertAlert: `INSERT INTO alerts_fired (alert_config_id, pipeline_id, step_id, metric, metric_value, threshold_value, severity, message, fired_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  insertMetric: `INSERT INTO system_metrics (pipeline_id, cpu_percent, memory_percent, memory_used_mb, memory_available_mb,
-      disk_io_read_mb, disk_io_write_mb, rss_mb, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-} as const;
-
-/** Statement of each {@link Code}, in opcode order. */
-const CODE_SQL: readonly (keyof typeof WRITE_SQL)[] = [
-  'insertRun', 'finishRun', 'insertStep', 'insertStepStart', 'insertStepStartLean', 'finishStep', 'finishStepLean',
-  'insertAttempt', 'insertEvent', 'upsertCheckpoint', 'dropCheckpoint', 'insertAlert', 'insertMetric',
-];
-
 const SQL = {
   ...WRITE_SQL,
-  setJournalApplied: `INSERT INTO wpipe_journal (name, applied, updated_at) VALUES (?, ?, ?)
-    ON CONFLICT (name) DO UPDATE SET applied = excluded.applied, updated_at = excluded.updated_at`,
-  dropJournal: 'DELETE FROM wpipe_journal WHERE name = ?',
+  ...JOURNAL_SQL,
   getRun: 'SELECT * FROM pipelines WHERE id = ?',
   runExists: 'SELECT status FROM pipelines WHERE id = ?',
   getSteps: 'SELECT * FROM steps WHERE pipeline_id = ? ORDER BY step_order',
@@ -460,7 +406,7 @@ const SQL = {
       error_message = NULL, error_step = NULL, error_code = NULL, error_data = NULL, pid = ?, updated_at = ? WHERE id = ?`,
 } as const;
 
-type Stmts = { [K in keyof typeof SQL]: BetterSqlite3.Statement } & { byCode: BetterSqlite3.Statement[] };
+type Stmts = { [K in keyof typeof SQL]: BetterSqlite3.Statement } & WriteStatements;
 
 function errorParts(error: unknown): { message: string; code: string | null; stack: string | null; data: string } {
   if (error instanceof Error) {
@@ -520,6 +466,11 @@ export class RunTracker {
   private queue: QueuedWrite[] = [];
   /** Resolved writes not in SQLite yet (journaled ones first, in order). */
   private unfolded: JournalOp[] = [];
+  /** Journal lines not known to be folded: their writes, and the journal offset at their end. */
+  private journaled: { end: number; ops: JournalOp[] }[] = [];
+  private journaledOps = 0;
+  private foldThread: FoldThread | undefined;
+  private foldThreadAfter: number;
   /** Runs finished since the last fold: a new run with one of these ids must fold first. */
   private readonly unfoldedRunIds = new Set<string>();
   private journalHandle: Journal | undefined;
@@ -559,6 +510,11 @@ export class RunTracker {
       throw invalidOption(`RunTracker: journal must be a boolean, got ${typeof options.journal}`);
     }
     this.useJournal = options.journal !== false;
+    const after = options.foldThreadAfter ?? 256;
+    if (typeof after !== 'number' || !(after >= 0)) {
+      throw invalidOption(`RunTracker: foldThreadAfter must be a number ≥ 0 (or Infinity), got ${String(after)}`, 'RangeError');
+    }
+    this.foldThreadAfter = after;
   }
 
   /** The connection, opened on first use. */
@@ -623,7 +579,8 @@ export class RunTracker {
 
   /** Number of writes durable in the step journal and not yet folded into SQLite. */
   get unfoldedWrites(): number {
-    return this.unfolded.length;
+    this.trimJournaled();
+    return this.unfolded.length + this.journaledOps;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -666,6 +623,7 @@ export class RunTracker {
     const { runId, pipelineName } = args;
     if (typeof runId !== 'string' || runId.length === 0) throw invalidOption('beginRun: runId must be a non-empty string');
     if (typeof pipelineName !== 'string') throw invalidOption('beginRun: pipelineName must be a string');
+    if (args.fresh === true) return { outcome: 'started', run: this.startNewRun(args) };
     if (this.unfoldedRunIds.has(runId)) this.flush();
     if (!this.runs.has(runId) && this.stmts.runExists.get(runId) === undefined) return { outcome: 'started', run: this.startNewRun(args) };
     const resumeArgs: ResumeRunArgs = { runId };
@@ -1172,9 +1130,7 @@ export class RunTracker {
       const ops = this.resolveQueue();
       for (let i = 0; i < ops.length; i++) this.unfolded.push(ops[i]!);
     }
-    if (this.unfolded.length === 0) return;
-    const ops = this.unfolded;
-    this.unfolded = [];
+    if (this.unfolded.length === 0 && this.journaled.length === 0) return;
     // A tracker with a journal stays registered: the exit hook removes its journal.
     if (!this.journalHandle) pendingTrackers.delete(this);
     // The auto-flush timer is left armed: clearing and re-arming one per step boundary costs more
@@ -1182,56 +1138,83 @@ export class RunTracker {
     const journal = this.journalHandle;
     const stmts = this.stmts;
     const db = this.db;
+    let applied = 0;
+    /** Inside the transaction: what is not in the database yet (the fold thread may have done part). */
+    const pending = (): JournalOp[] => {
+      const ops: JournalOp[] = [];
+      const done = journal ? ((stmts.getJournalApplied.get(journal.name) as { applied: number } | undefined)?.applied ?? 0) : 0;
+      for (const line of this.journaled) if (line.end > done) for (const op of line.ops) ops.push(op);
+      for (const op of this.unfolded) ops.push(op);
+      applied = ops.length;
+      return ops;
+    };
+    const record = (): void => {
+      if (journal) stmts.setJournalApplied.run(journal.name, journal.offset, isoNow());
+    };
     try {
-      db.transaction(() => {
-        applyOps(stmts, ops);
-        if (journal) stmts.setJournalApplied.run(journal.name, journal.offset, isoNow());
-      });
-    } catch (error) {
-      const wrapped = storageError(error, 'commit of run history', db.path);
-      const code = String(wrapped.details.sqliteCode ?? '');
-      if (/^SQLITE_(BUSY|IOERR|FULL|CANTOPEN|PROTOCOL|NOMEM)/.test(code)) {
-        // Transient: the writes stay (they are in the journal too) for the next fold.
-        this.unfolded = ops.concat(this.unfolded);
-        pendingTrackers.add(this);
+      try {
+        db.transaction(() => {
+          applyOps(stmts, pending());
+          record();
+        });
+      } catch (error) {
+        if (!isConstraint(error)) throw error;
+        // A write that can never apply (e.g. a run id another process recorded meanwhile): commit
+        // the others, one savepoint each, and report the ones dropped.
+        let dropped = 0;
+        db.transaction(() => {
+          dropped = applyOpsEach(db, stmts, pending(), record);
+        });
+        this.afterFold(applied);
+        const wrapped = storageError(error, 'commit of run history', db.path);
+        wrapped.details.droppedWrites = dropped;
         throw wrapped;
       }
-      // A write that can never apply (e.g. a run id another process recorded meanwhile): commit
-      // the others, one savepoint each, and report the ones dropped.
-      const dropped = this.applyEach(ops);
-      wrapped.details.droppedWrites = dropped;
+    } catch (error) {
+      const wrapped = storageError(error, 'commit of run history', db.path);
+      if (wrapped.details.droppedWrites !== undefined) throw wrapped;
+      const code = String(wrapped.details.sqliteCode ?? '');
+      if (!/^SQLITE_(BUSY|IOERR|FULL|CANTOPEN|PROTOCOL|NOMEM)/.test(code)) {
+        // Would fail again forever: drop them (they stay in the journal for a post-mortem).
+        wrapped.details.droppedWrites = this.unfolded.length + this.journaledOps;
+        this.unfolded = [];
+        this.journaled = [];
+        this.journaledOps = 0;
+      } else {
+        pendingTrackers.add(this); // transient: everything stays for the next fold
+      }
       throw wrapped;
     } finally {
       this.unfoldedRunIds.clear();
     }
+    this.afterFold(applied);
+  }
+
+  /** After a fold committed: forget what it folded, and rotate a journal that grew too large. */
+  private afterFold(applied: number): void {
+    this.unfolded = [];
+    this.journaled = [];
+    this.journaledOps = 0;
     this.counters.folds++;
-    this.counters.foldedWrites += ops.length;
-    if (journal) {
-      const retired = journal.rotateIfNeeded();
-      if (retired !== undefined) db.runWithRetry(() => stmts.dropJournal.run(retired), 'dropping a folded journal');
+    this.counters.foldedWrites += applied;
+    const journal = this.journalHandle;
+    if (journal?.wantsRotation) {
+      const retired = journal.rotate();
+      this.foldThread?.setGeneration(journal.generation);
+      const stmts = this.stmts;
+      this.db.runWithRetry(() => stmts.dropJournal.run(retired), 'dropping a folded journal');
     }
   }
 
-  /** Applies writes one savepoint each in one transaction; returns how many failed (and were dropped). */
-  private applyEach(ops: JournalOp[]): number {
-    const db = this.db;
-    const stmts = this.stmts;
+  /** Drops journal lines the fold thread has committed. */
+  private trimJournaled(): void {
+    const thread = this.foldThread;
     const journal = this.journalHandle;
-    let dropped = 0;
-    db.transaction(() => {
-      for (const op of ops) {
-        db.raw.exec('SAVEPOINT wpipe_write');
-        try {
-          applyOps(stmts, [op]);
-        } catch {
-          db.raw.exec('ROLLBACK TO wpipe_write');
-          dropped++;
-        }
-        db.raw.exec('RELEASE wpipe_write');
-      }
-      if (journal) stmts.setJournalApplied.run(journal.name, journal.offset, isoNow());
-    });
-    return dropped;
+    if (!thread || !journal || this.journaled.length === 0) return;
+    const folded = thread.foldedOffset(journal.generation);
+    let n = 0;
+    while (n < this.journaled.length && this.journaled[n]!.end <= folded) this.journaledOps -= this.journaled[n++]!.ops.length;
+    if (n > 0) this.journaled.splice(0, n);
   }
 
   /** Turns the queue into resolved writes (insert or update decided now) and empties it. */
@@ -1256,17 +1239,40 @@ export class RunTracker {
     }
     const ops = this.resolveQueue();
     if (ops.length === 0) return;
-    for (let i = 0; i < ops.length; i++) this.unfolded.push(ops[i]!);
     try {
       journal.append(ops);
     } catch (error) {
       // Not durable in the journal: commit to SQLite now, or fail the boundary.
+      for (let i = 0; i < ops.length; i++) this.unfolded.push(ops[i]!);
       this.flush();
       this.reportQuietly(error);
       return;
     }
-    this.counters.journalAppends++;
+    this.journaled.push({ end: journal.offset, ops });
+    this.journaledOps += ops.length;
+    const appends = ++this.counters.journalAppends;
+    if (this.foldThread === undefined && appends >= this.foldThreadAfter) this.startFoldThread(journal);
+    if ((appends & 63) === 0) this.trimJournaled();
+    if (this.journaledOps >= MAX_QUEUE_RUN_MODE || journal.wantsRotation) {
+      // The fold thread is behind (or absent): fold here, which also bounds memory.
+      this.trimJournaled();
+      if (this.journaledOps >= MAX_QUEUE_RUN_MODE || journal.wantsRotation) this.flush();
+      return;
+    }
     this.afterQueued();
+  }
+
+  private startFoldThread(journal: Journal): void {
+    const { busyTimeoutMs, busyDeadlineMs } = this.options;
+    const openOptions: OpenDbOptions = {};
+    if (busyTimeoutMs !== undefined) openOptions.busyTimeoutMs = busyTimeoutMs;
+    if (busyDeadlineMs !== undefined) openOptions.busyDeadlineMs = busyDeadlineMs;
+    try {
+      this.foldThread = new FoldThread(journal, this.db.path, Math.max(1, this.autoFlushMs), openOptions, (e) => this.reportQuietly(e));
+    } catch (error) {
+      this.foldThreadAfter = Infinity; // folds stay on this thread
+      this.reportQuietly(error);
+    }
   }
 
   private reportQuietly(error: unknown): void {
@@ -1284,10 +1290,20 @@ export class RunTracker {
     }
   }
 
+  /** The auto-flush timer: fold here, unless a live fold thread is doing it. */
+  private onTimer(): void {
+    if (this.foldThread?.alive && this.queue.length === 0 && this.unfolded.length === 0) {
+      this.trimJournaled();
+      if (this.journaled.length > 0) this.afterQueued(); // look again (the thread may have died)
+      return;
+    }
+    this.flushQuietly();
+  }
+
   /** @internal At process exit: fold, and remove the journal once nothing in it is left unfolded. */
   exitQuietly(): void {
     this.flushQuietly();
-    if (this.journalHandle && this.unfolded.length === 0) this.closeJournal();
+    if (this.journalHandle && this.unfolded.length === 0 && this.journaled.length === 0) this.closeJournal();
   }
 
   /** Removes this tracker's journal (everything in it is folded) and its offset row. */
@@ -1295,6 +1311,8 @@ export class RunTracker {
     const journal = this.journalHandle;
     if (!journal) return;
     this.journalHandle = undefined;
+    this.foldThread?.stop();
+    this.foldThread = undefined;
     this.unregisterPending?.();
     this.unregisterPending = undefined;
     if (this.queue.length === 0) pendingTrackers.delete(this);
@@ -1405,7 +1423,7 @@ export class RunTracker {
     if (this.timer === undefined) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
-        this.flushQuietly();
+        this.onTimer();
       }, this.autoFlushMs);
       this.timer.unref();
     }
@@ -1475,76 +1493,6 @@ function resolveWrite(w: QueuedWrite): JournalOp {
     }
     case Op.Write:
       return w.write;
-  }
-}
-
-/** A step's running row widened to the full insert, so its completion can be merged into it. */
-function widenStepStart(op: JournalOp): JournalOp {
-  if (op[0] === Code.InsertStepStartLean) {
-    const [, runId, order, name, version, kind, position, startedAt] = op;
-    return [Code.InsertStep, runId, order, name, version, kind, position, 'running', 0, null, null, null, startedAt, null, null, null, null,
-      null, null, null];
-  }
-  const [, runId, order, name, version, kind, position, parentOrder, group, executor, startedAt, input] = op;
-  return [Code.InsertStep, runId, order, name, version, kind, position, 'running', 0, parentOrder, group, executor, startedAt, null, null,
-    input, null, null, null, null];
-}
-
-/**
- * Executes resolved writes in order (inside the caller's transaction). A row inserted and then
- * updated within the same batch is written once: the update is merged into the insert, which is
- * what makes a fold of many boundaries cheaper than the boundaries were (same final rows).
- */
-function applyOps(s: Stmts, ops: readonly JournalOp[]): void {
-  let out: JournalOp[] = ops as JournalOp[];
-  if (ops.length > 1) {
-    out = [];
-    const inserted = new Map<string, number>();
-    for (const op of ops) {
-      switch (op[0]) {
-        case Code.InsertRun:
-          inserted.set(`r\u0000${String(op[1])}`, out.length);
-          out.push(op);
-          continue;
-        case Code.FinishRun: {
-          const at = inserted.get(`r\u0000${String(op[11])}`);
-          if (at === undefined) break;
-          const ins = out[at]!.slice();
-          // InsertRun: 5 status, 7 completed_at, 8 duration, 10 output, 11 exact, 12-15 error, 21 updated_at.
-          ins[5] = op[1]; ins[7] = op[2]; ins[8] = op[3]; ins[10] = op[4]; ins[11] = op[5];
-          ins[12] = op[6]; ins[13] = op[7]; ins[14] = op[8]; ins[15] = op[9]; ins[21] = op[10];
-          out[at] = ins;
-          continue;
-        }
-        case Code.InsertStepStart:
-        case Code.InsertStepStartLean:
-        case Code.InsertStep:
-          inserted.set(`s\u0000${String(op[1])}\u0000${String(op[2])}`, out.length);
-          out.push(op);
-          continue;
-        case Code.FinishStep:
-        case Code.FinishStepLean: {
-          const lean = op[0] === Code.FinishStepLean;
-          const at = inserted.get(`s\u0000${String(op[lean ? 6 : 9])}\u0000${String(op[lean ? 7 : 10])}`);
-          if (at === undefined) break;
-          const prev = out[at]!;
-          const ins = prev[0] === Code.InsertStep ? prev.slice() : widenStepStart(prev);
-          // InsertStep: 7 status, 8 attempts, 13 completed_at, 14 duration, 16 output, 17-19 error.
-          ins[7] = op[1]; ins[8] = op[2]; ins[13] = op[3]; ins[14] = op[4]; ins[16] = op[5];
-          if (!lean) { ins[17] = op[6]; ins[18] = op[7]; ins[19] = op[8]; }
-          out[at] = ins;
-          continue;
-        }
-      }
-      out.push(op);
-    }
-  }
-  const byCode = s.byCode;
-  for (let i = 0; i < out.length; i++) {
-    const op = out[i]!;
-    const stmt = byCode[op[0] as number];
-    if (stmt === undefined) throw new WpipeError('WPIPE_ERR_STORAGE', `unknown journaled write (opcode ${String(op[0])}): written by a newer wpipe?`);
-    stmt.run(...op.slice(1));
   }
 }
 

@@ -1,0 +1,103 @@
+/**
+ * The fold thread of a busy tracker: moves journaled writes into SQLite so the thread running the
+ * pipeline only pays for the journal appends (src/storage/journal.ts). Every `intervalMs` it opens a
+ * write transaction, reads the journal's applied offset from `wpipe_journal`, reads the intact lines
+ * after it straight from the journal file, applies them and records the new offset — the same steps
+ * as recovery, so the tracker's own thread may fold too (before its reads, at close) and neither can
+ * apply a line twice: whoever takes the write lock second finds the offset moved.
+ *
+ * Shared cells (BigInt64Array): [0] the journal's generation (the tracker bumps it when it rotates
+ * the file), [1] the folded offset packed as `generation << 32 | offset`, [2] stop.
+ *
+ * Started by {@link FoldThread} in journal.ts; never imported by the library's main thread.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { parentPort, workerData } from 'node:worker_threads';
+import { openDb, type OpenDbOptions } from './db.js';
+import { readJournal } from './journal.js';
+import { JOURNAL_SQL, applyOps, applyOpsEach, isConstraint, prepareWrites } from './ops.js';
+
+/** What the tracker passes to the fold thread. */
+export interface FoldWorkerData {
+  dbPath: string;
+  dir: string;
+  owner: string;
+  shared: SharedArrayBuffer;
+  intervalMs: number;
+  openOptions: OpenDbOptions;
+}
+
+const data = workerData as FoldWorkerData;
+const cells = new BigInt64Array(data.shared);
+const db = openDb(data.dbPath, data.openOptions);
+const writes = prepareWrites(db);
+const getApplied = db.prepare(JOURNAL_SQL.getJournalApplied);
+const setApplied = db.prepare(JOURNAL_SQL.setJournalApplied);
+let lastGen = -1;
+let lastSize = -1;
+
+function report(error: unknown): void {
+  const e = error as { message?: unknown; code?: unknown; details?: { sqliteCode?: unknown } } | null;
+  parentPort?.postMessage({ message: String(e?.message ?? error), code: e?.code, sqliteCode: e?.details?.sqliteCode });
+}
+
+function foldOnce(): void {
+  const gen = Number(Atomics.load(cells, 0));
+  const name = `${data.owner}.${gen}.log`;
+  const file = path.join(data.dir, name);
+  let size: number;
+  try {
+    size = fs.statSync(file).size;
+  } catch {
+    return; // rotated or closed meanwhile
+  }
+  if (gen === lastGen && size === lastSize) return;
+  let end = -1;
+  const fold = (each: boolean): number => {
+    let dropped = 0;
+    const body = (): void => {
+      end = -1;
+      if (Number(Atomics.load(cells, 0)) !== gen) return; // rotated while waiting for the lock
+      const applied = (getApplied.get(name) as { applied: number } | undefined)?.applied ?? 0;
+      let contents;
+      try {
+        contents = readJournal(file, applied);
+      } catch (error) {
+        if ((error as { code?: unknown }).code === 'ENOENT') return;
+        throw error;
+      }
+      if (contents.end <= applied) {
+        end = applied;
+        return;
+      }
+      end = contents.end;
+      if (each) dropped = applyOpsEach(db, writes, contents.ops);
+      else applyOps(writes, contents.ops);
+      setApplied.run(name, contents.end, new Date().toISOString());
+    };
+    db.transaction(body);
+    return dropped;
+  };
+  try {
+    fold(false);
+  } catch (error) {
+    if (!isConstraint(error)) throw error;
+    const dropped = fold(true);
+    report(new Error(`${dropped} journaled write(s) of ${name} could not be applied (constraint) and were skipped`));
+  }
+  lastGen = gen;
+  lastSize = size;
+  if (end >= 0) Atomics.store(cells, 1, (BigInt(gen) << 32n) | BigInt(end));
+}
+
+while (Atomics.load(cells, 2) === 0n) {
+  Atomics.wait(cells, 2, 0n, data.intervalMs);
+  if (Atomics.load(cells, 2) !== 0n) break;
+  try {
+    foldOnce();
+  } catch (error) {
+    report(error);
+  }
+}
+db.close();

@@ -1,0 +1,195 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { RunTracker } from '../src/storage/tracker.js';
+import { HistoryQuery } from '../src/storage/query.js';
+import { readJournal } from '../src/storage/journal.js';
+import { tempDir } from './fixtures/storage/tmp.js';
+
+const require = createRequire(import.meta.url);
+const Database = require('better-sqlite3') as typeof import('better-sqlite3');
+const child = fileURLToPath(new URL('./fixtures/storage/journal-child.ts', import.meta.url));
+
+/** Starts the 'kill' child and resolves once its journal holds everything (it printed 'ready'). */
+function startChild(db: string): Promise<{ kill: () => Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', child, db, 'kill'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    p.on('exit', (code) => { if (!out.includes('ready')) reject(new Error(`child exited ${code}: ${err}`)); });
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('ready\n')) {
+        resolve({ kill: () => new Promise((r) => { p.on('exit', () => r()); p.kill('SIGKILL'); }) });
+      }
+    });
+  });
+}
+
+function rows(file: string, sql: string, ...params: unknown[]): Record<string, unknown>[] {
+  const raw = new Database(file, { readonly: true });
+  try {
+    return raw.prepare(sql).all(...params) as Record<string, unknown>[];
+  } finally {
+    raw.close();
+  }
+}
+
+test('kill -9: the journal of the dead process is replayed once, after what it had folded, when the database is opened next', { timeout: 60_000 }, async () => {
+  const t = tempDir();
+  try {
+    const db = t.file('j.db');
+    const c = await startChild(db);
+    const dir = `${db}.wpipe-journal`;
+    // While the owner lives, its journal is left alone.
+    const early = new RunTracker(db);
+    early.getRun('nothing');
+    assert.deepEqual(early.stats.recoveredJournals, []);
+    early.close();
+    assert.equal(fs.readdirSync(dir).filter((n) => n.endsWith('.log')).length, 1, 'a live journal is not touched');
+    assert.deepEqual(rows(db, 'SELECT id FROM pipelines ORDER BY id').map((r) => r.id), ['r1'], 'only the folded run is in SQLite');
+    await c.kill();
+
+    const tracker = new RunTracker(db);
+    try {
+      assert.equal(tracker.getRun('r2')?.status, 'completed');
+      const [recovered] = tracker.stats.recoveredJournals;
+      assert.ok(recovered && recovered.writes > 0 && recovered.stoppedAt === undefined, JSON.stringify(tracker.stats.recoveredJournals));
+      assert.equal(fs.existsSync(dir), false, `the replayed journal is removed: ${fs.existsSync(dir) ? fs.readdirSync(dir).join(', ') : ''}`);
+      assert.deepEqual(rows(db, 'SELECT id, status FROM pipelines ORDER BY id'), [
+        { id: 'r1', status: 'completed' }, { id: 'r2', status: 'completed' }, { id: 'r3', status: 'running' },
+      ]);
+      assert.deepEqual(rows(db, "SELECT step_name, status FROM steps WHERE pipeline_id = 'r3' ORDER BY step_order").map((r) => `${String(r.step_name)}:${String(r.status)}`),
+        ['s0:completed', 's1:completed', 's2:completed', 's3:running'], 'everything up to the step in flight');
+      assert.equal(rows(db, "SELECT count(*) AS n FROM steps WHERE pipeline_id IN ('r1', 'r2')")[0]!.n, 10, 'no step applied twice');
+      // The killed run resumes like any stopped run.
+      const resumed = tracker.resumeRun({ runId: 'r3' });
+      assert.equal(resumed.outcome, 'resumed');
+      assert.ok(resumed.outcome === 'resumed' && resumed.checkpoint?.position === 2 && (resumed.checkpoint.context as { at: Date }).at instanceof Date,
+        'the checkpoint saved with a journaled boundary survives');
+      assert.equal(rows(db, "SELECT status FROM steps WHERE pipeline_id = 'r3' AND step_name = 's3'")[0]!.status, 'interrupted');
+      assert.equal(rows(db, 'SELECT count(*) AS n FROM wpipe_journal')[0]!.n, 0);
+      assert.equal(rows(db, 'PRAGMA integrity_check')[0]!.integrity_check, 'ok');
+    } finally {
+      tracker.close();
+    }
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('a torn or corrupt last line ends the replay: the intact lines before it are applied', { timeout: 60_000 }, async () => {
+  const t = tempDir();
+  try {
+    const db = t.file('torn.db');
+    const c = await startChild(db);
+    await c.kill();
+    const dir = `${db}.wpipe-journal`;
+    const log = path.join(dir, fs.readdirSync(dir).find((n) => n.endsWith('.log'))!);
+    const intact = readJournal(log, 0);
+    assert.equal(intact.stoppedAt, undefined);
+    // A power loss can leave a line half written, or a line whose bytes did not all reach the disk.
+    fs.appendFileSync(log, '00000000 [[8,"r2",null,"note","lost",null,null,null,"2026-01-01T00:00:00.000Z"]]\n0badc0de [[8');
+    const torn = readJournal(log, 0);
+    assert.equal(torn.ops.length, intact.ops.length);
+    assert.match(torn.stoppedAt ?? '', /checksum mismatch/);
+    const tracker = new RunTracker(db);
+    try {
+      tracker.getRun('r2');
+      assert.match(tracker.stats.recoveredJournals[0]?.stoppedAt ?? '', /checksum/);
+      assert.equal(tracker.getRun('r2')?.status, 'completed');
+      assert.equal(rows(db, "SELECT count(*) AS n FROM events WHERE event_name = 'lost'")[0]!.n, 0);
+    } finally {
+      tracker.close();
+    }
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('a fold thread moves the journal into SQLite; a process that never calls close() still exits with everything folded', { timeout: 60_000 }, () => {
+  const t = tempDir();
+  try {
+    const db = t.file('exit.db');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', child, db, 'exit'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, `exit ${String(r.status)} ${r.signal ?? ''}: ${r.stderr}`);
+    assert.equal(rows(db, "SELECT count(*) AS n FROM pipelines WHERE status = 'completed'")[0]!.n, 20);
+    assert.equal(rows(db, 'SELECT count(*) AS n FROM steps')[0]!.n, 100);
+    assert.equal(fs.existsSync(`${db}.wpipe-journal`), false, 'the exit hook removed the journal');
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('with a fold thread, the writes reach SQLite without this thread folding them', { timeout: 60_000 }, async () => {
+  const t = tempDir();
+  const db = t.file('thread.db');
+  const tracker = new RunTracker(db, { autoFlushMs: 5, foldThreadAfter: 0 });
+  try {
+    for (let r = 0; r < 50; r++) {
+      tracker.startRun({ runId: `t${r}`, pipelineName: 'p' });
+      const id = tracker.startStep({ runId: `t${r}`, name: 's' });
+      tracker.finishStep({ stepId: id, status: 'completed' });
+      tracker.finishRun({ runId: `t${r}`, status: 'completed' });
+    }
+    // The thread starts (and under tsx compiles) in the background: give it time.
+    const deadline = Date.now() + 30_000;
+    while (rows(db, 'SELECT count(*) AS n FROM pipelines')[0]!.n !== 50 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(rows(db, 'SELECT count(*) AS n FROM pipelines')[0]!.n, 50);
+    assert.equal(tracker.stats.folds, 0, 'this thread folded nothing');
+    assert.equal(tracker.unfoldedWrites, 0);
+  } finally {
+    tracker.close();
+    t.cleanup();
+  }
+});
+
+test('a reader on the same connection sees what this thread wrote at once (read-your-writes)', () => {
+  const t = tempDir();
+  const db = t.file('ryw.db');
+  const tracker = new RunTracker(db, { autoFlushMs: 600_000 });
+  const query = new HistoryQuery(db);
+  try {
+    tracker.startRun({ runId: 'mine', pipelineName: 'p' });
+    const id = tracker.startStep({ runId: 'mine', name: 's' });
+    tracker.finishStep({ stepId: id, status: 'completed' });
+    tracker.finishRun({ runId: 'mine', status: 'completed' });
+    assert.ok(tracker.unfoldedWrites > 0);
+    assert.equal(rows(db, 'SELECT count(*) AS n FROM pipelines')[0]!.n, 0, 'another connection does not see it yet');
+    assert.equal(query.getRunDetail('mine')?.status, 'completed');
+    assert.equal(tracker.unfoldedWrites, 0);
+  } finally {
+    query.close();
+    tracker.close();
+    t.cleanup();
+  }
+});
+
+test('two processes use one run id at once: the fold keeps every other write and reports the conflict', () => {
+  const t = tempDir();
+  const db = t.file('dup.db');
+  const a = new RunTracker(db, { autoFlushMs: 600_000 });
+  const errors: string[] = [];
+  const b = new RunTracker(db, { autoFlushMs: 600_000, onError: (e) => errors.push(e.message) });
+  try {
+    a.startRun({ runId: 'same', pipelineName: 'a' });
+    a.finishRun({ runId: 'same', status: 'completed' });
+    b.startRun({ runId: 'same', pipelineName: 'b' }); // b cannot see a's journal
+    b.recordEvent({ runId: 'other', type: 'note', name: 'kept' });
+    b.finishRun({ runId: 'same', status: 'completed' });
+    a.flush();
+    assert.throws(() => b.flush(), (e: Error & { details?: Record<string, unknown> }) => e.details?.droppedWrites === 1);
+    assert.equal(rows(db, "SELECT pipeline_id FROM events WHERE event_name = 'kept'").length, 1);
+    assert.equal(rows(db, "SELECT name FROM pipelines WHERE id = 'same'")[0]!.name, 'a');
+    assert.equal(b.unfoldedWrites, 0);
+  } finally {
+    a.close();
+    b.close();
+    t.cleanup();
+  }
+});
