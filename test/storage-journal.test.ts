@@ -193,3 +193,34 @@ test('two processes use one run id at once: the fold keeps every other write and
     t.cleanup();
   }
 });
+
+test('a journal append that fails (disk full, I/O error) makes that boundary a SQLite commit, reports it, and starts a new journal', () => {
+  const t = tempDir();
+  const db = t.file('broken.db');
+  const errors: string[] = [];
+  const tracker = new RunTracker(db, { autoFlushMs: 600_000, foldThreadAfter: Infinity, onError: (e) => errors.push(e.message) });
+  try {
+    tracker.startRun({ runId: 'b', pipelineName: 'p' });
+    const s1 = tracker.startStep({ runId: 'b', name: 's1' });
+    // Take the journal's file descriptor away: the next write(2) fails with EBADF.
+    const journal = (tracker as unknown as { journalHandle: { fd: number } }).journalHandle;
+    const fd = journal.fd;
+    fs.closeSync(fd);
+    tracker.finishStep({ stepId: s1, status: 'completed' });
+    const before = tracker.db.stats.transactions;
+    const s2 = tracker.startStep({ runId: 'b', name: 's2' });
+    assert.equal(errors.length, 1);
+    assert.match(errors[0]!, /appending to the step journal failed/);
+    assert.equal(tracker.db.stats.transactions - before, 1, 'the boundary was committed to SQLite instead');
+    assert.deepEqual(rows(db, "SELECT step_name, status FROM steps WHERE pipeline_id = 'b' ORDER BY step_order"),
+      [{ step_name: 's1', status: 'completed' }, { step_name: 's2', status: 'running' }], 'durable before the next step runs');
+    tracker.finishStep({ stepId: s2, status: 'completed' });
+    tracker.finishRun({ runId: 'b', status: 'completed' });
+    assert.equal(tracker.stats.journalAppends, 2, 'a fresh journal took over after the fold');
+    tracker.flush();
+    assert.equal(rows(db, "SELECT status FROM pipelines WHERE id = 'b'")[0]!.status, 'completed');
+  } finally {
+    tracker.close();
+    t.cleanup();
+  }
+});

@@ -180,7 +180,11 @@ export class Journal {
    */
   rotate(): string {
     const old = this.name;
-    fs.closeSync(this.fd);
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      // the descriptor may be what broke
+    }
     fs.rmSync(path.join(this.dir, old), { force: true });
     this.gen++;
     this.broken = undefined;

@@ -464,7 +464,7 @@ export class RunTracker {
   private dbHandle: StorageDb | undefined;
   private s: Stmts | undefined;
   private queue: QueuedWrite[] = [];
-  /** Resolved writes not in SQLite yet (journaled ones first, in order). */
+  /** Resolved writes that are in no journal and not in SQLite yet (queued writes a flush resolved, or a failed append's). */
   private unfolded: JournalOp[] = [];
   /** Journal lines not known to be folded: their writes, and the journal offset at their end. */
   private journaled: { end: number; ops: JournalOp[] }[] = [];
