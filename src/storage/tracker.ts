@@ -408,6 +408,15 @@ const SQL = {
 
 type Stmts = { [K in keyof typeof SQL]: BetterSqlite3.Statement } & WriteStatements;
 
+/** The outcome fields of a run that is running (a new run, or one reopened to resume). */
+function runningOutcome(): Pick<RunState, 'status' | 'completedAt' | 'durationMs' | 'outputText' | 'outputExact' | 'errorMessage'
+  | 'errorStep' | 'errorCode' | 'errorData' | 'openSteps'> {
+  return {
+    status: 'running', completedAt: null, durationMs: null, outputText: null, outputExact: null,
+    errorMessage: null, errorStep: null, errorCode: null, errorData: null, openSteps: new Set(),
+  };
+}
+
 function errorParts(error: unknown): { message: string; code: string | null; stack: string | null; data: string } {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
@@ -654,16 +663,7 @@ export class RunTracker {
       parentRunId: args.parentRunId ?? parent?.run.runId ?? null,
       parentStepOrder: parent ? parent.order : null,
       yamlPath: args.yamlPath ?? null,
-      status: 'running',
-      completedAt: null,
-      durationMs: null,
-      outputText: null,
-      outputExact: null,
-      errorMessage: null,
-      errorStep: null,
-      errorCode: null,
-      errorData: null,
-      openSteps: new Set(),
+      ...runningOutcome(),
       workerId: this.options.workerId ?? null,
       workerName: this.options.workerName ?? null,
     };
@@ -737,16 +737,7 @@ export class RunTracker {
         parentRunId: record.parentRunId,
         parentStepOrder: record.parentStepId,
         yamlPath: null,
-        status: 'running',
-        completedAt: null,
-        durationMs: null,
-        outputText: null,
-        outputExact: null,
-        errorMessage: null,
-        errorStep: null,
-        errorCode: null,
-        errorData: null,
-        openSteps: new Set(),
+        ...runningOutcome(),
         workerId: record.workerId,
         workerName: record.workerName,
       };
