@@ -224,3 +224,31 @@ test('a journal append that fails (disk full, I/O error) makes that boundary a S
     t.cleanup();
   }
 });
+
+test('a fold thread that dies is noticed: the tracker folds on its own thread again and nothing is lost', { timeout: 60_000 }, async () => {
+  const t = tempDir();
+  const db = t.file('dead-thread.db');
+  const errors: string[] = [];
+  const tracker = new RunTracker(db, { autoFlushMs: 5, foldThreadAfter: 0, onError: (e) => errors.push(e.message) });
+  try {
+    const runOnce = (id: string): void => {
+      tracker.startRun({ runId: id, pipelineName: 'p' });
+      const s = tracker.startStep({ runId: id, name: 's' });
+      tracker.finishStep({ stepId: s, status: 'completed' });
+      tracker.finishRun({ runId: id, status: 'completed' });
+    };
+    runOnce('before');
+    const thread = (tracker as unknown as { foldThread: { alive: boolean; worker: { terminate(): Promise<number> } } }).foldThread;
+    await thread.worker.terminate();
+    assert.equal(thread.alive, false);
+    const folds = tracker.stats.folds;
+    for (let i = 0; i < 5; i++) runOnce(`after-${i}`);
+    const deadline = Date.now() + 10_000;
+    while (tracker.stats.folds === folds && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(tracker.stats.folds > folds, 'the timer folded on this thread');
+    assert.equal(rows(db, "SELECT count(*) AS n FROM pipelines WHERE status = 'completed'")[0]!.n, 6);
+  } finally {
+    tracker.close();
+    t.cleanup();
+  }
+});
