@@ -5,6 +5,7 @@ import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+import zlib from 'node:zlib';
 import { RunTracker } from '../src/storage/tracker.js';
 import { HistoryQuery } from '../src/storage/query.js';
 import { readJournal } from '../src/storage/journal.js';
@@ -249,6 +250,60 @@ test('a fold thread that dies is noticed: the tracker folds on its own thread ag
     assert.equal(rows(db, "SELECT count(*) AS n FROM pipelines WHERE status = 'completed'")[0]!.n, 6);
   } finally {
     tracker.close();
+    t.cleanup();
+  }
+});
+
+test('a replayed write that conflicts with what another process recorded meanwhile is skipped and reported; the rest is replayed', { timeout: 60_000 }, async () => {
+  const t = tempDir();
+  try {
+    const db = t.file('conflict.db');
+    const c = await startChild(db);
+    await c.kill();
+    // Another process recorded a run under the same id before anyone replayed the dead one's journal.
+    const raw = new Database(db);
+    raw.prepare("INSERT INTO pipelines (id, name, status, started_at) VALUES ('r2', 'other', 'completed', '2026-01-01T00:00:00.000Z')").run();
+    raw.close();
+    const errors: string[] = [];
+    const tracker = new RunTracker(db, { onError: (e) => errors.push(e.message) });
+    try {
+      assert.equal(tracker.getRun('r2')?.pipelineName, 'other', 'what was recorded is kept');
+      const [r] = tracker.stats.recoveredJournals;
+      assert.ok(r && r.dropped >= 1 && r.error === undefined, JSON.stringify(tracker.stats.recoveredJournals));
+      assert.match(errors.join('\n'), /broke a constraint and were skipped/);
+      assert.equal(tracker.getRun('r3')?.status, 'running', 'the rest of the journal was replayed');
+      assert.equal(fs.existsSync(`${db}.wpipe-journal`), false);
+    } finally {
+      tracker.close();
+    }
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('a journal that cannot be replayed is reported and left in place; the database still opens', { timeout: 60_000 }, async () => {
+  const t = tempDir();
+  try {
+    const db = t.file('unreadable.db');
+    const c = await startChild(db);
+    await c.kill();
+    const dir = `${db}.wpipe-journal`;
+    const log = path.join(dir, fs.readdirSync(dir).find((n) => n.endsWith('.log'))!);
+    // An intact line holding a write no version of wpipe knows.
+    const body = '[[999,"x"]]';
+    fs.appendFileSync(log, `${(zlib.crc32(body) >>> 0).toString(16).padStart(8, '0')} ${body}\n`);
+    const errors: string[] = [];
+    const tracker = new RunTracker(db, { onError: (e) => errors.push(e.message) });
+    try {
+      assert.equal(tracker.getRun('r1')?.status, 'completed', 'the database opens and reads');
+      assert.match(tracker.stats.recoveredJournals[0]?.error ?? '', /unknown journaled write \(opcode 999\)/);
+      assert.match(errors.join('\n'), /failed \(left in place\)/);
+      assert.ok(fs.existsSync(log), 'kept for a post-mortem and the next open');
+      assert.equal(tracker.getRun('r2'), undefined, 'nothing of that journal was half-applied');
+    } finally {
+      tracker.close();
+    }
+  } finally {
     t.cleanup();
   }
 });

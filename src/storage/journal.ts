@@ -44,7 +44,7 @@ import { WpipeError } from '../errors.js';
 import type { OpenDbOptions, StorageDb } from './db.js';
 import type { FoldWorkerData } from './fold-worker.js';
 import { packageRoot } from '../paths.js';
-import { JOURNAL_SQL } from './ops.js';
+import { JOURNAL_SQL, applyOps, applyOpsEach, isConstraint, type WriteStatements } from './ops.js';
 
 type Database = BetterSqlite3.Database;
 
@@ -280,14 +280,20 @@ export interface RecoveredJournal {
   writes: number;
   /** Set when the log ended in a torn or corrupt line (its remainder was not applied). */
   stoppedAt: string | undefined;
+  /** Writes that broke a constraint (e.g. a run id another process recorded meanwhile), skipped. */
+  dropped: number;
+  /** Why the journal could not be replayed (it is left in place, and tried again at the next open). */
+  error?: string;
 }
 
 /**
- * Replays the journals of `dbFile` whose owners are dead into `db`, and removes them. `apply` runs
- * inside the transaction that also records the applied offset (so a replay is never applied twice).
- * Live journals (their owner holds its lock) are left alone.
+ * Replays the journals of `db` whose owners are dead, and removes them: one transaction per journal,
+ * which also records the applied offset (so a replay is never applied twice). A write that breaks a
+ * constraint is skipped and counted; a journal that cannot be replayed at all is reported in its
+ * entry and left for the next open — neither stops the others or the open itself. Live journals
+ * (their owner holds its lock) are left alone.
  */
-export function recoverJournals(db: StorageDb, apply: (ops: JournalOp[]) => void): RecoveredJournal[] {
+export function recoverJournals(db: StorageDb, writes: WriteStatements): RecoveredJournal[] {
   const dir = journalDir(db.path);
   let names: string[];
   try {
@@ -315,15 +321,28 @@ export function recoverJournals(db: StorageDb, apply: (ops: JournalOp[]) => void
       logs.sort((a, b) => Number(/\.(\d+)\.log$/.exec(a)![1]) - Number(/\.(\d+)\.log$/.exec(b)![1]));
       for (const name of logs) {
         const file = path.join(dir, name);
-        const from = (getApplied.get(name) as { applied: number } | undefined)?.applied ?? 0;
-        const contents = readJournal(file, from);
-        db.transaction(() => {
-          if (contents.ops.length > 0) apply(contents.ops);
-          setApplied.run(name, Math.max(from, contents.end), new Date().toISOString());
-        });
-        fs.rmSync(file, { force: true });
-        db.runWithRetry(() => dropRow.run(name), 'dropping a replayed journal');
-        recovered.push({ name, writes: contents.ops.length, stoppedAt: contents.stoppedAt });
+        try {
+          const from = (getApplied.get(name) as { applied: number } | undefined)?.applied ?? 0;
+          const contents = readJournal(file, from);
+          const record = (): void => {
+            setApplied.run(name, Math.max(from, contents.end), new Date().toISOString());
+          };
+          let dropped = 0;
+          try {
+            db.transaction(() => {
+              applyOps(writes, contents.ops);
+              record();
+            });
+          } catch (error) {
+            if (!isConstraint(error)) throw error;
+            dropped = applyOpsEach(db, writes, contents.ops, record);
+          }
+          fs.rmSync(file, { force: true });
+          db.runWithRetry(() => dropRow.run(name), 'dropping a replayed journal');
+          recovered.push({ name, writes: contents.ops.length, stoppedAt: contents.stoppedAt, dropped });
+        } catch (error) {
+          recovered.push({ name, writes: 0, stoppedAt: undefined, dropped: 0, error: error instanceof Error ? error.message : String(error) });
+        }
       }
     } finally {
       lock.close();

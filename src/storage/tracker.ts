@@ -541,13 +541,15 @@ export class RunTracker {
     const db = typeof t === 'string' ? openDb(t, openOptions) : t instanceof StorageDb ? t : StorageDb.wrap(t, openOptions);
     this.dbHandle = db;
     if (this.useJournal && isFileDb(db.path)) {
+      // Journals of dead processes first: their runs must be complete before anything reads them.
       try {
-        // Journals of dead processes first: their runs must be complete before anything reads them.
-        this.counters.recoveredJournals = recoverJournals(db, (ops) => applyOps(this.stmts, ops));
+        this.counters.recoveredJournals = recoverJournals(db, this.stmts);
       } catch (error) {
-        this.dbHandle = undefined;
-        if (typeof t === 'string') db.close();
-        throw storageError(error, 'replaying step journals', db.path);
+        this.reportQuietly(storageError(error, 'replaying step journals', db.path));
+      }
+      for (const r of this.counters.recoveredJournals) {
+        if (r.error !== undefined) this.reportQuietly(new WpipeError('WPIPE_ERR_STORAGE', `replaying step journal ${r.name} of ${db.path} failed (left in place): ${r.error}`, { details: { file: db.path, journal: r.name } }));
+        else if (r.dropped > 0) this.reportQuietly(new WpipeError('WPIPE_ERR_STORAGE', `replaying step journal ${r.name} of ${db.path}: ${r.dropped} write(s) broke a constraint and were skipped`, { details: { file: db.path, journal: r.name, droppedWrites: r.dropped } }));
       }
     }
     return db;
