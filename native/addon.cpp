@@ -12,6 +12,7 @@
 #include <mutex>
 #include <new>
 
+#include "journal.h"
 #include "vm.h"
 
 namespace {
@@ -172,7 +173,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   std::vector<std::string> feats = wpipe::cpuFeatures();
   for (uint32_t i = 0; i < feats.size(); i++) f.Set(i, Napi::String::New(env, feats[i]));
   o.Set("features", f);
-  o.Set("abi", Napi::Number::New(env, 1));
+  o.Set("abi", Napi::Number::New(env, 2));
   return o;
 }
 
@@ -183,6 +184,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("evaluate", Napi::Function::New(env, Evaluate, "evaluate"));
   exports.Set("takeResult", Napi::Function::New(env, TakeResult, "takeResult"));
   exports.Set("runBatch", Napi::Function::New(env, RunBatch, "runBatch"));
+  exports.Set("mapJournal", Napi::Function::New(env, wpipe::MapJournal, "mapJournal"));
+  exports.Set("unmapJournal", Napi::Function::New(env, wpipe::UnmapJournal, "unmapJournal"));
   return exports;
 }
 

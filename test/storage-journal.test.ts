@@ -32,6 +32,19 @@ function startChild(db: string): Promise<{ kill: () => Promise<void> }> {
   });
 }
 
+/**
+ * Writes `text` where the journal's next line would go: right after its last intact line (with the
+ * native addon a journal file is a mapped window, longer than its lines, so not at the file's end).
+ */
+function writeAfterLines(log: string, text: string): void {
+  const fd = fs.openSync(log, 'r+');
+  try {
+    fs.writeSync(fd, text, readJournal(log, 0).end);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 function rows(file: string, sql: string, ...params: unknown[]): Record<string, unknown>[] {
   const raw = new Database(file, { readonly: true });
   try {
@@ -95,7 +108,7 @@ test('a torn or corrupt last line ends the replay: the intact lines before it ar
     const intact = readJournal(log, 0);
     assert.equal(intact.stoppedAt, undefined);
     // A power loss can leave a line half written, or a line whose bytes did not all reach the disk.
-    fs.appendFileSync(log, '00000000 [[8,"r2",null,"note","lost",null,null,null,"2026-01-01T00:00:00.000Z"]]\n0badc0de [[8');
+    writeAfterLines(log, '00000000 [[8,"r2",null,"note","lost",null,null,null,"2026-01-01T00:00:00.000Z"]]\n0badc0de [[8');
     const torn = readJournal(log, 0);
     assert.equal(torn.ops.length, intact.ops.length);
     assert.match(torn.stoppedAt ?? '', /checksum mismatch/);
@@ -203,9 +216,11 @@ test('a journal append that fails (disk full, I/O error) makes that boundary a S
   try {
     tracker.startRun({ runId: 'b', pipelineName: 'p' });
     const s1 = tracker.startStep({ runId: 'b', name: 's1' });
-    // Take the journal's file descriptor away: the next write(2) fails with EBADF.
-    const journal = (tracker as unknown as { journalHandle: { fd: number } }).journalHandle;
+    // Take the journal's file descriptor away: the next write(2) fails with EBADF. A mapped journal
+    // (native addon) loses its window too, as when a new window cannot be mapped.
+    const journal = (tracker as unknown as { journalHandle: { fd: number; mapped: boolean; unmapWindow(): void } }).journalHandle;
     const fd = journal.fd;
+    if (journal.mapped) journal.unmapWindow();
     fs.closeSync(fd);
     tracker.finishStep({ stepId: s1, status: 'completed' });
     const before = tracker.db.stats.transactions;
@@ -291,7 +306,7 @@ test('a journal that cannot be replayed is reported and left in place; the datab
     const log = path.join(dir, fs.readdirSync(dir).find((n) => n.endsWith('.log'))!);
     // An intact line holding a write no version of wpipe knows.
     const body = '[[999,"x"]]';
-    fs.appendFileSync(log, `${(zlib.crc32(body) >>> 0).toString(16).padStart(8, '0')} ${body}\n`);
+    writeAfterLines(log, `${(zlib.crc32(body) >>> 0).toString(16).padStart(8, '0')} ${body}\n`);
     const errors: string[] = [];
     const tracker = new RunTracker(db, { onError: (e) => errors.push(e.message) });
     try {

@@ -9,7 +9,7 @@
 import { WpipeError, invalidOption } from '../errors.js';
 import type { BackendChoice, BackendName, BackendStatus, ExprVm } from './types.js';
 import { loadWasmVm, wasmStatus } from './wasm.js';
-import { loadNativeVm, nativeStatus } from './native.js';
+import { loadJournalMapper, loadNativeVm, nativeStatus, type JournalMapper } from './native.js';
 
 /**
  * `auto` evaluates single expressions in JS: against a JS object, the closure evaluator needs no
@@ -116,6 +116,28 @@ export function batchVm(choice: BackendChoice, rows: number): ExprVm | undefined
   return undefined;
 }
 
+/**
+ * How step journals append (src/storage/journal.ts): into a window of the file mapped by the addon
+ * (a copy into the page cache, no system call) under `auto` and `native`, with write(2) under `js`
+ * and `wasm` (WebAssembly cannot map files) or when the addon does not load. Both are equally
+ * durable against a killed process; bench/storage.ts measures the two side by side. A forced
+ * `native` whose addon does not load falls back to write(2) (reported in getBackendInfo()) rather
+ * than failing tracking.
+ */
+export function journalMapper(): { mapper: JournalMapper | undefined; capability: CapabilityInfo } {
+  const { choice, source } = environmentChoice();
+  if (choice === 'js' || choice === 'wasm') {
+    return { mapper: undefined, capability: { backend: 'js', reason: `${choice} forced by ${source === 'env' ? 'WPIPE_BACKEND' : 'option'}: journal lines are appended with write(2)` } };
+  }
+  const native = tryLoad('native');
+  if (!native.vm) {
+    return { mapper: undefined, capability: { backend: 'js', reason: `native unavailable (${native.error?.message ?? '?'}): journal lines are appended with write(2)` } };
+  }
+  mapperCache ??= loadJournalMapper();
+  return { mapper: mapperCache, capability: { backend: 'native', reason: `${choice}: journal lines are copied into a window of the file mapped by the addon (no system call per line)` } };
+}
+let mapperCache: JournalMapper | undefined;
+
 export interface CapabilityInfo {
   /** The backend that serves it under the current choice (for batch: at large sizes). */
   readonly backend: BackendName;
@@ -170,5 +192,6 @@ export function getBackendInfo(): BackendInfo {
     capabilities['expr.scalar'] = { backend: choice, reason };
     capabilities['expr.batch'] = { backend: choice, reason: `${reason}; expressions outside the column subset run row by row in the same backend` };
   }
+  capabilities['storage.journal'] = journalMapper().capability;
   return { requested: choice, source, backends, capabilities };
 }

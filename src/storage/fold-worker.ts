@@ -7,7 +7,9 @@
  * apply a line twice: whoever takes the write lock second finds the offset moved.
  *
  * Shared cells (BigInt64Array): [0] the journal's generation (the tracker bumps it when it rotates
- * the file), [1] the folded offset packed as `generation << 32 | offset`, [2] stop.
+ * the file), [1] the folded offset packed as `generation << 32 | offset`, [2] stop, [3] the end of
+ * the journal's lines packed the same way (published by the tracker after each append: a mapped
+ * journal file is longer than its lines).
  *
  * Started by {@link FoldThread} in journal.ts; never imported by the library's main thread.
  */
@@ -47,11 +49,16 @@ function foldOnce(): boolean {
   const gen = Number(Atomics.load(cells, 0));
   const name = `${data.owner}.${gen}.log`;
   const file = path.join(data.dir, name);
+  const published = Atomics.load(cells, 3);
   let size: number;
-  try {
-    size = fs.statSync(file).size;
-  } catch {
-    return true; // rotated or closed meanwhile
+  if (Number(published >> 32n) === gen) {
+    size = Number(published & 0xffffffffn);
+  } else {
+    try {
+      size = fs.statSync(file).size;
+    } catch {
+      return true; // rotated or closed meanwhile
+    }
   }
   if (gen === lastGen && size === lastSize) return true;
   let end = -1;
@@ -63,7 +70,7 @@ function foldOnce(): boolean {
       const applied = (getApplied.get(name) as { applied: number } | undefined)?.applied ?? 0;
       let contents;
       try {
-        contents = readJournal(file, applied);
+        contents = readJournal(file, applied, size);
       } catch (error) {
         if ((error as { code?: unknown }).code === 'ENOENT') return;
         throw error;

@@ -55,7 +55,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { WpipeError, checkOptions, invalidOption, serializeError } from '../errors.js';
 import { StorageDb, openDb, storageError, type OpenDbOptions } from './db.js';
 import { FoldThread, Journal, isFileDb, recoverJournals, type JournalOp, type RecoveredJournal } from './journal.js';
-import { CODE_SQL, Code, JOURNAL_SQL, WRITE_SQL, applyOps, applyOpsEach, isConstraint, type WriteStatements } from './ops.js';
+import { Code, JOURNAL_SQL, WRITE_SQL, applyOps, applyOpsEach, compactBoundary, isConstraint, prepareWrites, type WriteStatements } from './ops.js';
 import { deserialize, serialize, serializeBestEffort } from './serialize.js';
 
 /** Status of a run row. */
@@ -578,7 +578,7 @@ export class RunTracker {
     const out = {} as Record<string, BetterSqlite3.Statement>;
     for (const [k, sql] of Object.entries(SQL)) out[k] = db.prepare(sql);
     const stmts = out as unknown as Stmts;
-    stmts.byCode = CODE_SQL.map((k) => stmts[k]);
+    Object.assign(stmts, prepareWrites(db, stmts));
     this.s = stmts;
     return stmts;
   }
@@ -767,7 +767,7 @@ export class RunTracker {
     const now = Date.now();
     run.status = status;
     run.completedAt = isoAt(now);
-    run.durationMs = args.durationMs ?? now - run.startedMs;
+    run.durationMs = roundMs(args.durationMs ?? now - run.startedMs);
     if (args.output !== undefined) {
       const out = serializeBestEffort(args.output);
       run.outputText = out.text;
@@ -868,7 +868,7 @@ export class RunTracker {
     step.attempts = args.attempts ?? (status === 'skipped' ? 0 : Math.max(1, step.attempts));
     const now = Date.now();
     step.completedAt = isoAt(now);
-    step.durationMs = args.durationMs ?? now - step.startedMs;
+    step.durationMs = roundMs(args.durationMs ?? now - step.startedMs);
     if (args.output !== undefined) step.outputText = lenient(args.output);
     if (args.error !== undefined) {
       const e = errorParts(args.error);
@@ -1194,6 +1194,7 @@ export class RunTracker {
     if (journal?.wantsRotation) {
       const retired = journal.rotate();
       this.foldThread?.setGeneration(journal.generation);
+      this.foldThread?.publish(journal.generation, journal.offset);
       const stmts = this.stmts;
       this.db.runWithRetry(() => stmts.dropJournal.run(retired), 'dropping a folded journal');
     }
@@ -1233,7 +1234,7 @@ export class RunTracker {
     const ops = this.resolveQueue();
     if (ops.length === 0) return;
     try {
-      journal.append(ops);
+      journal.append(compactBoundary(ops));
     } catch (error) {
       // Not durable in the journal: commit to SQLite now, or fail the boundary.
       for (let i = 0; i < ops.length; i++) this.unfolded.push(ops[i]!);
@@ -1244,7 +1245,8 @@ export class RunTracker {
     this.journaled.push({ end: journal.offset, ops });
     this.journaledOps += ops.length;
     const appends = ++this.counters.journalAppends;
-    if (this.foldThread === undefined && appends >= this.foldThreadAfter) this.startFoldThread(journal);
+    if (this.foldThread !== undefined) this.foldThread.publish(journal.generation, journal.offset);
+    else if (appends >= this.foldThreadAfter) this.startFoldThread(journal);
     if ((appends & 63) === 0) this.trimJournaled();
     if (this.journaledOps >= MAX_QUEUE_RUN_MODE || journal.wantsRotation) {
       // The fold thread is behind (or absent): fold here, which also bounds memory.
@@ -1262,6 +1264,7 @@ export class RunTracker {
     if (busyDeadlineMs !== undefined) openOptions.busyDeadlineMs = busyDeadlineMs;
     try {
       this.foldThread = new FoldThread(journal, this.db.path, Math.max(1, this.autoFlushMs), openOptions, (e) => this.reportQuietly(e));
+      this.foldThread.publish(journal.generation, journal.offset);
     } catch (error) {
       this.foldThreadAfter = Infinity; // folds stay on this thread
       this.reportQuietly(error);
@@ -1487,6 +1490,11 @@ function resolveWrite(w: QueuedWrite): JournalOp {
     case Op.Write:
       return w.write;
   }
+}
+
+/** Durations are kept to the microsecond: `0.021190000000046894` is 20 characters in every journal line. */
+function roundMs(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
 }
 
 function str(v: unknown): string | null {

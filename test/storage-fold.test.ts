@@ -1,0 +1,124 @@
+// What a fold does to a batch of journaled writes (src/storage/ops.ts), the compact boundary form of
+// journal lines, and the mapped journal of the native backend (native/journal.cpp). Runs under every
+// backend: under js and wasm the journal appends with write(2), under native (and auto with the addon)
+// it copies lines into a mapped window — the assertions hold for both.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { RunTracker } from '../src/storage/tracker.js';
+import { Journal, readJournal, type JournalOp } from '../src/storage/journal.js';
+import { Code, compactBoundary, expandOp } from '../src/storage/ops.js';
+import { getBackendInfo } from '../src/backend/load.js';
+import { tempDir } from './fixtures/storage/tmp.js';
+
+const require = createRequire(import.meta.url);
+const Database = require('better-sqlite3') as typeof import('better-sqlite3');
+
+function rows(file: string, sql: string, ...params: unknown[]): Record<string, unknown>[] {
+  const raw = new Database(file, { readonly: true });
+  try {
+    return raw.prepare(sql).all(...params) as Record<string, unknown>[];
+  } finally {
+    raw.close();
+  }
+}
+
+test('repeated checkpoint saves of a run within one fold are one upsert that still counts every save', () => {
+  const t = tempDir();
+  const file = t.file('cp.db');
+  const tracker = new RunTracker(file, { autoFlushMs: 600_000, foldThreadAfter: Infinity });
+  try {
+    tracker.startRun({ runId: 'r', pipelineName: 'p', structureHash: 'h' });
+    for (let i = 0; i < 5; i++) {
+      const id = tracker.startStep({ runId: 'r', name: `s${i}`, position: i });
+      tracker.finishStep({ stepId: id, status: 'completed' });
+      tracker.saveCheckpoint({ runId: 'r', name: `c${i}`, position: i + 1, context: { i, at: new Date(i) } });
+    }
+    tracker.flush();
+    let [cp] = rows(file, 'SELECT name, position, saves, context FROM checkpoints WHERE pipeline_id = ?', 'r');
+    assert.equal(cp!.saves, 5, 'five saves counted');
+    assert.equal(cp!.name, 'c4');
+    assert.equal(cp!.position, 5, 'the last save wins');
+    // Another fold adds to the count.
+    tracker.saveCheckpoint({ runId: 'r', name: 'c5', position: 5, context: { i: 5 } });
+    tracker.saveCheckpoint({ runId: 'r', name: 'c6', position: 5, context: { i: 6 } });
+    tracker.flush();
+    [cp] = rows(file, 'SELECT name, saves FROM checkpoints WHERE pipeline_id = ?', 'r');
+    assert.deepEqual({ ...cp }, { name: 'c6', saves: 7 });
+    const loaded = tracker.loadLatestCheckpoint('r');
+    assert.deepEqual(loaded?.context, { i: 6 });
+    // Saved and then removed (a run that completes drops its checkpoint) within one fold: no row.
+    tracker.saveCheckpoint({ runId: 'r', name: 'c7', position: 5, context: { i: 7 } });
+    tracker.finishRun({ runId: 'r', status: 'completed' });
+    tracker.flush();
+    assert.equal(rows(file, 'SELECT count(*) AS n FROM checkpoints')[0]!.n, 0);
+    assert.equal(rows(file, "SELECT status FROM pipelines WHERE id = 'r'")[0]!.status, 'completed');
+  } finally {
+    tracker.close();
+    t.cleanup();
+  }
+});
+
+test('a step boundary is one compact journal op that expands back to exactly the writes it stands for', () => {
+  const end: JournalOp = [Code.FinishStepLean, 'completed', 1, '2026-01-01T00:00:00.001Z', 0.5, null, 'run-1', 3];
+  const start: JournalOp = [Code.InsertStepStartLean, 'run-1', 4, 'next', 'v1', 'task', 3, '2026-01-01T00:00:00.001Z'];
+  const [op, ...rest] = compactBoundary([end, start]);
+  assert.equal(rest.length, 0);
+  assert.equal(op![0], Code.StepBoundary);
+  assert.ok(JSON.stringify(op).length < JSON.stringify([end, start]).length * 0.75, 'a third shorter or better');
+  const out: JournalOp[] = [];
+  expandOp(op!, out);
+  assert.deepEqual(out, [end, start]);
+  // Different timestamps survive too.
+  const later = [...start.slice(0, 7), '2026-01-01T00:00:00.002Z'];
+  const back: JournalOp[] = [];
+  for (const o of compactBoundary([end, later])) expandOp(o, back);
+  assert.deepEqual(back, [end, later]);
+  // Anything else is left as it is: an output, an error, another run, more than two writes.
+  for (const ops of [
+    [[...end.slice(0, 5), '{"x":1}', 'run-1', 3], start],
+    [end, [Code.InsertStepStartLean, 'run-2', ...start.slice(2)]],
+    [end, start, end],
+    [[Code.FinishStep, 'error', 1, 'at', 1, null, 'boom', 'E', null, 'run-1', 3], start],
+  ] as JournalOp[][]) {
+    assert.equal(compactBoundary(ops), ops);
+  }
+});
+
+test('the journal appends through the backend getBackendInfo() names, and lines cross mapped windows intact', () => {
+  const t = tempDir();
+  const file = t.file('win.db');
+  const journal = new Journal(file);
+  try {
+    const capability = getBackendInfo().capabilities['storage.journal']!;
+    assert.equal(journal.mapped, capability.backend === 'native', JSON.stringify(capability));
+    if (process.env.WPIPE_BACKEND === 'native') assert.equal(journal.mapped, true, 'native backend: the journal is mapped');
+    if (process.env.WPIPE_BACKEND === 'js' || process.env.WPIPE_BACKEND === 'wasm') assert.equal(journal.mapped, false);
+    // 6 MiB of lines, among them one bigger than a whole 4 MiB window, and non-ASCII text.
+    const written: JournalOp[] = [];
+    const big = 'x'.repeat(5 * 1024 * 1024);
+    for (let i = 0; i < 3000; i++) {
+      const op: JournalOp = [Code.InsertEvent, `run-${i}`, null, 'note', i === 1500 ? big : `ünïcödé ${i} ✓`, null, null, null, '2026-01-01T00:00:00.000Z'];
+      journal.append([op]);
+      written.push(op);
+    }
+    const log = path.join(journal.dir, journal.name);
+    const read = readJournal(log, 0);
+    assert.equal(read.stoppedAt, undefined);
+    assert.equal(read.end, journal.offset, 'the lines end where the journal says');
+    assert.equal(read.ops.length, written.length);
+    assert.deepEqual(read.ops[1500], written[1500]);
+    assert.deepEqual(read.ops.slice(-3), written.slice(-3));
+    // Reading from an offset in the middle, and only up to a given end.
+    const half = readJournal(log, 0, Math.floor(journal.offset / 2));
+    assert.ok(half.ops.length > 0 && half.ops.length < written.length);
+    const rest = readJournal(log, half.end);
+    assert.equal(half.ops.length + rest.ops.length, written.length);
+    if (journal.mapped) assert.ok(fs.statSync(log).size > journal.offset, 'a mapped file ends in the unused rest of its window');
+  } finally {
+    journal.close();
+    t.cleanup();
+  }
+});
