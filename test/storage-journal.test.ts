@@ -269,6 +269,69 @@ test('a fold thread that dies is noticed: the tracker folds on its own thread ag
   }
 });
 
+test('lines written while a fold thread runs are read back from the file, not kept in memory; a run split across a dying thread folds whole', { timeout: 60_000 }, async () => {
+  const t = tempDir();
+  const db = t.file('file-lines.db');
+  // The thread sleeps autoFlushMs between folds: here it never folds, so this thread's own fold
+  // must read every line back from the journal file.
+  const tracker = new RunTracker(db, { autoFlushMs: 600_000, foldThreadAfter: 0 });
+  const internals = tracker as unknown as { journaled: unknown[]; foldThread: { worker: { terminate(): Promise<number> } } };
+  try {
+    for (let r = 0; r < 30; r++) {
+      tracker.startRun({ runId: `f${r}`, pipelineName: 'p', input: { r } });
+      const id = tracker.startStep({ runId: `f${r}`, name: 's' });
+      tracker.finishStep({ stepId: id, status: 'completed', output: { r } });
+      tracker.finishRun({ runId: `f${r}`, status: 'completed', output: { r } });
+    }
+    assert.ok(internals.journaled.length <= 1, `only the line before the thread started is in memory (${internals.journaled.length})`);
+    assert.ok(tracker.unfoldedWrites > 0);
+    // A run whose start is a file line and whose end is kept in memory (the thread died between).
+    tracker.startRun({ runId: 'split', pipelineName: 'p' });
+    const s = tracker.startStep({ runId: 'split', name: 'across' });
+    await internals.foldThread.worker.terminate();
+    tracker.finishStep({ stepId: s, status: 'completed' });
+    tracker.finishRun({ runId: 'split', status: 'completed' });
+    tracker.flush();
+    assert.equal(tracker.unfoldedWrites, 0);
+    assert.equal(rows(db, "SELECT count(*) AS n FROM pipelines WHERE status = 'completed'")[0]!.n, 31);
+    assert.equal(rows(db, "SELECT count(*) AS n FROM steps WHERE status = 'completed'")[0]!.n, 31);
+    assert.deepEqual(rows(db, "SELECT step_name, status FROM steps WHERE pipeline_id = 'split'"), [{ step_name: 'across', status: 'completed' }]);
+    assert.deepEqual(tracker.getRun('f29')?.output, { r: 29 }, 'values read back from the file are the ones written');
+  } finally {
+    tracker.close();
+    t.cleanup();
+  }
+});
+
+test('a fold thread that falls maxFoldLagBytes behind makes boundaries wait for it (back-pressure), and nothing is lost', { timeout: 60_000 }, async () => {
+  const t = tempDir();
+  const db = t.file('lag.db');
+  const tracker = new RunTracker(db, { autoFlushMs: 5, foldThreadAfter: 0, maxFoldLagBytes: 4096 });
+  try {
+    const runOnce = (id: string): void => {
+      tracker.startRun({ runId: id, pipelineName: 'p' });
+      for (let i = 0; i < 5; i++) {
+        const s = tracker.startStep({ runId: id, name: `s${i}` });
+        tracker.finishStep({ stepId: s, status: 'completed' });
+      }
+      tracker.finishRun({ runId: id, status: 'completed' });
+    };
+    runOnce('warm');
+    // The thread starts (and under tsx compiles) in the background: wait for its first fold.
+    const deadline = Date.now() + 30_000;
+    while (rows(db, 'SELECT count(*) AS n FROM pipelines')[0]!.n === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (let r = 0; r < 300; r++) runOnce(`lag-${r}`); // far more than 4 KiB of lines, with no pause
+    assert.ok(tracker.stats.foldWaits > 0, JSON.stringify(tracker.stats));
+    tracker.flush();
+    assert.equal(rows(db, "SELECT count(*) AS n FROM pipelines WHERE status = 'completed'")[0]!.n, 301);
+    assert.equal(rows(db, 'SELECT count(*) AS n FROM steps')[0]!.n, 301 * 5);
+    assert.throws(() => new RunTracker(db, { maxFoldLagBytes: 10 }), /maxFoldLagBytes must be a number ≥ 1024/);
+  } finally {
+    tracker.close();
+    t.cleanup();
+  }
+});
+
 test('a replayed write that conflicts with what another process recorded meanwhile is skipped and reported; the rest is replayed', { timeout: 60_000 }, async () => {
   const t = tempDir();
   try {

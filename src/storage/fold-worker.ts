@@ -98,6 +98,7 @@ function foldOnce(): boolean {
   lastSize = size;
   if (end >= 0) {
     Atomics.store(cells, 1, (BigInt(gen) << 32n) | BigInt(end));
+    Atomics.notify(cells, 1); // a tracker may be waiting for this fold (back-pressure)
   }
   return end < 0 || end >= size;
 }

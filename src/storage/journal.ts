@@ -540,6 +540,22 @@ export class FoldThread {
     Atomics.store(this.cells, 3, (BigInt(gen) << 32n) | BigInt(offset));
   }
 
+  /**
+   * Blocks until the thread has folded the journal of generation `gen` up to `offset`, or for at
+   * most `timeoutMs`; returns whether it got there.
+   */
+  waitFolded(gen: number, offset: number, timeoutMs: number): boolean {
+    const deadline = performance.now() + timeoutMs;
+    Atomics.notify(this.cells, 2); // wake the thread if it sleeps between folds
+    for (;;) {
+      const v = Atomics.load(this.cells, 1);
+      if (Number(v >> 32n) === gen && Number(v & 0xffffffffn) >= offset) return true;
+      const left = deadline - performance.now();
+      if (left <= 0 || !this.alive) return false;
+      Atomics.wait(this.cells, 1, v, Math.min(left, 50));
+    }
+  }
+
   /** Offset the thread has folded the journal of generation `gen` up to (0 when unknown). */
   foldedOffset(gen: number): number {
     const v = Atomics.load(this.cells, 1);

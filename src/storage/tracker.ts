@@ -51,10 +51,11 @@
  * tracker.close();
  * ```
  */
+import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { WpipeError, checkOptions, invalidOption, serializeError } from '../errors.js';
 import { StorageDb, openDb, storageError, type OpenDbOptions } from './db.js';
-import { FoldThread, Journal, isFileDb, recoverJournals, type JournalOp, type RecoveredJournal } from './journal.js';
+import { FoldThread, Journal, isFileDb, readJournal, recoverJournals, type JournalOp, type RecoveredJournal } from './journal.js';
 import { Code, JOURNAL_SQL, WRITE_SQL, applyOps, applyOpsEach, compactBoundary, isConstraint, prepareWrites, type WriteStatements } from './ops.js';
 import { deserialize, serialize, serializeBestEffort } from './serialize.js';
 
@@ -94,6 +95,12 @@ export interface RunTrackerOptions extends OpenDbOptions {
    * tracker that records a few runs does not). `0`: from the first append; `Infinity`: never.
    */
   foldThreadAfter?: number;
+  /**
+   * Journal bytes the fold thread may fall behind before a boundary waits for it to catch up
+   * (back-pressure; default 16 MiB, about 8,000 ten-step runs). Lines the thread has not folded
+   * are read back from the journal file, never kept in memory.
+   */
+  maxFoldLagBytes?: number;
 }
 
 /** What a tracker did, for tests and benchmarks. */
@@ -106,10 +113,12 @@ export interface TrackerStats {
   foldedWrites: number;
   /** Orphan journals (of dead processes) this tracker replayed when it opened the database. */
   recoveredJournals: RecoveredJournal[];
+  /** Boundaries that waited for a fold thread that had fallen `maxFoldLagBytes` behind. */
+  foldWaits: number;
 }
 
 const TRACKER_OPTIONS = [
-  'durability', 'workerId', 'workerName', 'autoFlushMs', 'onError', 'journal', 'foldThreadAfter',
+  'durability', 'workerId', 'workerName', 'autoFlushMs', 'onError', 'journal', 'foldThreadAfter', 'maxFoldLagBytes',
   'busyTimeoutMs', 'busyDeadlineMs', 'fileMustExist', 'walAutocheckpoint', 'pageSize',
 ] as const;
 
@@ -391,6 +400,12 @@ function installExitHook(): void {
 }
 
 const MAX_QUEUE_RUN_MODE = 10_000;
+/**
+ * Journal bytes a fold thread may fall behind (about 8,000 ten-step runs) before a boundary waits
+ * for it (option `maxFoldLagBytes`), and how long it waits before folding on its own thread.
+ */
+const MAX_FOLD_LAG_BYTES = 16 * 1024 * 1024;
+const FOLD_WAIT_MS = 2_000;
 
 const SQL = {
   ...WRITE_SQL,
@@ -478,14 +493,22 @@ export class RunTracker {
   /** Journal lines not known to be folded: their writes, and the journal offset at their end. */
   private journaled: { end: number; ops: JournalOp[] }[] = [];
   private journaledOps = 0;
+  /**
+   * Journal lines written while a fold thread runs are not kept in memory: the file has them. They
+   * span [fileFrom, fileTo) of the current log (empty when equal); `fileLines` counts them.
+   */
+  private fileFrom = 0;
+  private fileTo = 0;
+  private fileLines = 0;
   private foldThread: FoldThread | undefined;
   private foldThreadAfter: number;
+  private readonly maxFoldLag: number;
   /** Runs finished since the last fold: a new run with one of these ids must fold first. */
   private readonly unfoldedRunIds = new Set<string>();
   private journalHandle: Journal | undefined;
   private unregisterPending: (() => void) | undefined;
   private readonly useJournal: boolean;
-  private readonly counters: TrackerStats = { journalAppends: 0, folds: 0, foldedWrites: 0, recoveredJournals: [] };
+  private readonly counters: TrackerStats = { journalAppends: 0, folds: 0, foldedWrites: 0, recoveredJournals: [], foldWaits: 0 };
   private readonly runs = new Map<string, RunState>();
   private holdDepth = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -524,6 +547,11 @@ export class RunTracker {
       throw invalidOption(`RunTracker: foldThreadAfter must be a number ≥ 0 (or Infinity), got ${String(after)}`, 'RangeError');
     }
     this.foldThreadAfter = after;
+    const lag = options.maxFoldLagBytes ?? MAX_FOLD_LAG_BYTES;
+    if (typeof lag !== 'number' || !(lag >= 1024)) {
+      throw invalidOption(`RunTracker: maxFoldLagBytes must be a number ≥ 1024, got ${String(lag)}`, 'RangeError');
+    }
+    this.maxFoldLag = lag;
   }
 
   /** The connection, opened on first use. */
@@ -591,7 +619,15 @@ export class RunTracker {
   /** Number of writes durable in the step journal and not yet folded into SQLite. */
   get unfoldedWrites(): number {
     this.trimJournaled();
-    return this.unfolded.length + this.journaledOps;
+    return this.unfolded.length + this.journaledOps + (this.fileLagBytes() > 0 ? this.fileLines : 0);
+  }
+
+  /** Bytes of journal lines kept only in the file that the fold thread has not folded yet. */
+  private fileLagBytes(): number {
+    const journal = this.journalHandle;
+    if (!journal || this.fileTo <= this.fileFrom) return 0;
+    const folded = this.foldThread?.foldedOffset(journal.generation) ?? 0;
+    return Math.max(0, this.fileTo - Math.max(folded, this.fileFrom));
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1123,7 +1159,7 @@ export class RunTracker {
       const ops = this.resolveQueue();
       for (let i = 0; i < ops.length; i++) this.unfolded.push(ops[i]!);
     }
-    if (this.unfolded.length === 0 && this.journaled.length === 0) return;
+    if (this.unfolded.length === 0 && this.journaled.length === 0 && this.fileTo <= this.fileFrom) return;
     // A tracker with a journal stays registered: the exit hook removes its journal.
     if (!this.journalHandle) pendingTrackers.delete(this);
     // The auto-flush timer is left armed: clearing and re-arming one per step boundary costs more
@@ -1136,7 +1172,20 @@ export class RunTracker {
     const pending = (): JournalOp[] => {
       const ops: JournalOp[] = [];
       const done = journal ? ((stmts.getJournalApplied.get(journal.name) as { applied: number } | undefined)?.applied ?? 0) : 0;
-      for (const line of this.journaled) if (line.end > done) for (const op of line.ops) ops.push(op);
+      // In offset order: lines kept in memory before a fold thread started, the lines only the file
+      // holds, and lines kept in memory again (after the thread died).
+      const { fileFrom, fileTo } = this;
+      for (const line of this.journaled) if (line.end > done && line.end <= fileFrom) for (const op of line.ops) ops.push(op);
+      const from = Math.max(done, fileFrom);
+      if (journal && fileTo > from) {
+        const file = path.join(journal.dir, journal.name);
+        const contents = readJournal(file, from, fileTo);
+        if (contents.end < fileTo) {
+          throw new WpipeError('WPIPE_ERR_STORAGE', `the step journal ${file} cannot be read back: ${contents.stoppedAt ?? 'it ends early'}`);
+        }
+        for (const op of contents.ops) ops.push(op);
+      }
+      for (const line of this.journaled) if (line.end > done && line.end > fileTo) for (const op of line.ops) ops.push(op);
       for (const op of this.unfolded) ops.push(op);
       applied = ops.length;
       return ops;
@@ -1169,10 +1218,12 @@ export class RunTracker {
       const code = String(wrapped.details.sqliteCode ?? '');
       if (!/^SQLITE_(BUSY|IOERR|FULL|CANTOPEN|PROTOCOL|NOMEM)/.test(code)) {
         // Would fail again forever: drop them (they stay in the journal for a post-mortem).
-        wrapped.details.droppedWrites = this.unfolded.length + this.journaledOps;
+        wrapped.details.droppedWrites = this.unfolded.length + this.journaledOps + this.fileLines;
         this.unfolded = [];
         this.journaled = [];
         this.journaledOps = 0;
+        this.fileFrom = this.fileTo = this.journalHandle?.offset ?? 0;
+        this.fileLines = 0;
       } else {
         pendingTrackers.add(this); // transient: everything stays for the next fold
       }
@@ -1188,6 +1239,7 @@ export class RunTracker {
     this.unfolded = [];
     this.journaled = [];
     this.journaledOps = 0;
+    this.fileLines = 0;
     this.counters.folds++;
     this.counters.foldedWrites += applied;
     const journal = this.journalHandle;
@@ -1198,6 +1250,7 @@ export class RunTracker {
       const stmts = this.stmts;
       this.db.runWithRetry(() => stmts.dropJournal.run(retired), 'dropping a folded journal');
     }
+    if (journal) this.fileFrom = this.fileTo = journal.offset;
   }
 
   /** Drops journal lines the fold thread has committed. */
@@ -1242,14 +1295,33 @@ export class RunTracker {
       this.reportQuietly(error);
       return;
     }
+    const appends = ++this.counters.journalAppends;
+    const thread = this.foldThread;
+    if (thread?.alive) {
+      // The fold thread reads these lines from the file: nothing is kept in memory.
+      this.fileTo = journal.offset;
+      this.fileLines++;
+      thread.publish(journal.generation, journal.offset);
+      if (journal.wantsRotation) {
+        this.flush(); // folds the rest here, then starts a new file
+        return;
+      }
+      if (journal.offset - Math.max(thread.foldedOffset(journal.generation), this.fileFrom) > this.maxFoldLag) {
+        // The thread is far behind: wait for it to halve its lag (back-pressure). Folding here
+        // instead would contend with it for SQLite's write lock; only a stuck thread makes us.
+        this.counters.foldWaits++;
+        if (!thread.waitFolded(journal.generation, journal.offset - this.maxFoldLag / 2, FOLD_WAIT_MS)) this.flush();
+        return;
+      }
+      this.afterQueued();
+      return;
+    }
     this.journaled.push({ end: journal.offset, ops });
     this.journaledOps += ops.length;
-    const appends = ++this.counters.journalAppends;
-    if (this.foldThread !== undefined) this.foldThread.publish(journal.generation, journal.offset);
-    else if (appends >= this.foldThreadAfter) this.startFoldThread(journal);
+    if (thread === undefined && appends >= this.foldThreadAfter) this.startFoldThread(journal);
     if ((appends & 63) === 0) this.trimJournaled();
     if (this.journaledOps >= MAX_QUEUE_RUN_MODE || journal.wantsRotation) {
-      // The fold thread is behind (or absent): fold here, which also bounds memory.
+      // No fold thread (or a dead one): fold here, which also bounds memory.
       this.trimJournaled();
       if (this.journaledOps >= MAX_QUEUE_RUN_MODE || journal.wantsRotation) this.flush();
       return;
@@ -1265,6 +1337,8 @@ export class RunTracker {
     try {
       this.foldThread = new FoldThread(journal, this.db.path, Math.max(1, this.autoFlushMs), openOptions, (e) => this.reportQuietly(e));
       this.foldThread.publish(journal.generation, journal.offset);
+      this.fileFrom = this.fileTo = journal.offset; // lines from here on are read back from the file
+      this.fileLines = 0;
     } catch (error) {
       this.foldThreadAfter = Infinity; // folds stay on this thread
       this.reportQuietly(error);
@@ -1290,7 +1364,8 @@ export class RunTracker {
   private onTimer(): void {
     if (this.foldThread?.alive && this.queue.length === 0 && this.unfolded.length === 0) {
       this.trimJournaled();
-      if (this.journaled.length > 0) this.afterQueued(); // look again (the thread may have died)
+      // Look again later while anything is unfolded (the thread may die).
+      if (this.journaled.length > 0 || this.fileLagBytes() > 0) this.afterQueued();
       return;
     }
     this.flushQuietly();
@@ -1299,7 +1374,7 @@ export class RunTracker {
   /** @internal At process exit: fold, and remove the journal once nothing in it is left unfolded. */
   exitQuietly(): void {
     this.flushQuietly();
-    if (this.journalHandle && this.unfolded.length === 0 && this.journaled.length === 0) this.closeJournal();
+    if (this.journalHandle && this.unfolded.length === 0 && this.journaled.length === 0 && this.fileTo <= this.fileFrom) this.closeJournal();
   }
 
   /** Removes this tracker's journal (everything in it is folded) and its offset row. */
