@@ -23,10 +23,11 @@ export const quick = process.argv.includes('--quick') || process.env.WPIPE_BENCH
 
 /**
  * Median ns per operation of `fn`, where one call of `fn` performs `opsPerCall` operations (loop
- * inside the task so tinybench's own per-call overhead does not dominate).
+ * inside the task so tinybench's own per-call overhead does not dominate). tinybench runs at least
+ * `minIterations` calls and for at least `timeMs`: long calls pass a small `minIterations`.
  */
-export async function measure(fn: () => unknown, opsPerCall: number, timeMs = quick ? 150 : 600): Promise<number> {
-  const bench = new Bench({ time: timeMs, warmupTime: Math.min(200, timeMs / 2) });
+export async function measure(fn: () => unknown, opsPerCall: number, timeMs = quick ? 150 : 600, minIterations = 64): Promise<number> {
+  const bench = new Bench({ time: timeMs, warmupTime: Math.min(200, timeMs / 2), iterations: minIterations });
   bench.add('task', fn);
   await bench.run();
   const result = bench.tasks[0]!.result as unknown as { latency?: { p50: number }; error?: unknown };

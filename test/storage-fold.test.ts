@@ -122,3 +122,32 @@ test('the journal appends through the backend getBackendInfo() names, and lines 
     t.cleanup();
   }
 });
+
+test('RunTracker({ backend }) chooses how the journal appends; a bad choice is an error at construction', () => {
+  const t = tempDir();
+  try {
+    const mappedWith = (backend: 'js' | 'wasm' | 'native' | 'auto'): boolean => {
+      const tracker = new RunTracker(t.file(`b-${backend}.db`), { backend, autoFlushMs: 600_000 });
+      try {
+        tracker.startRun({ runId: 'r', pipelineName: 'p' });
+        tracker.finishRun({ runId: 'r', status: 'completed' });
+        const mapped = (tracker as unknown as { journalHandle: Journal }).journalHandle.mapped;
+        tracker.flush();
+        assert.equal(tracker.getRun('r')?.status, 'completed');
+        return mapped;
+      } finally {
+        tracker.close();
+      }
+    };
+    assert.equal(mappedWith('js'), false);
+    assert.equal(mappedWith('wasm'), false);
+    const nativeAvailable = getBackendInfo().backends.native.available;
+    if (nativeAvailable) {
+      assert.equal(mappedWith('native'), true);
+      assert.equal(mappedWith('auto'), true);
+    }
+    assert.throws(() => new RunTracker(t.file('bad.db'), { backend: 'fast' as never }), /backend must be one of auto, js, wasm, native/);
+  } finally {
+    t.cleanup();
+  }
+});

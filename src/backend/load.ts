@@ -118,23 +118,25 @@ export function batchVm(choice: BackendChoice, rows: number): ExprVm | undefined
 
 /**
  * How step journals append (src/storage/journal.ts): into a window of the file mapped by the addon
- * (a copy into the page cache, no system call) under `auto` and `native`, with write(2) under `js`
- * and `wasm` (WebAssembly cannot map files) or when the addon does not load. Both are equally
- * durable against a killed process; bench/storage.ts measures the two side by side. A forced
- * `native` whose addon does not load falls back to write(2) (reported in getBackendInfo()) rather
- * than failing tracking.
+ * (a copy into the page cache, no system call) under `native` and under `auto` when the addon
+ * loads; with write(2) under `js` and `wasm` (WebAssembly cannot map files) and under `auto`
+ * without the addon. Both are equally durable against a killed process; bench/storage.ts measures
+ * the two side by side. A forced `native` whose addon does not load is an error, as for expressions.
  */
-export function journalMapper(): { mapper: JournalMapper | undefined; capability: CapabilityInfo } {
-  const { choice, source } = environmentChoice();
+export function journalMapper(explicit?: unknown): { mapper: JournalMapper | undefined; capability: CapabilityInfo } {
+  const choice = requestedBackend(explicit);
+  const source = explicit !== undefined ? 'option' : environmentChoice().source === 'env' ? 'WPIPE_BACKEND' : 'default';
   if (choice === 'js' || choice === 'wasm') {
-    return { mapper: undefined, capability: { backend: 'js', reason: `${choice} forced by ${source === 'env' ? 'WPIPE_BACKEND' : 'option'}: journal lines are appended with write(2)` } };
+    return { mapper: undefined, capability: { backend: 'js', reason: `${choice} forced by ${source}: journal lines are appended with write(2)` } };
   }
+  if (choice === 'native') requireVm('native'); // throws with what was tried and how to fix it
   const native = tryLoad('native');
   if (!native.vm) {
-    return { mapper: undefined, capability: { backend: 'js', reason: `native unavailable (${native.error?.message ?? '?'}): journal lines are appended with write(2)` } };
+    return { mapper: undefined, capability: { backend: 'js', reason: `auto: native unavailable (${native.error?.message ?? '?'}): journal lines are appended with write(2)` } };
   }
   mapperCache ??= loadJournalMapper();
-  return { mapper: mapperCache, capability: { backend: 'native', reason: `${choice}: journal lines are copied into a window of the file mapped by the addon (no system call per line)` } };
+  const why = choice === 'native' ? `native forced by ${source}` : 'auto';
+  return { mapper: mapperCache, capability: { backend: 'native', reason: `${why}: journal lines are copied into a window of the file mapped by the addon (no system call per line)` } };
 }
 let mapperCache: JournalMapper | undefined;
 
@@ -192,6 +194,10 @@ export function getBackendInfo(): BackendInfo {
     capabilities['expr.scalar'] = { backend: choice, reason };
     capabilities['expr.batch'] = { backend: choice, reason: `${reason}; expressions outside the column subset run row by row in the same backend` };
   }
-  capabilities['storage.journal'] = journalMapper().capability;
+  try {
+    capabilities['storage.journal'] = journalMapper().capability;
+  } catch (error) {
+    capabilities['storage.journal'] = { backend: 'native', reason: `forced but unavailable: ${(error as Error).message}` };
+  }
   return { requested: choice, source, backends, capabilities };
 }

@@ -46,6 +46,7 @@ import type { FoldWorkerData } from './fold-worker.js';
 import { packageRoot } from '../paths.js';
 import { journalMapper } from '../backend/load.js';
 import type { JournalMapper } from '../backend/native.js';
+import type { BackendChoice } from '../backend/types.js';
 import { JOURNAL_SQL, applyOps, applyOpsEach, expandOp, isConstraint, type WriteStatements } from './ops.js';
 
 type Database = BetterSqlite3.Database;
@@ -136,11 +137,11 @@ export class Journal {
   private windowBuffer: ArrayBuffer | undefined;
   private windowStart = 0;
 
-  /** `mapped: false` appends with write(2) even where the addon could map the file. */
-  constructor(dbFile: string, options: { mapped?: boolean } = {}) {
+  /** `backend` chooses how lines are appended (see journalMapper in src/backend/load.ts). */
+  constructor(dbFile: string, options: { backend?: BackendChoice } = {}) {
     this.dir = journalDir(dbFile);
     this.owner = `${process.pid}-${crypto.randomBytes(6).toString('hex')}`;
-    this.mapper = options.mapped === false ? undefined : journalMapper().mapper;
+    this.mapper = journalMapper(options.backend).mapper;
     try {
       fs.mkdirSync(this.dir, { recursive: true });
       const lock = tryLock(path.join(this.dir, `${this.owner}.lock`));

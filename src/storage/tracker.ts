@@ -58,6 +58,8 @@ import { StorageDb, openDb, storageError, type OpenDbOptions } from './db.js';
 import { FoldThread, Journal, isFileDb, readJournal, recoverJournals, type JournalOp, type RecoveredJournal } from './journal.js';
 import { Code, JOURNAL_SQL, WRITE_SQL, applyOps, applyOpsEach, compactBoundary, isConstraint, prepareWrites, type WriteStatements } from './ops.js';
 import { deserialize, serialize, serializeBestEffort } from './serialize.js';
+import { journalMapper, requestedBackend } from '../backend/load.js';
+import type { BackendChoice } from '../backend/types.js';
 
 /** Status of a run row. */
 export type RunStatus = 'running' | 'completed' | 'error' | 'cancelled';
@@ -101,6 +103,12 @@ export interface RunTrackerOptions extends OpenDbOptions {
    * are read back from the journal file, never kept in memory.
    */
   maxFoldLagBytes?: number;
+  /**
+   * How the step journal appends (else WPIPE_BACKEND, else `auto`): `native` copies lines into a
+   * window of the file mapped by the addon (no system call per line; an error if the addon does not
+   * load), `js` and `wasm` use write(2), `auto` maps when the addon loads. Equally durable.
+   */
+  backend?: BackendChoice;
 }
 
 /** What a tracker did, for tests and benchmarks. */
@@ -118,7 +126,7 @@ export interface TrackerStats {
 }
 
 const TRACKER_OPTIONS = [
-  'durability', 'workerId', 'workerName', 'autoFlushMs', 'onError', 'journal', 'foldThreadAfter', 'maxFoldLagBytes',
+  'durability', 'workerId', 'workerName', 'autoFlushMs', 'onError', 'journal', 'foldThreadAfter', 'maxFoldLagBytes', 'backend',
   'busyTimeoutMs', 'busyDeadlineMs', 'fileMustExist', 'walAutocheckpoint', 'pageSize',
 ] as const;
 
@@ -552,6 +560,8 @@ export class RunTracker {
       throw invalidOption(`RunTracker: maxFoldLagBytes must be a number ≥ 1024, got ${String(lag)}`, 'RangeError');
     }
     this.maxFoldLag = lag;
+    // A bad choice, or a forced native backend that does not load, is an error now, not at the first boundary.
+    if (this.useJournal && (options.backend !== undefined || requestedBackend() === 'native')) journalMapper(options.backend);
   }
 
   /** The connection, opened on first use. */
@@ -588,7 +598,7 @@ export class RunTracker {
     if (this.journalHandle || !this.useJournal) return this.journalHandle;
     const db = this.db;
     if (!isFileDb(db.path)) return undefined;
-    this.journalHandle = new Journal(db.path);
+    this.journalHandle = new Journal(db.path, this.options.backend === undefined ? {} : { backend: this.options.backend });
     this.unregisterPending = db.addPendingSource(() => this.flushQuietly());
     pendingTrackers.add(this);
     installExitHook();
