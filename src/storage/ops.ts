@@ -108,6 +108,9 @@ export interface WriteStatements {
   upsertCheckpointTimes: BetterSqlite3.Statement;
   /** A step inserted completed, binding only what a clean step has (the rest stays NULL). */
   insertStepDone: BetterSqlite3.Statement;
+  /** Multi-row variants of `insertStepDone` by row count, prepared on first use. */
+  insertStepsDone: (BetterSqlite3.Statement | undefined)[];
+  db: StorageDb;
 }
 
 /**
@@ -119,6 +122,8 @@ export function prepareWrites(db: StorageDb, have: Partial<Record<keyof typeof W
     byCode: CODE_SQL.map((k) => have[k] ?? db.prepare(WRITE_SQL[k])),
     upsertCheckpointTimes: db.prepare(UPSERT_CHECKPOINT_TIMES_SQL),
     insertStepDone: db.prepare(INSERT_STEP_DONE_SQL),
+    insertStepsDone: [],
+    db,
   };
 }
 
@@ -176,6 +181,18 @@ interface RunSlots {
 const UPSERT_CHECKPOINT_TIMES = -1;
 /** Internal opcode of a step that started and ended without input, output or error in one batch. */
 const INSERT_STEP_DONE = -2;
+/** At most this many clean steps per multi-row INSERT (11 parameters each). */
+const MAX_ROWS_PER_INSERT = 16;
+
+/** The INSERT of `n` clean steps at once, prepared on first use. */
+function stepsDoneStatement(s: WriteStatements, n: number): BetterSqlite3.Statement {
+  let stmt = s.insertStepsDone[n];
+  if (stmt === undefined) {
+    stmt = s.db.prepare(INSERT_STEP_DONE_SQL + ', (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'.repeat(n - 1));
+    s.insertStepsDone[n] = stmt;
+  }
+  return stmt;
+}
 
 function slotsOf(runs: Map<unknown, RunSlots>, runId: unknown): RunSlots {
   let slots = runs.get(runId);
@@ -264,6 +281,22 @@ export function applyOps(s: WriteStatements, ops: readonly JournalOp[]): void {
   for (let i = 0; i < out.length; i++) {
     const op = out[i]!;
     if (op === null) continue;
+    if (op[0] === INSERT_STEP_DONE) {
+      // Consecutive clean steps (a run's whole step list, typically) go in as one multi-row INSERT:
+      // a statement call per row was a fifth of a fold's time.
+      let j = i + 1;
+      while (j < out.length && j - i < MAX_ROWS_PER_INSERT && out[j]?.[0] === INSERT_STEP_DONE) j++;
+      if (j - i > 1) {
+        const params: unknown[] = [];
+        for (let k = i; k < j; k++) {
+          const row = out[k]!;
+          for (let m = 1; m < row.length; m++) params.push(row[m]);
+        }
+        stepsDoneStatement(s, j - i).run(...params);
+        i = j - 1;
+        continue;
+      }
+    }
     const code = op[0] as number;
     const stmt = code >= 0 ? byCode[code] : code === INSERT_STEP_DONE ? s.insertStepDone : s.upsertCheckpointTimes;
     if (stmt === undefined) throw new WpipeError('WPIPE_ERR_STORAGE', `unknown journaled write (opcode ${String(op[0])}): written by a newer wpipe?`);
