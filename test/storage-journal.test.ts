@@ -14,6 +14,7 @@ import { tempDir } from './fixtures/storage/tmp.js';
 const require = createRequire(import.meta.url);
 const Database = require('better-sqlite3') as typeof import('better-sqlite3');
 const child = fileURLToPath(new URL('./fixtures/storage/journal-child.ts', import.meta.url));
+const lockHolder = fileURLToPath(new URL('./fixtures/storage/lock-holder.mjs', import.meta.url));
 
 /** Starts the 'kill' child and resolves once its journal holds everything (it printed 'ready'). */
 function startChild(db: string): Promise<{ kill: () => Promise<void> }> {
@@ -328,6 +329,45 @@ test('a fold thread that falls maxFoldLagBytes behind makes boundaries wait for 
     assert.throws(() => new RunTracker(db, { maxFoldLagBytes: 10 }), /maxFoldLagBytes must be a number ≥ 1024/);
   } finally {
     tracker.close();
+    t.cleanup();
+  }
+});
+
+test('a process that exits while its fold thread waits for a lock another process holds exits cleanly; its journal is replayed later', { timeout: 60_000 }, async () => {
+  const t = tempDir();
+  try {
+    const db = t.file('busy-exit.db');
+    const c = spawn(process.execPath, ['--import', 'tsx', child, db, 'busy-exit'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    c.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    const exited = new Promise<number | null>((resolve) => c.on('exit', (code) => resolve(code)));
+    const deadline = Date.now() + 30_000;
+    while (!out.includes('folding') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(out.includes('folding'), `child did not start: ${err}`);
+    const holder = spawn(process.execPath, [lockHolder, db, '4000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const holderDone = new Promise((resolve) => holder.on('exit', resolve));
+    await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
+    c.stdin.write('go\n');
+    const code = await exited;
+    // Before FoldThread.stop waited for the thread, process exit terminated it inside SQLite, which
+    // aborts the process ("FATAL ERROR: v8::ToLocalChecked Empty MaybeLocal" from better-sqlite3).
+    assert.equal(code, 0, `child exit ${String(code)}: ${err}`);
+    assert.doesNotMatch(err, /FATAL/);
+    assert.match(err, /reported: .*busy/i, 'the failed exit fold was reported');
+    await holderDone;
+    const tracker = new RunTracker(db);
+    try {
+      assert.equal(tracker.getRun('w20')?.status, 'completed'); // opening replays the dead journal
+      assert.equal(tracker.stats.recoveredJournals.length, 1, JSON.stringify(tracker.stats.recoveredJournals));
+      assert.equal(rows(db, "SELECT count(*) AS n FROM pipelines WHERE status = 'completed'")[0]!.n, 21);
+      assert.equal(rows(db, "SELECT count(*) AS n FROM steps WHERE status = 'completed'")[0]!.n, 2 + 20 * 5);
+      assert.equal(rows(db, 'PRAGMA integrity_check')[0]!.integrity_check, 'ok');
+    } finally {
+      tracker.close();
+    }
+  } finally {
     t.cleanup();
   }
 });

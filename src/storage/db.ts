@@ -134,6 +134,11 @@ export class StorageDb {
   private readonly commit: Statement;
   private readonly rollback: Statement;
   private readonly busyDeadlineMs: number;
+  /**
+   * @internal Checked between busy retries: when it returns true, the wait ends with the BUSY error
+   * (the fold thread sets it, so that stopping it never waits out a long busy deadline).
+   */
+  busyAbort: (() => boolean) | undefined;
   private refs = 1;
   private readonly owned: boolean;
   private closed = false;
@@ -240,8 +245,8 @@ export class StorageDb {
         if (!isBusy(error)) throw storageError(error, 'BEGIN IMMEDIATE', this.path);
         const now = Date.now();
         if (deadline === 0) deadline = now + this.busyDeadlineMs;
-        if (now >= deadline) {
-          throw storageError(error, `BEGIN IMMEDIATE (still busy after ${this.busyDeadlineMs} ms of retries)`, this.path);
+        if (now >= deadline || this.busyAbort?.()) {
+          throw storageError(error, `BEGIN IMMEDIATE (still busy after ${now - deadline + this.busyDeadlineMs} ms of retries)`, this.path);
         }
         this.stats.busyRetries++;
         // Full jitter: writers that collided do not retry in lockstep.
@@ -262,7 +267,7 @@ export class StorageDb {
         if (!isBusy(error)) throw storageError(error, operation, this.path);
         const now = Date.now();
         if (deadline === 0) deadline = now + this.busyDeadlineMs;
-        if (now >= deadline) throw storageError(error, operation, this.path);
+        if (now >= deadline || this.busyAbort?.()) throw storageError(error, operation, this.path);
         this.stats.busyRetries++;
         sleepSync(Math.max(0.2, Math.random() * Math.min(100, 2 ** Math.min(attempt, 7))));
       }

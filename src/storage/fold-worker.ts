@@ -9,16 +9,17 @@
  * Shared cells (BigInt64Array): [0] the journal's generation (the tracker bumps it when it rotates
  * the file), [1] the folded offset packed as `generation << 32 | offset`, [2] stop, [3] the end of
  * the journal's lines packed the same way (published by the tracker after each append: a mapped
- * journal file is longer than its lines).
+ * journal file is longer than its lines), [4] this thread's state: 0 not started, 1 running (set
+ * before it opens the database), 2 done with SQLite for good.
  *
  * Started by {@link FoldThread} in journal.ts; never imported by the library's main thread.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { openDb, type OpenDbOptions } from './db.js';
+import { openDb, type OpenDbOptions, type StorageDb } from './db.js';
 import { readJournal } from './journal.js';
-import { JOURNAL_SQL, applyOps, applyOpsEach, isConstraint, prepareWrites } from './ops.js';
+import { JOURNAL_SQL, applyOps, applyOpsEach, isConstraint, prepareWrites, type WriteStatements } from './ops.js';
 
 /** What the tracker passes to the fold thread. */
 export interface FoldWorkerData {
@@ -32,10 +33,18 @@ export interface FoldWorkerData {
 
 const data = workerData as FoldWorkerData;
 const cells = new BigInt64Array(data.shared);
-const db = openDb(data.dbPath, data.openOptions);
-const writes = prepareWrites(db);
-const getApplied = db.prepare(JOURNAL_SQL.getJournalApplied);
-const setApplied = db.prepare(JOURNAL_SQL.setJournalApplied);
+// Say we run before touching SQLite, then look at the stop flag: a tracker that stopped us before
+// this saw cell 4 at 0 and did not wait, and we never open the database (see FoldThread.stop).
+Atomics.store(cells, 4, 1n);
+const stoppedEarly = Atomics.load(cells, 2) !== 0n;
+// Never used when stopped early (nothing below runs then).
+// Short waits inside SQLite (busy retries happen in JS, which checks the stop flag between them):
+// the thread must be able to leave SQLite promptly when it is stopped (see FoldThread.stop).
+const db = stoppedEarly ? (undefined as unknown as StorageDb) : openDb(data.dbPath, { ...data.openOptions, busyTimeoutMs: 10 });
+if (!stoppedEarly) db.busyAbort = () => Atomics.load(cells, 2) !== 0n;
+const writes = stoppedEarly ? (undefined as unknown as WriteStatements) : prepareWrites(db);
+const getApplied = stoppedEarly ? undefined! : db.prepare(JOURNAL_SQL.getJournalApplied);
+const setApplied = stoppedEarly ? undefined! : db.prepare(JOURNAL_SQL.setJournalApplied);
 let lastGen = -1;
 let lastSize = -1;
 
@@ -106,7 +115,7 @@ function foldOnce(): boolean {
 // Sleep an interval only once caught up: behind, fold again at once (what accumulated meanwhile is
 // the next batch), so the thread's throughput is not halved by its own pauses.
 let caughtUp = true;
-while (Atomics.load(cells, 2) === 0n) {
+while (!stoppedEarly && Atomics.load(cells, 2) === 0n) {
   if (caughtUp) Atomics.wait(cells, 2, 0n, data.intervalMs);
   if (Atomics.load(cells, 2) !== 0n) break;
   try {
@@ -116,4 +125,10 @@ while (Atomics.load(cells, 2) === 0n) {
     report(error);
   }
 }
-db.close();
+try {
+  if (!stoppedEarly) db.close();
+} finally {
+  // Out of SQLite for good: a tracker stopping us may now let the process exit (cell 4 = 2).
+  Atomics.store(cells, 4, 2n);
+  Atomics.notify(cells, 4);
+}

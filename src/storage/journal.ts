@@ -106,6 +106,9 @@ function journalError(error: unknown, operation: string, file: string): WpipeErr
   });
 }
 
+/** How long stopping a fold thread waits for it to leave SQLite (a fold in progress, or its busy wait). */
+const STOP_WAIT_MS = 10_000;
+
 /** Size of a mapped journal window (reserved on disk when it is mapped). */
 const WINDOW_BYTES = 4 * 1024 * 1024;
 /** Windows start at multiples of this (a multiple of every page size Linux uses). */
@@ -509,9 +512,10 @@ export class FoldThread {
   private readonly cells: BigInt64Array;
   private readonly worker: Worker;
   alive = true;
+  private exited = false;
 
   constructor(journal: Journal, dbPath: string, intervalMs: number, openOptions: OpenDbOptions, onError: (error: WpipeError) => void) {
-    const shared = new SharedArrayBuffer(4 * 8);
+    const shared = new SharedArrayBuffer(5 * 8);
     this.cells = new BigInt64Array(shared);
     this.cells[0] = BigInt(journal.generation);
     const data: FoldWorkerData = { dbPath, dir: journal.dir, owner: journal.owner, shared, intervalMs, openOptions };
@@ -526,6 +530,7 @@ export class FoldThread {
     });
     this.worker.on('exit', () => {
       this.alive = false;
+      this.exited = true;
     });
     // After the listeners: attaching a 'message' listener refs the worker's port again.
     this.worker.unref();
@@ -563,10 +568,17 @@ export class FoldThread {
     return Number(v >> 32n) === gen ? Number(v & 0xffffffffn) : 0;
   }
 
-  /** Asks the thread to finish (it closes its connection within one interval). */
-  stop(): void {
+  /**
+   * Asks the thread to finish and waits (at most `waitMs`) until it is out of SQLite for good: a
+   * thread terminated inside a SQLite call — which is what process exit does to a worker — aborts
+   * the process (better-sqlite3 cannot throw into a terminating isolate). A thread that has not
+   * started yet is not waited for: it sees the stop flag before it opens the database.
+   */
+  stop(waitMs = STOP_WAIT_MS): void {
     this.alive = false;
     Atomics.store(this.cells, 2, 1n);
     Atomics.notify(this.cells, 2);
+    if (waitMs > 0 && !this.exited && Atomics.load(this.cells, 4) === 1n) Atomics.wait(this.cells, 4, 1n, waitMs);
   }
+
 }

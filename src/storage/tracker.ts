@@ -1385,6 +1385,13 @@ export class RunTracker {
   exitQuietly(): void {
     this.flushQuietly();
     if (this.journalHandle && this.unfolded.length === 0 && this.journaled.length === 0 && this.fileTo <= this.fileFrom) this.closeJournal();
+    // The journal stays for the next open to replay; the thread must be out of SQLite before exit.
+    this.stopFoldThread();
+  }
+
+  private stopFoldThread(): void {
+    this.foldThread?.stop();
+    this.foldThread = undefined;
   }
 
   /** Removes this tracker's journal (everything in it is folded) and its offset row. */
@@ -1392,8 +1399,7 @@ export class RunTracker {
     const journal = this.journalHandle;
     if (!journal) return;
     this.journalHandle = undefined;
-    this.foldThread?.stop();
-    this.foldThread = undefined;
+    this.stopFoldThread();
     this.unregisterPending?.();
     this.unregisterPending = undefined;
     if (this.queue.length === 0) pendingTrackers.delete(this);
@@ -1426,6 +1432,7 @@ export class RunTracker {
       }
     } finally {
       this.closed = true;
+      this.stopFoldThread(); // also when the last fold failed (the journal stays for the next open)
       if (this.timer) clearTimeout(this.timer);
       this.timer = undefined;
       pendingTrackers.delete(this);
