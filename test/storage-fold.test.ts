@@ -76,9 +76,13 @@ test('a step boundary is one compact journal op that expands back to exactly the
   const back: JournalOp[] = [];
   for (const o of compactBoundary([end, later])) expandOp(o, back);
   assert.deepEqual(back, [end, later]);
-  // Anything else is left as it is: an output, an error, another run, more than two writes.
+  // A step's output travels in the compact form too.
+  const withOutput = [...end.slice(0, 5), '{"x":1}', 'run-1', 3];
+  const again: JournalOp[] = [];
+  for (const o of compactBoundary([withOutput, start])) expandOp(o, again);
+  assert.deepEqual(again, [withOutput, start]);
+  // Anything else is left as it is: an error, another run, more than two writes.
   for (const ops of [
-    [[...end.slice(0, 5), '{"x":1}', 'run-1', 3], start],
     [end, [Code.InsertStepStartLean, 'run-2', ...start.slice(2)]],
     [end, start, end],
     [[Code.FinishStep, 'error', 1, 'at', 1, null, 'boom', 'E', null, 'run-1', 3], start],

@@ -85,7 +85,7 @@ const UPSERT_CHECKPOINT_TIMES_SQL = `INSERT INTO checkpoints (pipeline_id, name,
       structure_hash = excluded.structure_hash, context = excluded.context, saves = saves + excluded.saves, created_at = excluded.created_at`;
 
 const INSERT_STEP_DONE_SQL = `INSERT INTO steps (pipeline_id, step_order, step_name, step_version, step_type, position, status, attempts,
-      started_at, completed_at, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+      started_at, completed_at, duration_ms, output_data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 /** Statement of each {@link Code}, in opcode order. */
 export const CODE_SQL: readonly (keyof typeof WRITE_SQL)[] = [
@@ -128,8 +128,8 @@ export function prepareWrites(db: StorageDb, have: Partial<Record<keyof typeof W
 }
 
 /**
- * The journal form of a boundary's writes: a clean step end (no output, no error) followed by the
- * next step's start in the same run becomes one {@link Code.StepBoundary} op, which carries the run
+ * The journal form of a boundary's writes: a clean step end (no error) followed by the next step's
+ * start in the same run becomes one {@link Code.StepBoundary} op, which carries the run
  * id and (when equal) the timestamp once — a line a third shorter to build, checksum, write, read
  * and parse. Anything else is returned as it is. {@link expandOp} is its inverse.
  */
@@ -137,10 +137,12 @@ export function compactBoundary(ops: JournalOp[]): JournalOp[] {
   if (ops.length !== 2) return ops;
   const end = ops[0]!;
   const start = ops[1]!;
-  if (end[0] !== Code.FinishStepLean || start[0] !== Code.InsertStepStartLean || end[5] !== null || end[6] !== start[1]) return ops;
-  // [13, runId, endedOrder, status, attempts, completedAt, durationMs, order, name, version, kind, position, startedAt?]
+  if (end[0] !== Code.FinishStepLean || start[0] !== Code.InsertStepStartLean || end[6] !== start[1]) return ops;
+  // [13, runId, endedOrder, status, attempts, completedAt, durationMs, order, name, version, kind, position, startedAt?, output?]
+  // startedAt is left out when it equals completedAt and there is no output.
   const op: JournalOp = [Code.StepBoundary, start[1], end[7], end[1], end[2], end[3], end[4], start[2], start[3], start[4], start[5], start[6]];
-  if (start[7] !== end[3]) op.push(start[7]);
+  if (start[7] !== end[3] || end[5] !== null) op.push(start[7]);
+  if (end[5] !== null) op.push(end[5]);
   return [op];
 }
 
@@ -151,7 +153,7 @@ export function expandOp(op: JournalOp, out: JournalOp[]): void {
     return;
   }
   const runId = op[1];
-  out.push([Code.FinishStepLean, op[3], op[4], op[5], op[6], null, runId, op[2]]);
+  out.push([Code.FinishStepLean, op[3], op[4], op[5], op[6], op.length > 13 ? op[13] : null, runId, op[2]]);
   out.push([Code.InsertStepStartLean, runId, op[7], op[8], op[9], op[10], op[11], op.length > 12 ? op[12] : op[5]]);
 }
 
@@ -179,16 +181,16 @@ interface RunSlots {
 
 /** Internal opcode of a checkpoint upsert standing for several saves (never journaled). */
 const UPSERT_CHECKPOINT_TIMES = -1;
-/** Internal opcode of a step that started and ended without input, output or error in one batch. */
+/** Internal opcode of a step that started and ended in one batch without input or error (output or not). */
 const INSERT_STEP_DONE = -2;
-/** At most this many clean steps per multi-row INSERT (11 parameters each). */
+/** At most this many clean steps per multi-row INSERT (12 parameters each). */
 const MAX_ROWS_PER_INSERT = 16;
 
 /** The INSERT of `n` clean steps at once, prepared on first use. */
 function stepsDoneStatement(s: WriteStatements, n: number): BetterSqlite3.Statement {
   let stmt = s.insertStepsDone[n];
   if (stmt === undefined) {
-    stmt = s.db.prepare(INSERT_STEP_DONE_SQL + ', (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'.repeat(n - 1));
+    stmt = s.db.prepare(INSERT_STEP_DONE_SQL + ', (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'.repeat(n - 1));
     s.insertStepsDone[n] = stmt;
   }
   return stmt;
@@ -244,9 +246,9 @@ export function applyOps(s: WriteStatements, ops: readonly JournalOp[]): void {
           const at = runs.get(op[lean ? 6 : 9])?.steps[op[lean ? 7 : 10] as number] ?? -1;
           if (at < 0) break;
           const prev = out[at]!;
-          if (lean && prev[0] === Code.InsertStepStartLean && op[5] === null) {
+          if (lean && prev[0] === Code.InsertStepStartLean) {
             // The common case: a step started and ended cleanly in this batch, nothing else to bind.
-            out[at] = [INSERT_STEP_DONE, prev[1], prev[2], prev[3], prev[4], prev[5], prev[6], op[1], op[2], prev[7], op[3], op[4]];
+            out[at] = [INSERT_STEP_DONE, prev[1], prev[2], prev[3], prev[4], prev[5], prev[6], op[1], op[2], prev[7], op[3], op[4], op[5]];
             continue;
           }
           const ins = prev[0] === Code.InsertStep ? prev.slice() : widenStepStart(prev);
