@@ -155,3 +155,37 @@ test('RunTracker({ backend }) chooses how the journal appends; a bad choice is a
     t.cleanup();
   }
 });
+
+test('a journal past journalRotateBytes is replaced once folded, with and without a fold thread; nothing is lost', { timeout: 60_000 }, () => {
+  const t = tempDir();
+  try {
+    for (const foldThreadAfter of [Infinity, 0]) {
+      const file = t.file(`rotate-${foldThreadAfter}.db`);
+      const tracker = new RunTracker(file, { journalRotateBytes: 16 * 1024, foldThreadAfter, autoFlushMs: 600_000 });
+      const journal = (): Journal => (tracker as unknown as { journalHandle: Journal }).journalHandle;
+      try {
+        for (let r = 0; r < 300; r++) {
+          tracker.startRun({ runId: `r${r}`, pipelineName: 'p', input: { r } });
+          for (let i = 0; i < 3; i++) {
+            const id = tracker.startStep({ runId: `r${r}`, name: `s${i}` });
+            tracker.finishStep({ stepId: id, status: 'completed', output: { i } });
+          }
+          tracker.finishRun({ runId: `r${r}`, status: 'completed' });
+        }
+        assert.ok(journal().generation >= 10, `rotated ${journal().generation} times`);
+        const logs = fs.readdirSync(journal().dir).filter((n) => n.endsWith('.log'));
+        assert.deepEqual(logs, [journal().name], 'only the current log is left');
+        tracker.flush();
+        assert.equal(rows(file, "SELECT count(*) AS n FROM pipelines WHERE status = 'completed'")[0]!.n, 300);
+        assert.equal(rows(file, "SELECT count(*) AS n FROM steps WHERE status = 'completed'")[0]!.n, 900);
+        assert.equal(rows(file, 'SELECT count(*) AS n FROM wpipe_journal')[0]!.n, 1, 'offsets of retired logs are dropped');
+      } finally {
+        tracker.close();
+      }
+      assert.equal(fs.existsSync(`${file}.wpipe-journal`), false);
+    }
+    assert.throws(() => new RunTracker(t.file('bad.db'), { journalRotateBytes: 100 }), /journalRotateBytes must be a number ≥ 4096/);
+  } finally {
+    t.cleanup();
+  }
+});

@@ -140,9 +140,15 @@ export class Journal {
   private windowBuffer: ArrayBuffer | undefined;
   private windowStart = 0;
 
-  /** `backend` chooses how lines are appended (see journalMapper in src/backend/load.ts). */
-  constructor(dbFile: string, options: { backend?: BackendChoice } = {}) {
+  private readonly rotateBytes: number;
+
+  /**
+   * `backend` chooses how lines are appended (see journalMapper in src/backend/load.ts);
+   * `rotateBytes` is the size past which the log is replaced once folded (default {@link ROTATE_BYTES}).
+   */
+  constructor(dbFile: string, options: { backend?: BackendChoice; rotateBytes?: number } = {}) {
     this.dir = journalDir(dbFile);
+    this.rotateBytes = options.rotateBytes ?? ROTATE_BYTES;
     this.owner = `${process.pid}-${crypto.randomBytes(6).toString('hex')}`;
     this.mapper = journalMapper(options.backend).mapper;
     try {
@@ -254,9 +260,9 @@ export class Journal {
     return true;
   }
 
-  /** Whether the log file should be replaced (grown past {@link ROTATE_BYTES}, or broken). */
+  /** Whether the log file should be replaced (grown past its rotation size, or broken). */
   get wantsRotation(): boolean {
-    return !this.closed && (this.offset >= ROTATE_BYTES || this.broken !== undefined);
+    return !this.closed && (this.offset >= this.rotateBytes || this.broken !== undefined);
   }
 
   /**

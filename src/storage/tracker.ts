@@ -109,6 +109,11 @@ export interface RunTrackerOptions extends OpenDbOptions {
    * load), `js` and `wasm` use write(2), `auto` maps when the addon loads. Equally durable.
    */
   backend?: BackendChoice;
+  /**
+   * Size past which the journal file is replaced by a new one once everything in it is folded
+   * (default 64 MiB; at least 4096).
+   */
+  journalRotateBytes?: number;
 }
 
 /** What a tracker did, for tests and benchmarks. */
@@ -126,7 +131,7 @@ export interface TrackerStats {
 }
 
 const TRACKER_OPTIONS = [
-  'durability', 'workerId', 'workerName', 'autoFlushMs', 'onError', 'journal', 'foldThreadAfter', 'maxFoldLagBytes', 'backend',
+  'durability', 'workerId', 'workerName', 'autoFlushMs', 'onError', 'journal', 'foldThreadAfter', 'maxFoldLagBytes', 'backend', 'journalRotateBytes',
   'busyTimeoutMs', 'busyDeadlineMs', 'fileMustExist', 'walAutocheckpoint', 'pageSize',
 ] as const;
 
@@ -560,6 +565,10 @@ export class RunTracker {
       throw invalidOption(`RunTracker: maxFoldLagBytes must be a number ≥ 1024, got ${String(lag)}`, 'RangeError');
     }
     this.maxFoldLag = lag;
+    const rotate = options.journalRotateBytes;
+    if (rotate !== undefined && (typeof rotate !== 'number' || !(rotate >= 4096))) {
+      throw invalidOption(`RunTracker: journalRotateBytes must be a number ≥ 4096, got ${String(rotate)}`, 'RangeError');
+    }
     // A bad choice, or a forced native backend that does not load, is an error now, not at the first boundary.
     if (this.useJournal && (options.backend !== undefined || requestedBackend() === 'native')) journalMapper(options.backend);
   }
@@ -598,7 +607,11 @@ export class RunTracker {
     if (this.journalHandle || !this.useJournal) return this.journalHandle;
     const db = this.db;
     if (!isFileDb(db.path)) return undefined;
-    this.journalHandle = new Journal(db.path, this.options.backend === undefined ? {} : { backend: this.options.backend });
+    const { backend, journalRotateBytes } = this.options;
+    this.journalHandle = new Journal(db.path, {
+      ...(backend === undefined ? {} : { backend }),
+      ...(journalRotateBytes === undefined ? {} : { rotateBytes: journalRotateBytes }),
+    });
     this.unregisterPending = db.addPendingSource(() => this.flushQuietly());
     pendingTrackers.add(this);
     installExitHook();
