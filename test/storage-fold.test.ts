@@ -6,24 +6,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { RunTracker } from '../src/storage/tracker.js';
 import { Journal, readJournal, type JournalOp } from '../src/storage/journal.js';
 import { Code, compactBoundary, expandOp } from '../src/storage/ops.js';
 import { getBackendInfo } from '../src/backend/load.js';
-import { tempDir } from './fixtures/storage/tmp.js';
-
-const require = createRequire(import.meta.url);
-const Database = require('better-sqlite3') as typeof import('better-sqlite3');
-
-function rows(file: string, sql: string, ...params: unknown[]): Record<string, unknown>[] {
-  const raw = new Database(file, { readonly: true });
-  try {
-    return raw.prepare(sql).all(...params) as Record<string, unknown>[];
-  } finally {
-    raw.close();
-  }
-}
+import { rows, tempDir } from './fixtures/storage/tmp.js';
 
 test('repeated checkpoint saves of a run within one fold are one upsert that still counts every save', () => {
   const t = tempDir();

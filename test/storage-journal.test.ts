@@ -9,7 +9,7 @@ import zlib from 'node:zlib';
 import { RunTracker } from '../src/storage/tracker.js';
 import { HistoryQuery } from '../src/storage/query.js';
 import { readJournal } from '../src/storage/journal.js';
-import { tempDir } from './fixtures/storage/tmp.js';
+import { rows, tempDir } from './fixtures/storage/tmp.js';
 
 const require = createRequire(import.meta.url);
 const Database = require('better-sqlite3') as typeof import('better-sqlite3');
@@ -43,15 +43,6 @@ function writeAfterLines(log: string, text: string): void {
     fs.writeSync(fd, text, readJournal(log, 0).end);
   } finally {
     fs.closeSync(fd);
-  }
-}
-
-function rows(file: string, sql: string, ...params: unknown[]): Record<string, unknown>[] {
-  const raw = new Database(file, { readonly: true });
-  try {
-    return raw.prepare(sql).all(...params) as Record<string, unknown>[];
-  } finally {
-    raw.close();
   }
 }
 

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { openDb, type OpenDbOptions, type StorageDb } from './db.js';
 import { readJournal } from './journal.js';
-import { JOURNAL_SQL, applyOps, applyOpsEach, isConstraint, prepareWrites, type WriteStatements } from './ops.js';
+import { JOURNAL_SQL, applyOps, applyOpsEach, isConstraint, prepareWrites } from './ops.js';
 
 /** What the tracker passes to the fold thread. */
 export interface FoldWorkerData {
@@ -33,101 +33,113 @@ export interface FoldWorkerData {
 
 const data = workerData as FoldWorkerData;
 const cells = new BigInt64Array(data.shared);
-// Say we run before touching SQLite, then look at the stop flag: a tracker that stopped us before
-// this saw cell 4 at 0 and did not wait, and we never open the database (see FoldThread.stop).
-Atomics.store(cells, 4, 1n);
-const stoppedEarly = Atomics.load(cells, 2) !== 0n;
-// Never used when stopped early (nothing below runs then).
-// Short waits inside SQLite (busy retries happen in JS, which checks the stop flag between them):
-// the thread must be able to leave SQLite promptly when it is stopped (see FoldThread.stop).
-const db = stoppedEarly ? (undefined as unknown as StorageDb) : openDb(data.dbPath, { ...data.openOptions, busyTimeoutMs: 10 });
-if (!stoppedEarly) db.busyAbort = () => Atomics.load(cells, 2) !== 0n;
-const writes = stoppedEarly ? (undefined as unknown as WriteStatements) : prepareWrites(db);
-const getApplied = stoppedEarly ? undefined! : db.prepare(JOURNAL_SQL.getJournalApplied);
-const setApplied = stoppedEarly ? undefined! : db.prepare(JOURNAL_SQL.setJournalApplied);
-let lastGen = -1;
-let lastSize = -1;
+const stopping = (): boolean => Atomics.load(cells, 2) !== 0n;
 
 function report(error: unknown): void {
   const e = error as { message?: unknown; code?: unknown; details?: { sqliteCode?: unknown } } | null;
   parentPort?.postMessage({ message: String(e?.message ?? error), code: e?.code, sqliteCode: e?.details?.sqliteCode });
 }
 
-/** Folds what the journal holds now; returns true when it has caught up with the file. */
-function foldOnce(): boolean {
-  const gen = Number(Atomics.load(cells, 0));
-  const name = `${data.owner}.${gen}.log`;
-  const file = path.join(data.dir, name);
-  const published = Atomics.load(cells, 3);
-  let size: number;
-  if (Number(published >> 32n) === gen) {
-    size = Number(published & 0xffffffffn);
-  } else {
-    try {
-      size = fs.statSync(file).size;
-    } catch {
-      return true; // rotated or closed meanwhile
-    }
+/** The thread's connection and statements, and what it folded last. */
+class Folder {
+  // Short waits inside SQLite (busy retries happen in JS, which checks the stop flag between them):
+  // the thread must be able to leave SQLite promptly when it is stopped (see FoldThread.stop).
+  readonly db: StorageDb = openDb(data.dbPath, { ...data.openOptions, busyTimeoutMs: 10 });
+  readonly writes = prepareWrites(this.db);
+  readonly getApplied = this.db.prepare(JOURNAL_SQL.getJournalApplied);
+  readonly setApplied = this.db.prepare(JOURNAL_SQL.setJournalApplied);
+  private lastGen = -1;
+  private lastSize = -1;
+
+  constructor() {
+    this.db.busyAbort = stopping;
   }
-  if (gen === lastGen && size === lastSize) return true;
-  let end = -1;
-  const fold = (each: boolean): number => {
-    let dropped = 0;
-    const body = (): void => {
-      end = -1;
-      if (Number(Atomics.load(cells, 0)) !== gen) return; // rotated while waiting for the lock
-      const applied = (getApplied.get(name) as { applied: number } | undefined)?.applied ?? 0;
-      let contents;
+
+  /** Folds what the journal holds now; returns true when it has caught up with the file. */
+  foldOnce(): boolean {
+    const gen = Number(Atomics.load(cells, 0));
+    const name = `${data.owner}.${gen}.log`;
+    const file = path.join(data.dir, name);
+    const published = Atomics.load(cells, 3);
+    let size: number;
+    if (Number(published >> 32n) === gen) {
+      size = Number(published & 0xffffffffn);
+    } else {
       try {
-        contents = readJournal(file, applied, size);
-      } catch (error) {
-        if ((error as { code?: unknown }).code === 'ENOENT') return;
-        throw error;
+        size = fs.statSync(file).size;
+      } catch {
+        return true; // rotated or closed meanwhile
       }
-      if (contents.end <= applied) {
-        end = applied;
-        return;
-      }
-      end = contents.end;
-      if (each) dropped = applyOpsEach(db, writes, contents.ops);
-      else applyOps(writes, contents.ops);
-      setApplied.run(name, contents.end, new Date().toISOString());
+    }
+    if (gen === this.lastGen && size === this.lastSize) return true;
+    let end = -1;
+    const fold = (each: boolean): number => {
+      let dropped = 0;
+      const body = (): void => {
+        end = -1;
+        if (Number(Atomics.load(cells, 0)) !== gen) return; // rotated while waiting for the lock
+        const applied = (this.getApplied.get(name) as { applied: number } | undefined)?.applied ?? 0;
+        let contents;
+        try {
+          contents = readJournal(file, applied, size);
+        } catch (error) {
+          if ((error as { code?: unknown }).code === 'ENOENT') return;
+          throw error;
+        }
+        if (contents.end <= applied) {
+          end = applied;
+          return;
+        }
+        end = contents.end;
+        if (each) dropped = applyOpsEach(this.db, this.writes, contents.ops);
+        else applyOps(this.writes, contents.ops);
+        this.setApplied.run(name, contents.end, new Date().toISOString());
+      };
+      this.db.transaction(body);
+      return dropped;
     };
-    db.transaction(body);
-    return dropped;
-  };
-  try {
-    fold(false);
-  } catch (error) {
-    if (!isConstraint(error)) throw error;
-    const dropped = fold(true);
-    report(new Error(`${dropped} journaled write(s) of ${name} could not be applied (constraint) and were skipped`));
+    try {
+      fold(false);
+    } catch (error) {
+      if (!isConstraint(error)) throw error;
+      const dropped = fold(true);
+      report(new Error(`${dropped} journaled write(s) of ${name} could not be applied (constraint) and were skipped`));
+    }
+    this.lastGen = gen;
+    this.lastSize = size;
+    if (end >= 0) {
+      Atomics.store(cells, 1, (BigInt(gen) << 32n) | BigInt(end));
+      Atomics.notify(cells, 1); // a tracker may be waiting for this fold (back-pressure)
+    }
+    return end < 0 || end >= size;
   }
-  lastGen = gen;
-  lastSize = size;
-  if (end >= 0) {
-    Atomics.store(cells, 1, (BigInt(gen) << 32n) | BigInt(end));
-    Atomics.notify(cells, 1); // a tracker may be waiting for this fold (back-pressure)
+
+  /**
+   * Folds until stopped. Sleeps an interval only once caught up: behind, it folds again at once
+   * (what accumulated meanwhile is the next batch), so its throughput is not halved by its pauses.
+   */
+  run(): void {
+    let caughtUp = true;
+    while (!stopping()) {
+      if (caughtUp) Atomics.wait(cells, 2, 0n, data.intervalMs);
+      if (stopping()) break;
+      try {
+        caughtUp = this.foldOnce();
+      } catch (error) {
+        caughtUp = true;
+        // A busy wait cut short because we are being stopped is no failure: the tracker folds the rest.
+        if (!stopping()) report(error);
+      }
+    }
+    this.db.close();
   }
-  return end < 0 || end >= size;
 }
 
-// Sleep an interval only once caught up: behind, fold again at once (what accumulated meanwhile is
-// the next batch), so the thread's throughput is not halved by its own pauses.
-let caughtUp = true;
-while (!stoppedEarly && Atomics.load(cells, 2) === 0n) {
-  if (caughtUp) Atomics.wait(cells, 2, 0n, data.intervalMs);
-  if (Atomics.load(cells, 2) !== 0n) break;
-  try {
-    caughtUp = foldOnce();
-  } catch (error) {
-    caughtUp = true;
-    // A busy wait cut short because we are being stopped is no failure: the tracker folds the rest.
-    if (Atomics.load(cells, 2) === 0n) report(error);
-  }
-}
+// Say we run before touching SQLite, then look at the stop flag: a tracker that stopped us before
+// this saw cell 4 at 0 and did not wait for us, so we must not open the database (FoldThread.stop).
+Atomics.store(cells, 4, 1n);
 try {
-  if (!stoppedEarly) db.close();
+  if (!stopping()) new Folder().run();
 } finally {
   // Out of SQLite for good: a tracker stopping us may now let the process exit (cell 4 = 2).
   Atomics.store(cells, 4, 2n);
