@@ -5,10 +5,11 @@
  * gives that but costs 10–15 µs on these machines even for one row (six `fcntl` locks on the
  * `-shm` file, two `pwrite`s a page, and the statements), so a 10-step run made of 11 commits tops
  * out near 2,000 runs a second. Instead, each tracker appends the boundary's writes as ONE line to
- * a journal file of its own — a single `write(2)`, which the kernel holds for us the moment it
- * returns, exactly as it holds a WAL frame written with `synchronous=NORMAL` — and folds the
- * journaled writes into SQLite in one transaction every few milliseconds (and before any read of
- * its own, at `close()` and at process exit).
+ * a journal file of its own — a single `write(2)`, or with the native addon a copy into a window of
+ * the file mapped into memory; either way the kernel holds the bytes the moment the append returns,
+ * exactly as it holds a WAL frame written with `synchronous=NORMAL` — and folds the journaled writes
+ * into SQLite in one transaction every few milliseconds (and before any read of its own, at
+ * `close()` and at process exit).
  *
  * - Files: `<db>.wpipe-journal/<owner>.<gen>.log` (the lines) and `<owner>.lock`, a tiny SQLite file
  *   its owner holds an exclusive lock on for as long as it lives. The kernel drops that lock when the

@@ -12,11 +12,13 @@
  * completion, and any attempts/events recorded since the last boundary).
  *
  * For a database in a file, a boundary is one line appended to this tracker's step journal
- * (src/storage/journal.ts: one `write(2)`, as durable against a killed process as a WAL commit with
- * `synchronous=NORMAL`, at a fifth of its cost), and the journaled writes are folded into SQLite in
- * one transaction within `autoFlushMs` (10 ms), before any read through this tracker, at `close()`
- * and at process exit; the journals of dead processes are replayed into the database the next time
- * a tracker opens it. Other connections therefore see a boundary within `autoFlushMs`. With
+ * (src/storage/journal.ts: one `write(2)`, or a copy into a mapped window of the file with the
+ * native addon — as durable against a killed process as a WAL commit with `synchronous=NORMAL`, at a
+ * fraction of its cost), and the journaled writes are folded into SQLite in one transaction within
+ * `autoFlushMs` (10 ms), before any read through this tracker, at `close()` and at process exit —
+ * by a worker thread once the tracker is busy (`foldThreadAfter`), which reads the lines back from
+ * the file and which boundaries wait for when it falls `maxFoldLagBytes` behind. The journals of
+ * dead processes are replayed into the database the next time a tracker opens it. Other connections therefore see a boundary within `autoFlushMs`. With
  * `journal: false` (or an in-memory database) each boundary is its own SQLite commit instead.
  * Queued writes with no boundary after them (an event from a timer, a Background step finishing)
  * are committed within `autoFlushMs` by an unref'd timer, and at process exit.
@@ -639,7 +641,10 @@ export class RunTracker {
     return this.queue.length;
   }
 
-  /** Number of writes durable in the step journal and not yet folded into SQLite. */
+  /**
+   * Number of writes durable in the step journal and not yet folded into SQLite (journal lines the
+   * fold thread has not reached count one each: they are in the file, not in memory).
+   */
   get unfoldedWrites(): number {
     this.trimJournaled();
     return this.unfolded.length + this.journaledOps + (this.fileLagBytes() > 0 ? this.fileLines : 0);
