@@ -33,6 +33,14 @@ function startChild(db: string): Promise<{ kill: () => Promise<void> }> {
   });
 }
 
+/** Runs the child in 'kill' mode, kills it, and returns the path of the journal it left behind. */
+async function killedChildJournal(db: string): Promise<string> {
+  const c = await startChild(db);
+  await c.kill();
+  const dir = `${db}.wpipe-journal`;
+  return path.join(dir, fs.readdirSync(dir).find((n) => n.endsWith('.log'))!);
+}
+
 /**
  * Writes `text` where the journal's next line would go: right after its last intact line (with the
  * native addon a journal file is a mapped window, longer than its lines, so not at the file's end).
@@ -93,10 +101,7 @@ test('a torn or corrupt last line ends the replay: the intact lines before it ar
   const t = tempDir();
   try {
     const db = t.file('torn.db');
-    const c = await startChild(db);
-    await c.kill();
-    const dir = `${db}.wpipe-journal`;
-    const log = path.join(dir, fs.readdirSync(dir).find((n) => n.endsWith('.log'))!);
+    const log = await killedChildJournal(db);
     const intact = readJournal(log, 0);
     assert.equal(intact.stoppedAt, undefined);
     // A power loss can leave a line half written, or a line whose bytes did not all reach the disk.
@@ -394,10 +399,7 @@ test('a journal that cannot be replayed is reported and left in place; the datab
   const t = tempDir();
   try {
     const db = t.file('unreadable.db');
-    const c = await startChild(db);
-    await c.kill();
-    const dir = `${db}.wpipe-journal`;
-    const log = path.join(dir, fs.readdirSync(dir).find((n) => n.endsWith('.log'))!);
+    const log = await killedChildJournal(db);
     // An intact line holding a write no version of wpipe knows.
     const body = '[[999,"x"]]';
     writeAfterLines(log, `${(zlib.crc32(body) >>> 0).toString(16).padStart(8, '0')} ${body}\n`);
