@@ -57,12 +57,24 @@ test('migration from version 1 keeps the data and adds the later tables', () => 
     raw.exec(MIGRATIONS[0]!.sql);
     raw.prepare('INSERT INTO wpipe_migrations VALUES (1, ?, ?)').run(MIGRATIONS[0]!.name, new Date().toISOString());
     raw.pragma('user_version = 1');
-    raw.prepare("INSERT INTO pipelines (id, name, status, started_at) VALUES ('old', 'p', 'completed', '2020-01-01T00:00:00.000Z')").run();
+    raw.prepare("INSERT INTO pipelines (id, name, status, started_at, parent_pipeline_id) VALUES ('old', 'p', 'completed', '2020-01-01T00:00:00.000Z', 'up')").run();
+    raw.prepare(`INSERT INTO steps (pipeline_id, step_order, step_name, status, attempts, started_at, output_data)
+      VALUES ('old', 1, 's', 'error', 2, '2020-01-01T00:00:00.000Z', '{"a":1}')`).run();
+    const before = raw.prepare('SELECT * FROM steps').all();
     raw.close();
     const db = openDb(t.file('m.db'));
     assert.equal(db.raw.pragma('user_version', { simple: true }), SCHEMA_VERSION);
     assert.equal((db.prepare('SELECT count(*) AS n FROM recordmodel').get() as { n: number }).n, 0);
     assert.equal((db.prepare("SELECT status FROM pipelines WHERE id = 'old'").get() as { status: string }).status, 'completed');
+    // Version 4 rebuilt pipelines and steps (status checks without IN lists): rows, keys, indexes kept.
+    assert.deepEqual(db.prepare('SELECT * FROM steps').all(), before);
+    const schema = db.prepare("SELECT type, name, sql FROM sqlite_master WHERE tbl_name IN ('pipelines', 'steps') ORDER BY name").all() as { type: string; name: string; sql: string | null }[];
+    assert.deepEqual(schema.map((r) => r.name), ['pipelines', 'pipelines_parent', 'pipelines_started_at', 'steps']);
+    for (const r of schema) if (r.type === 'table') assert.doesNotMatch(r.sql!, / IN \(/, r.name);
+    assert.equal(db.prepare("SELECT id FROM pipelines WHERE parent_pipeline_id = 'up'").pluck().get(), 'old');
+    assert.throws(() => db.transaction(() => db.prepare("UPDATE steps SET status = 'bogus'").run()), /CHECK constraint/);
+    assert.throws(() => db.transaction(() => db.prepare("INSERT INTO steps (pipeline_id, step_order, step_name, status, started_at) VALUES ('old', 1, 's', 'completed', 'x')").run()), /UNIQUE|PRIMARY/);
+    assert.equal(db.raw.pragma('integrity_check', { simple: true }), 'ok');
     db.close();
   } finally {
     t.cleanup();
