@@ -266,11 +266,40 @@ for (let i = 0; i < 12; i++) context[`k${i}`] = i % 2 ? `value-${i}` : i;
       tracker.finishRun({ runId, status: 'error' });
       if (flushEach) tracker.flush();
     };
+    // Each case starts with the fold caught up (and the fold thread started): a case must not
+    // inherit the backlog of the one before it.
+    const settle = (): void => {
+      for (let i = 0; i < 20; i++) boundaries(false)();
+      tracker.flush();
+    };
+    settle();
     const plainBoundary = await measure(boundaries(false), N);
+    settle();
     const cpBoundary = await measure(boundaries(true), N);
     const how = !journal ? 'journal: false' : flushEach ? 'step journal (default), its fold included' : 'step journal (default), pipeline-thread latency, fold thread beside';
     row(`step boundary, ${how}`, plainBoundary, undefined, undefined, backend);
     row(`step boundary with a checkpoint save, ${how}`, cpBoundary, base, journal ? 'target ≤ 30 µs median' : undefined, backend);
+    if (journal && !flushEach) {
+      // The same boundary timed one by one: its median and its tail, as a step sees them.
+      settle();
+      const runId = `cp-${r++}`;
+      tracker.startRun({ runId, pipelineName: 'bench', structureHash: 'h' });
+      let id = tracker.startStep({ runId, name: 's', position: 0 });
+      const samples = new Float64Array(quick ? 5_000 : 40_000);
+      for (let i = 0; i < samples.length; i++) {
+        const t0 = process.hrtime.bigint();
+        tracker.finishStep({ stepId: id, status: 'completed', attempts: 1, durationMs: 0.01 });
+        tracker.saveCheckpoint({ runId, name: 'c', position: i + 1, context });
+        id = tracker.startStep({ runId, name: 's', position: i + 1 });
+        samples[i] = Number(process.hrtime.bigint() - t0);
+      }
+      tracker.finishStep({ stepId: id, status: 'completed', attempts: 1, durationMs: 0.01 });
+      tracker.finishRun({ runId, status: 'error' });
+      samples.sort();
+      const at = (q: number): number => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]!;
+      row(`step boundary with a checkpoint save, each timed (${samples.length.toLocaleString('en-US')} in a row), fold thread beside`, at(0.5), base,
+        `p50; p90 ${(at(0.9) / 1e3).toFixed(1)} µs, p99 ${(at(0.99) / 1e3).toFixed(1)} µs; target ≤ 30 µs median`, backend);
+    }
     tracker.close();
   }
   const serializeOnly = await measure(() => { for (let i = 0; i < N; i++) consume(serialize(context)); }, N);
