@@ -176,3 +176,56 @@ test('a journal past journalRotateBytes is replaced once folded, with and withou
     t.cleanup();
   }
 });
+
+/** The WAL index's frame count and how many of those frames are copied into the database file. */
+function walProgress(dbFile: string): { mxFrame: number; nBackfill: number } {
+  // -shm layout (SQLite's wal.c): two copies of the 48-byte header (mxFrame at byte 16), then the
+  // checkpoint info (nBackfill at byte 96), in native byte order.
+  const shm = fs.readFileSync(`${dbFile}-shm`);
+  return { mxFrame: shm.readUInt32LE(16), nBackfill: shm.readUInt32LE(96) };
+}
+
+test('a checkpoint thread beside the fold thread copies the WAL into the database; a caller who sets walAutocheckpoint manages it', { timeout: 60_000 }, async () => {
+  const t = tempDir();
+  const busy = (file: string, options: ConstructorParameters<typeof RunTracker>[1]): RunTracker => {
+    const tracker = new RunTracker(file, { foldThreadAfter: 0, autoFlushMs: 5, ...options });
+    for (let r = 0; r < 200; r++) {
+      const runId = `r${r}`;
+      tracker.startRun({ runId, pipelineName: 'p' });
+      for (let s = 0; s < 5; s++) {
+        const id = tracker.startStep({ runId, name: `s${s}`, position: s });
+        tracker.finishStep({ stepId: id, status: 'completed', output: { s } });
+      }
+      tracker.finishRun({ runId, status: 'completed' });
+    }
+    tracker.flush();
+    return tracker;
+  };
+  const settled = async (file: string, done: (p: { mxFrame: number; nBackfill: number }) => boolean): Promise<{ mxFrame: number; nBackfill: number }> => {
+    const deadline = Date.now() + 10_000;
+    let p = walProgress(file);
+    while (!done(p) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      p = walProgress(file);
+    }
+    return p;
+  };
+  try {
+    // Default: far below every automatic checkpoint size, yet the WAL is copied back within moments.
+    const withThread = t.file('ckpt.db');
+    const a = busy(withThread, {});
+    const p = await settled(withThread, (q) => q.mxFrame > 0 && q.nBackfill === q.mxFrame);
+    assert.ok(p.mxFrame > 0 && p.nBackfill === p.mxFrame, `WAL not checkpointed: ${JSON.stringify(p)}`);
+    assert.equal(rows(withThread, 'SELECT count(*) AS n FROM steps')[0]!.n, 1000);
+    a.close();
+    // walAutocheckpoint set by the caller: no checkpoint thread, and this size never triggers one.
+    const managed = t.file('managed.db');
+    const b = busy(managed, { walAutocheckpoint: 1_000_000 });
+    await new Promise((r) => setTimeout(r, 400)); // several checkpoint intervals
+    const q = walProgress(managed);
+    assert.ok(q.mxFrame > 0 && q.nBackfill === 0, `WAL checkpointed although the caller manages it: ${JSON.stringify(q)}`);
+    b.close();
+  } finally {
+    t.cleanup();
+  }
+});

@@ -43,7 +43,8 @@ export interface OpenDbOptions {
   fileMustExist?: boolean;
   /**
    * WAL pages after which a commit checkpoints the WAL into the database (default: 16 MiB worth of
-   * pages, i.e. 16384 pages of 1 KiB).
+   * pages, i.e. 16384 pages of 1 KiB). Given to a RunTracker, it also means the caller manages
+   * checkpoints: no checkpoint thread runs beside its fold thread (src/storage/fold-worker.ts).
    */
   walAutocheckpoint?: number;
   /**

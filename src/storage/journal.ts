@@ -511,36 +511,45 @@ function foldWorkerScript(): { script: string; eval: boolean } {
   return { script: `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(source)}); })`, eval: true };
 }
 
+/** One worker of a {@link FoldThread}: its shared cells and whether it has exited. */
+interface FoldWorker {
+  cells: BigInt64Array;
+  worker: Worker;
+  exited: boolean;
+}
+
 /**
- * A worker thread that folds one journal into SQLite (src/storage/fold-worker.ts). It never keeps
- * the process alive; if it dies, the tracker folds on its own thread as before.
+ * A worker thread that folds one journal into SQLite (src/storage/fold-worker.ts), and, unless the
+ * caller manages WAL checkpoints itself, a second one that checkpoints the WAL beside it. Neither
+ * keeps the process alive; if the fold thread dies, the tracker folds on its own thread as before.
  */
 export class FoldThread {
   private readonly cells: BigInt64Array;
-  private readonly worker: Worker;
+  private readonly fold: FoldWorker;
+  private readonly checkpoint: FoldWorker | undefined;
   alive = true;
-  private exited = false;
 
-  constructor(journal: Journal, dbPath: string, intervalMs: number, openOptions: OpenDbOptions, onError: (error: WpipeError) => void) {
-    const shared = new SharedArrayBuffer(5 * 8);
-    this.cells = new BigInt64Array(shared);
-    this.cells[0] = BigInt(journal.generation);
-    const data: FoldWorkerData = { dbPath, dir: journal.dir, owner: journal.owner, shared, intervalMs, openOptions };
-    const script = foldWorkerScript();
-    this.worker = new Worker(script.script, { eval: script.eval, workerData: data, execArgv: [], stdout: false, stderr: false });
-    this.worker.on('message', (m: { message: string; code?: string; sqliteCode?: string }) => {
-      onError(new WpipeError('WPIPE_ERR_STORAGE', `fold thread of ${dbPath}: ${m.message}`, { details: { file: dbPath, sqliteCode: m.sqliteCode, code: m.code } }));
-    });
-    this.worker.on('error', (error) => {
+  /** `checkpointMs`: interval of the checkpoint thread (undefined: no such thread). */
+  constructor(journal: Journal, dbPath: string, intervalMs: number, openOptions: OpenDbOptions, onError: (error: WpipeError) => void,
+    checkpointMs?: number) {
+    const base = { dbPath, dir: journal.dir, owner: journal.owner, openOptions, checkpointer: checkpointMs !== undefined };
+    const report = (m: { message: string; code?: string; sqliteCode?: string }, who: string): void => {
+      onError(new WpipeError('WPIPE_ERR_STORAGE', `${who} of ${dbPath}: ${m.message}`, { details: { file: dbPath, sqliteCode: m.sqliteCode, code: m.code } }));
+    };
+    this.fold = spawnFoldWorker({ ...base, role: 'fold', intervalMs }, (m) => report(m, 'fold thread'), (error) => {
       this.alive = false;
       onError(journalError(error, 'the fold thread', dbPath));
-    });
-    this.worker.on('exit', () => {
+    }, () => {
       this.alive = false;
-      this.exited = true;
+    }, (cells) => {
+      cells[0] = BigInt(journal.generation);
     });
-    // After the listeners: attaching a 'message' listener refs the worker's port again.
-    this.worker.unref();
+    this.cells = this.fold.cells;
+    if (checkpointMs !== undefined) {
+      // Its failure only costs speed: the fold's connection still checkpoints (a backstop).
+      this.checkpoint = spawnFoldWorker({ ...base, role: 'checkpoint', intervalMs: checkpointMs }, (m) => report(m, 'checkpoint thread'),
+        (error) => onError(journalError(error, 'the checkpoint thread', dbPath)), () => {});
+    }
   }
 
   /** Tells the thread the journal moved to a new file. */
@@ -583,9 +592,34 @@ export class FoldThread {
    */
   stop(waitMs = STOP_WAIT_MS): void {
     this.alive = false;
-    Atomics.store(this.cells, 2, 1n);
-    Atomics.notify(this.cells, 2);
-    if (waitMs > 0 && !this.exited && Atomics.load(this.cells, 4) === 1n) Atomics.wait(this.cells, 4, 1n, waitMs);
+    const workers = this.checkpoint ? [this.fold, this.checkpoint] : [this.fold];
+    for (const w of workers) {
+      Atomics.store(w.cells, 2, 1n);
+      Atomics.notify(w.cells, 2);
+    }
+    const deadline = performance.now() + waitMs;
+    for (const w of workers) {
+      const left = deadline - performance.now();
+      if (left > 0 && !w.exited && Atomics.load(w.cells, 4) === 1n) Atomics.wait(w.cells, 4, 1n, left);
+    }
   }
+}
 
+/** Starts one fold-worker.ts thread with its own shared cells (see that module). */
+function spawnFoldWorker(data: Omit<FoldWorkerData, 'shared'>, onMessage: (m: { message: string; code?: string; sqliteCode?: string }) => void,
+  onError: (error: Error) => void, onExit: () => void, init?: (cells: BigInt64Array) => void): FoldWorker {
+  const shared = new SharedArrayBuffer(5 * 8);
+  init?.(new BigInt64Array(shared));
+  const script = foldWorkerScript();
+  const worker = new Worker(script.script, { eval: script.eval, workerData: { ...data, shared } satisfies FoldWorkerData, execArgv: [], stdout: false, stderr: false });
+  const handle: FoldWorker = { cells: new BigInt64Array(shared), worker, exited: false };
+  worker.on('message', onMessage);
+  worker.on('error', onError);
+  worker.on('exit', () => {
+    handle.exited = true;
+    onExit();
+  });
+  // After the listeners: attaching a 'message' listener refs the worker's port again.
+  worker.unref();
+  return handle;
 }

@@ -97,6 +97,7 @@ export interface RunTrackerOptions extends OpenDbOptions {
    * Journal appends after which a worker thread takes over folding the journal into SQLite, so the
    * thread running pipelines only pays for the appends (default 256: a busy tracker gets one, a
    * tracker that records a few runs does not). `0`: from the first append; `Infinity`: never.
+   * A second thread beside it checkpoints the WAL, unless `walAutocheckpoint` is given.
    */
   foldThreadAfter?: number;
   /**
@@ -421,6 +422,8 @@ const MAX_QUEUE_RUN_MODE = 10_000;
  */
 const MAX_FOLD_LAG_BYTES = 16 * 1024 * 1024;
 const FOLD_WAIT_MS = 2_000;
+/** How often the checkpoint thread beside a fold thread copies the WAL into the database file. */
+const CHECKPOINT_INTERVAL_MS = 100;
 
 const SQL = {
   ...WRITE_SQL,
@@ -1183,11 +1186,24 @@ export class RunTracker {
    * ```
    */
   flush(): void {
+    this.foldNow(true);
+  }
+
+  /**
+   * {@link flush}. With `letThreadFold`, lines only the journal file holds are left to a live fold
+   * thread (woken, and waited for at most {@link FOLD_WAIT_MS}): racing it for SQLite's write lock
+   * cost busy waits that overshoot by milliseconds, then the same fold here.
+   */
+  private foldNow(letThreadFold: boolean): void {
     if (this.queue.length > 0) {
       const ops = this.resolveQueue();
       for (let i = 0; i < ops.length; i++) this.unfolded.push(ops[i]!);
     }
     if (this.unfolded.length === 0 && this.journaled.length === 0 && this.fileTo <= this.fileFrom) return;
+    const thread = this.foldThread;
+    if (letThreadFold && thread?.alive && this.journalHandle && this.fileTo > this.fileFrom) {
+      thread.waitFolded(this.journalHandle.generation, this.fileTo, FOLD_WAIT_MS);
+    }
     // A tracker with a journal stays registered: the exit hook removes its journal.
     if (!this.journalHandle) pendingTrackers.delete(this);
     // The auto-flush timer is left armed: clearing and re-arming one per step boundary costs more
@@ -1338,7 +1354,7 @@ export class RunTracker {
         // The thread is far behind: wait for it to halve its lag (back-pressure). Folding here
         // instead would contend with it for SQLite's write lock; only a stuck thread makes us.
         this.counters.foldWaits++;
-        if (!thread.waitFolded(journal.generation, journal.offset - this.maxFoldLag / 2, FOLD_WAIT_MS)) this.flush();
+        if (!thread.waitFolded(journal.generation, journal.offset - this.maxFoldLag / 2, FOLD_WAIT_MS)) this.foldNow(false);
         return;
       }
       this.afterQueued();
@@ -1358,12 +1374,16 @@ export class RunTracker {
   }
 
   private startFoldThread(journal: Journal): void {
-    const { busyTimeoutMs, busyDeadlineMs } = this.options;
+    const { busyTimeoutMs, busyDeadlineMs, walAutocheckpoint } = this.options;
     const openOptions: OpenDbOptions = {};
     if (busyTimeoutMs !== undefined) openOptions.busyTimeoutMs = busyTimeoutMs;
     if (busyDeadlineMs !== undefined) openOptions.busyDeadlineMs = busyDeadlineMs;
+    // A caller who set walAutocheckpoint manages checkpoints: the fold's connection follows it, and
+    // no checkpoint thread runs beside the fold.
+    if (walAutocheckpoint !== undefined) openOptions.walAutocheckpoint = walAutocheckpoint;
+    const checkpointMs = walAutocheckpoint === undefined ? CHECKPOINT_INTERVAL_MS : undefined;
     try {
-      this.foldThread = new FoldThread(journal, this.db.path, Math.max(1, this.autoFlushMs), openOptions, (e) => this.reportQuietly(e));
+      this.foldThread = new FoldThread(journal, this.db.path, Math.max(1, this.autoFlushMs), openOptions, (e) => this.reportQuietly(e), checkpointMs);
       this.foldThread.publish(journal.generation, journal.offset);
       this.fileFrom = this.fileTo = journal.offset; // lines from here on are read back from the file
       this.fileLines = 0;
@@ -1401,10 +1421,12 @@ export class RunTracker {
 
   /** @internal At process exit: fold, and remove the journal once nothing in it is left unfolded. */
   exitQuietly(): void {
-    this.flushQuietly();
-    if (this.journalHandle && this.unfolded.length === 0 && this.journaled.length === 0 && this.fileTo <= this.fileFrom) this.closeJournal();
-    // The journal stays for the next open to replay; the thread must be out of SQLite before exit.
+    // The thread must be out of SQLite before exit; stopped first, it neither holds up this last
+    // fold (waited for, it may be stuck behind another process's lock) nor contends with it.
     this.stopFoldThread();
+    this.flushQuietly();
+    // Folded: the journal goes. Else it stays for the next open to replay.
+    if (this.journalHandle && this.unfolded.length === 0 && this.journaled.length === 0 && this.fileTo <= this.fileFrom) this.closeJournal();
   }
 
   private stopFoldThread(): void {
