@@ -180,3 +180,19 @@ test('lenient mode writes placeholders and never throws', () => {
 test('an unknown tag (from a newer writer) is a clear error', () => {
   assert.throws(() => deserialize('{"x":{"$t":"Float16Array","v":""}}'), /unknown tag/);
 });
+
+test('a Date is written exactly as toISOString() writes it, for every year', () => {
+  const instants = [0, 1, 999, 86_399_999, 86_400_000, Date.UTC(2000, 1, 29, 23, 59, 59, 999), Date.UTC(2100, 2, 1), Date.UTC(1972, 1, 29),
+    Date.UTC(9999, 11, 31, 23, 59, 59, 999), Date.UTC(10000, 0, 1), -1, Date.UTC(1969, 11, 31, 23, 59, 59, 999), Date.UTC(-1, 0, 1),
+    8.64e15, -8.64e15, Date.UTC(2024, 11, 31, 12, 0, 0, 10), Date.UTC(2024, 0, 1, 0, 0, 0, 100)];
+  let seed = 42;
+  const random = (): number => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+    return seed / 2_147_483_648;
+  };
+  for (let i = 0; i < 20_000; i++) instants.push(Math.floor((random() * 2 - 0.2) * 253_402_300_800_000));
+  for (const t of instants) {
+    const d = new Date(t);
+    assert.equal(serialize(d), `{"$t":"Date","v":"${d.toISOString()}"}`, `instant ${t}`);
+  }
+});
