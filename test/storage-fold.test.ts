@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { RunTracker } from '../src/storage/tracker.js';
-import { Journal, readJournal, type JournalOp } from '../src/storage/journal.js';
+import { Journal, checkpointThreads, readJournal, type JournalOp } from '../src/storage/journal.js';
 import { Code, compactBoundary, expandOp } from '../src/storage/ops.js';
 import { getBackendInfo } from '../src/backend/load.js';
 import { rows, tempDir } from './fixtures/storage/tmp.js';
@@ -225,6 +225,39 @@ test('a checkpoint thread beside the fold thread copies the WAL into the databas
     const q = walProgress(managed);
     assert.ok(q.mxFrame > 0 && q.nBackfill === 0, `WAL checkpointed although the caller manages it: ${JSON.stringify(q)}`);
     b.close();
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('busy trackers of one database share one checkpoint thread, stopped with the last of them', { timeout: 60_000 }, async () => {
+  const t = tempDir();
+  try {
+    const file = t.file('shared.db');
+    const other = t.file('other.db');
+    const busy = (db: string, id: string): RunTracker => {
+      const tracker = new RunTracker(db, { foldThreadAfter: 0, autoFlushMs: 5 });
+      tracker.startRun({ runId: id, pipelineName: 'p' });
+      tracker.finishRun({ runId: id, status: 'completed' });
+      return tracker;
+    };
+    const trackers = [busy(file, 'a'), busy(file, 'b'), busy(file, 'c'), busy(other, 'd')];
+    const threads = checkpointThreads();
+    assert.deepEqual(threads.map((c) => [path.basename(c.file), c.users]).sort(), [['other.db', 1], ['shared.db', 3]]);
+    const worker = threads.find((c) => c.file.endsWith('shared.db'))!.worker;
+    let exited = false;
+    worker.once('exit', () => { exited = true; });
+    trackers[0]!.close();
+    trackers[1]!.close();
+    assert.deepEqual(checkpointThreads().map((c) => [path.basename(c.file), c.users]).sort(), [['other.db', 1], ['shared.db', 1]]);
+    assert.equal(exited, false, 'the checkpoint thread stays while a fold thread uses it');
+    trackers[2]!.close();
+    trackers[3]!.close();
+    assert.deepEqual(checkpointThreads(), []);
+    const deadline = Date.now() + 10_000;
+    while (!exited && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(exited, 'the checkpoint thread ended with the last tracker of its database');
+    assert.equal(rows(file, 'SELECT count(*) AS n FROM pipelines')[0]!.n, 3);
   } finally {
     t.cleanup();
   }

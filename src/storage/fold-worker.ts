@@ -12,8 +12,9 @@
  * journal file is longer than its lines), [4] this thread's state: 0 not started, 1 running (set
  * before it opens the database), 2 done with SQLite for good.
  *
- * The same script runs a second thread beside it, role `checkpoint`, that copies the WAL back
- * into the database file (`PRAGMA wal_checkpoint(PASSIVE)`) every `intervalMs`: run by whichever
+ * The same script runs the database's checkpoint thread, role `checkpoint` (one per database file
+ * in a process, shared by its fold threads), that copies the WAL back into the database file
+ * (`PRAGMA wal_checkpoint(PASSIVE)`) every `intervalMs`: run by whichever
  * commit crosses `wal_autocheckpoint`, that copy and its two fsyncs stalled the fold for ~7 ms per
  * MB of WAL (~70% of it waiting on the disk) while the backlog grew. A passive checkpoint never
  * blocks the fold's writes. The fold's own connection keeps an automatic checkpoint at 4× the usual

@@ -519,19 +519,23 @@ interface FoldWorker {
 }
 
 /**
- * A worker thread that folds one journal into SQLite (src/storage/fold-worker.ts), and, unless the
- * caller manages WAL checkpoints itself, a second one that checkpoints the WAL beside it. Neither
- * keeps the process alive; if the fold thread dies, the tracker folds on its own thread as before.
+ * A worker thread that folds one journal into SQLite (src/storage/fold-worker.ts) and, unless the
+ * caller manages WAL checkpoints itself, uses the database's checkpoint thread (one per database
+ * file, started by its first fold thread, stopped with its last). Neither keeps the process alive;
+ * if the fold thread dies, the tracker folds on its own thread as before.
  */
 export class FoldThread {
   private readonly cells: BigInt64Array;
   private readonly fold: FoldWorker;
-  private readonly checkpoint: FoldWorker | undefined;
+  private readonly dbPath: string;
+  /** Set while this fold thread uses the database's shared checkpoint thread. */
+  private checkpointUser: CheckpointUser | undefined;
   alive = true;
 
   /** `checkpointMs`: interval of the checkpoint thread (undefined: no such thread). */
   constructor(journal: Journal, dbPath: string, intervalMs: number, openOptions: OpenDbOptions, onError: (error: WpipeError) => void,
     checkpointMs?: number) {
+    this.dbPath = dbPath;
     const base = { dbPath, dir: journal.dir, owner: journal.owner, openOptions, checkpointer: checkpointMs !== undefined };
     const report = (m: { message: string; code?: string; sqliteCode?: string }, who: string): void => {
       onError(new WpipeError('WPIPE_ERR_STORAGE', `${who} of ${dbPath}: ${m.message}`, { details: { file: dbPath, sqliteCode: m.sqliteCode, code: m.code } }));
@@ -546,9 +550,8 @@ export class FoldThread {
     });
     this.cells = this.fold.cells;
     if (checkpointMs !== undefined) {
-      // Its failure only costs speed: the fold's connection still checkpoints (a backstop).
-      this.checkpoint = spawnFoldWorker({ ...base, role: 'checkpoint', intervalMs: checkpointMs }, (m) => report(m, 'checkpoint thread'),
-        (error) => onError(journalError(error, 'the checkpoint thread', dbPath)), () => {});
+      this.checkpointUser = { onError };
+      acquireCheckpointer(dbPath, { ...base, role: 'checkpoint', intervalMs: checkpointMs }, this.checkpointUser);
     }
   }
 
@@ -592,7 +595,12 @@ export class FoldThread {
    */
   stop(waitMs = STOP_WAIT_MS): void {
     this.alive = false;
-    const workers = this.checkpoint ? [this.fold, this.checkpoint] : [this.fold];
+    const workers = [this.fold];
+    if (this.checkpointUser) {
+      const last = releaseCheckpointer(this.dbPath, this.checkpointUser);
+      if (last) workers.push(last);
+      this.checkpointUser = undefined;
+    }
     for (const w of workers) {
       Atomics.store(w.cells, 2, 1n);
       Atomics.notify(w.cells, 2);
@@ -603,6 +611,48 @@ export class FoldThread {
       if (left > 0 && !w.exited && Atomics.load(w.cells, 4) === 1n) Atomics.wait(w.cells, 4, 1n, left);
     }
   }
+}
+
+/** A fold thread using a database's checkpoint thread, and where that thread's errors go. */
+interface CheckpointUser {
+  onError: (error: WpipeError) => void;
+}
+
+/**
+ * The checkpoint thread of each database with a live fold thread in this thread: one per file,
+ * however many busy trackers write it (their fold threads register as users).
+ */
+const checkpointers = new Map<string, { worker: FoldWorker; users: Set<CheckpointUser> }>();
+
+function acquireCheckpointer(dbPath: string, data: Omit<FoldWorkerData, 'shared'>, user: CheckpointUser): void {
+  let entry = checkpointers.get(dbPath);
+  if (entry === undefined || entry.worker.exited) {
+    const users = new Set<CheckpointUser>();
+    // Errors go to one live user. A failure here only costs speed: every fold's connection still
+    // checkpoints at a larger size (a backstop).
+    const report = (error: WpipeError): void => {
+      users.values().next().value?.onError(error);
+    };
+    const worker = spawnFoldWorker(data, (m) => {
+      report(new WpipeError('WPIPE_ERR_STORAGE', `checkpoint thread of ${dbPath}: ${m.message}`, { details: { file: dbPath, sqliteCode: m.sqliteCode, code: m.code } }));
+    }, (error) => report(journalError(error, 'the checkpoint thread', dbPath)), () => {});
+    entry = { worker, users };
+    checkpointers.set(dbPath, entry);
+  }
+  entry.users.add(user);
+}
+
+/** @internal The live checkpoint threads of this thread's trackers (tests). */
+export function checkpointThreads(): { file: string; users: number; worker: Worker }[] {
+  return [...checkpointers].map(([file, e]) => ({ file, users: e.users.size, worker: e.worker.worker }));
+}
+
+/** Drops a user; the last one stops the thread and gets it back, to wait for it. */
+function releaseCheckpointer(dbPath: string, user: CheckpointUser): FoldWorker | undefined {
+  const entry = checkpointers.get(dbPath);
+  if (entry === undefined || !entry.users.delete(user) || entry.users.size > 0) return undefined;
+  checkpointers.delete(dbPath);
+  return entry.worker;
 }
 
 /** Starts one fold-worker.ts thread with its own shared cells (see that module). */
