@@ -258,6 +258,24 @@ test('busy trackers of one database share one checkpoint thread, stopped with th
     while (!exited && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.ok(exited, 'the checkpoint thread ended with the last tracker of its database');
     assert.equal(rows(file, 'SELECT count(*) AS n FROM pipelines')[0]!.n, 3);
+
+    // A checkpoint thread that dies costs nothing but speed; the next busy tracker starts another.
+    const e = busy(file, 'e');
+    const dying = checkpointThreads()[0]!.worker;
+    await dying.terminate();
+    for (let i = 0; i < 50; i++) {
+      e.startRun({ runId: `e${i}`, pipelineName: 'p' });
+      e.finishRun({ runId: `e${i}`, status: 'completed' });
+    }
+    const f = busy(file, 'f');
+    const fresh = checkpointThreads().find((c) => c.file.endsWith('shared.db'))!;
+    assert.notEqual(fresh.worker, dying);
+    assert.equal(fresh.users, 1, 'users of the dead thread do not count for the new one');
+    e.close();
+    assert.equal(checkpointThreads().length, 1, 'a user of the dead thread does not stop the new one');
+    f.close();
+    assert.deepEqual(checkpointThreads(), []);
+    assert.equal(rows(file, 'SELECT count(*) AS n FROM pipelines')[0]!.n, 55);
   } finally {
     t.cleanup();
   }

@@ -158,16 +158,20 @@ class Checkpointer {
   readonly db: StorageDb = openDb(data.dbPath, { ...data.openOptions, busyTimeoutMs: 10 });
 
   run(): void {
+    let failing = false;
     while (!stopping()) {
       Atomics.wait(cells, 2, 0n, data.intervalMs);
       if (stopping()) break;
       try {
         // PASSIVE: copies what no reader still needs, never waits for a lock, never blocks a writer.
         this.db.raw.pragma('wal_checkpoint(PASSIVE)');
+        failing = false;
       } catch (error) {
-        // Another connection checkpointing right now is no failure: the next round catches up.
+        // Another connection checkpointing right now is no failure: the next round catches up. A
+        // real failure is reported once, not every round, until a checkpoint succeeds again.
         const code = String((error as { code?: unknown } | null)?.code ?? '');
-        if (!stopping() && !code.startsWith('SQLITE_BUSY') && !code.startsWith('SQLITE_LOCKED')) report(error);
+        if (!stopping() && !failing && !code.startsWith('SQLITE_BUSY') && !code.startsWith('SQLITE_LOCKED')) report(error);
+        failing = true;
       }
     }
     this.db.close();

@@ -97,7 +97,8 @@ export interface RunTrackerOptions extends OpenDbOptions {
    * Journal appends after which a worker thread takes over folding the journal into SQLite, so the
    * thread running pipelines only pays for the appends (default 256: a busy tracker gets one, a
    * tracker that records a few runs does not). `0`: from the first append; `Infinity`: never.
-   * A second thread beside it checkpoints the WAL, unless `walAutocheckpoint` is given.
+   * The database's checkpoint thread (one per file in this process, shared by its busy trackers)
+   * copies the WAL back beside it, unless `walAutocheckpoint` is given.
    */
   foldThreadAfter?: number;
   /**
@@ -422,7 +423,7 @@ const MAX_QUEUE_RUN_MODE = 10_000;
  */
 const MAX_FOLD_LAG_BYTES = 16 * 1024 * 1024;
 const FOLD_WAIT_MS = 2_000;
-/** How often the checkpoint thread beside a fold thread copies the WAL into the database file. */
+/** How often a database's checkpoint thread copies the WAL into the database file. */
 const CHECKPOINT_INTERVAL_MS = 100;
 
 const SQL = {
