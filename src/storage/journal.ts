@@ -550,8 +550,15 @@ export class FoldThread {
     });
     this.cells = this.fold.cells;
     if (checkpointMs !== undefined) {
-      this.checkpointUser = { onError };
-      acquireCheckpointer(dbPath, { ...base, role: 'checkpoint', intervalMs: checkpointMs }, this.checkpointUser);
+      const user = { onError };
+      try {
+        acquireCheckpointer(dbPath, { ...base, role: 'checkpoint', intervalMs: checkpointMs }, user);
+        this.checkpointUser = user;
+      } catch (error) {
+        // The fold thread runs: it must not be left behind unstopped. Without a checkpoint thread,
+        // its connection's backstop checkpoints.
+        onError(journalError(error, 'starting the checkpoint thread', dbPath));
+      }
     }
   }
 
