@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { RunTracker } from '../src/storage/tracker.js';
-import { Journal, checkpointThreads, readJournal, type JournalOp } from '../src/storage/journal.js';
+import { Journal, databaseThreads, readJournal, type JournalOp } from '../src/storage/journal.js';
 import { Code, compactBoundary, expandOp } from '../src/storage/ops.js';
 import { getBackendInfo } from '../src/backend/load.js';
 import { rows, tempDir } from './fixtures/storage/tmp.js';
@@ -230,52 +230,65 @@ test('a checkpoint thread beside the fold thread copies the WAL into the databas
   }
 });
 
-test('busy trackers of one database share one checkpoint thread, stopped with the last of them', { timeout: 60_000 }, async () => {
+test('busy trackers of one database share its fold and checkpoint threads, stopped with the last of them', { timeout: 60_000 }, async () => {
   const t = tempDir();
   try {
     const file = t.file('shared.db');
     const other = t.file('other.db');
-    const busy = (db: string, id: string): RunTracker => {
+    const runs = (tracker: RunTracker, prefix: string, n: number): void => {
+      for (let i = 0; i < n; i++) {
+        tracker.startRun({ runId: `${prefix}${i}`, pipelineName: 'p' });
+        const s = tracker.startStep({ runId: `${prefix}${i}`, name: 's' });
+        tracker.finishStep({ stepId: s, status: 'completed' });
+        tracker.finishRun({ runId: `${prefix}${i}`, status: 'completed' });
+      }
+    };
+    const busy = (db: string, prefix: string): RunTracker => {
       const tracker = new RunTracker(db, { foldThreadAfter: 0, autoFlushMs: 5 });
-      tracker.startRun({ runId: id, pipelineName: 'p' });
-      tracker.finishRun({ runId: id, status: 'completed' });
+      runs(tracker, prefix, 1);
       return tracker;
     };
+    const summary = (): [string, number][] => databaseThreads().map((d): [string, number] => [path.basename(d.file), d.users]).sort();
     const trackers = [busy(file, 'a'), busy(file, 'b'), busy(file, 'c'), busy(other, 'd')];
-    const threads = checkpointThreads();
-    assert.deepEqual(threads.map((c) => [path.basename(c.file), c.users]).sort(), [['other.db', 1], ['shared.db', 3]]);
-    const worker = threads.find((c) => c.file.endsWith('shared.db'))!.worker;
-    let exited = false;
-    worker.once('exit', () => { exited = true; });
+    assert.deepEqual(summary(), [['other.db', 1], ['shared.db', 3]]);
+    const shared = databaseThreads().find((d) => d.file.endsWith('shared.db'))!;
+    assert.ok(shared.checkpoint, 'a checkpoint thread beside the fold thread');
+    let exited = 0;
+    shared.fold.once('exit', () => { exited++; });
+    shared.checkpoint.once('exit', () => { exited++; });
+    // The one fold thread folds every tracker's journal (they flush by waiting for it).
+    trackers.forEach((tracker, i) => runs(tracker, `more${i}-`, 20));
+    for (const tracker of trackers) tracker.flush();
+    assert.equal(rows(file, 'SELECT count(*) AS n FROM pipelines')[0]!.n, 63);
+    assert.equal(trackers.reduce((n, tracker) => n + tracker.stats.foldedWrites, 0), 0, 'no tracker had to fold on its own thread');
     trackers[0]!.close();
     trackers[1]!.close();
-    assert.deepEqual(checkpointThreads().map((c) => [path.basename(c.file), c.users]).sort(), [['other.db', 1], ['shared.db', 1]]);
-    assert.equal(exited, false, 'the checkpoint thread stays while a fold thread uses it');
+    assert.deepEqual(summary(), [['other.db', 1], ['shared.db', 1]]);
+    runs(trackers[2]!, 'after', 5); // still folded by the shared thread
+    trackers[2]!.flush();
+    assert.equal(rows(file, "SELECT count(*) AS n FROM pipelines WHERE id LIKE 'after%'")[0]!.n, 5);
+    assert.equal(exited, 0, 'the threads stay while a tracker uses them');
     trackers[2]!.close();
     trackers[3]!.close();
-    assert.deepEqual(checkpointThreads(), []);
+    assert.deepEqual(databaseThreads(), []);
     const deadline = Date.now() + 10_000;
-    while (!exited && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    assert.ok(exited, 'the checkpoint thread ended with the last tracker of its database');
-    assert.equal(rows(file, 'SELECT count(*) AS n FROM pipelines')[0]!.n, 3);
+    while (exited < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(exited, 2, 'both threads ended with the last tracker of their database');
+    assert.equal(rows(file, 'SELECT count(*) AS n FROM pipelines')[0]!.n, 68);
 
     // A checkpoint thread that dies costs nothing but speed; the next busy tracker starts another.
     const e = busy(file, 'e');
-    const dying = checkpointThreads()[0]!.worker;
+    const dying = databaseThreads()[0]!.checkpoint!;
     await dying.terminate();
-    for (let i = 0; i < 50; i++) {
-      e.startRun({ runId: `e${i}`, pipelineName: 'p' });
-      e.finishRun({ runId: `e${i}`, status: 'completed' });
-    }
+    runs(e, 'e-', 50);
     const f = busy(file, 'f');
-    const fresh = checkpointThreads().find((c) => c.file.endsWith('shared.db'))!;
-    assert.notEqual(fresh.worker, dying);
-    assert.equal(fresh.users, 1, 'users of the dead thread do not count for the new one');
+    const fresh = databaseThreads()[0]!;
+    assert.ok(fresh.checkpoint && fresh.checkpoint !== dying);
+    assert.equal(fresh.users, 2);
     e.close();
-    assert.equal(checkpointThreads().length, 1, 'a user of the dead thread does not stop the new one');
     f.close();
-    assert.deepEqual(checkpointThreads(), []);
-    assert.equal(rows(file, 'SELECT count(*) AS n FROM pipelines')[0]!.n, 55);
+    assert.deepEqual(databaseThreads(), []);
+    assert.equal(rows(file, 'SELECT count(*) AS n FROM pipelines')[0]!.n, 120);
   } finally {
     t.cleanup();
   }

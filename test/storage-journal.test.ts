@@ -251,8 +251,8 @@ test('a fold thread that dies is noticed: the tracker folds on its own thread ag
       tracker.finishRun({ runId: id, status: 'completed' });
     };
     runOnce('before');
-    const thread = (tracker as unknown as { foldThread: { alive: boolean; fold: { worker: { terminate(): Promise<number> } } } }).foldThread;
-    await thread.fold.worker.terminate();
+    const thread = (tracker as unknown as { foldThread: { alive: boolean; worker: { terminate(): Promise<number> } } }).foldThread;
+    await thread.worker.terminate();
     assert.equal(thread.alive, false);
     const folds = tracker.stats.folds;
     for (let i = 0; i < 5; i++) runOnce(`after-${i}`);
@@ -272,7 +272,7 @@ test('lines written while a fold thread runs are read back from the file, not ke
   // The thread sleeps autoFlushMs between folds: here it never folds, so this thread's own fold
   // must read every line back from the journal file.
   const tracker = new RunTracker(db, { autoFlushMs: 600_000, foldThreadAfter: 0 });
-  const internals = tracker as unknown as { journaled: unknown[]; foldThread: { fold: { worker: { terminate(): Promise<number> } } } };
+  const internals = tracker as unknown as { journaled: unknown[]; foldThread: { worker: { terminate(): Promise<number> } } };
   try {
     for (let r = 0; r < 30; r++) {
       tracker.startRun({ runId: `f${r}`, pipelineName: 'p', input: { r } });
@@ -285,7 +285,7 @@ test('lines written while a fold thread runs are read back from the file, not ke
     // A run whose start is a file line and whose end is kept in memory (the thread died between).
     tracker.startRun({ runId: 'split', pipelineName: 'p' });
     const s = tracker.startStep({ runId: 'split', name: 'across' });
-    await internals.foldThread.fold.worker.terminate();
+    await internals.foldThread.worker.terminate();
     tracker.finishStep({ stepId: s, status: 'completed' });
     tracker.finishRun({ runId: 'split', status: 'completed' });
     tracker.flush();

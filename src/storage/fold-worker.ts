@@ -1,30 +1,34 @@
 /**
- * The fold thread of a busy tracker: moves journaled writes into SQLite so the thread running the
- * pipeline only pays for the journal appends (src/storage/journal.ts). Every `intervalMs` it opens a
- * write transaction, reads the journal's applied offset from `wpipe_journal`, reads the intact lines
- * after it straight from the journal file, applies them and records the new offset — the same steps
- * as recovery, so the tracker's own thread may fold too (before its reads, at close) and neither can
- * apply a line twice: whoever takes the write lock second finds the offset moved.
+ * The fold thread of a database: moves the journaled writes of this process's busy trackers of one
+ * database file into SQLite, so the threads running pipelines only pay for the journal appends
+ * (src/storage/journal.ts). Every `intervalMs` it opens ONE write transaction and, for each journal,
+ * reads its applied offset from `wpipe_journal`, reads the intact lines after it straight from the
+ * file, applies them and records the new offset — the same steps as recovery, so a tracker's own
+ * thread may fold too (before its reads, at close) and neither can apply a line twice: whoever
+ * takes the write lock second finds the offset moved. One thread and one commit per database,
+ * however many trackers write it (a thread per tracker had them queueing for the write lock).
  *
- * Shared cells (BigInt64Array): [0] the journal's generation (the tracker bumps it when it rotates
- * the file), [1] the folded offset packed as `generation << 32 | offset`, [2] stop, [3] the end of
- * the journal's lines packed the same way (published by the tracker after each append: a mapped
- * journal file is longer than its lines), [4] this thread's state: 0 not started, 1 running (set
- * before it opens the database), 2 done with SQLite for good.
+ * The thread's own cells (BigInt64Array): [2] stop (and the futex it sleeps on: a notify wakes it),
+ * [4] its state: 0 not started, 1 running (set before it opens the database), 2 done with SQLite for
+ * good. Each journal has cells of its own: [0] its generation (the tracker bumps it when it rotates
+ * the file), [1] the folded offset packed as `generation << 32 | offset`, [2] set by the tracker to
+ * have its journal back, [3] the end of its lines packed the same way (published by the tracker after
+ * each append: a mapped journal file is longer than its lines), [4] set by this thread once it has
+ * let go of the journal (never inside a transaction).
  *
  * The same script runs the database's checkpoint thread, role `checkpoint` (one per database file
- * in a process, shared by its fold threads), that copies the WAL back into the database file
+ * in a process, beside its fold thread), that copies the WAL back into the database file
  * (`PRAGMA wal_checkpoint(PASSIVE)`) every `intervalMs`: run by whichever
  * commit crosses `wal_autocheckpoint`, that copy and its two fsyncs stalled the fold for ~7 ms per
  * MB of WAL (~70% of it waiting on the disk) while the backlog grew. A passive checkpoint never
  * blocks the fold's writes. The fold's own connection keeps an automatic checkpoint at 4× the usual
- * size as a backstop, should this thread fall behind or die. Only cells [2] and [4] are used.
+ * size as a backstop, should this thread fall behind or die. It uses only its own cells.
  *
  * Started by {@link FoldThread} in journal.ts; never imported by the library's main thread.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { openDb, type OpenDbOptions, type StorageDb } from './db.js';
 import { readJournal } from './journal.js';
 import { JOURNAL_SQL, applyOps, applyOpsEach, isConstraint, prepareWrites } from './ops.js';
@@ -35,26 +39,59 @@ export interface FoldWorkerData {
   /** Whether a checkpoint thread runs beside the fold thread (role `fold` then keeps only a backstop). */
   checkpointer: boolean;
   dbPath: string;
-  dir: string;
-  owner: string;
+  /** The thread's own cells: [2] stop (and the futex that wakes it), [4] its state. */
   shared: SharedArrayBuffer;
   intervalMs: number;
   openOptions: OpenDbOptions;
+  /** Role `fold`: where journals to fold arrive ({@link AddJournal} messages). */
+  port?: MessagePort;
+}
+
+/** A journal for the fold thread to take on (sent on {@link FoldWorkerData.port}). */
+export interface AddJournal {
+  dir: string;
+  owner: string;
+  /** The journal's cells (see the module comment). */
+  shared: SharedArrayBuffer;
 }
 
 const data = workerData as FoldWorkerData;
 const cells = new BigInt64Array(data.shared);
 const stopping = (): boolean => Atomics.load(cells, 2) !== 0n;
 
-function report(error: unknown): void {
+function report(error: unknown, owner?: string): void {
   const e = error as { message?: unknown; code?: unknown; details?: { sqliteCode?: unknown } } | null;
-  parentPort?.postMessage({ message: String(e?.message ?? error), code: e?.code, sqliteCode: e?.details?.sqliteCode });
+  parentPort?.postMessage({ message: String(e?.message ?? error), code: e?.code, sqliteCode: e?.details?.sqliteCode, owner });
 }
 
 /** WAL size at which the fold's own commit checkpoints when a checkpoint thread runs beside it. */
 const BACKSTOP_CHECKPOINT_BYTES = 64 * 1024 * 1024;
 
-/** The thread's connection and statements, and what it folded last. */
+/** One journal this thread folds, and how far it had got. */
+interface Slot {
+  dir: string;
+  owner: string;
+  cells: BigInt64Array;
+  lastGen: number;
+  lastSize: number;
+}
+
+/** What one pass found in a journal: the file, and the offset its fold reached (-1: nothing). */
+interface SlotPass {
+  slot: Slot;
+  gen: number;
+  size: number;
+  name: string;
+  end: number;
+}
+
+/** Releases a slot: its tracker, waiting in FoldThread.stop, may now remove the journal. */
+function acknowledge(slot: Slot): void {
+  Atomics.store(slot.cells, 4, 1n);
+  Atomics.notify(slot.cells, 4);
+}
+
+/** The thread's connection and statements, and the journals it folds. */
 class Folder {
   // Short waits inside SQLite (busy retries happen in JS, which checks the stop flag between them):
   // the thread must be able to leave SQLite promptly when it is stopped (see FoldThread.stop).
@@ -62,74 +99,117 @@ class Folder {
   readonly writes = prepareWrites(this.db);
   readonly getApplied = this.db.prepare(JOURNAL_SQL.getJournalApplied);
   readonly setApplied = this.db.prepare(JOURNAL_SQL.setJournalApplied);
-  private lastGen = -1;
-  private lastSize = -1;
+  private slots: Slot[] = [];
 
   constructor() {
-    this.db.busyAbort = stopping;
+    // A busy wait also ends when a tracker asks for its journal back: it must not wait out another
+    // process's lock (the next pass folds the others).
+    this.db.busyAbort = () => stopping() || this.slots.some((slot) => Atomics.load(slot.cells, 2) !== 0n);
     if (data.checkpointer) {
       const pageSize = this.db.raw.pragma('page_size', { simple: true }) as number;
       this.db.raw.pragma(`wal_autocheckpoint = ${Math.ceil(BACKSTOP_CHECKPOINT_BYTES / pageSize)}`);
     }
   }
 
-  /** Folds what the journal holds now; returns true when it has caught up with the file. */
-  foldOnce(): boolean {
-    const gen = Number(Atomics.load(cells, 0));
-    const name = `${data.owner}.${gen}.log`;
-    const file = path.join(data.dir, name);
-    const published = Atomics.load(cells, 3);
+  /** Takes on newly sent journals and lets go of those whose trackers asked for them back. */
+  private admit(): void {
+    for (let m = data.port && receiveMessageOnPort(data.port); m; m = receiveMessageOnPort(data.port!)) {
+      const add = m.message as AddJournal;
+      this.slots.push({ dir: add.dir, owner: add.owner, cells: new BigInt64Array(add.shared), lastGen: -1, lastSize: -1 });
+    }
+    const keep: Slot[] = [];
+    for (const slot of this.slots) {
+      if (Atomics.load(slot.cells, 2) === 0n) keep.push(slot);
+      else acknowledge(slot);
+    }
+    this.slots = keep;
+  }
+
+  /** Where a journal's lines end now, or undefined when nothing changed since its last fold. */
+  private look(slot: Slot): SlotPass | undefined {
+    const gen = Number(Atomics.load(slot.cells, 0));
+    const name = `${slot.owner}.${gen}.log`;
+    const published = Atomics.load(slot.cells, 3);
     let size: number;
     if (Number(published >> 32n) === gen) {
       size = Number(published & 0xffffffffn);
     } else {
       try {
-        size = fs.statSync(file).size;
+        size = fs.statSync(path.join(slot.dir, name)).size;
       } catch {
-        return true; // rotated or closed meanwhile
+        return undefined; // rotated or closed meanwhile
       }
     }
-    if (gen === this.lastGen && size === this.lastSize) return true;
-    let end = -1;
-    const fold = (each: boolean): number => {
-      let dropped = 0;
-      const body = (): void => {
-        end = -1;
-        if (Number(Atomics.load(cells, 0)) !== gen) return; // rotated while waiting for the lock
-        const applied = (this.getApplied.get(name) as { applied: number } | undefined)?.applied ?? 0;
-        let contents;
-        try {
-          contents = readJournal(file, applied, size);
-        } catch (error) {
-          if ((error as { code?: unknown }).code === 'ENOENT') return;
-          throw error;
-        }
-        if (contents.end <= applied) {
-          end = applied;
-          return;
-        }
-        end = contents.end;
-        if (each) dropped = applyOpsEach(this.db, this.writes, contents.ops);
-        else applyOps(this.writes, contents.ops);
-        this.setApplied.run(name, contents.end, new Date().toISOString());
-      };
-      this.db.transaction(body);
-      return dropped;
-    };
+    if (gen === slot.lastGen && size === slot.lastSize) return undefined;
+    return { slot, gen, size, name, end: -1 };
+  }
+
+  /** Inside a transaction: applies a journal's lines past its recorded offset. Returns writes skipped. */
+  private foldSlot(pass: SlotPass, each: boolean): number {
+    pass.end = -1;
+    if (Number(Atomics.load(pass.slot.cells, 0)) !== pass.gen) return 0; // rotated while waiting for the lock
+    const applied = (this.getApplied.get(pass.name) as { applied: number } | undefined)?.applied ?? 0;
+    let contents;
     try {
-      fold(false);
+      contents = readJournal(path.join(pass.slot.dir, pass.name), applied, pass.size);
+    } catch (error) {
+      if ((error as { code?: unknown }).code === 'ENOENT') return 0;
+      throw error;
+    }
+    if (contents.end <= applied) {
+      pass.end = applied;
+      return 0;
+    }
+    pass.end = contents.end;
+    let dropped = 0;
+    if (each) dropped = applyOpsEach(this.db, this.writes, contents.ops);
+    else applyOps(this.writes, contents.ops);
+    this.setApplied.run(pass.name, contents.end, new Date().toISOString());
+    return dropped;
+  }
+
+  /**
+   * Folds what every journal holds now, all in ONE transaction (one commit however many trackers
+   * write this database); returns true when it has caught up with them. A write that breaks a
+   * constraint sends each journal through its own transaction, skipping only such writes.
+   */
+  foldAll(): boolean {
+    const passes: SlotPass[] = [];
+    for (const slot of this.slots) {
+      const pass = this.look(slot);
+      if (pass) passes.push(pass);
+    }
+    if (passes.length === 0) return true;
+    try {
+      this.db.transaction(() => {
+        for (const pass of passes) this.foldSlot(pass, false);
+      });
     } catch (error) {
       if (!isConstraint(error)) throw error;
-      const dropped = fold(true);
-      report(new Error(`${dropped} journaled write(s) of ${name} could not be applied (constraint) and were skipped`));
+      for (const pass of passes) {
+        try {
+          this.db.transaction(() => this.foldSlot(pass, false));
+        } catch (inner) {
+          if (!isConstraint(inner)) throw inner;
+          let dropped = 0;
+          this.db.transaction(() => {
+            dropped = this.foldSlot(pass, true);
+          });
+          report(new Error(`${dropped} journaled write(s) of ${pass.name} could not be applied (constraint) and were skipped`), pass.slot.owner);
+        }
+      }
     }
-    this.lastGen = gen;
-    this.lastSize = size;
-    if (end >= 0) {
-      Atomics.store(cells, 1, (BigInt(gen) << 32n) | BigInt(end));
-      Atomics.notify(cells, 1); // a tracker may be waiting for this fold (back-pressure)
+    let caughtUp = true;
+    for (const pass of passes) {
+      pass.slot.lastGen = pass.gen;
+      pass.slot.lastSize = pass.size;
+      if (pass.end >= 0) {
+        Atomics.store(pass.slot.cells, 1, (BigInt(pass.gen) << 32n) | BigInt(pass.end));
+        Atomics.notify(pass.slot.cells, 1); // a tracker may be waiting for this fold (back-pressure, flush)
+      }
+      if (pass.end >= 0 && pass.end < pass.size) caughtUp = false;
     }
-    return end < 0 || end >= size;
+    return caughtUp;
   }
 
   /**
@@ -138,18 +218,26 @@ class Folder {
    */
   run(): void {
     let caughtUp = true;
-    while (!stopping()) {
-      if (caughtUp) Atomics.wait(cells, 2, 0n, data.intervalMs);
-      if (stopping()) break;
-      try {
-        caughtUp = this.foldOnce();
-      } catch (error) {
-        caughtUp = true;
-        // A busy wait cut short because we are being stopped is no failure: the tracker folds the rest.
-        if (!stopping()) report(error);
+    try {
+      while (!stopping()) {
+        if (caughtUp) Atomics.wait(cells, 2, 0n, data.intervalMs);
+        if (stopping()) break;
+        this.admit();
+        try {
+          caughtUp = this.foldAll();
+        } catch (error) {
+          caughtUp = true;
+          // A busy wait cut short because we are stopped, or a tracker wants its journal back, is no
+          // failure: that tracker folds the rest itself.
+          const released = this.slots.some((slot) => Atomics.load(slot.cells, 2) !== 0n);
+          if (!stopping() && !released) report(error);
+        }
       }
+    } finally {
+      this.db.close();
+      for (const slot of this.slots) acknowledge(slot);
+      data.port?.close(); // else the open port keeps this thread alive
     }
-    this.db.close();
   }
 }
 

@@ -39,11 +39,11 @@ import crypto from 'node:crypto';
 import zlib from 'node:zlib';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type BetterSqlite3 from 'better-sqlite3';
 import { WpipeError } from '../errors.js';
 import type { OpenDbOptions, StorageDb } from './db.js';
-import type { FoldWorkerData } from './fold-worker.js';
+import type { AddJournal, FoldWorkerData } from './fold-worker.js';
 import { packageRoot } from '../paths.js';
 import { journalMapper } from '../backend/load.js';
 import type { JournalMapper } from '../backend/native.js';
@@ -511,55 +511,128 @@ function foldWorkerScript(): { script: string; eval: boolean } {
   return { script: `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(source)}); })`, eval: true };
 }
 
-/** One worker of a {@link FoldThread}: its shared cells and whether it has exited. */
+/** One fold-worker.ts thread: its own cells and whether it has exited. */
 interface FoldWorker {
   cells: BigInt64Array;
   worker: Worker;
   exited: boolean;
 }
 
+/** What a thread reports (src/storage/fold-worker.ts `report`): about one journal when `owner` is set. */
+interface WorkerReport {
+  message: string;
+  code?: string;
+  sqliteCode?: string;
+  owner?: string;
+}
+
 /**
- * A worker thread that folds one journal into SQLite (src/storage/fold-worker.ts) and, unless the
- * caller manages WAL checkpoints itself, uses the database's checkpoint thread (one per database
- * file, started by its first fold thread, stopped with its last). Neither keeps the process alive;
- * if the fold thread dies, the tracker folds on its own thread as before.
+ * The threads of one database file in this thread: its fold thread, the channel journals reach it
+ * by, its checkpoint thread (unless the first busy tracker manages checkpoints itself), and the
+ * {@link FoldThread}s using them by journal owner, with where their errors go.
+ */
+interface DbThreads {
+  fold: FoldWorker;
+  port: MessagePort;
+  checkpoint: FoldWorker | undefined;
+  users: Map<string, (error: WpipeError) => void>;
+  /** The fold thread raised an error (it is exiting). */
+  failed: boolean;
+}
+
+/** By database path. The first busy tracker of a database sets its threads' interval and options. */
+const dbThreads = new Map<string, DbThreads>();
+
+function threadsFor(dbPath: string, intervalMs: number, openOptions: OpenDbOptions, checkpointMs: number | undefined): DbThreads {
+  let t = dbThreads.get(dbPath);
+  if (t === undefined || t.failed || t.fold.exited) {
+    const { port1, port2 } = new MessageChannel();
+    port1.unref();
+    const users = new Map<string, (error: WpipeError) => void>();
+    const toUsers = (error: WpipeError, owner?: string): void => {
+      const one = owner === undefined ? undefined : users.get(owner);
+      if (one) one(error);
+      else for (const onError of users.values()) onError(error);
+    };
+    const asError = (m: WorkerReport, who: string): WpipeError =>
+      new WpipeError('WPIPE_ERR_STORAGE', `${who} of ${dbPath}: ${m.message}`, { details: { file: dbPath, sqliteCode: m.sqliteCode, code: m.code } });
+    const base = { dbPath, openOptions, checkpointer: checkpointMs !== undefined };
+    const created: DbThreads = {
+      fold: spawnFoldWorker({ ...base, role: 'fold', intervalMs, port: port2 }, [port2], (m) => toUsers(asError(m, 'fold thread'), m.owner), (error) => {
+        created.failed = true;
+        toUsers(journalError(error, 'the fold thread', dbPath));
+      }),
+      port: port1,
+      checkpoint: undefined,
+      users,
+      failed: false,
+    };
+    t = created;
+    dbThreads.set(dbPath, t);
+  }
+  if (checkpointMs !== undefined && (t.checkpoint === undefined || t.checkpoint.exited)) {
+    const users = t.users;
+    try {
+      // Its failure only costs speed: the fold's connection still checkpoints (a backstop).
+      t.checkpoint = spawnFoldWorker({ dbPath, openOptions, checkpointer: true, role: 'checkpoint', intervalMs: checkpointMs }, [], (m) => {
+        const error = new WpipeError('WPIPE_ERR_STORAGE', `checkpoint thread of ${dbPath}: ${m.message}`, { details: { file: dbPath, sqliteCode: m.sqliteCode, code: m.code } });
+        users.values().next().value?.(error);
+      }, (error) => users.values().next().value?.(journalError(error, 'the checkpoint thread', dbPath)));
+    } catch (error) {
+      // The fold thread runs and must stay owned (stopped later); the backstop checkpoints.
+      users.values().next().value?.(journalError(error, 'starting the checkpoint thread', dbPath));
+    }
+  }
+  return t;
+}
+
+/** @internal This thread's database threads (tests). */
+export function databaseThreads(): { file: string; users: number; fold: Worker; checkpoint: Worker | undefined }[] {
+  return [...dbThreads].map(([file, t]) => ({ file, users: t.users.size, fold: t.fold.worker, checkpoint: t.checkpoint?.worker }));
+}
+
+/** Sets a thread's stop flag and wakes it. */
+function stopWorker(w: FoldWorker): void {
+  Atomics.store(w.cells, 2, 1n);
+  Atomics.notify(w.cells, 2);
+}
+
+/**
+ * One tracker's use of its database's fold thread (src/storage/fold-worker.ts): the journal's cells,
+ * through which the tracker publishes its lines and learns what is folded. The fold thread, and the
+ * checkpoint thread beside it unless the caller manages WAL checkpoints itself, are shared by every
+ * busy tracker of the database in this thread: started by the first, stopped with the last. They
+ * never keep the process alive; if the fold thread dies, each tracker folds on its own thread again.
  */
 export class FoldThread {
   private readonly cells: BigInt64Array;
-  private readonly fold: FoldWorker;
+  private readonly threads: DbThreads;
   private readonly dbPath: string;
-  /** Set while this fold thread uses the database's shared checkpoint thread. */
-  private checkpointUser: CheckpointUser | undefined;
-  alive = true;
+  private readonly owner: string;
+  private stopped = false;
 
-  /** `checkpointMs`: interval of the checkpoint thread (undefined: no such thread). */
+  /** `checkpointMs`: interval of the checkpoint thread (undefined: none, the caller manages checkpoints). */
   constructor(journal: Journal, dbPath: string, intervalMs: number, openOptions: OpenDbOptions, onError: (error: WpipeError) => void,
     checkpointMs?: number) {
     this.dbPath = dbPath;
-    const base = { dbPath, dir: journal.dir, owner: journal.owner, openOptions, checkpointer: checkpointMs !== undefined };
-    const report = (m: { message: string; code?: string; sqliteCode?: string }, who: string): void => {
-      onError(new WpipeError('WPIPE_ERR_STORAGE', `${who} of ${dbPath}: ${m.message}`, { details: { file: dbPath, sqliteCode: m.sqliteCode, code: m.code } }));
-    };
-    this.fold = spawnFoldWorker({ ...base, role: 'fold', intervalMs }, (m) => report(m, 'fold thread'), (error) => {
-      this.alive = false;
-      onError(journalError(error, 'the fold thread', dbPath));
-    }, () => {
-      this.alive = false;
-    }, (cells) => {
-      cells[0] = BigInt(journal.generation);
-    });
-    this.cells = this.fold.cells;
-    if (checkpointMs !== undefined) {
-      const user = { onError };
-      try {
-        acquireCheckpointer(dbPath, { ...base, role: 'checkpoint', intervalMs: checkpointMs }, user);
-        this.checkpointUser = user;
-      } catch (error) {
-        // The fold thread runs: it must not be left behind unstopped. Without a checkpoint thread,
-        // its connection's backstop checkpoints.
-        onError(journalError(error, 'starting the checkpoint thread', dbPath));
-      }
-    }
+    this.owner = journal.owner;
+    const shared = new SharedArrayBuffer(5 * 8);
+    this.cells = new BigInt64Array(shared);
+    this.cells[0] = BigInt(journal.generation);
+    this.threads = threadsFor(dbPath, intervalMs, openOptions, checkpointMs);
+    this.threads.users.set(this.owner, onError);
+    this.threads.port.postMessage({ dir: journal.dir, owner: journal.owner, shared } satisfies AddJournal);
+    Atomics.notify(this.threads.fold.cells, 2);
+  }
+
+  /** Whether the fold thread folds this journal (false once stopped, or when the thread died). */
+  get alive(): boolean {
+    return !this.stopped && !this.threads.failed && !this.threads.fold.exited;
+  }
+
+  /** @internal The database's fold thread (tests). */
+  get worker(): Worker {
+    return this.threads.fold.worker;
   }
 
   /** Tells the thread the journal moved to a new file. */
@@ -578,7 +651,7 @@ export class FoldThread {
    */
   waitFolded(gen: number, offset: number, timeoutMs: number): boolean {
     const deadline = performance.now() + timeoutMs;
-    Atomics.notify(this.cells, 2); // wake the thread if it sleeps between folds
+    Atomics.notify(this.threads.fold.cells, 2); // wake the thread if it sleeps between folds
     for (;;) {
       const v = Atomics.load(this.cells, 1);
       if (Number(v >> 32n) === gen && Number(v & 0xffffffffn) >= offset) return true;
@@ -595,86 +668,55 @@ export class FoldThread {
   }
 
   /**
-   * Asks the thread to finish and waits (at most `waitMs`) until it is out of SQLite for good: a
-   * thread terminated inside a SQLite call — which is what process exit does to a worker — aborts
-   * the process (better-sqlite3 cannot throw into a terminating isolate). A thread that has not
-   * started yet is not waited for: it sees the stop flag before it opens the database.
+   * Takes the journal back from the fold thread, waiting (at most `waitMs`) until the thread is done
+   * with it: the tracker may then fold the rest and remove it. The last user stops the database's
+   * threads and waits until they are out of SQLite for good: a thread terminated inside a SQLite
+   * call — which is what process exit does to a worker — aborts the process (better-sqlite3 cannot
+   * throw into a terminating isolate). A thread that has not started is not waited for: it sees
+   * the flags before it opens the database.
    */
   stop(waitMs = STOP_WAIT_MS): void {
-    this.alive = false;
-    const workers = [this.fold];
-    if (this.checkpointUser) {
-      const last = releaseCheckpointer(this.dbPath, this.checkpointUser);
-      if (last) workers.push(last);
-      this.checkpointUser = undefined;
-    }
-    for (const w of workers) {
-      Atomics.store(w.cells, 2, 1n);
-      Atomics.notify(w.cells, 2);
-    }
+    if (this.stopped) return;
+    this.stopped = true;
+    Atomics.store(this.cells, 2, 1n);
+    const t = this.threads;
+    t.users.delete(this.owner);
     const deadline = performance.now() + waitMs;
-    for (const w of workers) {
-      const left = deadline - performance.now();
-      if (left > 0 && !w.exited && Atomics.load(w.cells, 4) === 1n) Atomics.wait(w.cells, 4, 1n, left);
-    }
-  }
-}
-
-/** A fold thread using a database's checkpoint thread, and where that thread's errors go. */
-interface CheckpointUser {
-  onError: (error: WpipeError) => void;
-}
-
-/**
- * The checkpoint thread of each database with a live fold thread in this thread: one per file,
- * however many busy trackers write it (their fold threads register as users).
- */
-const checkpointers = new Map<string, { worker: FoldWorker; users: Set<CheckpointUser> }>();
-
-function acquireCheckpointer(dbPath: string, data: Omit<FoldWorkerData, 'shared'>, user: CheckpointUser): void {
-  let entry = checkpointers.get(dbPath);
-  if (entry === undefined || entry.worker.exited) {
-    const users = new Set<CheckpointUser>();
-    // Errors go to one live user. A failure here only costs speed: every fold's connection still
-    // checkpoints at a larger size (a backstop).
-    const report = (error: WpipeError): void => {
-      users.values().next().value?.onError(error);
+    const waitWhile = (cells: BigInt64Array, index: number, value: bigint, also: () => boolean = () => true): void => {
+      for (;;) {
+        const left = deadline - performance.now();
+        if (left <= 0 || Atomics.load(cells, index) !== value || !also()) return;
+        Atomics.wait(cells, index, value, Math.min(left, 50));
+      }
     };
-    const worker = spawnFoldWorker(data, (m) => {
-      report(new WpipeError('WPIPE_ERR_STORAGE', `checkpoint thread of ${dbPath}: ${m.message}`, { details: { file: dbPath, sqliteCode: m.sqliteCode, code: m.code } }));
-    }, (error) => report(journalError(error, 'the checkpoint thread', dbPath)), () => {});
-    entry = { worker, users };
-    checkpointers.set(dbPath, entry);
+    const fold = t.fold;
+    if (t.users.size === 0) {
+      if (dbThreads.get(this.dbPath) === t) dbThreads.delete(this.dbPath);
+      const workers = t.checkpoint ? [fold, t.checkpoint] : [fold];
+      for (const w of workers) stopWorker(w);
+      for (const w of workers) if (!w.exited) waitWhile(w.cells, 4, 1n);
+      return;
+    }
+    // Others still use the thread: wait until it has let go of this journal (it does between folds),
+    // unless it is not running (not started: it will let go at once; done: it holds nothing).
+    Atomics.notify(fold.cells, 2);
+    if (!fold.exited) waitWhile(this.cells, 4, 0n, () => Atomics.load(fold.cells, 4) === 1n);
   }
-  entry.users.add(user);
 }
 
-/** @internal The live checkpoint threads of this thread's trackers (tests). */
-export function checkpointThreads(): { file: string; users: number; worker: Worker }[] {
-  return [...checkpointers].map(([file, e]) => ({ file, users: e.users.size, worker: e.worker.worker }));
-}
-
-/** Drops a user; the last one stops the thread and gets it back, to wait for it. */
-function releaseCheckpointer(dbPath: string, user: CheckpointUser): FoldWorker | undefined {
-  const entry = checkpointers.get(dbPath);
-  if (entry === undefined || !entry.users.delete(user) || entry.users.size > 0) return undefined;
-  checkpointers.delete(dbPath);
-  return entry.worker;
-}
-
-/** Starts one fold-worker.ts thread with its own shared cells (see that module). */
-function spawnFoldWorker(data: Omit<FoldWorkerData, 'shared'>, onMessage: (m: { message: string; code?: string; sqliteCode?: string }) => void,
-  onError: (error: Error) => void, onExit: () => void, init?: (cells: BigInt64Array) => void): FoldWorker {
+/** Starts one fold-worker.ts thread with its own cells (see that module). */
+function spawnFoldWorker(data: Omit<FoldWorkerData, 'shared'>, transfer: MessagePort[], onMessage: (m: WorkerReport) => void,
+  onError: (error: Error) => void): FoldWorker {
   const shared = new SharedArrayBuffer(5 * 8);
-  init?.(new BigInt64Array(shared));
   const script = foldWorkerScript();
-  const worker = new Worker(script.script, { eval: script.eval, workerData: { ...data, shared } satisfies FoldWorkerData, execArgv: [], stdout: false, stderr: false });
+  const worker = new Worker(script.script, {
+    eval: script.eval, workerData: { ...data, shared } satisfies FoldWorkerData, transferList: transfer, execArgv: [], stdout: false, stderr: false,
+  });
   const handle: FoldWorker = { cells: new BigInt64Array(shared), worker, exited: false };
   worker.on('message', onMessage);
   worker.on('error', onError);
   worker.on('exit', () => {
     handle.exited = true;
-    onExit();
   });
   // After the listeners: attaching a 'message' listener refs the worker's port again.
   worker.unref();
