@@ -195,6 +195,17 @@ for (const durability of ['step', 'run'] as const) {
     row('10-step Pipeline.run with trackingDb (default durability)', async_, base, `${perSecond(async_)}; target ≥ 5,000/s`, backend);
     await tracked.close();
     await trackedAsync.close();
+    // Four pipelines of one service recording into one database, runs taken in turn: one fold
+    // thread folds the four journals, one commit per pass.
+    const sharedDb = freshFile();
+    const four = [0, 1, 2, 3].map((i) => new Pipeline({ pipelineName: `bench-${i}`, trackingDb: sharedDb }).setSteps(steps));
+    for (const p of four) p.runSync(input);
+    const fourRuns = await measure(() => {
+      for (let i = 0; i < SUSTAINED; i++) consume(four[i & 3]!.runSync(input));
+      for (const p of four) trackerOf(p).flush();
+    }, SUSTAINED, SUSTAINED_MS, 5);
+    row('10-step Pipeline.runSync, 4 pipelines sharing one trackingDb (runs in turn)', fourRuns, sync, perSecond(fourRuns), backend);
+    for (const p of four) await p.close();
   }
   if (savedBackend === undefined) delete process.env.WPIPE_BACKEND;
   else process.env.WPIPE_BACKEND = savedBackend;
