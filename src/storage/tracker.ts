@@ -95,9 +95,10 @@ export interface RunTrackerOptions extends OpenDbOptions {
   journal?: boolean;
   /**
    * Journal appends after which a worker thread takes over folding the journal into SQLite, so the
-   * thread running pipelines only pays for the appends (default 256: a busy tracker gets one, a
-   * tracker that records a few runs does not). `0`: from the first append; `Infinity`: never.
-   * The database's checkpoint thread (one per file in this process, shared by its busy trackers)
+   * thread running pipelines only pays for the appends (default 256: a busy tracker hands its
+   * journal over, a tracker that records a few runs does not). `0`: from the first append;
+   * `Infinity`: never. The worker is the database's fold thread, one per file in this thread,
+   * shared by its busy trackers (the first sets its interval and options); a checkpoint thread
    * copies the WAL back beside it, unless `walAutocheckpoint` is given.
    */
   foldThreadAfter?: number;
