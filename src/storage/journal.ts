@@ -543,7 +543,11 @@ interface DbThreads {
 /** By database path. The first busy tracker of a database sets its threads' interval and options. */
 const dbThreads = new Map<string, DbThreads>();
 
-function threadsFor(dbPath: string, intervalMs: number, openOptions: OpenDbOptions, checkpointMs: number | undefined): DbThreads {
+function threadsFor(dbPath: string, intervalMs: number, openOptions: OpenDbOptions, checkpointMs: number | undefined,
+  onError: (error: WpipeError) => void): DbThreads {
+  const asError = (m: WorkerReport, who: string): WpipeError =>
+    new WpipeError('WPIPE_ERR_STORAGE', `${who} of ${dbPath}: ${m.message}`, { details: { file: dbPath, sqliteCode: m.sqliteCode, code: m.code } });
+  const base = { dbPath, openOptions, checkpointer: checkpointMs !== undefined };
   let t = dbThreads.get(dbPath);
   if (t === undefined || t.failed || t.fold.exited) {
     const { port1, port2 } = new MessageChannel();
@@ -552,11 +556,8 @@ function threadsFor(dbPath: string, intervalMs: number, openOptions: OpenDbOptio
     const toUsers = (error: WpipeError, owner?: string): void => {
       const one = owner === undefined ? undefined : users.get(owner);
       if (one) one(error);
-      else for (const onError of users.values()) onError(error);
+      else for (const report of users.values()) report(error);
     };
-    const asError = (m: WorkerReport, who: string): WpipeError =>
-      new WpipeError('WPIPE_ERR_STORAGE', `${who} of ${dbPath}: ${m.message}`, { details: { file: dbPath, sqliteCode: m.sqliteCode, code: m.code } });
-    const base = { dbPath, openOptions, checkpointer: checkpointMs !== undefined };
     const created: DbThreads = {
       fold: spawnFoldWorker({ ...base, role: 'fold', intervalMs, port: port2 }, [port2], (m) => toUsers(asError(m, 'fold thread'), m.owner), (error) => {
         created.failed = true;
@@ -571,16 +572,16 @@ function threadsFor(dbPath: string, intervalMs: number, openOptions: OpenDbOptio
     dbThreads.set(dbPath, t);
   }
   if (checkpointMs !== undefined && (t.checkpoint === undefined || t.checkpoint.exited)) {
+    // Its errors go to one user. Its failure only costs speed: the fold's connection still
+    // checkpoints, at a larger size (a backstop).
     const users = t.users;
+    const toOne = (error: WpipeError): void => (users.values().next().value ?? onError)(error);
     try {
-      // Its failure only costs speed: the fold's connection still checkpoints (a backstop).
-      t.checkpoint = spawnFoldWorker({ dbPath, openOptions, checkpointer: true, role: 'checkpoint', intervalMs: checkpointMs }, [], (m) => {
-        const error = new WpipeError('WPIPE_ERR_STORAGE', `checkpoint thread of ${dbPath}: ${m.message}`, { details: { file: dbPath, sqliteCode: m.sqliteCode, code: m.code } });
-        users.values().next().value?.(error);
-      }, (error) => users.values().next().value?.(journalError(error, 'the checkpoint thread', dbPath)));
+      t.checkpoint = spawnFoldWorker({ ...base, role: 'checkpoint', intervalMs: checkpointMs }, [], (m) => toOne(asError(m, 'checkpoint thread')),
+        (error) => toOne(journalError(error, 'the checkpoint thread', dbPath)));
     } catch (error) {
-      // The fold thread runs and must stay owned (stopped later); the backstop checkpoints.
-      users.values().next().value?.(journalError(error, 'starting the checkpoint thread', dbPath));
+      // The fold thread runs and must stay owned (stopped with its last user).
+      onError(journalError(error, 'starting the checkpoint thread', dbPath));
     }
   }
   return t;
@@ -619,7 +620,7 @@ export class FoldThread {
     const shared = new SharedArrayBuffer(5 * 8);
     this.cells = new BigInt64Array(shared);
     this.cells[0] = BigInt(journal.generation);
-    this.threads = threadsFor(dbPath, intervalMs, openOptions, checkpointMs);
+    this.threads = threadsFor(dbPath, intervalMs, openOptions, checkpointMs, onError);
     this.threads.users.set(this.owner, onError);
     this.threads.port.postMessage({ dir: journal.dir, owner: journal.owner, shared } satisfies AddJournal);
     Atomics.notify(this.threads.fold.cells, 2);
