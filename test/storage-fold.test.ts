@@ -87,11 +87,13 @@ test('the journal appends through the backend getBackendInfo() names, and lines 
     assert.equal(journal.mapped, capability.backend === 'native', JSON.stringify(capability));
     if (process.env.WPIPE_BACKEND === 'native') assert.equal(journal.mapped, true, 'native backend: the journal is mapped');
     if (process.env.WPIPE_BACKEND === 'js' || process.env.WPIPE_BACKEND === 'wasm') assert.equal(journal.mapped, false);
-    // 6 MiB of lines, among them one bigger than a whole 4 MiB window, and non-ASCII text.
+    // 6 MiB of lines, among them one bigger than a whole 4 MiB window, lines around the 64 KiB a
+    // write(2) line is put together in, and non-ASCII text.
     const written: JournalOp[] = [];
-    const big = 'x'.repeat(5 * 1024 * 1024);
+    const big = `${'x'.repeat(5 * 1024 * 1024)}ü✓`;
+    const sized = (i: number): string => (i === 1500 ? big : i % 500 === 7 ? '✓'.repeat(21_840 + (i % 3)) : `ünïcödé ${i} ✓`);
     for (let i = 0; i < 3000; i++) {
-      const op: JournalOp = [Code.InsertEvent, `run-${i}`, null, 'note', i === 1500 ? big : `ünïcödé ${i} ✓`, null, null, null, '2026-01-01T00:00:00.000Z'];
+      const op: JournalOp = [Code.InsertEvent, `run-${i}`, null, 'note', sized(i), null, null, null, '2026-01-01T00:00:00.000Z'];
       journal.append([op]);
       written.push(op);
     }
@@ -101,6 +103,7 @@ test('the journal appends through the backend getBackendInfo() names, and lines 
     assert.equal(read.end, journal.offset, 'the lines end where the journal says');
     assert.equal(read.ops.length, written.length);
     assert.deepEqual(read.ops[1500], written[1500]);
+    for (let i = 7; i < 3000; i += 500) assert.deepEqual(read.ops[i], written[i]);
     assert.deepEqual(read.ops.slice(-3), written.slice(-3));
     // Reading from an offset in the middle, and only up to a given end.
     const half = readJournal(log, 0, Math.floor(journal.offset / 2));

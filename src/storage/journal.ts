@@ -59,6 +59,28 @@ const HEADER_PREFIX = 'wpipe-journal 1 ';
 /** A journal is started afresh (the old one removed once folded) past this size. */
 export const ROTATE_BYTES = 64 * 1024 * 1024;
 
+/** Where a line is put together before its write(2) (appends on one thread never overlap). */
+const LINE_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * Encodes one journal line into `into` at `at` (room for `10 + 3 * json.length` bytes) and returns
+ * its length. The body goes first, then its checksum and newline: a process killed half-way through
+ * a copy into the mapped window leaves a line that fails its checksum (or starts with zeros), which
+ * readers treat as the end.
+ */
+function encodeLine(into: Buffer, at: number, json: string): number {
+  const n = into.write(json, at + 9, 'utf8');
+  let crc = zlib.crc32(into.subarray(at + 9, at + 9 + n)) >>> 0;
+  for (let i = at + 7; i >= at; i--) {
+    const d = crc & 15;
+    into[i] = d < 10 ? 48 + d : 87 + d;
+    crc >>>= 4;
+  }
+  into[at + 8] = 32;
+  into[at + 9 + n] = 10;
+  return n + 10;
+}
+
 /** Journal owner ids alive in this thread, never probed as orphans. */
 const liveOwners = new Set<string>();
 
@@ -221,9 +243,10 @@ export class Journal {
     const json = JSON.stringify(ops);
     try {
       if (this.window !== undefined && this.appendMapped(json)) return;
-      const line = `${(zlib.crc32(json) >>> 0).toString(16).padStart(8, '0')} ${json}\n`;
-      const written = fs.writeSync(this.fd, line);
-      const expected = Buffer.byteLength(line);
+      // A line too long for the shared buffer (a large checkpoint) gets one of its own, not kept.
+      const into = 10 + json.length * 3 <= LINE_BUFFER.length ? LINE_BUFFER : Buffer.allocUnsafe(10 + Buffer.byteLength(json));
+      const expected = encodeLine(into, 0, json);
+      const written = fs.writeSync(this.fd, into, 0, expected);
       if (written !== expected) throw new Error(`short write: ${written} of ${expected} bytes`);
       this.offset += written;
     } catch (error) {
@@ -232,11 +255,7 @@ export class Journal {
     }
   }
 
-  /**
-   * The line's body first, then its checksum and newline: a process killed half-way leaves a line
-   * that fails its checksum (or starts with zeros), which readers treat as the end. Returns false
-   * when the line needs a new window that cannot be mapped.
-   */
+  /** Copies the line into the mapped window. Returns false when it needs a window that cannot be mapped. */
   private appendMapped(json: string): boolean {
     let at = this.offset - this.windowStart;
     if (at + 10 + json.length * 3 > this.window!.length) {
@@ -247,17 +266,7 @@ export class Journal {
         at = this.offset - this.windowStart;
       }
     }
-    const w = this.window!;
-    const n = w.write(json, at + 9, 'utf8');
-    let crc = zlib.crc32(w.subarray(at + 9, at + 9 + n)) >>> 0;
-    for (let i = at + 7; i >= at; i--) {
-      const d = crc & 15;
-      w[i] = d < 10 ? 48 + d : 87 + d;
-      crc >>>= 4;
-    }
-    w[at + 8] = 32;
-    w[at + 9 + n] = 10;
-    this.offset += n + 10;
+    this.offset += encodeLine(this.window!, at, json);
     return true;
   }
 
