@@ -87,11 +87,11 @@ test('the journal appends through the backend getBackendInfo() names, and lines 
     assert.equal(journal.mapped, capability.backend === 'native', JSON.stringify(capability));
     if (process.env.WPIPE_BACKEND === 'native') assert.equal(journal.mapped, true, 'native backend: the journal is mapped');
     if (process.env.WPIPE_BACKEND === 'js' || process.env.WPIPE_BACKEND === 'wasm') assert.equal(journal.mapped, false);
-    // 6 MiB of lines, among them one bigger than a whole 4 MiB window, lines around the 64 KiB a
-    // write(2) line is put together in, and non-ASCII text.
+    // 6 MiB of lines, among them one bigger than a whole 4 MiB window, lines just inside and just
+    // past the 64 KiB buffer a write(2) line is put together in (3 bytes a '✓'), and non-ASCII text.
     const written: JournalOp[] = [];
     const big = `${'x'.repeat(5 * 1024 * 1024)}ü✓`;
-    const sized = (i: number): string => (i === 1500 ? big : i % 500 === 7 ? '✓'.repeat(21_840 + (i % 3)) : `ünïcödé ${i} ✓`);
+    const sized = (i: number): string => (i === 1500 ? big : i % 500 === 7 ? '✓'.repeat(i % 1000 === 7 ? 21_700 : 21_900) : `ünïcödé ${i} ✓`);
     for (let i = 0; i < 3000; i++) {
       const op: JournalOp = [Code.InsertEvent, `run-${i}`, null, 'note', sized(i), null, null, null, '2026-01-01T00:00:00.000Z'];
       journal.append([op]);
