@@ -266,6 +266,57 @@ test('a fold thread that dies is noticed: the tracker folds on its own thread ag
   }
 });
 
+test('a fold thread whose folds keep failing reports the failure once, not every round, and folds everything once it can again', { timeout: 60_000 }, async () => {
+  const t = tempDir();
+  const db = t.file('failing-fold.db');
+  const errors: string[] = [];
+  const tracker = new RunTracker(db, { autoFlushMs: 2, foldThreadAfter: 0, onError: (e) => errors.push(e.message) });
+  const other = new Database(db);
+  const until = async (done: () => boolean, what: string): Promise<void> => {
+    const deadline = Date.now() + 30_000;
+    while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(done(), what);
+  };
+  const runOnce = (id: string): void => {
+    tracker.startRun({ runId: id, pipelineName: 'p' });
+    const s = tracker.startStep({ runId: id, name: 's' });
+    tracker.finishStep({ stepId: s, status: 'completed' });
+    tracker.finishRun({ runId: id, status: 'completed' });
+  };
+  const completed = (): number => rows(db, "SELECT count(*) AS n FROM pipelines WHERE status = 'completed'")[0]!.n as number;
+  try {
+    runOnce('before');
+    await until(() => completed() === 1, 'the fold thread folds');
+    // A trigger calling a function no connection has: every fold's INSERT into pipelines fails
+    // (SQLITE_ERROR, not a constraint, so nothing can be skipped).
+    other.exec('CREATE TRIGGER wpipe_test_fail BEFORE INSERT ON pipelines BEGIN SELECT no_such_function(); END');
+    runOnce('during-1');
+    await until(() => errors.length > 0, 'the failure is reported');
+    for (let i = 2; i <= 5; i++) {
+      runOnce(`during-${i}`);
+      await new Promise((r) => setTimeout(r, 60)); // ~30 fold rounds each
+    }
+    assert.equal(errors.length, 1, `reported once, not ${errors.length} times`);
+    assert.match(errors[0]!, /no_such_function/);
+    assert.equal(completed(), 1);
+    other.exec('DROP TRIGGER wpipe_test_fail');
+    await until(() => completed() === 6, 'everything journaled meanwhile is folded');
+    // Failing again after a success is a new failure: reported again.
+    other.exec('CREATE TRIGGER wpipe_test_fail BEFORE INSERT ON pipelines BEGIN SELECT no_such_function(); END');
+    runOnce('again');
+    await until(() => errors.length === 2, 'a new failure is reported');
+    other.exec('DROP TRIGGER wpipe_test_fail');
+    tracker.flush();
+    assert.equal(completed(), 7);
+    assert.equal(errors.length, 2);
+  } finally {
+    other.exec('DROP TRIGGER IF EXISTS wpipe_test_fail');
+    other.close();
+    tracker.close();
+    t.cleanup();
+  }
+});
+
 test('lines written while a fold thread runs are read back from the file, not kept in memory; a run split across a dying thread folds whole', { timeout: 60_000 }, async () => {
   const t = tempDir();
   const db = t.file('file-lines.db');

@@ -64,6 +64,24 @@ function report(error: unknown, owner?: string): void {
   parentPort?.postMessage({ message: String(e?.message ?? error), code: e?.code, sqliteCode: e?.details?.sqliteCode, owner });
 }
 
+/**
+ * A failure that repeats every round (a full disk, a broken schema) is reported once, when it
+ * starts, not every few milliseconds until it ends: `failed` reports the first failure of a streak,
+ * `succeeded` ends the streak.
+ */
+function failureStreak(): { failed: (error: unknown) => void; succeeded: () => void } {
+  let failing = false;
+  return {
+    failed: (error) => {
+      if (!failing) report(error);
+      failing = true;
+    },
+    succeeded: () => {
+      failing = false;
+    },
+  };
+}
+
 /** WAL size at which the fold's own commit checkpoints when a checkpoint thread runs beside it. */
 const BACKSTOP_CHECKPOINT_BYTES = 64 * 1024 * 1024;
 
@@ -218,6 +236,7 @@ class Folder {
    */
   run(): void {
     let caughtUp = true;
+    const streak = failureStreak();
     try {
       while (!stopping()) {
         if (caughtUp) Atomics.wait(cells, 2, 0n, data.intervalMs);
@@ -225,12 +244,13 @@ class Folder {
         this.admit();
         try {
           caughtUp = this.foldAll();
+          streak.succeeded();
         } catch (error) {
           caughtUp = true;
           // A busy wait cut short because we are stopped, or a tracker wants its journal back, is no
           // failure: that tracker folds the rest itself.
           const released = this.slots.some((slot) => Atomics.load(slot.cells, 2) !== 0n);
-          if (!stopping() && !released) report(error);
+          if (!stopping() && !released) streak.failed(error);
         }
       }
     } finally {
@@ -246,20 +266,18 @@ class Checkpointer {
   readonly db: StorageDb = openDb(data.dbPath, { ...data.openOptions, busyTimeoutMs: 10 });
 
   run(): void {
-    let failing = false;
+    const streak = failureStreak();
     while (!stopping()) {
       Atomics.wait(cells, 2, 0n, data.intervalMs);
       if (stopping()) break;
       try {
         // PASSIVE: copies what no reader still needs, never waits for a lock, never blocks a writer.
         this.db.raw.pragma('wal_checkpoint(PASSIVE)');
-        failing = false;
+        streak.succeeded();
       } catch (error) {
-        // Another connection checkpointing right now is no failure: the next round catches up. A
-        // real failure is reported once, not every round, until a checkpoint succeeds again.
+        // Another connection checkpointing right now is no failure: the next round catches up.
         const code = String((error as { code?: unknown } | null)?.code ?? '');
-        if (!stopping() && !failing && !code.startsWith('SQLITE_BUSY') && !code.startsWith('SQLITE_LOCKED')) report(error);
-        failing = true;
+        if (!stopping() && !code.startsWith('SQLITE_BUSY') && !code.startsWith('SQLITE_LOCKED')) streak.failed(error);
       }
     }
     this.db.close();
