@@ -85,7 +85,10 @@ export interface RunTrackerOptions extends OpenDbOptions {
   workerName?: string;
   /** Upper bound, in ms, on how long a queued write with no following boundary waits (default 10). */
   autoFlushMs?: number;
-  /** Receives errors of background flushes (timer, process exit); default: a process warning. */
+  /**
+   * Receives errors of background folds (timer, fold thread, process exit); a fold thread whose
+   * every round fails reports the failure once, when it starts. Default: a process warning.
+   */
   onError?: (error: WpipeError) => void;
   /**
    * Make commit points durable through the step journal (default true for a database in a file):
