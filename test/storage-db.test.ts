@@ -208,6 +208,31 @@ test('StorageDb.wrap adopts a caller-owned connection and leaves it open', () =>
   }
 });
 
+test('a statement that failed against a schema another connection broke works again as soon as it is mended', () => {
+  const t = tempDir();
+  const file = t.file('schema.db');
+  const db = openDb(file);
+  try {
+    db.raw.exec('CREATE TABLE things (id INTEGER PRIMARY KEY)');
+    const insert = db.prepare('INSERT INTO things (id) VALUES (?)');
+    db.transaction(() => insert.run(1));
+    const other = new Database(file);
+    // The cached statement is recompiled with the trigger, which calls a function nobody has.
+    other.exec('CREATE TRIGGER broken BEFORE INSERT ON things BEGIN SELECT no_such_function(); END');
+    for (const id of [2, 3]) {
+      assert.throws(() => db.transaction(() => insert.run(id)), (e: WpipeError) => e.code === 'WPIPE_ERR_STORAGE' && e.details.sqliteCode === 'SQLITE_ERROR');
+    }
+    other.exec('DROP TRIGGER broken');
+    other.close();
+    // SQLite alone would fail here until something made this connection reload its schema.
+    db.transaction(() => insert.run(4));
+    assert.deepEqual(db.raw.prepare('SELECT id FROM things ORDER BY id').pluck().all(), [1, 4]);
+  } finally {
+    db.close();
+    t.cleanup();
+  }
+});
+
 test('page size: new files get 1 KiB pages and a 16 MiB autocheckpoint; existing files keep theirs', () => {
   const t = tempDir();
   try {

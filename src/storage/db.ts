@@ -143,6 +143,14 @@ export class StorageDb {
   private refs = 1;
   private readonly owned: boolean;
   private closed = false;
+  /**
+   * Set when a transaction failed with a plain `SQLITE_ERROR`, which is what a statement gets when
+   * another connection changed the schema under it (a trigger, a dropped table, a migration): the
+   * statement is recompiled against this connection's cached schema, and if that fails it keeps
+   * failing, even once the schema is mended, until something makes the connection reload it. The
+   * next transaction does that first (a read of `sqlite_schema` checks the schema's version).
+   */
+  private schemaSuspect = false;
 
   /** @internal Use {@link openDb} or {@link StorageDb.wrap}. */
   constructor(file: string, raw: Database, busyDeadlineMs: number, owned: boolean) {
@@ -221,10 +229,16 @@ export class StorageDb {
     this.beginImmediate();
     let result: T;
     try {
+      if (this.schemaSuspect) {
+        this.prepare('SELECT 1 FROM sqlite_schema LIMIT 0').get();
+        this.schemaSuspect = false;
+      }
       result = fn();
     } catch (error) {
       if (raw.inTransaction) this.rollback.run();
-      throw storageError(error, 'transaction', this.path);
+      const wrapped = storageError(error, 'transaction', this.path);
+      if (wrapped.details.sqliteCode === 'SQLITE_ERROR') this.schemaSuspect = true;
+      throw wrapped;
     }
     try {
       this.commit.run();
