@@ -64,21 +64,25 @@ function report(error: unknown, owner?: string): void {
   parentPort?.postMessage({ message: String(e?.message ?? error), code: e?.code, sqliteCode: e?.details?.sqliteCode, owner });
 }
 
+/** The longest pause between rounds while every round fails. */
+const MAX_FAILING_PAUSE_MS = 1000;
+
 /**
  * A failure that repeats every round (a full disk, a broken schema) is reported once, when it
- * starts, not every few milliseconds until it ends: `failed` reports the first failure of a streak,
- * `succeeded` ends the streak.
+ * starts, not every few milliseconds until it ends, and rounds back off while it lasts (a tracker
+ * that needs a fold wakes the thread anyway): `failed` counts a failure, `succeeded` ends the
+ * streak, `pauseMs` is the pause before the next round.
  */
-function failureStreak(): { failed: (error: unknown) => void; succeeded: () => void } {
-  let failing = false;
+function failureStreak(intervalMs: number): { failed: (error: unknown) => void; succeeded: () => void; pauseMs: () => number } {
+  let failures = 0;
   return {
     failed: (error) => {
-      if (!failing) report(error);
-      failing = true;
+      if (failures++ === 0) report(error);
     },
     succeeded: () => {
-      failing = false;
+      failures = 0;
     },
+    pauseMs: () => (failures === 0 ? intervalMs : Math.min(MAX_FAILING_PAUSE_MS, Math.max(intervalMs, intervalMs * 2 ** Math.min(failures, 16)))),
   };
 }
 
@@ -236,10 +240,10 @@ class Folder {
    */
   run(): void {
     let caughtUp = true;
-    const streak = failureStreak();
+    const streak = failureStreak(data.intervalMs);
     try {
       while (!stopping()) {
-        if (caughtUp) Atomics.wait(cells, 2, 0n, data.intervalMs);
+        if (caughtUp) Atomics.wait(cells, 2, 0n, streak.pauseMs());
         if (stopping()) break;
         this.admit();
         try {
@@ -266,9 +270,9 @@ class Checkpointer {
   readonly db: StorageDb = openDb(data.dbPath, { ...data.openOptions, busyTimeoutMs: 10 });
 
   run(): void {
-    const streak = failureStreak();
+    const streak = failureStreak(data.intervalMs);
     while (!stopping()) {
-      Atomics.wait(cells, 2, 0n, data.intervalMs);
+      Atomics.wait(cells, 2, 0n, streak.pauseMs());
       if (stopping()) break;
       try {
         // PASSIVE: copies what no reader still needs, never waits for a lock, never blocks a writer.
