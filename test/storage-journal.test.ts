@@ -294,7 +294,7 @@ test('a fold thread whose folds keep failing reports the failure once, not every
     await until(() => errors.length > 0, 'the failure is reported');
     for (let i = 2; i <= 5; i++) {
       runOnce(`during-${i}`);
-      await new Promise((r) => setTimeout(r, 60)); // ~30 fold rounds each
+      await new Promise((r) => setTimeout(r, 60)); // fold rounds fail meanwhile
     }
     assert.equal(errors.length, 1, `reported once, not ${errors.length} times`);
     assert.match(errors[0]!, /no_such_function/);
@@ -313,6 +313,67 @@ test('a fold thread whose folds keep failing reports the failure once, not every
     other.exec('DROP TRIGGER IF EXISTS wpipe_test_fail');
     other.close();
     tracker.close();
+    t.cleanup();
+  }
+});
+
+test('a fold that fails for a reason that does not pass (a broken schema) keeps the journaled writes: they fold once it can, or replay at the next open', { timeout: 60_000 }, async () => {
+  const t = tempDir();
+  const db = t.file('broken-fold.db');
+  const errors: string[] = [];
+  const open = (): RunTracker => new RunTracker(db, { foldThreadAfter: Infinity, onError: (e) => errors.push(e.message) });
+  const runOnce = (tracker: RunTracker, id: string): void => {
+    tracker.startRun({ runId: id, pipelineName: 'p' });
+    const s = tracker.startStep({ runId: id, name: 's' });
+    tracker.finishStep({ stepId: s, status: 'completed' });
+    tracker.finishRun({ runId: id, status: 'completed' });
+  };
+  const completed = (): number => rows(db, "SELECT count(*) AS n FROM pipelines WHERE status = 'completed'")[0]!.n as number;
+  const breakSchema = (): void => {
+    const other = new Database(db);
+    other.exec('CREATE TRIGGER wpipe_test_fail BEFORE INSERT ON pipelines BEGIN SELECT no_such_function(); END');
+    other.close();
+  };
+  const mendSchema = (): void => {
+    const other = new Database(db);
+    other.exec('DROP TRIGGER IF EXISTS wpipe_test_fail');
+    other.close();
+  };
+  try {
+    let tracker = open();
+    runOnce(tracker, 'before');
+    tracker.flush();
+    breakSchema();
+    runOnce(tracker, 'during-1');
+    assert.throws(() => tracker.flush(), /no_such_function/);
+    runOnce(tracker, 'during-2');
+    assert.throws(() => tracker.flush(), /no_such_function/);
+    assert.equal(completed(), 1);
+    mendSchema();
+    tracker.flush();
+    assert.equal(completed(), 3, 'the writes of the failed folds were kept');
+    // Broken until the process ends: close() cannot fold, the journal stays, the next open replays it.
+    breakSchema();
+    runOnce(tracker, 'at-exit');
+    assert.throws(() => tracker.close(), /no_such_function/);
+    mendSchema();
+    tracker = open();
+    assert.equal(tracker.getRun('at-exit')?.status, 'completed', 'replayed when the database is opened next');
+    tracker.close();
+    assert.equal(completed(), 4);
+    assert.deepEqual(fs.existsSync(`${db}.wpipe-journal`) ? fs.readdirSync(`${db}.wpipe-journal`) : [], []);
+    // Without a journal, a boundary whose commit fails throws, and its writes wait in memory.
+    tracker = new RunTracker(db, { journal: false });
+    runOnce(tracker, 'no-journal-before');
+    breakSchema();
+    tracker.startRun({ runId: 'no-journal', pipelineName: 'p' });
+    assert.throws(() => tracker.startStep({ runId: 'no-journal', name: 's' }), /no_such_function/);
+    mendSchema();
+    tracker.flush();
+    assert.equal(rows(db, "SELECT status FROM pipelines WHERE id = 'no-journal'")[0]?.status, 'running');
+    tracker.close();
+  } finally {
+    mendSchema();
     t.cleanup();
   }
 });

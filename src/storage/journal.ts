@@ -297,6 +297,22 @@ export class Journal {
   /** Removes the journal (call after the last fold committed it): log, lock and, if empty, the folder. */
   close(): void {
     if (this.closed) return;
+    fs.rmSync(path.join(this.dir, this.name), { force: true });
+    this.release();
+    fs.rmSync(path.join(this.dir, `${this.owner}.lock`), { force: true });
+    try {
+      fs.rmdirSync(this.dir);
+    } catch {
+      // other journals still live there
+    }
+  }
+
+  /**
+   * Lets go of the journal but leaves its log, for when what it holds could not be folded: the log
+   * is then an orphan, which the next tracker to open the database replays.
+   */
+  release(): void {
+    if (this.closed) return;
     this.closed = true;
     liveOwners.delete(this.owner);
     this.unmapWindow();
@@ -305,14 +321,7 @@ export class Journal {
     } catch {
       // already closed
     }
-    fs.rmSync(path.join(this.dir, this.name), { force: true });
     this.lock.close();
-    fs.rmSync(path.join(this.dir, `${this.owner}.lock`), { force: true });
-    try {
-      fs.rmdirSync(this.dir);
-    } catch {
-      // other journals still live there
-    }
   }
 }
 

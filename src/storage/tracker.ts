@@ -1264,18 +1264,22 @@ export class RunTracker {
     } catch (error) {
       const wrapped = storageError(error, 'commit of run history', db.path);
       if (wrapped.details.droppedWrites !== undefined) throw wrapped;
-      const code = String(wrapped.details.sqliteCode ?? '');
-      if (!/^SQLITE_(BUSY|IOERR|FULL|CANTOPEN|PROTOCOL|NOMEM)/.test(code)) {
-        // Would fail again forever: drop them (they stay in the journal for a post-mortem).
-        wrapped.details.droppedWrites = this.unfolded.length + this.journaledOps + this.fileLines;
-        this.unfolded = [];
+      // Whatever the cause (a lock held too long, a full disk, a read-only file, a schema someone
+      // changed), nothing the journal holds is dropped: its lines stay in its file, not in memory,
+      // and the next fold reads them back from what SQLite has applied (if none succeeds, the next
+      // open replays them). Writes in no journal wait in memory, up to the queue's bound.
+      if (journal) {
+        this.fileLines += this.journaledOps;
         this.journaled = [];
         this.journaledOps = 0;
-        this.fileFrom = this.fileTo = this.journalHandle?.offset ?? 0;
-        this.fileLines = 0;
-      } else {
-        pendingTrackers.add(this); // transient: everything stays for the next fold
+        this.fileFrom = 0;
+        this.fileTo = journal.offset;
       }
+      if (this.unfolded.length >= MAX_QUEUE_RUN_MODE) {
+        wrapped.details.droppedWrites = this.unfolded.length;
+        this.unfolded = [];
+      }
+      pendingTrackers.add(this); // everything kept is folded by a later flush, or at exit
       throw wrapped;
     } finally {
       this.unfoldedRunIds.clear();
@@ -1477,7 +1481,14 @@ export class RunTracker {
       }
     } finally {
       this.closed = true;
-      this.stopFoldThread(); // also when the last fold failed (the journal stays for the next open)
+      this.stopFoldThread(); // also when the last fold failed
+      if (this.journalHandle) {
+        // The last fold failed: the journal's log stays for the next open to replay.
+        this.journalHandle.release();
+        this.journalHandle = undefined;
+        this.unregisterPending?.();
+        this.unregisterPending = undefined;
+      }
       if (this.timer) clearTimeout(this.timer);
       this.timer = undefined;
       pendingTrackers.delete(this);
