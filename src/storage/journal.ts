@@ -297,8 +297,9 @@ export class Journal {
   /** Removes the journal (call after the last fold committed it): log, lock and, if empty, the folder. */
   close(): void {
     if (this.closed) return;
+    this.closeLog();
     fs.rmSync(path.join(this.dir, this.name), { force: true });
-    this.release();
+    this.lock.close(); // only now may another process take it for an orphan
     fs.rmSync(path.join(this.dir, `${this.owner}.lock`), { force: true });
     try {
       fs.rmdirSync(this.dir);
@@ -313,6 +314,11 @@ export class Journal {
    */
   release(): void {
     if (this.closed) return;
+    this.closeLog();
+    this.lock.close();
+  }
+
+  private closeLog(): void {
     this.closed = true;
     liveOwners.delete(this.owner);
     this.unmapWindow();
@@ -321,7 +327,6 @@ export class Journal {
     } catch {
       // already closed
     }
-    this.lock.close();
   }
 }
 
