@@ -16,6 +16,14 @@ const Database = require('better-sqlite3') as typeof import('better-sqlite3');
 const child = fileURLToPath(new URL('./fixtures/storage/journal-child.ts', import.meta.url));
 const lockHolder = fileURLToPath(new URL('./fixtures/storage/lock-holder.mjs', import.meta.url));
 
+/** Records one completed run of one step. */
+function runOneStep(tracker: RunTracker, id: string): void {
+  tracker.startRun({ runId: id, pipelineName: 'p' });
+  const s = tracker.startStep({ runId: id, name: 's' });
+  tracker.finishStep({ stepId: s, status: 'completed' });
+  tracker.finishRun({ runId: id, status: 'completed' });
+}
+
 /** Starts the 'kill' child and resolves once its journal holds everything (it printed 'ready'). */
 function startChild(db: string): Promise<{ kill: () => Promise<void> }> {
   return new Promise((resolve, reject) => {
@@ -244,18 +252,12 @@ test('a fold thread that dies is noticed: the tracker folds on its own thread ag
   const errors: string[] = [];
   const tracker = new RunTracker(db, { autoFlushMs: 5, foldThreadAfter: 0, onError: (e) => errors.push(e.message) });
   try {
-    const runOnce = (id: string): void => {
-      tracker.startRun({ runId: id, pipelineName: 'p' });
-      const s = tracker.startStep({ runId: id, name: 's' });
-      tracker.finishStep({ stepId: s, status: 'completed' });
-      tracker.finishRun({ runId: id, status: 'completed' });
-    };
-    runOnce('before');
+    runOneStep(tracker, 'before');
     const thread = (tracker as unknown as { foldThread: { alive: boolean; worker: { terminate(): Promise<number> } } }).foldThread;
     await thread.worker.terminate();
     assert.equal(thread.alive, false);
     const folds = tracker.stats.folds;
-    for (let i = 0; i < 5; i++) runOnce(`after-${i}`);
+    for (let i = 0; i < 5; i++) runOneStep(tracker, `after-${i}`);
     const deadline = Date.now() + 10_000;
     while (tracker.stats.folds === folds && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     assert.ok(tracker.stats.folds > folds, 'the timer folded on this thread');
@@ -277,23 +279,17 @@ test('a fold thread whose folds keep failing reports the failure once, not every
     while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     assert.ok(done(), what);
   };
-  const runOnce = (id: string): void => {
-    tracker.startRun({ runId: id, pipelineName: 'p' });
-    const s = tracker.startStep({ runId: id, name: 's' });
-    tracker.finishStep({ stepId: s, status: 'completed' });
-    tracker.finishRun({ runId: id, status: 'completed' });
-  };
   const completed = (): number => rows(db, "SELECT count(*) AS n FROM pipelines WHERE status = 'completed'")[0]!.n as number;
   try {
-    runOnce('before');
+    runOneStep(tracker, 'before');
     await until(() => completed() === 1, 'the fold thread folds');
     // A trigger calling a function no connection has: every fold's INSERT into pipelines fails
     // (SQLITE_ERROR, not a constraint, so nothing can be skipped).
     other.exec('CREATE TRIGGER wpipe_test_fail BEFORE INSERT ON pipelines BEGIN SELECT no_such_function(); END');
-    runOnce('during-1');
+    runOneStep(tracker, 'during-1');
     await until(() => errors.length > 0, 'the failure is reported');
     for (let i = 2; i <= 5; i++) {
-      runOnce(`during-${i}`);
+      runOneStep(tracker, `during-${i}`);
       await new Promise((r) => setTimeout(r, 60)); // fold rounds fail meanwhile
     }
     assert.equal(errors.length, 1, `reported once, not ${errors.length} times`);
@@ -303,7 +299,7 @@ test('a fold thread whose folds keep failing reports the failure once, not every
     await until(() => completed() === 6, 'everything journaled meanwhile is folded');
     // Failing again after a success is a new failure: reported again.
     other.exec('CREATE TRIGGER wpipe_test_fail BEFORE INSERT ON pipelines BEGIN SELECT no_such_function(); END');
-    runOnce('again');
+    runOneStep(tracker, 'again');
     await until(() => errors.length === 2, 'a new failure is reported');
     other.exec('DROP TRIGGER wpipe_test_fail');
     tracker.flush();
@@ -322,12 +318,6 @@ test('a fold that fails for a reason that does not pass (a broken schema) keeps 
   const db = t.file('broken-fold.db');
   const errors: string[] = [];
   const open = (): RunTracker => new RunTracker(db, { foldThreadAfter: Infinity, onError: (e) => errors.push(e.message) });
-  const runOnce = (tracker: RunTracker, id: string): void => {
-    tracker.startRun({ runId: id, pipelineName: 'p' });
-    const s = tracker.startStep({ runId: id, name: 's' });
-    tracker.finishStep({ stepId: s, status: 'completed' });
-    tracker.finishRun({ runId: id, status: 'completed' });
-  };
   const completed = (): number => rows(db, "SELECT count(*) AS n FROM pipelines WHERE status = 'completed'")[0]!.n as number;
   const breakSchema = (): void => {
     const other = new Database(db);
@@ -341,12 +331,12 @@ test('a fold that fails for a reason that does not pass (a broken schema) keeps 
   };
   try {
     let tracker = open();
-    runOnce(tracker, 'before');
+    runOneStep(tracker, 'before');
     tracker.flush();
     breakSchema();
-    runOnce(tracker, 'during-1');
+    runOneStep(tracker, 'during-1');
     assert.throws(() => tracker.flush(), /no_such_function/);
-    runOnce(tracker, 'during-2');
+    runOneStep(tracker, 'during-2');
     assert.throws(() => tracker.flush(), /no_such_function/);
     assert.equal(completed(), 1);
     mendSchema();
@@ -354,7 +344,7 @@ test('a fold that fails for a reason that does not pass (a broken schema) keeps 
     assert.equal(completed(), 3, 'the writes of the failed folds were kept');
     // Broken until the process ends: close() cannot fold, the journal stays, the next open replays it.
     breakSchema();
-    runOnce(tracker, 'at-exit');
+    runOneStep(tracker, 'at-exit');
     assert.throws(() => tracker.close(), /no_such_function/);
     mendSchema();
     tracker = open();
@@ -364,7 +354,7 @@ test('a fold that fails for a reason that does not pass (a broken schema) keeps 
     assert.deepEqual(fs.existsSync(`${db}.wpipe-journal`) ? fs.readdirSync(`${db}.wpipe-journal`) : [], []);
     // Without a journal, a boundary whose commit fails throws, and its writes wait in memory.
     tracker = new RunTracker(db, { journal: false });
-    runOnce(tracker, 'no-journal-before');
+    runOneStep(tracker, 'no-journal-before');
     breakSchema();
     tracker.startRun({ runId: 'no-journal', pipelineName: 'p' });
     assert.throws(() => tracker.startStep({ runId: 'no-journal', name: 's' }), /no_such_function/);
