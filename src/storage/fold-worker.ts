@@ -64,7 +64,7 @@ function report(error: unknown, owner?: string): void {
   parentPort?.postMessage({ message: String(e?.message ?? error), code: e?.code, sqliteCode: e?.details?.sqliteCode, owner });
 }
 
-/** The longest pause between rounds while every round fails. */
+/** The longest pause between rounds while every round fails (unless the interval is longer). */
 const MAX_FAILING_PAUSE_MS = 1000;
 
 /**
@@ -82,7 +82,7 @@ function failureStreak(intervalMs: number): { failed: (error: unknown) => void; 
     succeeded: () => {
       failures = 0;
     },
-    pauseMs: () => (failures === 0 ? intervalMs : Math.min(MAX_FAILING_PAUSE_MS, Math.max(intervalMs, intervalMs * 2 ** Math.min(failures, 16)))),
+    pauseMs: () => Math.max(intervalMs, Math.min(MAX_FAILING_PAUSE_MS, intervalMs * 2 ** Math.min(failures, 16))),
   };
 }
 
