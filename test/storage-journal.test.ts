@@ -24,6 +24,18 @@ function runOneStep(tracker: RunTracker, id: string): void {
   tracker.finishRun({ runId: id, status: 'completed' });
 }
 
+/** Completed runs, as another connection sees them. */
+function completedRuns(db: string): number {
+  return rows(db, "SELECT count(*) AS n FROM pipelines WHERE status = 'completed'")[0]!.n as number;
+}
+
+/**
+ * A trigger that calls a function no connection has: every INSERT into pipelines fails with
+ * SQLITE_ERROR, not a constraint, so nothing can be skipped. `DROP_FAILING_TRIGGER` mends it.
+ */
+const FAILING_TRIGGER = 'CREATE TRIGGER wpipe_test_fail BEFORE INSERT ON pipelines BEGIN SELECT no_such_function(); END';
+const DROP_FAILING_TRIGGER = 'DROP TRIGGER IF EXISTS wpipe_test_fail';
+
 /** Starts the 'kill' child and resolves once its journal holds everything (it printed 'ready'). */
 function startChild(db: string): Promise<{ kill: () => Promise<void> }> {
   return new Promise((resolve, reject) => {
@@ -279,13 +291,11 @@ test('a fold thread whose folds keep failing reports the failure once, not every
     while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     assert.ok(done(), what);
   };
-  const completed = (): number => rows(db, "SELECT count(*) AS n FROM pipelines WHERE status = 'completed'")[0]!.n as number;
+  const completed = (): number => completedRuns(db);
   try {
     runOneStep(tracker, 'before');
     await until(() => completed() === 1, 'the fold thread folds');
-    // A trigger calling a function no connection has: every fold's INSERT into pipelines fails
-    // (SQLITE_ERROR, not a constraint, so nothing can be skipped).
-    other.exec('CREATE TRIGGER wpipe_test_fail BEFORE INSERT ON pipelines BEGIN SELECT no_such_function(); END');
+    other.exec(FAILING_TRIGGER);
     runOneStep(tracker, 'during-1');
     await until(() => errors.length > 0, 'the failure is reported');
     for (let i = 2; i <= 5; i++) {
@@ -295,18 +305,18 @@ test('a fold thread whose folds keep failing reports the failure once, not every
     assert.equal(errors.length, 1, `reported once, not ${errors.length} times`);
     assert.match(errors[0]!, /no_such_function/);
     assert.equal(completed(), 1);
-    other.exec('DROP TRIGGER wpipe_test_fail');
+    other.exec(DROP_FAILING_TRIGGER);
     await until(() => completed() === 6, 'everything journaled meanwhile is folded');
     // Failing again after a success is a new failure: reported again.
-    other.exec('CREATE TRIGGER wpipe_test_fail BEFORE INSERT ON pipelines BEGIN SELECT no_such_function(); END');
+    other.exec(FAILING_TRIGGER);
     runOneStep(tracker, 'again');
     await until(() => errors.length === 2, 'a new failure is reported');
-    other.exec('DROP TRIGGER wpipe_test_fail');
+    other.exec(DROP_FAILING_TRIGGER);
     tracker.flush();
     assert.equal(completed(), 7);
     assert.equal(errors.length, 2);
   } finally {
-    other.exec('DROP TRIGGER IF EXISTS wpipe_test_fail');
+    other.exec(DROP_FAILING_TRIGGER);
     other.close();
     tracker.close();
     t.cleanup();
@@ -318,15 +328,15 @@ test('a fold that fails for a reason that does not pass (a broken schema) keeps 
   const db = t.file('broken-fold.db');
   const errors: string[] = [];
   const open = (): RunTracker => new RunTracker(db, { foldThreadAfter: Infinity, onError: (e) => errors.push(e.message) });
-  const completed = (): number => rows(db, "SELECT count(*) AS n FROM pipelines WHERE status = 'completed'")[0]!.n as number;
+  const completed = (): number => completedRuns(db);
   const breakSchema = (): void => {
     const other = new Database(db);
-    other.exec('CREATE TRIGGER wpipe_test_fail BEFORE INSERT ON pipelines BEGIN SELECT no_such_function(); END');
+    other.exec(FAILING_TRIGGER);
     other.close();
   };
   const mendSchema = (): void => {
     const other = new Database(db);
-    other.exec('DROP TRIGGER IF EXISTS wpipe_test_fail');
+    other.exec(DROP_FAILING_TRIGGER);
     other.close();
   };
   try {
