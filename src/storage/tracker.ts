@@ -1443,14 +1443,20 @@ export class RunTracker {
     this.foldThread = undefined;
   }
 
-  /** Removes this tracker's journal (everything in it is folded) and its offset row. */
-  private closeJournal(): void {
+  /** Stops using the journal (and its fold thread) and returns it, for closing or releasing. */
+  private detachJournal(): Journal | undefined {
     const journal = this.journalHandle;
-    if (!journal) return;
     this.journalHandle = undefined;
     this.stopFoldThread();
     this.unregisterPending?.();
     this.unregisterPending = undefined;
+    return journal;
+  }
+
+  /** Removes this tracker's journal (everything in it is folded) and its offset row. */
+  private closeJournal(): void {
+    const journal = this.detachJournal();
+    if (!journal) return;
     if (this.queue.length === 0) pendingTrackers.delete(this);
     const name = journal.name;
     journal.close();
@@ -1481,14 +1487,8 @@ export class RunTracker {
       }
     } finally {
       this.closed = true;
-      this.stopFoldThread(); // also when the last fold failed
-      if (this.journalHandle) {
-        // The last fold failed: the journal's log stays for the next open to replay.
-        this.journalHandle.release();
-        this.journalHandle = undefined;
-        this.unregisterPending?.();
-        this.unregisterPending = undefined;
-      }
+      // Still attached when the last fold failed: the journal's log stays for the next open to replay.
+      this.detachJournal()?.release();
       if (this.timer) clearTimeout(this.timer);
       this.timer = undefined;
       pendingTrackers.delete(this);
