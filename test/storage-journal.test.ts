@@ -291,10 +291,9 @@ test('a fold thread whose folds keep failing reports the failure once, not every
     while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     assert.ok(done(), what);
   };
-  const completed = (): number => completedRuns(db);
   try {
     runOneStep(tracker, 'before');
-    await until(() => completed() === 1, 'the fold thread folds');
+    await until(() => completedRuns(db) === 1, 'the fold thread folds');
     other.exec(FAILING_TRIGGER);
     runOneStep(tracker, 'during-1');
     await until(() => errors.length > 0, 'the failure is reported');
@@ -304,16 +303,16 @@ test('a fold thread whose folds keep failing reports the failure once, not every
     }
     assert.equal(errors.length, 1, `reported once, not ${errors.length} times`);
     assert.match(errors[0]!, /no_such_function/);
-    assert.equal(completed(), 1);
+    assert.equal(completedRuns(db), 1);
     other.exec(DROP_FAILING_TRIGGER);
-    await until(() => completed() === 6, 'everything journaled meanwhile is folded');
+    await until(() => completedRuns(db) === 6, 'everything journaled meanwhile is folded');
     // Failing again after a success is a new failure: reported again.
     other.exec(FAILING_TRIGGER);
     runOneStep(tracker, 'again');
     await until(() => errors.length === 2, 'a new failure is reported');
     other.exec(DROP_FAILING_TRIGGER);
     tracker.flush();
-    assert.equal(completed(), 7);
+    assert.equal(completedRuns(db), 7);
     assert.equal(errors.length, 2);
   } finally {
     other.exec(DROP_FAILING_TRIGGER);
@@ -328,7 +327,6 @@ test('a fold that fails for a reason that does not pass (a broken schema) keeps 
   const db = t.file('broken-fold.db');
   const errors: string[] = [];
   const open = (): RunTracker => new RunTracker(db, { foldThreadAfter: Infinity, onError: (e) => errors.push(e.message) });
-  const completed = (): number => completedRuns(db);
   const breakSchema = (): void => {
     const other = new Database(db);
     other.exec(FAILING_TRIGGER);
@@ -348,10 +346,10 @@ test('a fold that fails for a reason that does not pass (a broken schema) keeps 
     assert.throws(() => tracker.flush(), /no_such_function/);
     runOneStep(tracker, 'during-2');
     assert.throws(() => tracker.flush(), /no_such_function/);
-    assert.equal(completed(), 1);
+    assert.equal(completedRuns(db), 1);
     mendSchema();
     tracker.flush();
-    assert.equal(completed(), 3, 'the writes of the failed folds were kept');
+    assert.equal(completedRuns(db), 3, 'the writes of the failed folds were kept');
     // Broken until the process ends: close() cannot fold, the journal stays, the next open replays it.
     breakSchema();
     runOneStep(tracker, 'at-exit');
@@ -360,7 +358,7 @@ test('a fold that fails for a reason that does not pass (a broken schema) keeps 
     tracker = open();
     assert.equal(tracker.getRun('at-exit')?.status, 'completed', 'replayed when the database is opened next');
     tracker.close();
-    assert.equal(completed(), 4);
+    assert.equal(completedRuns(db), 4);
     assert.deepEqual(fs.existsSync(`${db}.wpipe-journal`) ? fs.readdirSync(`${db}.wpipe-journal`) : [], []);
     // Without a journal, a boundary whose commit fails throws, and its writes wait in memory.
     tracker = new RunTracker(db, { journal: false });
@@ -371,6 +369,23 @@ test('a fold that fails for a reason that does not pass (a broken schema) keeps 
     mendSchema();
     tracker.flush();
     assert.equal(rows(db, "SELECT status FROM pipelines WHERE id = 'no-journal'")[0]?.status, 'running');
+    tracker.close();
+    // Memory is bounded: writes in no journal that pile up past the queue's bound (10,000) while
+    // every commit fails are dropped, and the error counts them.
+    tracker = new RunTracker(db, { journal: false, durability: 'run' });
+    runOneStep(tracker, 'bounded-before');
+    breakSchema();
+    tracker.startRun({ runId: 'bounded', pipelineName: 'p' });
+    let dropped: unknown;
+    for (let i = 0; i < 30_000 && dropped === undefined; i++) {
+      try {
+        tracker.finishStep({ stepId: tracker.startStep({ runId: 'bounded', name: `s${i}` }), status: 'completed' });
+      } catch (error) {
+        dropped = (error as { details?: { droppedWrites?: unknown } }).details?.droppedWrites;
+      }
+    }
+    assert.ok(typeof dropped === 'number' && dropped >= 10_000, `dropped ${String(dropped)}`);
+    mendSchema();
     tracker.close();
   } finally {
     mendSchema();
