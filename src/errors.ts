@@ -48,6 +48,8 @@ export const ERROR_CATALOG = Object.freeze({
   WPIPE_ERR_EXECUTOR_UNAVAILABLE: { errorCode: Codes.INTERNAL, meaning: 'a Parallel block asked for an executor (threads, processes) that is not available' },
   WPIPE_ERR_RUN_SYNC_UNSUPPORTED: { errorCode: Codes.INTERNAL, meaning: 'runSync met a step that needs the event loop (a promise, a worker)' },
   WPIPE_ERR_OBSERVER_FAILED: { errorCode: Codes.UPDATE_PROCESS_ERROR, meaning: 'a run observer (run history, checkpoints) threw' },
+  WPIPE_ERR_RUN_IN_PROGRESS: { errorCode: Codes.UPDATE_PROCESS_ERROR, meaning: 'the run id is being executed elsewhere and the run could not wait for it' },
+  WPIPE_ERR_RUN_ID_CONFLICT: { errorCode: Codes.UPDATE_PROCESS_ERROR, meaning: 'the run id is already recorded for another pipeline' },
 } as const);
 
 export type WpipeErrorCode = keyof typeof ERROR_CATALOG;

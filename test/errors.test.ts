@@ -25,6 +25,16 @@ test('every catalog code is WPIPE_ERR_<AREA>_<THING> with a known family and a m
   }
 });
 
+test('run ownership codes: in progress and id conflict are run-state errors (504)', () => {
+  for (const code of ['WPIPE_ERR_RUN_IN_PROGRESS', 'WPIPE_ERR_RUN_ID_CONFLICT'] as const) {
+    assert.equal(ERROR_CATALOG[code].errorCode, Codes.UPDATE_PROCESS_ERROR, code);
+    const e = deserializeError(structuredClone(serializeError(new WpipeError(code, 'run r-1'))));
+    assert.ok(e instanceof WpipeError);
+    assert.equal(e.code, code);
+    assert.equal(e.errorCode, 504);
+  }
+});
+
 test('the classes share the base class and carry their default codes', () => {
   const table: Array<[WpipeError, string, number, string]> = [
     [new TaskError('t'), 'WPIPE_ERR_TASK_FAILED', 502, 'TaskError'],
