@@ -1,17 +1,37 @@
 /**
  * The observer interface: how run history, checkpoints, metrics and exporters plug into the run
- * loop without the loop knowing them. Hooks are synchronous on purpose: better-sqlite3 is
- * synchronous, runSync must stay promise-free, and a hook that commits before returning gives the
+ * loop without the loop knowing them. Hooks are synchronous by default, and should be: better-sqlite3
+ * is synchronous, runSync must stay promise-free, and a hook that commits before returning gives the
  * durability DESIGN.md asks for ("a kill -9 loses at most the step in flight").
  *
- * Order of calls in one run:
- * `onRunStart` → `onBoundary(position -1)` → for each top-level step: `onStepStart` … (nested steps)
- * … `onStepEnd` → `onBoundary(position i)` → … → `onRunEnd`. `onBackgroundEnd` comes whenever a
- * Background step settles, possibly after `onRunEnd`.
+ * The documented exceptions, for observers that must wait on something (another process's run, a
+ * sync to stable storage), all in async runs only (`run()`, PipelineAsync, runMany):
+ * - `onRunStart` may answer `{ wait: promise }`: the engine awaits the promise (the run's
+ *   AbortSignal cancels the wait), then calls every observer's `onRunStart` again, until none answers
+ *   `wait`. So `onRunStart` can be called more than once for one run.
+ * - `onStepStart`, `onStepEnd`, `onBoundary` and `onRunEnd` may return a promise. The engine awaits it
+ *   before going on: the step's code does not start before its `onStepStart` promise settles, the next
+ *   step does not start before the `onBoundary` promise settles, and run() does not settle before the
+ *   `onRunEnd` promise does. When several observers return promises, all are awaited.
+ * A hook that returns nothing costs nothing: the loop only goes async when a hook really returns a
+ * thenable. In a runSync run (`event.sync` on RunStartEvent) an observer must stay synchronous: a
+ * promise from a hook fails the run with WPIPE_ERR_OBSERVER_FAILED, and a `wait` throws
+ * WPIPE_ERR_RUN_IN_PROGRESS (runSync cannot wait).
  *
- * A hook that throws fails the run: a WpipeError (e.g. WPIPE_ERR_RESUME_MISMATCH,
- * WPIPE_ERR_CHECKPOINT_SERIALIZE, WPIPE_ERR_STORAGE) is rethrown as is, anything else is wrapped in
- * a ProcessError with code WPIPE_ERR_OBSERVER_FAILED. `continueOnError` does not swallow it.
+ * Order of calls in one run:
+ * `onRunStart` (repeated after each `wait`) → `onBoundary(position -1)` → for each top-level step:
+ * `onStepStart` … (nested steps) … `onStepEnd` → `onBoundary(position i)` → … → `onRunEnd`.
+ * `onBackgroundEnd` comes whenever a Background step settles, possibly after `onRunEnd`. A run that
+ * never started (cancelled before or while waiting, an `onRunStart` that threw) gets no `onRunEnd`.
+ *
+ * A hook that throws, or whose promise rejects, fails the run: a WpipeError (e.g.
+ * WPIPE_ERR_RESUME_MISMATCH, WPIPE_ERR_STORAGE) is rethrown as is, anything else is wrapped in a
+ * ProcessError with code WPIPE_ERR_OBSERVER_FAILED. `continueOnError` does not swallow it. One case
+ * is a failure of the step rather than of the observer: an `onBoundary` that throws
+ * WPIPE_ERR_CHECKPOINT_SERIALIZE after a top-level step fails the run with a TaskError of that step
+ * (code WPIPE_ERR_CHECKPOINT_SERIALIZE, `cause` the observer's error), so run() rejects with the usual
+ * ProcessError (errorCode 502) and `onRunEnd` names that step; at position -1 (an input no checkpoint
+ * can carry) the run fails with a ProcessError of that code.
  *
  * @example
  * ```ts
@@ -20,6 +40,8 @@
  *   onBoundary: (e) => { if (e.checkpoints.length) db.saveCheckpoint(e.runId, e.position, e.context); },
  *   onRunEnd: (e) => db.finishRun(e.runId, e.status, e.error),
  * });
+ * // An observer for run() only that makes each boundary reach the disk before the next step:
+ * pipe.observe({ onBoundary: (e) => (e.checkpoints.length ? journal.appendAndSync(e) : undefined) });
  * ```
  */
 import type { ExecutorKind } from '../parallel/executor.js';
@@ -43,15 +65,34 @@ export interface RunStartEvent {
   readonly sync: boolean;
   /** True when the engine generated the run id (no `runId` option): nothing can be recorded under it yet. */
   readonly generatedId: boolean;
+  /**
+   * The run's `ifRunning` option ('wait' by default): when the run id is being executed elsewhere,
+   * answer `{ wait }` for 'wait', throw WPIPE_ERR_RUN_IN_PROGRESS for 'fail'. (The engine also refuses
+   * a `wait` under 'fail', and in runSync.)
+   */
+  readonly ifRunning: 'wait' | 'fail';
+  /** The run's AbortSignal, if any: a `wait` promise may stop early when it aborts (the engine stops waiting anyway). */
+  readonly signal: AbortSignal | undefined;
 }
 
 /**
- * What `onRunStart` may return: resume after a saved position, or return a completed run's recorded
- * result without executing anything.
+ * What `onRunStart` may return: resume after a saved position, return a completed run's recorded
+ * result without executing anything, or wait (async runs only) for the promise to settle and then
+ * ask again (the run id is being executed elsewhere; see the module comment). The first `resume` or
+ * `completed` in observer order is taken; a `wait` stops the round at once and wins over them. A
+ * `wait` whose promise rejects fails the run with that error (a WpipeError as is, else
+ * WPIPE_ERR_OBSERVER_FAILED), without `onRunEnd`: the run never started.
+ *
+ * @example
+ * ```ts
+ * const decide = (e: RunStartEvent): RunStartDecision | void =>
+ *   owners.has(e.runId) ? { wait: owners.get(e.runId)!.finished } : undefined;
+ * ```
  */
 export type RunStartDecision =
   | { readonly resume: { readonly position: number; readonly context: Context } }
-  | { readonly completed: { readonly result: Context } };
+  | { readonly completed: { readonly result: Context } }
+  | { readonly wait: Promise<unknown> };
 
 /** Passed to `onStepStart` for every executed step or block, nested ones included. */
 export interface StepStartEvent {
@@ -133,20 +174,27 @@ export interface BackgroundRecord {
 }
 
 /**
- * An observer of runs. Every method is optional and synchronous (see the module comment).
+ * An observer of runs. Every method is optional and synchronous, except that in async runs
+ * `onStepStart`, `onStepEnd`, `onBoundary` and `onRunEnd` may return a promise the engine awaits,
+ * and `onRunStart` may answer `{ wait }` (see the module comment).
  *
  * @example
  * ```ts
  * const seen: string[] = [];
- * pipe.observe({ onStepStart: (e) => seen.push(e.name) });
+ * pipe.observe({ onStepStart: (e) => { seen.push(e.name); } });
  * ```
  */
 export interface RunObserver {
   onRunStart?(event: RunStartEvent): RunStartDecision | void;
-  onStepStart?(event: StepStartEvent): void;
-  onStepEnd?(event: StepEndEvent): void;
-  onBoundary?(event: BoundaryEvent): void;
-  onRunEnd?(event: RunEndEvent): void;
+  /** A returned promise (async runs only) holds the step's code back until it settles. */
+  onStepStart?(event: StepStartEvent): void | Promise<void>;
+  /** A returned promise (async runs only) is awaited before the run goes on. */
+  onStepEnd?(event: StepEndEvent): void | Promise<void>;
+  /** A returned promise (async runs only) holds the next step back until it settles. */
+  onBoundary?(event: BoundaryEvent): void | Promise<void>;
+  /** A returned promise (async runs only) is awaited before run() settles. */
+  onRunEnd?(event: RunEndEvent): void | Promise<void>;
+  /** Synchronous; a throw is logged (the run is over by then). */
   onBackgroundEnd?(record: BackgroundRecord): void;
 }
 

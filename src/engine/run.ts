@@ -2,15 +2,17 @@
  * The run loop. One set of functions serves runSync, run and PipelineAsync: each `exec*` returns
  * `undefined` when its work finished synchronously, or a promise when something really was async.
  * A pipeline of sync steps therefore runs as plain calls (no promise per step, runSync pays none at
- * all), and run() only awaits what returned a thenable.
+ * all), and run() only awaits what returned a thenable. Observer hooks follow the same rule: `notify`
+ * returns `undefined` unless a hook really returned a promise (async runs only, see hooks.ts), and
+ * only then does the loop go async at that point.
  */
 import { timeOrderedUuid } from '../ids.js';
 import { setImmediate as setImmediateCb } from 'node:timers';
-import { ProcessError, TaskError, WpipeError, describeType, invalidOption } from '../errors.js';
+import { ProcessError, TaskError, WpipeError, closestName, describeType, invalidOption } from '../errors.js';
 import type { Executor, ExecutorKind } from '../parallel/executor.js';
 import type { CompiledExpression } from './expression.js';
 import type {
-  BackgroundRecord, BoundaryEvent, RunEndEvent, RunObserver, RunStartDecision, StepEndEvent, StepStartEvent,
+  BackgroundRecord, BoundaryEvent, RunEndEvent, RunObserver, RunStartDecision, RunStartEvent, StepEndEvent, StepStartEvent,
 } from './hooks.js';
 import type { Logger } from './logger.js';
 import type {
@@ -18,7 +20,9 @@ import type {
 } from './nodes.js';
 import { ProgressBar } from './progress.js';
 import { describePlan } from './compile.js';
-import { ERRORS_KEY, LOOP_ITERATION_KEY, type Context, type StepFailure, type StepInfo } from './types.js';
+import {
+  ERRORS_KEY, LOOP_ITERATION_KEY, type Context, type StepDescriptor, type StepFailure, type StepInfo,
+} from './types.js';
 
 type Pending = void | Promise<void>;
 
@@ -201,20 +205,86 @@ function observerFailure(e: unknown, hook: string): Error {
   return fatal(new ProcessError(`run observer ${hook} failed: ${messageOf(e)}`, { code: 'WPIPE_ERR_OBSERVER_FAILED', cause: e }));
 }
 
-function notify<K extends Exclude<keyof RunObserver, 'onRunStart'>>(
-  observers: readonly RunObserver[], hook: K, event: Parameters<NonNullable<RunObserver[K]>>[0],
-): void {
-  let failure: Error | undefined;
-  for (const o of observers) {
-    const f = o[hook] as ((e: unknown) => void) | undefined;
+/**
+ * Calls one hook of every observer. Returns undefined when every hook returned something that is not
+ * a thenable (the common case: no promise is made); otherwise a promise that settles once all the
+ * returned promises have. Failures, thrown or rejected, become one error: the first in observer
+ * order. In a sync run a thenable is itself the failure (runSync has no event loop to wait on).
+ * Kept small so it stays inlined on the hot path; the rest is in notifySlow.
+ */
+function notify<K extends Exclude<keyof RunObserver, 'onRunStart' | 'onBackgroundEnd'>>(
+  observers: readonly RunObserver[], hook: K, event: Parameters<NonNullable<RunObserver[K]>>[0], sync: boolean,
+): Pending {
+  for (let i = 0; i < observers.length; i++) {
+    const o = observers[i]!;
+    const f = o[hook] as ((e: unknown) => unknown) | undefined;
     if (f === undefined) continue;
+    let r: unknown;
     try {
-      f.call(o, event);
+      r = f.call(o, event);
     } catch (e) {
-      failure ??= observerFailure(e, hook);
+      return notifySlow(observers, hook, event, sync, i, e, true);
     }
+    if (r !== undefined && isThenable(r)) return notifySlow(observers, hook, event, sync, i, r, false);
   }
+}
+
+/** notify from the first hook (index `i`) that threw or returned a thenable: the remaining hooks, then one outcome. */
+function notifySlow(
+  observers: readonly RunObserver[], hook: string, event: unknown, sync: boolean, i: number, first: unknown, threw: boolean,
+): Pending {
+  let failure: Error | undefined;
+  let pending: PromiseLike<unknown>[] | undefined;
+  const thrown = (e: unknown): void => {
+    const err = observerFailure(e, hook);
+    // Once a hook went async, later failures queue behind it so the first in observer order wins.
+    if (pending === undefined) failure ??= err;
+    else pending.push(Promise.reject(err));
+  };
+  const returned = (r: PromiseLike<unknown>): void => {
+    if (sync) {
+      failure ??= promiseInSyncRun(r, hook);
+      return;
+    }
+    if (pending === undefined) {
+      // An earlier failure still waits for this hook's work to settle, and still comes first.
+      pending = failure === undefined ? [] : [Promise.reject(failure)];
+      failure = undefined;
+    }
+    pending.push(r);
+  };
+  if (threw) thrown(first);
+  else returned(first as PromiseLike<unknown>);
+  for (i++; i < observers.length; i++) {
+    const o = observers[i]!;
+    const f = (o as Record<string, unknown>)[hook] as ((e: unknown) => unknown) | undefined;
+    if (f === undefined) continue;
+    let r: unknown;
+    try {
+      r = f.call(o, event);
+    } catch (e) {
+      thrown(e);
+      continue;
+    }
+    if (r !== undefined && isThenable(r)) returned(r);
+  }
+  if (pending !== undefined) return settleHooks(pending, hook);
   if (failure !== undefined) throw failure;
+}
+
+/** Waits for every promise the hooks returned, then fails with the first rejection, if any. */
+async function settleHooks(pending: readonly PromiseLike<unknown>[], hook: string): Promise<void> {
+  const results = await Promise.allSettled(pending);
+  for (const r of results) if (r.status === 'rejected') throw observerFailure(r.reason, hook);
+}
+
+function promiseInSyncRun(r: PromiseLike<unknown>, hook: string): Error {
+  Promise.resolve(r).catch(() => {}); // its outcome is moot; do not let it go unhandled
+  return fatal(new ProcessError(
+    `run observer ${hook} returned a promise to a synchronous run (runSync), which cannot wait for it; ` +
+      'an observer must stay synchronous when its RunStartEvent has sync: true, or run the pipeline with await pipeline.run()',
+    { code: 'WPIPE_ERR_OBSERVER_FAILED', details: { hook } },
+  ));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -244,40 +314,53 @@ function execRaw(node: Node, ctx: Context, st: RunState, self: number, rec: Atte
 }
 
 function execObserved(node: Node, ctx: Context, st: RunState, parent: number): Pending {
-  const observers = st.observers!;
   const start: StepStartEvent = {
     runId: st.runId, pipelineName: node.owner, id: st.seq++, parentId: parent, position: st.position,
     kind: node.kind, name: node.name, version: node.version, path: node.path,
     executor: node.kind === 'task' ? node.placement : undefined, startedAt: Date.now(),
   };
-  notify(observers, 'onStepStart', start);
+  const p = notify(st.observers!, 'onStepStart', start, st.sync);
+  if (p === undefined) return execStarted(node, ctx, st, parent, start, false);
+  // The step's code starts only once its onStepStart has settled (e.g. a boundary made durable).
+  return p.then(() => execStarted(node, ctx, st, parent, start, true));
+}
+
+/** A step whose onStepStart is done: runs it and reports its end. No closure on the sync path. */
+function execStarted(node: Node, ctx: Context, st: RunState, parent: number, start: StepStartEvent, waited: boolean): Pending {
   const counter: AttemptCounter = { attempts: node.kind === 'task' ? 0 : 1 };
   const t0 = performance.now();
-  const end = (error: unknown): void => {
-    const event: StepEndEvent = Object.assign({}, start, {
-      status: error === undefined ? 'completed' as const : isFatal(error) && error instanceof ProcessError ? 'cancelled' as const : 'failed' as const,
-      attempts: Math.max(1, counter.attempts),
-      durationMs: performance.now() - t0,
-      error: error === undefined ? undefined : error instanceof Error ? error : asTaskError(error, node),
-    });
-    if (parent === -1) st.lastTopEnd = event;
-    notify(observers, 'onStepEnd', event);
-  };
   let p: Pending;
   try {
+    // The run may have been cancelled while an onStepStart promise was pending.
+    if (waited && st.signal !== undefined && st.signal.aborted) throw cancelled(st);
     p = execRaw(node, ctx, st, start.id, counter);
   } catch (e) {
-    end(e);
-    throw e;
+    return stepFailed(node, st, parent, start, counter, t0, e);
   }
-  if (p === undefined) {
-    end(undefined);
-    return;
-  }
-  return p.then(() => end(undefined), (e: unknown) => {
-    end(e);
-    throw e;
+  if (p === undefined) return stepEnded(node, st, parent, start, counter, t0, undefined);
+  return p.then(
+    () => stepEnded(node, st, parent, start, counter, t0, undefined),
+    (e: unknown) => stepFailed(node, st, parent, start, counter, t0, e),
+  );
+}
+
+/** Reports a step's end to onStepEnd (a promise when an observer returned one). */
+function stepEnded(node: Node, st: RunState, parent: number, start: StepStartEvent, counter: AttemptCounter, t0: number, error: unknown): Pending {
+  const event: StepEndEvent = Object.assign({}, start, {
+    status: error === undefined ? 'completed' as const : isFatal(error) && error instanceof ProcessError ? 'cancelled' as const : 'failed' as const,
+    attempts: Math.max(1, counter.attempts),
+    durationMs: performance.now() - t0,
+    error: error === undefined ? undefined : error instanceof Error ? error : asTaskError(error, node),
   });
+  if (parent === -1) st.lastTopEnd = event;
+  return notify(st.observers!, 'onStepEnd', event, st.sync);
+}
+
+/** Reports a failed step, then rethrows its error (an observer's own failure replaces it, as it is fatal). */
+function stepFailed(node: Node, st: RunState, parent: number, start: StepStartEvent, counter: AttemptCounter, t0: number, e: unknown): Pending {
+  const q = stepEnded(node, st, parent, start, counter, t0, e);
+  if (q === undefined) throw e;
+  return q.then(() => { throw e; });
 }
 
 function execSeq(nodes: readonly Node[], i: number, ctx: Context, st: RunState, parent: number): Pending {
@@ -782,7 +865,12 @@ async function runTopAsync(
 
 function afterTop(position: number, ctx: Context, st: RunState): Pending {
   if (st.bar !== undefined) st.bar.tick();
-  boundary(position, ctx, st);
+  const b = boundary(position, ctx, st);
+  if (b !== undefined) return st.host._cooperative ? b.then(() => maybeYield(st)) : b;
+  return maybeYield(st);
+}
+
+function maybeYield(st: RunState): Pending {
   if (st.host._cooperative && !st.sync) {
     const now = performance.now();
     if (now - st.lastYield >= st.host._yieldEveryMs) {
@@ -794,7 +882,7 @@ function afterTop(position: number, ctx: Context, st: RunState): Pending {
   }
 }
 
-function boundary(position: number, ctx: Context, st: RunState): void {
+function boundary(position: number, ctx: Context, st: RunState): Pending {
   const checkpoints = st.host._checkpoints;
   if (checkpoints.length === 0 && st.observers === null) return;
   const reached: string[] = [];
@@ -812,8 +900,40 @@ function boundary(position: number, ctx: Context, st: RunState): void {
       runId: st.runId, pipelineName: st.host.pipelineName, position,
       step: position === -1 ? undefined : st.lastTopEnd, checkpoints: reached, context: ctx,
     };
-    notify(st.observers, 'onBoundary', event);
+    let p: Pending;
+    try {
+      p = notify(st.observers, 'onBoundary', event, st.sync);
+    } catch (e) {
+      throw boundaryFailure(e, position, st);
+    }
+    if (p !== undefined) return p.then(undefined, (e: unknown) => { throw boundaryFailure(e, position, st); });
   }
+}
+
+/**
+ * A context that cannot be saved in a checkpoint is a failure of the step that produced it, not of
+ * the observer: a TaskError of that step (the run still stops, continueOnError or not: boundaries
+ * are outside the per-step recovery of runTop). Before any step ran in this run (position -1, or the
+ * boundary a resumed run starts from) there is no such step: the run itself fails.
+ */
+function boundaryFailure(e: unknown, position: number, st: RunState): unknown {
+  if (!(e instanceof WpipeError) || e.code !== 'WPIPE_ERR_CHECKPOINT_SERIALIZE') return e;
+  const done = st.lastTopEnd;
+  const node = position >= 0 && done !== undefined ? st.plan?.nodes[position] : undefined;
+  const name = st.host.pipelineName;
+  if (node === undefined) {
+    const what = position < 0 ? 'its input' : `the context it resumes from (after step ${position})`;
+    return fatal(new ProcessError(`pipeline '${name}' run ${st.runId} failed: ${what} cannot be saved in a checkpoint: ${messageOf(e)}`, {
+      code: 'WPIPE_ERR_CHECKPOINT_SERIALIZE',
+      cause: e,
+      details: { pipelineName: name, runId: st.runId, position },
+    }));
+  }
+  return new TaskError(`${label(node)} at ${node.path}: the context after it cannot be saved in a checkpoint: ${messageOf(e)}`, {
+    code: 'WPIPE_ERR_CHECKPOINT_SERIALIZE',
+    cause: e,
+    details: { ...stepDetails(node, done!.attempts), position },
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -828,6 +948,10 @@ interface Begun {
   startedAt: number;
 }
 
+type IfRunning = 'wait' | 'fail';
+/** The decisions that let a run begin (a `wait` only delays the asking). */
+type Decision = Exclude<RunStartDecision, { readonly wait: Promise<unknown> }>;
+
 function checkInput(where: string, input: unknown): Context {
   if (input === undefined) return {};
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
@@ -836,14 +960,27 @@ function checkInput(where: string, input: unknown): Context {
   return input as Context;
 }
 
-function checkRunOptions(where: string, options: unknown): { runId: string | undefined; signal: AbortSignal | undefined } {
-  if (options === undefined) return { runId: undefined, signal: undefined };
+const RUN_OPTIONS = ['runId', 'signal', 'ifRunning'] as const;
+
+/** "did you mean" for run options: the nearest spelling, else what the key seems to be about. */
+function runOptionHint(key: string): string | undefined {
+  const near = closestName(key, RUN_OPTIONS);
+  if (near !== undefined) return near;
+  const k = key.toLowerCase();
+  if (k.includes('id')) return 'runId';
+  if (k.includes('sig') || k.includes('abort') || k.includes('cancel')) return 'signal';
+  if (/running|conflict|busy|wait|owner|lock|concurren/.test(k)) return 'ifRunning';
+  return undefined;
+}
+
+function checkRunOptions(where: string, options: unknown): { runId: string | undefined; signal: AbortSignal | undefined; ifRunning: IfRunning } {
+  if (options === undefined) return { runId: undefined, signal: undefined, ifRunning: 'wait' };
   if (options === null || typeof options !== 'object') throw invalidOption(`${where}: options must be an object, got ${describeType(options)}`);
   const o = options as Record<string, unknown>;
   for (const k of Object.keys(o)) {
-    if (k !== 'runId' && k !== 'signal') {
-      const hint = k.toLowerCase().includes('id') ? ' (did you mean runId?)' : k.toLowerCase().includes('sig') ? ' (did you mean signal?)' : '';
-      throw invalidOption(`${where}: unknown option '${k}'${hint}`);
+    if (k !== 'runId' && k !== 'signal' && k !== 'ifRunning') {
+      const hint = runOptionHint(k);
+      throw invalidOption(`${where}: unknown option '${k}'${hint === undefined ? '' : ` (did you mean ${hint}?)`}`);
     }
   }
   if (o.runId !== undefined && (typeof o.runId !== 'string' || o.runId.length === 0)) {
@@ -852,58 +989,178 @@ function checkRunOptions(where: string, options: unknown): { runId: string | und
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
     throw invalidOption(`${where}: signal must be an AbortSignal, got ${describeType(o.signal)}`);
   }
-  return { runId: o.runId as string | undefined, signal: o.signal as AbortSignal | undefined };
+  const ifRunning = o.ifRunning === undefined ? 'wait' : o.ifRunning;
+  if (ifRunning !== 'wait' && ifRunning !== 'fail') {
+    const isString = typeof ifRunning === 'string';
+    throw invalidOption(
+      `${where}: ifRunning must be 'wait' or 'fail', got ${isString ? JSON.stringify(ifRunning) : describeType(ifRunning)}`,
+      isString ? 'RangeError' : 'TypeError',
+    );
+  }
+  return { runId: o.runId as string | undefined, signal: o.signal as AbortSignal | undefined, ifRunning };
 }
 
-function begin(host: RunHost, plan: Plan, input: unknown, options: unknown, sync: boolean): Begun {
+/**
+ * Everything before the first boundary: checks, the run's copy of the input, and the observers'
+ * decision. A promise only when an observer answered `wait` (async runs; runSync throws instead).
+ */
+function begin(host: RunHost, plan: Plan, input: unknown, options: unknown, sync: boolean): Begun | Promise<Begun> {
   const where = sync ? 'runSync' : 'run';
   const data = checkInput(where, input);
-  const { runId, signal } = checkRunOptions(where, options);
+  const { runId, signal, ifRunning } = checkRunOptions(where, options);
   // The caller's object is never mutated at top level: the run works on its own copy.
-  let ctx: Context = Object.assign({}, data);
+  const ctx: Context = Object.assign({}, data);
   if (Array.isArray(ctx[ERRORS_KEY])) ctx[ERRORS_KEY] = (ctx[ERRORS_KEY] as unknown[]).slice();
   const observers = host._observersForRun();
   const st = new RunState(host, runId, signal, sync, observers);
   st.plan = plan;
-  // Clocks only when someone reads them: two clock reads are a measurable share of a short run.
-  const timed = observers !== null;
   if (host._cooperative && !sync) st.lastYield = performance.now();
-  const startedAt = timed ? Date.now() : 0;
-  const t0 = timed ? performance.now() : 0;
   if (signal !== undefined && signal.aborted) throw cancelled(st);
-  let start = 0;
-  let replay: Context | undefined;
-  if (observers !== null) {
-    let decision: RunStartDecision | void = undefined;
-    const event = { runId: st.runId, pipelineName: host.pipelineName, context: ctx, signature: plan.signature, steps: describePlan(plan), startedAt, sync,
-      generatedId: st.generatedId };
-    for (const o of observers) {
-      if (o.onRunStart === undefined) continue;
-      let d: RunStartDecision | void;
-      try {
-        d = o.onRunStart(event);
-      } catch (e) {
-        throw observerFailure(e, 'onRunStart');
-      }
-      if (d !== undefined && decision === undefined) decision = d;
+  const b: Begun = { st, ctx, start: 0, replay: undefined, t0: 0, startedAt: 0 };
+  if (observers === null) return b;
+  const steps = describePlan(plan);
+  const d = askObservers(b, steps, ifRunning);
+  if (d !== undefined && 'wait' in d) return waitThenBegin(b, steps, ifRunning, d.wait);
+  decide(b, d);
+  return b;
+}
+
+/**
+ * One round of onRunStart. The first resume/completed in observer order is the decision; a `wait`
+ * ends the round at once and wins (the run id is busy elsewhere: nothing may start).
+ */
+function askObservers(b: Begun, steps: readonly StepDescriptor[], ifRunning: IfRunning): RunStartDecision | undefined {
+  const st = b.st;
+  const host = st.host;
+  // Clocks only when someone reads them (here: observers): two clock reads are a measurable share of
+  // a short run. Read again after a wait: the run starts when it really starts.
+  b.startedAt = Date.now();
+  b.t0 = performance.now();
+  const event: RunStartEvent = {
+    runId: st.runId, pipelineName: host.pipelineName, context: b.ctx, signature: st.plan!.signature, steps, startedAt: b.startedAt,
+    sync: st.sync, generatedId: st.generatedId, ifRunning, signal: st.signal,
+  };
+  let decision: Decision | undefined;
+  for (const o of st.observers!) {
+    if (o.onRunStart === undefined) continue;
+    let d: unknown;
+    try {
+      d = o.onRunStart(event);
+    } catch (e) {
+      throw observerFailure(e, 'onRunStart');
     }
-    if (decision !== undefined) {
-      if ('completed' in decision) {
-        replay = Object.assign({}, decision.completed.result);
-      } else {
-        ctx = Object.assign({}, decision.resume.context);
-        start = decision.resume.position + 1;
-        if (host._verbose) host._logger.info(`[CHECKPOINT] Resuming '${st.runId}' from step ${start}`);
+    if (d === undefined || d === null) continue;
+    const checked = checkDecision(d);
+    if ('wait' in checked) {
+      if (st.sync || ifRunning === 'fail') {
+        Promise.resolve(checked.wait).catch(() => {}); // not waited for; its outcome must not go unhandled
+        throw runInProgress(st, ifRunning);
       }
+      return checked;
+    }
+    decision ??= checked;
+  }
+  return decision;
+}
+
+function checkDecision(d: unknown): RunStartDecision {
+  const o = d as Record<string, unknown>;
+  if (typeof d === 'object' && d !== null) {
+    if ('wait' in o) {
+      if (isThenable(o.wait)) return d as RunStartDecision;
+    } else if ('completed' in o) {
+      if (typeof o.completed === 'object' && o.completed !== null) return d as RunStartDecision;
+    } else if ('resume' in o) {
+      const r = o.resume as { position?: unknown } | null;
+      if (typeof r === 'object' && r !== null && Number.isInteger(r.position) && (r.position as number) >= -1) return d as RunStartDecision;
     }
   }
-  if (host._verbose && replay === undefined) host._logger.info(`[PIPELINE] ${host.pipelineName}: run ${st.runId} started`);
-  if (replay === undefined) {
-    st.bar = ProgressBar.maybe(host._showProgress, host.pipelineName, plan.nodes.length);
-    st.between = st.bar !== undefined || observers !== null || host._checkpoints.length > 0 || (host._cooperative && !sync);
-    boundary(start - 1, ctx, st);
+  if (isThenable(d)) {
+    Promise.resolve(d).catch(() => {});
+    return failDecision('returned a promise; to make the run wait, return { wait: promise } instead');
   }
-  return { st, ctx, start, replay, t0, startedAt };
+  const keys = typeof d === 'object' && d !== null ? ` with keys ${JSON.stringify(Object.keys(o))}` : '';
+  return failDecision(`returned ${describeType(d)}${keys}; expected nothing, ` +
+    '{ resume: { position, context } }, { completed: { result } } or { wait: promise }');
+}
+
+function failDecision(why: string): never {
+  throw observerFailure(new TypeError(`onRunStart ${why}`), 'onRunStart');
+}
+
+function runInProgress(st: RunState, ifRunning: IfRunning): WpipeError {
+  const name = st.host.pipelineName;
+  const what = `run id '${st.runId}' of pipeline '${name}' is being executed elsewhere (another Pipeline object or process)`;
+  const message = ifRunning === 'fail'
+    ? `${st.sync ? 'runSync' : 'run'}: ${what} and ifRunning is 'fail'`
+    : `runSync: ${what} and runSync cannot wait for it; use await pipeline.run() to wait for its outcome, or ifRunning: 'fail' to fail at once`;
+  return fatal(new WpipeError('WPIPE_ERR_RUN_IN_PROGRESS', message, { details: { pipelineName: name, runId: st.runId, ifRunning } }));
+}
+
+/** An observer answered `wait`: wait (cancellable by the run's signal), ask again, until it may begin. */
+async function waitThenBegin(b: Begun, steps: readonly StepDescriptor[], ifRunning: IfRunning, wait: Promise<unknown>): Promise<Begun> {
+  const st = b.st;
+  for (;;) {
+    if (st.host._verbose) st.host._logger.info(`[PIPELINE] ${st.host.pipelineName}: run ${st.runId} is being executed elsewhere; waiting for it`);
+    await waitOrCancel(wait, st);
+    if (st.signal !== undefined && st.signal.aborted) throw cancelled(st);
+    const d = askObservers(b, steps, ifRunning);
+    if (d === undefined || !('wait' in d)) {
+      decide(b, d);
+      return b;
+    }
+    wait = d.wait;
+  }
+}
+
+/**
+ * Settles with `wait`, or rejects with the run's cancellation error as soon as its signal aborts. A
+ * rejected wait fails the run like a throwing onRunStart (a WpipeError as is). Either way the run
+ * never started: the caller reports no onRunEnd.
+ */
+function waitOrCancel(wait: PromiseLike<unknown>, st: RunState): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const sig = st.signal;
+    let onAbort: (() => void) | undefined;
+    if (sig !== undefined) {
+      onAbort = () => reject(cancelled(st));
+      if (sig.aborted) onAbort();
+      else sig.addEventListener('abort', onAbort, { once: true });
+    }
+    // Subscribed even after an abort: a later rejection of the abandoned wait stays handled.
+    Promise.resolve(wait).then(
+      () => {
+        if (onAbort !== undefined) sig!.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      (e: unknown) => {
+        if (onAbort !== undefined) sig!.removeEventListener('abort', onAbort);
+        reject(observerFailure(e, "onRunStart's wait"));
+      },
+    );
+  });
+}
+
+function decide(b: Begun, decision: Decision | undefined): void {
+  if (decision === undefined) return;
+  if ('completed' in decision) {
+    b.replay = Object.assign({}, decision.completed.result);
+  } else {
+    b.ctx = Object.assign({}, decision.resume.context);
+    b.start = decision.resume.position + 1;
+    const host = b.st.host;
+    if (host._verbose) host._logger.info(`[CHECKPOINT] Resuming '${b.st.runId}' from step ${b.start}`);
+  }
+}
+
+/** The run really starts: progress, and the boundary before its first step (inside the run's error handling). */
+function open(b: Begun): Pending {
+  const { st, ctx } = b;
+  const host = st.host;
+  if (host._verbose) host._logger.info(`[PIPELINE] ${host.pipelineName}: run ${st.runId} started`);
+  st.bar = ProgressBar.maybe(host._showProgress, host.pipelineName, st.plan!.nodes.length);
+  st.between = st.bar !== undefined || st.observers !== null || host._checkpoints.length > 0 || (host._cooperative && !st.sync);
+  return boundary(b.start - 1, ctx, st);
 }
 
 function runError(e: unknown, b: Begun): Error {
@@ -920,13 +1177,16 @@ function runError(e: unknown, b: Begun): Error {
   });
 }
 
-function nodeAt(b: Begun): Node {
-  const plan = b.st.plan;
-  const node = plan?.nodes[Math.max(0, b.st.position)];
-  return node ?? ({ kind: 'task', name: '?', version: '?', path: '?', owner: '?' } as unknown as Node);
+/** The failing top-level step's name: the TaskError's, else the step the run was at (none before the first). */
+function errorStepOf(error: Error, b: Begun): string | undefined {
+  const named = (error.cause as TaskError | undefined)?.details?.stepName;
+  if (named !== undefined) return String(named);
+  const st = b.st;
+  if (st.position < 0) return undefined;
+  return st.plan?.nodes[st.position]?.name ?? '?';
 }
 
-function finish(b: Begun, error: Error | undefined, replayed: boolean): void {
+function finish(b: Begun, error: Error | undefined, replayed: boolean): Pending {
   const st = b.st;
   if (st.bar !== undefined) st.bar.finish();
   const host = st.host;
@@ -934,26 +1194,32 @@ function finish(b: Begun, error: Error | undefined, replayed: boolean): void {
     host._logger.info(`[PIPELINE STATUS] ${host.pipelineName} ${st.runId}: ${error === undefined ? 'COMPLETED' : 'ERROR'}`);
   }
   if (st.observers === null) return;
-  const errorStep = error === undefined ? undefined : String((error.cause as TaskError | undefined)?.details?.stepName ?? nodeAt(b).name);
   const event: RunEndEvent = {
     runId: st.runId, pipelineName: host.pipelineName,
     status: error === undefined ? 'completed' : error instanceof ProcessError && error.code === 'WPIPE_ERR_PROCESS_CANCELLED' ? 'cancelled' : 'error',
-    context: b.ctx, error, errorStep,
+    context: b.ctx, error, errorStep: error === undefined ? undefined : errorStepOf(error, b),
     failures: Array.isArray(b.ctx[ERRORS_KEY]) ? (b.ctx[ERRORS_KEY] as StepFailure[]) : [],
     startedAt: b.startedAt, durationMs: performance.now() - b.t0, replayed,
   };
-  notify(st.observers, 'onRunEnd', event);
+  return notify(st.observers, 'onRunEnd', event, st.sync);
 }
 
-function endWithError(b: Begun, e: unknown): Error {
+/** Reports a failed run to onRunEnd (awaited if it returns a promise) and returns the error to throw. */
+function endWithError(b: Begun, e: unknown): Error | Promise<Error> {
   const err = runError(e, b);
-  try {
-    finish(b, err, false);
-  } catch (hookError) {
-    // The run's own error is the one the caller needs; the observer's is logged, not lost.
+  // The run's own error is the one the caller needs; the observer's is logged, not lost.
+  const logged = (hookError: unknown): Error => {
     b.st.host._logger.error(`[OBSERVER] onRunEnd failed while reporting a failed run: ${messageOf(hookError)}`);
+    return err;
+  };
+  let p: Pending;
+  try {
+    p = finish(b, err, false);
+  } catch (hookError) {
+    return logged(hookError);
   }
-  return err;
+  if (p === undefined) return err;
+  return p.then(() => err, logged);
 }
 
 /**
@@ -968,15 +1234,17 @@ export function runPlanSync(host: RunHost, plan: Plan, input: unknown, options: 
   if (plan.syncBlocker !== undefined) {
     throw new WpipeError('WPIPE_ERR_RUN_SYNC_UNSUPPORTED', `runSync cannot run pipeline '${host.pipelineName}': ${plan.syncBlocker}; use await pipeline.run() instead`);
   }
-  const b = begin(host, plan, input, options, true);
+  // In a sync run nothing returns a promise: a `wait` or a promise from a hook throws instead.
+  const b = begin(host, plan, input, options, true) as Begun;
   if (b.replay !== undefined) {
     finish(b, undefined, true);
     return b.replay;
   }
   try {
+    open(b);
     runTop(plan, b.start, b.ctx, b.st, host._continueOnError, true, -1);
   } catch (e) {
-    throw endWithError(b, e);
+    throw endWithError(b, e) as Error;
   }
   finish(b, undefined, false);
   return b.ctx;
@@ -991,17 +1259,23 @@ export function runPlanSync(host: RunHost, plan: Plan, input: unknown, options: 
  * ```
  */
 export async function runPlanAsync(host: RunHost, plan: Plan, input: unknown, options: unknown): Promise<Context> {
-  const b = begin(host, plan, input, options, false);
+  const begun = begin(host, plan, input, options, false);
+  const b = begun instanceof Promise ? await begun : begun;
   if (b.replay !== undefined) {
-    finish(b, undefined, true);
+    const f = finish(b, undefined, true);
+    if (f !== undefined) await f;
     return b.replay;
   }
   try {
+    const o = open(b);
+    if (o !== undefined) await o;
     const p = runTop(plan, b.start, b.ctx, b.st, host._continueOnError, true, -1);
     if (p !== undefined) await p;
   } catch (e) {
-    throw endWithError(b, e);
+    const err = endWithError(b, e);
+    throw err instanceof Promise ? await err : err;
   }
-  finish(b, undefined, false);
+  const f = finish(b, undefined, false);
+  if (f !== undefined) await f;
   return b.ctx;
 }

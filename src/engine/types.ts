@@ -70,6 +70,7 @@ export type StepFn = (ctx: Context, info: StepInfo) => StepResult | PromiseLike<
  * ```ts
  * const ac = new AbortController();
  * await pipe.run({ orderId: 7 }, { runId: 'order-7', signal: ac.signal });
+ * await pipe.run({ orderId: 8 }, { runId: 'order-8', ifRunning: 'fail' });  // never wait for another owner
  * ```
  */
 export interface RunOptions {
@@ -77,6 +78,14 @@ export interface RunOptions {
   runId?: string;
   /** Cancels the run: it rejects with ProcessError `WPIPE_ERR_PROCESS_CANCELLED`. */
   signal?: AbortSignal;
+  /**
+   * What to do when `runId` is being executed elsewhere (another Pipeline object or process, see
+   * DESIGN.md "Durable state"): 'wait' (default) waits for that run and returns, or rejects with,
+   * its outcome; 'fail' rejects at once with `WPIPE_ERR_RUN_IN_PROGRESS`. runSync cannot wait: there
+   * it throws `WPIPE_ERR_RUN_IN_PROGRESS` in both cases. Run history decides whether a run id is
+   * busy; without it nothing ever waits.
+   */
+  ifRunning?: 'wait' | 'fail';
 }
 
 /**
