@@ -12,7 +12,6 @@
 #include <mutex>
 #include <new>
 
-#include "journal.h"
 #include "vm.h"
 
 namespace {
@@ -184,8 +183,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("evaluate", Napi::Function::New(env, Evaluate, "evaluate"));
   exports.Set("takeResult", Napi::Function::New(env, TakeResult, "takeResult"));
   exports.Set("runBatch", Napi::Function::New(env, RunBatch, "runBatch"));
-  exports.Set("mapJournal", Napi::Function::New(env, wpipe::MapJournal, "mapJournal"));
-  exports.Set("unmapJournal", Napi::Function::New(env, wpipe::UnmapJournal, "unmapJournal"));
   return exports;
 }
 

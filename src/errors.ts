@@ -50,6 +50,7 @@ export const ERROR_CATALOG = Object.freeze({
   WPIPE_ERR_OBSERVER_FAILED: { errorCode: Codes.UPDATE_PROCESS_ERROR, meaning: 'a run observer (run history, checkpoints) threw' },
   WPIPE_ERR_RUN_IN_PROGRESS: { errorCode: Codes.UPDATE_PROCESS_ERROR, meaning: 'the run id is being executed elsewhere and the run could not wait for it' },
   WPIPE_ERR_RUN_ID_CONFLICT: { errorCode: Codes.UPDATE_PROCESS_ERROR, meaning: 'the run id is already recorded for another pipeline' },
+  WPIPE_ERR_JOURNAL_CORRUPT: { errorCode: Codes.UPDATE_PROCESS_ERROR, meaning: 'lines of a step journal failed their checksum and were skipped (the rest applied)' },
 } as const);
 
 export type WpipeErrorCode = keyof typeof ERROR_CATALOG;

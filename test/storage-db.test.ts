@@ -66,10 +66,10 @@ test('migration from version 1 keeps the data and adds the later tables', () => 
     assert.equal(db.raw.pragma('user_version', { simple: true }), SCHEMA_VERSION);
     assert.equal((db.prepare('SELECT count(*) AS n FROM recordmodel').get() as { n: number }).n, 0);
     assert.equal((db.prepare("SELECT status FROM pipelines WHERE id = 'old'").get() as { status: string }).status, 'completed');
-    // Version 4 rebuilt pipelines and steps (status checks without IN lists): rows, keys, indexes kept.
+    // Versions 4 and 5 rebuilt pipelines and steps (status checks without IN lists, run owners): rows, keys, indexes kept.
     assert.deepEqual(db.prepare('SELECT * FROM steps').all(), before);
     const schema = db.prepare("SELECT type, name, sql FROM sqlite_master WHERE tbl_name IN ('pipelines', 'steps') ORDER BY name").all() as { type: string; name: string; sql: string | null }[];
-    assert.deepEqual(schema.map((r) => r.name), ['pipelines', 'pipelines_parent', 'pipelines_started_at', 'steps']);
+    assert.deepEqual(schema.map((r) => r.name), ['pipelines', 'pipelines_parent', 'pipelines_running_owner', 'pipelines_started_at', 'steps']);
     for (const r of schema) if (r.type === 'table') assert.doesNotMatch(r.sql!, / IN \(/, r.name);
     assert.equal(db.prepare("SELECT id FROM pipelines WHERE parent_pipeline_id = 'up'").pluck().get(), 'old');
     assert.throws(() => db.transaction(() => db.prepare("UPDATE steps SET status = 'bogus'").run()), /CHECK constraint/);

@@ -88,10 +88,19 @@ test('resume by runId after a failure runs only what is left; a completed runId 
 test('a context value a checkpoint cannot carry fails the run with the key path', async () => {
   const t = tempDir();
   try {
-    const pipe = new Pipeline({ pipelineName: 'p', trackingDb: t.file('s.db') }).setSteps([[() => ({ handler: () => 1 }), 'make']]);
+    const file = t.file('s.db');
+    const pipe = new Pipeline({ pipelineName: 'p', trackingDb: file }).setSteps([[() => ({ handler: () => 1 }), 'make']]);
     pipe.addCheckpoint('always', 'True');
-    await assert.rejects(pipe.run({}), (e: unknown) => e instanceof WpipeError && e.code === 'WPIPE_ERR_CHECKPOINT_SERIALIZE' && /handler/.test(e.message));
+    // The step whose result cannot be saved fails (a TaskError naming it and the key path), not an observer.
+    await assert.rejects(pipe.run({}, { runId: 'cp-1' }), (e: unknown) => e instanceof WpipeError && e.errorCode === 502 && e.cause instanceof WpipeError
+      && e.cause.code === 'WPIPE_ERR_CHECKPOINT_SERIALIZE' && /step 'make'/.test(e.cause.message) && /handler/.test(e.cause.message));
     await pipe.close();
+    const q = new HistoryQuery(file);
+    const run = q.getRunDetail('cp-1')!;
+    assert.equal(run.status, 'error', 'the run end is recorded');
+    assert.equal(run.errorStep, 'make');
+    assert.deepEqual(run.steps.map((s) => [s.name, s.status]), [['make', 'error']]);
+    q.close();
   } finally {
     t.cleanup();
   }

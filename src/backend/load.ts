@@ -9,7 +9,7 @@
 import { WpipeError, invalidOption } from '../errors.js';
 import type { BackendChoice, BackendName, BackendStatus, ExprVm } from './types.js';
 import { loadWasmVm, wasmStatus } from './wasm.js';
-import { loadJournalMapper, loadNativeVm, nativeStatus, type JournalMapper } from './native.js';
+import { loadNativeVm, nativeStatus } from './native.js';
 
 /**
  * `auto` evaluates single expressions in JS: against a JS object, the closure evaluator needs no
@@ -116,29 +116,6 @@ export function batchVm(choice: BackendChoice, rows: number): ExprVm | undefined
   return undefined;
 }
 
-/**
- * How step journals append (src/storage/journal.ts): into a window of the file mapped by the addon
- * (a copy into the page cache, no system call) under `native` and under `auto` when the addon
- * loads; with write(2) under `js` and `wasm` (WebAssembly cannot map files) and under `auto`
- * without the addon. Both are equally durable against a killed process; bench/storage.ts measures
- * the two side by side. A forced `native` whose addon does not load is an error, as for expressions.
- */
-export function journalMapper(explicit?: unknown): { mapper: JournalMapper | undefined; capability: CapabilityInfo } {
-  const choice = requestedBackend(explicit);
-  const source = explicit !== undefined ? 'option' : environmentChoice().source === 'env' ? 'WPIPE_BACKEND' : 'default';
-  if (choice === 'js' || choice === 'wasm') {
-    return { mapper: undefined, capability: { backend: 'js', reason: `${choice} forced by ${source}: journal lines are appended with write(2)` } };
-  }
-  if (choice === 'native') requireVm('native'); // throws with what was tried and how to fix it
-  const native = tryLoad('native');
-  if (!native.vm) {
-    return { mapper: undefined, capability: { backend: 'js', reason: `auto: native unavailable (${native.error?.message ?? '?'}): journal lines are appended with write(2)` } };
-  }
-  mapperCache ??= loadJournalMapper();
-  const why = choice === 'native' ? `native forced by ${source}` : 'auto';
-  return { mapper: mapperCache, capability: { backend: 'native', reason: `${why}: journal lines are copied into a window of the file mapped by the addon (no system call per line)` } };
-}
-let mapperCache: JournalMapper | undefined;
 
 export interface CapabilityInfo {
   /** The backend that serves it under the current choice (for batch: at large sizes). */
@@ -193,11 +170,6 @@ export function getBackendInfo(): BackendInfo {
     const reason = available ? `forced by ${source === 'env' ? 'WPIPE_BACKEND' : 'option'}` : `forced but unavailable: ${backends[choice].detail}`;
     capabilities['expr.scalar'] = { backend: choice, reason };
     capabilities['expr.batch'] = { backend: choice, reason: `${reason}; expressions outside the column subset run row by row in the same backend` };
-  }
-  try {
-    capabilities['storage.journal'] = journalMapper().capability;
-  } catch (error) {
-    capabilities['storage.journal'] = { backend: 'native', reason: `forced but unavailable: ${(error as Error).message}` };
   }
   return { requested: choice, source, backends, capabilities };
 }

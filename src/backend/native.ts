@@ -52,13 +52,6 @@ export interface NativeBinding {
   takeResult(out: Uint8Array): number;
   /** Runs a batch program; writes 0/1 per row into `out`; returns -1 or the first failing row. */
   runBatch(program: NativeProgram, columns: readonly VmColumn[], rows: number, out: Uint8Array, fault: Int32Array): number;
-  /**
-   * Reserves (posix_fallocate) and maps `length` bytes of the file `fd` from the page-aligned
-   * `start`, shared: an ArrayBuffer over the file's page cache (native/journal.cpp).
-   */
-  mapJournal(fd: number, start: number, length: number): ArrayBuffer;
-  /** Unmaps a region from mapJournal now and detaches its buffer; false if it was not one. */
-  unmapJournal(buffer: ArrayBuffer): boolean;
 }
 
 /** The ABI version native/addon.cpp reports; bumped when the export list or a signature changes. */
@@ -75,7 +68,7 @@ function loadBinding(): NativeBinding {
   const path = addonPath();
   try {
     const b = createRequire(import.meta.url)(path) as NativeBinding;
-    for (const fn of ['info', 'prepare', 'evaluate', 'takeResult', 'runBatch', 'mapJournal', 'unmapJournal'] as const) {
+    for (const fn of ['info', 'prepare', 'evaluate', 'takeResult', 'runBatch'] as const) {
       if (typeof b[fn] !== 'function') throw new Error(`the addon has no ${fn}() export (a stale build?)`);
     }
     const abi = b.info().abi;
@@ -238,18 +231,6 @@ function makeVm(b: NativeBinding): ExprVm {
 }
 
 let vm: ExprVm | undefined;
-
-/** Maps step-journal windows into memory (see {@link NativeBinding.mapJournal}). */
-export interface JournalMapper {
-  map(fd: number, start: number, length: number): ArrayBuffer;
-  unmap(buffer: ArrayBuffer): boolean;
-}
-
-/** The addon's journal mapper; throws like {@link loadNativeVm} when the addon does not load. */
-export function loadJournalMapper(): JournalMapper {
-  const b = loadBinding();
-  return { map: (fd, start, length) => b.mapJournal(fd, start, length), unmap: (buffer) => b.unmapJournal(buffer) };
-}
 
 /**
  * The native VM. Loads the addon on first use; throws an Error saying which file was tried, why it

@@ -205,7 +205,7 @@ export interface TrackingOptions {
   readonly pipelineName: string;
   readonly verbose: boolean;
   /** 'step': commit at every step boundary (default); 'run': once per run (see PipelineOptions). */
-  readonly durability?: 'step' | 'run';
+  readonly durability?: 'step' | 'fsync' | 'run';
 }
 
 /** Builds the run-history/checkpoint observer of a pipeline that has `trackingDb`. */

@@ -55,12 +55,13 @@ export interface PipelineOptions {
   /** Sample CPU and memory during runs (needs trackingDb; wired in by the storage layer). */
   collectSystemMetrics?: boolean;
   /**
-   * When run history is committed (needs trackingDb): 'step' (default) commits at every step
-   * boundary, so a kill -9 loses at most the step in flight; 'run' commits once per run — about 2.5×
-   * the throughput, but a crash loses every unfinished run (its rows and checkpoints), which then
-   * cannot resume.
+   * How durable run history is (needs trackingDb; README "Durability levels"): 'step' (default)
+   * makes every step boundary survive a killed process (kill -9 loses at most the step in flight);
+   * 'fsync' also puts every boundary on stable storage before the next step runs (survives power
+   * loss; concurrent runs share one fdatasync); 'run' makes a run durable once, at its end (a crash
+   * loses every unfinished run's steps and checkpoints: it restarts from the beginning).
    */
-  trackingDurability?: 'step' | 'run';
+  trackingDurability?: 'step' | 'fsync' | 'run';
   /** Where verbose lines, warnings and background failures go (pino-compatible); default stderr. */
   logger?: Logger;
   /** Observers of every run (see RunObserver). */
@@ -121,7 +122,7 @@ export class Pipeline implements RunHost {
   readonly pipelineName: string;
   readonly trackingDb: string | undefined;
   readonly collectSystemMetrics: boolean;
-  readonly trackingDurability: 'step' | 'run';
+  readonly trackingDurability: 'step' | 'fsync' | 'run';
 
   /** @internal */ readonly _verbose: boolean;
   /** @internal */ readonly _continueOnError: boolean;
@@ -157,8 +158,8 @@ export class Pipeline implements RunHost {
     this._showProgress = optBool(where, 'showProgress', options.showProgress) ?? false;
     this.collectSystemMetrics = optBool(where, 'collectSystemMetrics', options.collectSystemMetrics) ?? false;
     const durability = options.trackingDurability ?? 'step';
-    if (durability !== 'step' && durability !== 'run') {
-      throw invalidOption(`${where}: trackingDurability must be 'step' or 'run', got ${JSON.stringify(durability)}`, 'RangeError');
+    if (durability !== 'step' && durability !== 'run' && durability !== 'fsync') {
+      throw invalidOption(`${where}: trackingDurability must be 'step', 'fsync' or 'run', got ${JSON.stringify(durability)}`, 'RangeError');
     }
     this.trackingDurability = durability;
     if (options.logger !== undefined && !isLogger(options.logger)) {

@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { WpipeError, checkOptions, invalidOption } from '../errors.js';
 import { HistoryQuery } from '../storage/query.js';
 import { openDb, storageError, type StorageDb } from '../storage/db.js';
+import { syncForReading } from '../storage/journal.js';
 
 /** The formats the exporter writes. */
 export const EXPORT_FORMATS = ['json', 'csv'] as const;
@@ -256,7 +257,7 @@ export class PipelineExporter {
 
   private rows(sql: string, param: string | undefined): Record<string, unknown>[] {
     const db = this.db();
-    db.syncPending();
+    syncForReading(db);
     try {
       const stmt = db.prepare(sql);
       return (param === undefined ? stmt.all() : stmt.all(param)) as Record<string, unknown>[];

@@ -43,8 +43,7 @@ export interface OpenDbOptions {
   fileMustExist?: boolean;
   /**
    * WAL pages after which a commit checkpoints the WAL into the database (default: 16 MiB worth of
-   * pages, i.e. 16384 pages of 1 KiB). Given to a RunTracker, it also means the caller manages
-   * checkpoints: no checkpoint thread runs beside its fold thread (src/storage/fold-worker.ts).
+   * pages, i.e. 16384 pages of 1 KiB).
    */
   walAutocheckpoint?: number;
   /**
@@ -135,11 +134,6 @@ export class StorageDb {
   private readonly commit: Statement;
   private readonly rollback: Statement;
   private readonly busyDeadlineMs: number;
-  /**
-   * @internal Checked between busy retries: when it returns true, the wait ends with the BUSY error
-   * (the fold thread sets it, so that stopping it never waits out a long busy deadline).
-   */
-  busyAbort: (() => boolean) | undefined;
   private refs = 1;
   private readonly owned: boolean;
   private closed = false;
@@ -260,7 +254,7 @@ export class StorageDb {
         if (!isBusy(error)) throw storageError(error, 'BEGIN IMMEDIATE', this.path);
         const now = Date.now();
         if (deadline === 0) deadline = now + this.busyDeadlineMs;
-        if (now >= deadline || this.busyAbort?.()) {
+        if (now >= deadline) {
           throw storageError(error, `BEGIN IMMEDIATE (still busy after ${now - deadline + this.busyDeadlineMs} ms of retries)`, this.path);
         }
         this.stats.busyRetries++;
@@ -282,7 +276,7 @@ export class StorageDb {
         if (!isBusy(error)) throw storageError(error, operation, this.path);
         const now = Date.now();
         if (deadline === 0) deadline = now + this.busyDeadlineMs;
-        if (now >= deadline || this.busyAbort?.()) throw storageError(error, operation, this.path);
+        if (now >= deadline) throw storageError(error, operation, this.path);
         this.stats.busyRetries++;
         sleepSync(Math.max(0.2, Math.random() * Math.min(100, 2 ** Math.min(attempt, 7))));
       }

@@ -1,36 +1,34 @@
 /**
- * The step journal: how a step boundary becomes durable without a SQLite commit.
+ * The step journal: how a step boundary becomes durable without a SQLite commit, and who owns a run.
  *
  * A tracked step boundary must survive `kill -9` before the next step's code runs. A SQLite commit
- * gives that but costs 10–15 µs on these machines even for one row (six `fcntl` locks on the
- * `-shm` file, two `pwrite`s a page, and the statements), so a 10-step run made of 11 commits tops
- * out near 2,000 runs a second. Instead, each tracker appends the boundary's writes as ONE line to
- * a journal file of its own — a single `write(2)`, or with the native addon a copy into a window of
- * the file mapped into memory; either way the kernel holds the bytes the moment the append returns,
- * exactly as it holds a WAL frame written with `synchronous=NORMAL` — and folds the journaled writes
- * into SQLite in one transaction every few milliseconds (and before any read of its own, at
- * `close()` and at process exit).
+ * gives that but costs 10–30 µs here even for one row (locks on the `-shm` file, a WAL frame per
+ * page), so a 10-step run made of 11 commits tops out near 3,000 runs a second. Instead each tracker
+ * appends the boundary's writes as ONE line to a journal file of its own — one `write(2)`: the kernel
+ * holds the bytes the moment it returns, exactly as it holds a WAL frame written with
+ * `synchronous=NORMAL` — and folds the journaled writes into SQLite in one transaction every few
+ * milliseconds (src/storage/tracker.ts says when). With durability `'fsync'` the line is also on
+ * stable storage before user code runs: boundaries of concurrent runs share one `fdatasync`.
  *
- * - Files: `<db>.wpipe-journal/<owner>.<gen>.log` (the lines) and `<owner>.lock`, a tiny SQLite file
- *   its owner holds an exclusive lock on for as long as it lives. The kernel drops that lock when the
- *   owner dies, however it dies, so any process can tell a live journal from an orphan — across pid
- *   namespaces too, since the lock is on the file (the same POSIX locks SQLite itself relies on).
- * - Line: `<crc32 as 8 hex digits> <JSON array of writes>\n`. A line that is cut short (power loss)
- *   or does not match its checksum ends the journal: nothing after it is applied.
- * - Exactly once: the fold transaction also stores, in `wpipe_journal`, the byte offset the journal
- *   is applied up to. A crash between the fold's commit and anything after it replays from there.
- * - Recovery: opening a tracker on a database first replays the orphan journals of that database
- *   (their owners are dead): one transaction per journal, then the files go.
- *
- * What a crash can lose is unchanged: the step in flight. What changes is when other connections
- * see a boundary: within the fold interval (10 ms by default), not at the boundary itself.
+ * - Files: `<db>.wpipe-journal/<owner>.lock`, a tiny SQLite file its owner holds an exclusive lock on
+ *   for as long as it lives (the kernel drops the lock when the owner dies, however it dies, so any
+ *   process can tell a live owner from a dead one), and `<owner>.<gen>.log`, the lines, created at the
+ *   first append. `<owner>` is `<pid>-<random>`; a run row's `owner` column names it.
+ * - Line: `<crc32 as 8 hex digits> <JSON array of writes>\n`. A line that fails its checksum is
+ *   skipped and counted and the lines after it still apply; an unfinished last line (no newline: the
+ *   owner is writing it, or died writing it) ends the read.
+ * - Exactly once: every fold stores, in `wpipe_journal` and in the same transaction, the byte offset
+ *   a log is applied up to. Whoever folds a log — its owner, or another tracker or process catching
+ *   up ({@link foldJournals}) — applies only what lies past that offset.
+ * - Dead owners: {@link foldJournals} replays their logs, marks their runs still `running` as
+ *   `interrupted` (resumable) and removes the files; a log with skipped lines is kept as
+ *   `<name>.corrupt` and reported.
  *
  * @example
  * ```ts
- * const journal = openJournal('/data/runs.db');
+ * const journal = new Journal('/data/runs.db');
  * journal.append([[Code.InsertEvent, 'run-1', null, 'note', 'hello', null, null, null, '2026-01-01T00:00:00.000Z']]);
- * // … later, inside the fold transaction: journal.offset is what wpipe_journal records.
- * journal.close();
+ * journal.close(); // after a fold applied everything
  * ```
  */
 import fs from 'node:fs';
@@ -38,55 +36,54 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import zlib from 'node:zlib';
 import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type BetterSqlite3 from 'better-sqlite3';
 import { WpipeError } from '../errors.js';
-import type { OpenDbOptions, StorageDb } from './db.js';
-import type { AddJournal, FoldWorkerData } from './fold-worker.js';
-import { packageRoot } from '../paths.js';
-import { journalMapper } from '../backend/load.js';
-import type { JournalMapper } from '../backend/native.js';
-import type { BackendChoice } from '../backend/types.js';
-import { JOURNAL_SQL, applyOps, applyOpsEach, expandOp, isConstraint, type WriteStatements } from './ops.js';
+import type { StorageDb } from './db.js';
+import { JOURNAL_SQL, applyOps, expandOp, isConstraint, prepareWrites, runIdsOf, type JournalOp, type WriteStatements } from './ops.js';
+
+export type { JournalOp } from './ops.js';
 
 type Database = BetterSqlite3.Database;
 
-/** One write as the journal and the fold carry it: an opcode (see tracker.ts) and its parameters. */
-export type JournalOp = unknown[];
-
 const HEADER_PREFIX = 'wpipe-journal 1 ';
-/** A journal is started afresh (the old one removed once folded) past this size. */
+/** A log is started afresh (the old one removed once folded) past this size. */
 export const ROTATE_BYTES = 64 * 1024 * 1024;
 
 /** Where a line is put together before its write(2) (appends on one thread never overlap). */
 const LINE_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
-/**
- * Encodes one journal line into `into` at `at` (room for `10 + 3 * json.length` bytes) and returns
- * its length. The body goes first, then its checksum and newline: a process killed half-way through
- * a copy into the mapped window leaves a line that fails its checksum (or starts with zeros), which
- * readers treat as the end.
- */
-function encodeLine(into: Buffer, at: number, json: string): number {
-  const n = into.write(json, at + 9, 'utf8');
-  let crc = zlib.crc32(into.subarray(at + 9, at + 9 + n)) >>> 0;
-  for (let i = at + 7; i >= at; i--) {
+/** Encodes one line into `into` (room for `10 + 3 * json.length` bytes); returns its length. */
+function encodeLine(into: Buffer, json: string): number {
+  const n = into.write(json, 9, 'utf8');
+  let crc = zlib.crc32(into.subarray(9, 9 + n)) >>> 0;
+  for (let i = 7; i >= 0; i--) {
     const d = crc & 15;
     into[i] = d < 10 ? 48 + d : 87 + d;
     crc >>>= 4;
   }
-  into[at + 8] = 32;
-  into[at + 9 + n] = 10;
+  into[8] = 32;
+  into[9 + n] = 10;
   return n + 10;
 }
 
-/** Journal owner ids alive in this thread, never probed as orphans. */
+/** The 8 lowercase hex digits at `at` as a number, or -1. */
+function hex32(bytes: Buffer, at: number): number {
+  let v = 0;
+  for (let i = at; i < at + 8; i++) {
+    const c = bytes[i]!;
+    const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+    if (d < 0) return -1;
+    v = v * 16 + d;
+  }
+  return v;
+}
+
+/** Journal owners alive in this thread (never probed: a second lock on our own file would succeed). */
 const liveOwners = new Set<string>();
 
 let DatabaseClass: (new (file: string, options?: BetterSqlite3.Options) => Database) | undefined;
 function driver(): new (file: string, options?: BetterSqlite3.Options) => Database {
-  if (!DatabaseClass) DatabaseClass = createRequire(import.meta.url)('better-sqlite3');
+  DatabaseClass ??= createRequire(import.meta.url)('better-sqlite3');
   return DatabaseClass!;
 }
 
@@ -102,13 +99,13 @@ export function isFileDb(dbFile: string): boolean {
 
 /**
  * Takes the owner lock of `lockFile`: an exclusive SQLite lock held until the connection closes.
- * Returns undefined when another live connection holds it.
+ * Returns undefined when another live connection holds it, and `'gone'` when `mustExist` and the
+ * file (or its folder) is not there: its owner closed meanwhile.
  */
-function tryLock(lockFile: string): Database | undefined {
-  const Ctor = driver();
+function tryLock(lockFile: string, mustExist = false): Database | undefined | 'gone' {
   let db: Database | undefined;
   try {
-    db = new Ctor(lockFile, { timeout: 0 });
+    db = new (driver())(lockFile, { timeout: 0, fileMustExist: mustExist });
     db.pragma('journal_mode = MEMORY'); // no -journal file beside the lock
     db.pragma('locking_mode = EXCLUSIVE');
     db.exec('BEGIN EXCLUSIVE; COMMIT');
@@ -117,6 +114,7 @@ function tryLock(lockFile: string): Database | undefined {
     db?.close();
     const code = (error as { code?: unknown }).code;
     if (typeof code === 'string' && code.startsWith('SQLITE_BUSY')) return undefined;
+    if (mustExist && (code === 'SQLITE_CANTOPEN' || !fs.existsSync(lockFile))) return 'gone';
     throw error;
   }
 }
@@ -129,177 +127,201 @@ function journalError(error: unknown, operation: string, file: string): WpipeErr
   });
 }
 
-/** How long stopping a fold thread waits for it to leave SQLite (a fold in progress, or its busy wait). */
-const STOP_WAIT_MS = 10_000;
+/**
+ * Whether the journal owner `owner` of the database at `dbFile` is alive: in this thread, or a
+ * process holding its lock. An owner without a lock file closed (or never was): not alive.
+ */
+export function ownerAlive(dbFile: string, owner: string | null): boolean {
+  if (owner === null) return false;
+  if (liveOwners.has(owner)) return true;
+  const lock = tryLock(path.join(journalDir(dbFile), `${owner}.lock`), true);
+  if (lock === undefined) return true;
+  if (lock !== 'gone') lock.close();
+  return false;
+}
 
-/** Size of a mapped journal window (reserved on disk when it is mapped). */
-const WINDOW_BYTES = 4 * 1024 * 1024;
-/** Windows start at multiples of this (a multiple of every page size Linux uses). */
-const WINDOW_ALIGN = 64 * 1024;
+/** `fdatasync` of a file by path (a WAL before the journal lines it holds are let go). No file: nothing to do. */
+export function syncFile(file: string): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r+');
+  } catch {
+    return;
+  }
+  try {
+    fs.fdatasyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+interface SyncWaiter {
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
 
 /**
- * A journal this tracker owns: appends lines, knows its byte offset, rotates, and removes itself.
- *
- * Lines go into the file one of two ways, equally durable against a killed process (both leave the
- * bytes in the kernel's page cache before `append` returns): with the native addon, copied into a
- * window of the file mapped into memory (no system call per line; see native/journal.cpp), else one
- * `write(2)` each. A mapped file is longer than its lines (the rest of the window is zeros), so
- * readers stop at the first zero byte, and the fold thread reads only up to the published offset.
+ * A journal a tracker owns: its owner lock (from construction on), its log (from the first append),
+ * the byte offset of the log, rotation and removal, and the group commit of durability `'fsync'`.
  */
 export class Journal {
   readonly dir: string;
   readonly owner: string;
   private gen = 0;
-  private fd: number;
-  private lock: Database;
-  /** Bytes written to the current log file (the offset a fold records as applied). */
+  private fd = -1;
+  private readonly lock: Database;
+  /** Bytes written to the current log (the offset a fold records as applied); 0 before the first append. */
   offset = 0;
   /** Set once a write failed: the log may end in a torn line, so nothing more is appended to it. */
   broken: WpipeError | undefined;
   private closed = false;
-  private readonly mapper: JournalMapper | undefined;
-  /** The mapped window (a view of `windowBuffer`) and the file offset it starts at. */
-  private window: Buffer | undefined;
-  private windowBuffer: ArrayBuffer | undefined;
-  private windowStart = 0;
-
   private readonly rotateBytes: number;
+  /** Group commit: waiters of the fdatasync in flight are settled by it; later ones wait for the next. */
+  private syncing = false;
+  private syncWaiters: SyncWaiter[] = [];
+  /** Appends since the last fdatasync started (nothing to sync when 0). */
+  private unsynced = 0;
+  /** fdatasync calls made (group commit: fewer than the boundaries they covered). */
+  syncs = 0;
 
-  /**
-   * `backend` chooses how lines are appended (see journalMapper in src/backend/load.ts);
-   * `rotateBytes` is the size past which the log is replaced once folded (default {@link ROTATE_BYTES}).
-   */
-  constructor(dbFile: string, options: { backend?: BackendChoice; rotateBytes?: number } = {}) {
+  /** `rotateBytes`: size past which the log is replaced once folded (default {@link ROTATE_BYTES}). */
+  constructor(dbFile: string, options: { rotateBytes?: number } = {}) {
     this.dir = journalDir(dbFile);
     this.rotateBytes = options.rotateBytes ?? ROTATE_BYTES;
     this.owner = `${process.pid}-${crypto.randomBytes(6).toString('hex')}`;
-    this.mapper = journalMapper(options.backend).mapper;
-    try {
-      fs.mkdirSync(this.dir, { recursive: true });
-      const lock = tryLock(path.join(this.dir, `${this.owner}.lock`));
-      if (!lock) throw new Error('a fresh owner lock is held by someone else');
-      this.lock = lock;
-      this.fd = this.openLog();
-    } catch (error) {
-      throw journalError(error, 'opening the step journal', this.dir);
+    const lockFile = path.join(this.dir, `${this.owner}.lock`);
+    let lock: Database | undefined;
+    for (let attempt = 1; lock === undefined; attempt++) {
+      try {
+        fs.mkdirSync(this.dir, { recursive: true });
+        // Locked under a name no prober looks at, then renamed into place: a process catching up that
+        // saw the file before it was locked would take it for a dead owner's (the lock stays with the inode).
+        const got = tryLock(`${lockFile}.new`);
+        if (got === undefined || got === 'gone') throw new Error('a fresh owner lock is held by someone else');
+        try {
+          fs.renameSync(`${lockFile}.new`, lockFile);
+        } catch (error) {
+          got.close();
+          throw error;
+        }
+        lock = got;
+      } catch (error) {
+        // The folder is removed by whoever closes the last journal in it: make it again.
+        const gone = (error as { code?: unknown }).code === 'ENOENT' || /directory does not exist|unable to open/.test(String((error as Error).message));
+        if (!gone || attempt >= 5) throw journalError(error, 'opening the step journal', this.dir);
+      }
     }
+    this.lock = lock;
     liveOwners.add(this.owner);
   }
 
-  /** Generation of the current log file (bumped by {@link rotate}). */
-  get generation(): number {
-    return this.gen;
-  }
-
-  /** The `wpipe_journal` key of the current log file. */
+  /** The `wpipe_journal` key of the current log. */
   get name(): string {
     return `${this.owner}.${this.gen}.log`;
   }
 
-  /** Whether lines are copied into a mapped window (else appended with write(2)). */
-  get mapped(): boolean {
-    return this.window !== undefined;
+  /** Whether a log file exists (something was appended since the last rotation). */
+  get started(): boolean {
+    return this.fd >= 0;
   }
 
-  private openLog(): number {
-    // mmap needs the descriptor open for reading too.
-    const fd = fs.openSync(path.join(this.dir, this.name), this.mapper ? 'a+' : 'a');
-    const header = `${HEADER_PREFIX}${this.owner}\n`;
-    this.offset = fs.writeSync(fd, header);
-    if (this.mapper) this.mapWindow(fd, 0);
-    return fd;
-  }
-
-  /**
-   * Maps the window that holds the next `need` bytes. On failure (no space to reserve, no mmap
-   * here) the file is cut back to its lines and appends continue with write(2).
-   */
-  private mapWindow(fd: number, need: number): void {
-    this.unmapWindow();
-    const start = Math.floor(this.offset / WINDOW_ALIGN) * WINDOW_ALIGN;
-    const length = Math.max(WINDOW_BYTES, Math.ceil((this.offset - start + need) / WINDOW_ALIGN) * WINDOW_ALIGN);
-    try {
-      const buffer = this.mapper!.map(fd, start, length);
-      this.windowBuffer = buffer;
-      this.window = Buffer.from(buffer);
-      this.windowStart = start;
-    } catch {
-      fs.ftruncateSync(fd, this.offset); // O_APPEND writes go to the end of the file
-    }
-  }
-
-  private unmapWindow(): void {
-    if (this.windowBuffer) this.mapper!.unmap(this.windowBuffer);
-    this.window = undefined;
-    this.windowBuffer = undefined;
+  private openLog(): void {
+    this.fd = fs.openSync(path.join(this.dir, this.name), 'a');
+    this.offset = fs.writeSync(this.fd, `${HEADER_PREFIX}${this.owner}\n`);
   }
 
   /**
    * Appends one boundary's writes as one line. Throws `WPIPE_ERR_STORAGE` when the write fails;
-   * from then on the journal is `broken` and the tracker commits to SQLite directly.
+   * from then on the journal is `broken` (the tracker commits to SQLite directly until it rotates).
    */
   append(ops: readonly JournalOp[]): void {
     if (this.broken) throw this.broken;
     const json = JSON.stringify(ops);
     try {
-      if (this.window !== undefined && this.appendMapped(json)) return;
-      // A line too long for the shared buffer (a large checkpoint) gets one of its own, not kept.
+      if (this.fd < 0) this.openLog();
+      // A line too long for the shared buffer (a large checkpoint) gets one of its own.
       const into = 10 + json.length * 3 <= LINE_BUFFER.length ? LINE_BUFFER : Buffer.allocUnsafe(10 + Buffer.byteLength(json));
-      const expected = encodeLine(into, 0, json);
+      const expected = encodeLine(into, json);
       const written = fs.writeSync(this.fd, into, 0, expected);
       if (written !== expected) throw new Error(`short write: ${written} of ${expected} bytes`);
       this.offset += written;
+      this.unsynced++;
     } catch (error) {
       this.broken = journalError(error, 'appending to the step journal', path.join(this.dir, this.name));
       throw this.broken;
     }
   }
 
-  /** Copies the line into the mapped window. Returns false when it needs a window that cannot be mapped. */
-  private appendMapped(json: string): boolean {
-    let at = this.offset - this.windowStart;
-    if (at + 10 + json.length * 3 > this.window!.length) {
-      const bytes = Buffer.byteLength(json);
-      if (at + 10 + bytes > this.window!.length) {
-        this.mapWindow(this.fd, bytes + 10);
-        if (this.window === undefined) return false; // could not map: write(2) from now on
-        at = this.offset - this.windowStart;
-      }
+  /** Puts every line appended so far on stable storage now (a synchronous run; no grouping). */
+  syncNow(): void {
+    if (this.unsynced === 0 || this.fd < 0) return;
+    try {
+      this.unsynced = 0;
+      this.syncs++;
+      fs.fdatasyncSync(this.fd);
+    } catch (error) {
+      this.broken = journalError(error, 'syncing the step journal', path.join(this.dir, this.name));
+      throw this.broken;
     }
-    this.offset += encodeLine(this.window!, at, json);
-    return true;
-  }
-
-  /** Whether the log file should be replaced (grown past its rotation size, or broken). */
-  get wantsRotation(): boolean {
-    return !this.closed && (this.offset >= this.rotateBytes || this.broken !== undefined);
   }
 
   /**
-   * Starts a new log file and removes the old one. Only after a fold committed everything in it.
-   * Returns the name of the file it retired.
+   * Settles once every line appended so far is on stable storage. Group commit: at most one
+   * fdatasync is in flight; boundaries reached meanwhile (other runs) share the next one.
+   */
+  synced(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.syncWaiters.push({ resolve, reject });
+      if (!this.syncing) this.startSync();
+    });
+  }
+
+  private startSync(): void {
+    const waiters = this.syncWaiters;
+    this.syncWaiters = [];
+    if (this.unsynced === 0 || this.fd < 0) {
+      for (const w of waiters) w.resolve();
+      return;
+    }
+    this.unsynced = 0;
+    this.syncing = true;
+    this.syncs++;
+    fs.fdatasync(this.fd, (error) => {
+      this.syncing = false;
+      if (error) this.broken ??= journalError(error, 'syncing the step journal', path.join(this.dir, this.name));
+      for (const w of waiters) {
+        if (error) w.reject(this.broken);
+        else w.resolve();
+      }
+      if (this.syncWaiters.length > 0) this.startSync();
+    });
+  }
+
+  /** Whether the log should be replaced (grown past its rotation size, or broken) and can be now. */
+  get wantsRotation(): boolean {
+    return !this.closed && !this.syncing && (this.offset >= this.rotateBytes || this.broken !== undefined);
+  }
+
+  /**
+   * Retires the current log (only after a fold committed everything in it): the next append starts
+   * a new one. Returns the name of the log it removed.
    */
   rotate(): string {
     const old = this.name;
-    this.unmapWindow();
-    try {
-      fs.closeSync(this.fd);
-    } catch {
-      // the descriptor may be what broke
-    }
+    this.closeFd();
     fs.rmSync(path.join(this.dir, old), { force: true });
     this.gen++;
+    this.offset = 0;
     this.broken = undefined;
-    this.fd = this.openLog();
     return old;
   }
 
-  /** Removes the journal (call after the last fold committed it): log, lock and, if empty, the folder. */
+  /** Removes the journal (after the last fold committed it): log, lock and, if empty, the folder. */
   close(): void {
     if (this.closed) return;
     this.closeLog();
     fs.rmSync(path.join(this.dir, this.name), { force: true });
-    this.lock.close(); // only now may another process take it for an orphan
+    this.lock.close(); // only now may another process take it for a dead owner
     fs.rmSync(path.join(this.dir, `${this.owner}.lock`), { force: true });
     try {
       fs.rmdirSync(this.dir);
@@ -309,8 +331,8 @@ export class Journal {
   }
 
   /**
-   * Lets go of the journal but leaves its log, for when what it holds could not be folded: the log
-   * is then an orphan, which the next tracker to open the database replays.
+   * Lets go of the journal but leaves its log, for when what it holds could not be folded: its
+   * owner is then dead, and the next tracker (or reader) to catch up replays it.
    */
   release(): void {
     if (this.closed) return;
@@ -318,431 +340,353 @@ export class Journal {
     this.lock.close();
   }
 
-  private closeLog(): void {
-    this.closed = true;
-    liveOwners.delete(this.owner);
-    this.unmapWindow();
+  private closeFd(): void {
+    if (this.fd < 0) return;
     try {
       fs.closeSync(this.fd);
     } catch {
-      // already closed
+      // the descriptor may be what broke
     }
+    this.fd = -1;
   }
+
+  private closeLog(): void {
+    this.closed = true;
+    liveOwners.delete(this.owner);
+    this.closeFd();
+    for (const w of this.syncWaiters.splice(0)) w.reject(new WpipeError('WPIPE_ERR_STORAGE', 'the step journal was closed before its sync'));
+  }
+}
+
+/** A line {@link readJournal} skipped. */
+export interface SkippedLine {
+  /** Byte offset of the line in its log. */
+  at: number;
+  bytes: number;
+  reason: string;
 }
 
 /** What {@link readJournal} found in a log file. */
 export interface JournalContents {
-  /** The writes of every complete, intact line from `from` on, in order. */
+  /** The writes of every intact line from `from` on, in order. */
   ops: JournalOp[];
-  /** Byte offset just past the last intact line. */
+  /** Byte offset just past the last complete line (an unfinished last line is not included). */
   end: number;
-  /** Why reading stopped before the end of the file, if it did (a torn or corrupt line). */
-  stoppedAt: string | undefined;
+  /** Complete lines that failed their checksum (or did not parse): not applied. */
+  skipped: SkippedLine[];
+  /** Run ids the skipped lines name, as far as they can still be read. */
+  skippedRuns: string[];
+  /** Whether the file ends in an unfinished line (being written, or cut by a crash). */
+  torn: boolean;
 }
 
 /**
- * Reads the intact lines of a log file from byte offset `from` (0 = the start, header included) to
- * its end, or to `to`. A line still being written, torn or corrupt ends the read (`end` stays before
- * it); so does a zero byte where a line would start (the unused rest of a mapped window).
+ * Reads a log from byte offset `from` (0: the start, header included) to its end. A complete line
+ * (newline-terminated) that fails its checksum is skipped and reported; the lines after it still
+ * count. An unfinished last line ends the read. Throws when the file is not a journal.
  */
-export function readJournal(file: string, from: number, to = Infinity): JournalContents {
-  let bytes: Buffer;
-  let base = 0;
-  const fd = fs.openSync(file, 'r');
-  try {
-    const size = Math.min(to, fs.fstatSync(fd).size);
-    base = from > 0 ? Math.min(from, size) : 0;
-    bytes = Buffer.allocUnsafe(size - base);
-    let got = 0;
-    while (got < bytes.length) {
-      const n = fs.readSync(fd, bytes, got, bytes.length - got, base + got);
-      if (n === 0) break;
-      got += n;
-    }
-    bytes = bytes.subarray(0, got);
-  } finally {
-    fs.closeSync(fd);
-  }
-  const ops: JournalOp[] = [];
+export function readJournal(file: string, from: number): JournalContents {
+  let bytes = fs.readFileSync(file);
+  const base = Math.min(from, bytes.length);
+  bytes = bytes.subarray(base);
+  const out: JournalContents = { ops: [], end: base, skipped: [], skippedRuns: [], torn: false };
   let pos = 0;
   if (base === 0) {
     const headerEnd = bytes.indexOf(10);
-    if (headerEnd < 0 || !bytes.subarray(0, headerEnd).toString('utf8').startsWith(HEADER_PREFIX)) {
-      return { ops, end: 0, stoppedAt: headerEnd < 0 ? 'no header line' : 'not a wpipe journal (version 1)' };
+    if (headerEnd < 0) {
+      out.torn = bytes.length > 0;
+      return out;
+    }
+    if (!bytes.subarray(0, headerEnd).toString('utf8').startsWith(HEADER_PREFIX)) {
+      throw new WpipeError('WPIPE_ERR_STORAGE', `${file} is not a wpipe step journal (version 1)`, { details: { file } });
     }
     pos = headerEnd + 1;
   }
-  // Check every line's checksum first; then parse all intact lines with ONE JSON.parse, by turning
-  // the buffer in place into a JSON array (each 9-byte checksum prefix becomes spaces, each newline
-  // a comma): per-line decoding and parsing was most of a fold thread's reading time.
-  const first = pos;
-  const starts: number[] = [];
-  let stoppedAt: string | undefined;
   while (pos < bytes.length) {
-    if (bytes[pos] === 0) break; // the unused rest of a mapped window: the lines end here
     const nl = bytes.indexOf(10, pos);
     if (nl < 0) {
-      stoppedAt = `line at byte ${base + pos} is cut short`;
+      out.torn = true;
       break;
     }
     const crc = hex32(bytes, pos);
-    if (crc < 0 || bytes[pos + 8] !== 32 || nl - pos < 11 || (zlib.crc32(bytes.subarray(pos + 9, nl)) >>> 0) !== crc) {
-      stoppedAt = `line at byte ${base + pos}: checksum mismatch`;
-      break;
-    }
-    starts.push(pos);
-    pos = nl + 1;
-  }
-  const end = base + pos;
-  if (starts.length === 0) return { ops, end, stoppedAt };
-  let batches: unknown[] | undefined;
-  for (const at of starts) bytes.fill(32, at, at + 9);
-  for (let i = 1; i < starts.length; i++) bytes[starts[i]! - 1] = 44;
-  bytes[first] = 91; // '['
-  bytes[pos - 1] = 93; // ']'
-  try {
-    batches = JSON.parse(bytes.toString('utf8', first, pos)) as unknown[];
-  } catch {
-    // Only a writer's bug makes a checksummed line invalid JSON: find it, keep the lines before it.
-    batches = [];
-    for (let i = 0; i < starts.length; i++) {
-      const from = starts[i]! + 9;
-      const to = i + 1 < starts.length ? starts[i + 1]! - 1 : pos - 1;
+    let batch: unknown;
+    let reason: string | undefined;
+    if (crc < 0 || nl - pos < 11 || bytes[pos + 8] !== 32 || (zlib.crc32(bytes.subarray(pos + 9, nl)) >>> 0) !== crc) {
+      reason = 'checksum mismatch';
+    } else {
       try {
-        batches.push(JSON.parse(bytes.toString('utf8', from, to)));
+        batch = JSON.parse(bytes.toString('utf8', pos + 9, nl));
+        if (!Array.isArray(batch)) reason = 'not an array of writes';
       } catch (error) {
-        return { ops, end: base + starts[i]!, stoppedAt: `line at byte ${base + starts[i]!}: ${(error as Error).message}` };
+        reason = `not JSON: ${(error as Error).message}`;
       }
     }
-  }
-  for (let i = 0; i < batches.length; i++) {
-    const batch = batches[i];
-    if (!Array.isArray(batch)) {
-      return { ops, end: base + starts[i]!, stoppedAt: `line at byte ${base + starts[i]!}: not an array` };
+    if (reason === undefined) {
+      for (const op of batch as JournalOp[]) expandOp(op, out.ops);
+    } else {
+      out.skipped.push({ at: base + pos, bytes: nl + 1 - pos, reason });
+      for (const id of readableRunIds(bytes.toString('utf8', Math.min(pos + 9, nl), nl))) if (!out.skippedRuns.includes(id)) out.skippedRuns.push(id);
     }
-    for (const op of batch) expandOp(op as JournalOp, ops);
+    pos = nl + 1;
   }
-  return { ops, end, stoppedAt };
+  out.end = base + pos;
+  return out;
 }
 
-/** The 8 lowercase hex digits at `at` as a number, or -1. */
-function hex32(bytes: Buffer, at: number): number {
-  let v = 0;
-  for (let i = at; i < at + 8; i++) {
-    const c = bytes[i]!;
-    const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
-    if (d < 0) return -1;
-    v = v * 16 + d;
+/** Run ids of a damaged line, when its JSON still parses (a flipped bit in the checksum, say). */
+function readableRunIds(text: string): string[] {
+  try {
+    const batch = JSON.parse(text) as unknown;
+    if (!Array.isArray(batch)) return [];
+    const ids: string[] = [];
+    for (const op of batch) if (Array.isArray(op)) for (const id of runIdsOf(op)) ids.push(id);
+    return ids;
+  } catch {
+    return [];
   }
-  return v;
 }
 
-/** One orphan journal that {@link recoverJournals} replayed. */
-export interface RecoveredJournal {
+/** What {@link foldJournals} did with one log. */
+export interface FoldedJournal {
   name: string;
+  /** Whether its owner was dead (the log was replayed and removed, or quarantined). */
+  dead: boolean;
+  /** Writes applied from it. */
   writes: number;
-  /** Set when the log ended in a torn or corrupt line (its remainder was not applied). */
-  stoppedAt: string | undefined;
-  /** Writes that broke a constraint (e.g. a run id another process recorded meanwhile), skipped. */
+  /** Lines skipped (bad checksum): their writes are lost; the runs they name are in `affectedRuns`. */
+  skipped: SkippedLine[];
+  /** Runs a skipped line names, or — when that cannot be read — the runs of a dead owner it left interrupted. */
+  affectedRuns: string[];
+  /** Where the log was kept, when lines were skipped from a dead owner's log. */
+  quarantined?: string;
+  /** Writes that broke a constraint and were skipped (only a damaged journal can cause that). */
   dropped: number;
-  /** Why the journal could not be replayed (it is left in place, and tried again at the next open). */
+  /** Why the log could not be applied at all (left in place for a later version; nothing of it applied). */
   error?: string;
 }
 
+/** What {@link foldJournals} reports, and what its caller does once the transaction committed. */
+export interface FoldReport {
+  journals: FoldedJournal[];
+  /** Runs of dead owners marked `interrupted`. */
+  interrupted: string[];
+  /** Removes (or quarantines) the logs and locks of dead owners. Call after the commit, once. */
+  afterCommit(): void;
+  /** Lets go of dead owners' locks without removing anything (the transaction failed). */
+  abandon(): void;
+}
+
+const LOG_NAME = /^(.+)\.(\d+)\.log$/;
+
 /**
- * Replays the journals of `db` whose owners are dead, and removes them: one transaction per journal,
- * which also records the applied offset (so a replay is never applied twice). A write that breaks a
- * constraint is skipped and counted; a journal that cannot be replayed at all is reported in its
- * entry and left for the next open — neither stops the others or the open itself. Live journals
- * (their owner holds its lock) are left alone.
+ * Catches the database up with every step journal beside it, inside the caller's transaction:
+ * each log's lines past its applied offset are applied and the offset recorded. Logs of live owners
+ * (this thread's other trackers, other processes) are folded and left to them; logs of dead owners
+ * are folded completely, their runs still `running` become `interrupted`, and after the commit
+ * ({@link FoldReport.afterCommit}) their files go — a log with skipped lines is kept as
+ * `<name>.corrupt`. `skipOwner`: a journal its caller folds itself.
  */
-export function recoverJournals(db: StorageDb, writes: WriteStatements): RecoveredJournal[] {
+export function foldJournals(db: StorageDb, writes: WriteStatements, skipOwner?: string): FoldReport {
   const dir = journalDir(db.path);
+  const report: FoldReport = { journals: [], interrupted: [], afterCommit: () => {}, abandon: () => {} };
   let names: string[];
   try {
     names = fs.readdirSync(dir);
   } catch {
-    return [];
+    return report;
   }
   const owners = new Map<string, string[]>();
   for (const name of names) {
-    const m = /^(.+)\.(\d+)\.log$/.exec(name);
-    if (!m || liveOwners.has(m[1]!)) continue;
-    const list = owners.get(m[1]!) ?? [];
-    list.push(name);
-    owners.set(m[1]!, list);
+    const owner = name.endsWith('.lock') ? name.slice(0, -5) : LOG_NAME.exec(name)?.[1];
+    if (owner === undefined || owner === skipOwner) continue;
+    const logs = owners.get(owner) ?? [];
+    if (!name.endsWith('.lock')) logs.push(name);
+    owners.set(owner, logs);
   }
-  const recovered: RecoveredJournal[] = [];
+  const dead: { owner: string; lock: Database | undefined; logs: FoldedJournal[]; failed: boolean }[] = [];
   const getApplied = db.prepare(JOURNAL_SQL.getJournalApplied);
   const setApplied = db.prepare(JOURNAL_SQL.setJournalApplied);
-  const dropRow = db.prepare(JOURNAL_SQL.dropJournal);
-  for (const [owner, logs] of owners) {
-    const lockFile = path.join(dir, `${owner}.lock`);
-    const lock = tryLock(lockFile);
-    if (!lock) continue; // its owner is alive
-    try {
-      logs.sort((a, b) => Number(/\.(\d+)\.log$/.exec(a)![1]) - Number(/\.(\d+)\.log$/.exec(b)![1]));
-      for (const name of logs) {
-        const file = path.join(dir, name);
-        try {
-          const from = (getApplied.get(name) as { applied: number } | undefined)?.applied ?? 0;
-          const contents = readJournal(file, from);
-          const record = (): void => {
-            setApplied.run(name, Math.max(from, contents.end), new Date().toISOString());
-          };
-          let dropped = 0;
-          try {
-            db.transaction(() => {
-              applyOps(writes, contents.ops);
-              record();
-            });
-          } catch (error) {
-            if (!isConstraint(error)) throw error;
-            dropped = applyOpsEach(db, writes, contents.ops, record);
-          }
-          fs.rmSync(file, { force: true });
-          db.runWithRetry(() => dropRow.run(name), 'dropping a replayed journal');
-          recovered.push({ name, writes: contents.ops.length, stoppedAt: contents.stoppedAt, dropped });
-        } catch (error) {
-          recovered.push({ name, writes: 0, stoppedAt: undefined, dropped: 0, error: error instanceof Error ? error.message : String(error) });
+  const now = new Date().toISOString();
+  try {
+    for (const [owner, logs] of owners) {
+      let lock: Database | undefined;
+      let isDead = false;
+      if (!liveOwners.has(owner)) {
+        const got = tryLock(path.join(dir, `${owner}.lock`), true);
+        // 'gone': the owner closed meanwhile (its logs were folded and removed), or a log outlived its lock.
+        if (got === 'gone') {
+          if (logs.length === 0) continue;
+          isDead = true;
+        } else {
+          lock = got;
+          isDead = lock !== undefined;
         }
       }
-    } finally {
-      lock.close();
-      fs.rmSync(lockFile, { force: true });
-      fs.rmSync(`${lockFile}-journal`, { force: true }); // left by wpipe before journal_mode=MEMORY
-    }
-  }
-  try {
-    fs.rmdirSync(dir);
-  } catch {
-    // live journals remain
-  }
-  return recovered;
-}
-
-/**
- * The fold thread's script: the compiled dist/storage/fold-worker.js, or — when this module runs
- * from its .ts source (tests, benchmarks under tsx) — a bootstrap that registers tsx in the thread
- * and imports the .ts source.
- */
-function foldWorkerScript(): { script: string; eval: boolean } {
-  const here = fileURLToPath(import.meta.url);
-  if (!here.endsWith('.ts')) return { script: path.join(packageRoot(), 'dist', 'storage', 'fold-worker.js'), eval: false };
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  const source = pathToFileURL(path.join(path.dirname(here), 'fold-worker.ts')).href;
-  return { script: `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(source)}); })`, eval: true };
-}
-
-/** One fold-worker.ts thread: its own cells and whether it has exited. */
-interface FoldWorker {
-  cells: BigInt64Array;
-  worker: Worker;
-  exited: boolean;
-}
-
-/** What a thread reports (src/storage/fold-worker.ts `report`): about one journal when `owner` is set. */
-interface WorkerReport {
-  message: string;
-  code?: string;
-  sqliteCode?: string;
-  owner?: string;
-}
-
-/**
- * The threads of one database file in this thread: its fold thread, the channel journals reach it
- * by, its checkpoint thread (unless the first busy tracker manages checkpoints itself), and the
- * {@link FoldThread}s using them by journal owner, with where their errors go.
- */
-interface DbThreads {
-  fold: FoldWorker;
-  port: MessagePort;
-  checkpoint: FoldWorker | undefined;
-  users: Map<string, (error: WpipeError) => void>;
-  /** The fold thread raised an error (it is exiting). */
-  failed: boolean;
-}
-
-/** By database path. The first busy tracker of a database sets its threads' interval and options. */
-const dbThreads = new Map<string, DbThreads>();
-
-function threadsFor(dbPath: string, intervalMs: number, openOptions: OpenDbOptions, checkpointMs: number | undefined,
-  onError: (error: WpipeError) => void): DbThreads {
-  const asError = (m: WorkerReport, who: string): WpipeError =>
-    new WpipeError('WPIPE_ERR_STORAGE', `${who} of ${dbPath}: ${m.message}`, { details: { file: dbPath, sqliteCode: m.sqliteCode, code: m.code } });
-  const base = { dbPath, openOptions, checkpointer: checkpointMs !== undefined };
-  let t = dbThreads.get(dbPath);
-  if (t === undefined || t.failed || t.fold.exited) {
-    const { port1, port2 } = new MessageChannel();
-    port1.unref();
-    const users = new Map<string, (error: WpipeError) => void>();
-    const toUsers = (error: WpipeError, owner?: string): void => {
-      const one = owner === undefined ? undefined : users.get(owner);
-      if (one) one(error);
-      else for (const report of users.values()) report(error);
-    };
-    const created: DbThreads = {
-      fold: spawnFoldWorker({ ...base, role: 'fold', intervalMs, port: port2 }, [port2], (m) => toUsers(asError(m, 'fold thread'), m.owner), (error) => {
-        created.failed = true;
-        toUsers(journalError(error, 'the fold thread', dbPath));
-      }),
-      port: port1,
-      checkpoint: undefined,
-      users,
-      failed: false,
-    };
-    t = created;
-    dbThreads.set(dbPath, t);
-  }
-  if (checkpointMs !== undefined && (t.checkpoint === undefined || t.checkpoint.exited)) {
-    // Its errors go to one user. Its failure only costs speed: the fold's connection still
-    // checkpoints, at a larger size (a backstop).
-    const users = t.users;
-    const toOne = (error: WpipeError): void => (users.values().next().value ?? onError)(error);
-    try {
-      t.checkpoint = spawnFoldWorker({ ...base, role: 'checkpoint', intervalMs: checkpointMs }, [], (m) => toOne(asError(m, 'checkpoint thread')),
-        (error) => toOne(journalError(error, 'the checkpoint thread', dbPath)));
-    } catch (error) {
-      // The fold thread runs and must stay owned (stopped with its last user).
-      onError(journalError(error, 'starting the checkpoint thread', dbPath));
-    }
-  }
-  return t;
-}
-
-/** @internal This thread's database threads (tests). */
-export function databaseThreads(): { file: string; users: number; fold: Worker; checkpoint: Worker | undefined }[] {
-  return [...dbThreads].map(([file, t]) => ({ file, users: t.users.size, fold: t.fold.worker, checkpoint: t.checkpoint?.worker }));
-}
-
-/** Sets a thread's stop flag and wakes it. */
-function stopWorker(w: FoldWorker): void {
-  Atomics.store(w.cells, 2, 1n);
-  Atomics.notify(w.cells, 2);
-}
-
-/**
- * One tracker's use of its database's fold thread (src/storage/fold-worker.ts): the journal's cells,
- * through which the tracker publishes its lines and learns what is folded. The fold thread, and the
- * checkpoint thread beside it unless the caller manages WAL checkpoints itself, are shared by every
- * busy tracker of the database in this thread: started by the first, stopped with the last. They
- * never keep the process alive; if the fold thread dies, each tracker folds on its own thread again.
- */
-export class FoldThread {
-  private readonly cells: BigInt64Array;
-  private readonly threads: DbThreads;
-  private readonly dbPath: string;
-  private readonly owner: string;
-  private stopped = false;
-
-  /** `checkpointMs`: interval of the checkpoint thread (undefined: none, the caller manages checkpoints). */
-  constructor(journal: Journal, dbPath: string, intervalMs: number, openOptions: OpenDbOptions, onError: (error: WpipeError) => void,
-    checkpointMs?: number) {
-    this.dbPath = dbPath;
-    this.owner = journal.owner;
-    const shared = new SharedArrayBuffer(5 * 8);
-    this.cells = new BigInt64Array(shared);
-    this.cells[0] = BigInt(journal.generation);
-    this.threads = threadsFor(dbPath, intervalMs, openOptions, checkpointMs, onError);
-    this.threads.users.set(this.owner, onError);
-    this.threads.port.postMessage({ dir: journal.dir, owner: journal.owner, shared } satisfies AddJournal);
-    Atomics.notify(this.threads.fold.cells, 2);
-  }
-
-  /** Whether the fold thread folds this journal (false once stopped, or when the thread died). */
-  get alive(): boolean {
-    return !this.stopped && !this.threads.failed && !this.threads.fold.exited;
-  }
-
-  /** @internal The database's fold thread (tests). */
-  get worker(): Worker {
-    return this.threads.fold.worker;
-  }
-
-  /** Tells the thread the journal moved to a new file. */
-  setGeneration(gen: number): void {
-    Atomics.store(this.cells, 0, BigInt(gen));
-  }
-
-  /** Tells the thread how far the journal's lines go (a mapped file is longer than its lines). */
-  publish(gen: number, offset: number): void {
-    Atomics.store(this.cells, 3, (BigInt(gen) << 32n) | BigInt(offset));
-  }
-
-  /**
-   * Blocks until the thread has folded the journal of generation `gen` up to `offset`, or for at
-   * most `timeoutMs`; returns whether it got there.
-   */
-  waitFolded(gen: number, offset: number, timeoutMs: number): boolean {
-    const deadline = performance.now() + timeoutMs;
-    Atomics.notify(this.threads.fold.cells, 2); // wake the thread if it sleeps between folds
-    for (;;) {
-      const v = Atomics.load(this.cells, 1);
-      if (Number(v >> 32n) === gen && Number(v & 0xffffffffn) >= offset) return true;
-      const left = deadline - performance.now();
-      if (left <= 0 || !this.alive) return false;
-      Atomics.wait(this.cells, 1, v, Math.min(left, 50));
-    }
-  }
-
-  /** Offset the thread has folded the journal of generation `gen` up to (0 when unknown). */
-  foldedOffset(gen: number): number {
-    const v = Atomics.load(this.cells, 1);
-    return Number(v >> 32n) === gen ? Number(v & 0xffffffffn) : 0;
-  }
-
-  /**
-   * Takes the journal back from the fold thread, waiting (at most `waitMs`) until the thread is done
-   * with it: the tracker may then fold the rest and remove it. The last user stops the database's
-   * threads and waits until they are out of SQLite for good: a thread terminated inside a SQLite
-   * call — which is what process exit does to a worker — aborts the process (better-sqlite3 cannot
-   * throw into a terminating isolate). A thread that has not started is not waited for: it sees
-   * the flags before it opens the database.
-   */
-  stop(waitMs = STOP_WAIT_MS): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    Atomics.store(this.cells, 2, 1n);
-    const t = this.threads;
-    t.users.delete(this.owner);
-    const deadline = performance.now() + waitMs;
-    const waitWhile = (cells: BigInt64Array, index: number, value: bigint, also: () => boolean = () => true): void => {
-      for (;;) {
-        const left = deadline - performance.now();
-        if (left <= 0 || Atomics.load(cells, index) !== value || !also()) return;
-        Atomics.wait(cells, index, value, Math.min(left, 50));
+      const entry = { owner, lock, logs: [] as FoldedJournal[], failed: false };
+      if (isDead) dead.push(entry);
+      logs.sort((a, b) => Number(LOG_NAME.exec(a)![2]) - Number(LOG_NAME.exec(b)![2]));
+      for (const name of logs) {
+        const file = path.join(dir, name);
+        const from = (getApplied.get(name) as { applied: number } | undefined)?.applied ?? 0;
+        let contents: JournalContents;
+        try {
+          contents = readJournal(file, from);
+        } catch (error) {
+          if ((error as { code?: unknown }).code === 'ENOENT') continue; // retired by its live owner meanwhile
+          throw error;
+        }
+        if (contents.end <= from && contents.skipped.length === 0) {
+          if (isDead) entry.logs.push({ name, dead: true, writes: 0, skipped: [], affectedRuns: [], dropped: 0 });
+          continue;
+        }
+        let dropped: number;
+        try {
+          dropped = applyEach(db, writes, contents.ops);
+        } catch (error) {
+          if (!(error instanceof WpipeError)) throw error; // SQLite itself failed: the whole catch-up fails
+          // A log this version cannot apply (a write of a newer wpipe): left in place, reported, and
+          // its owner's runs are not touched; the others are caught up.
+          const folded: FoldedJournal = { name, dead: isDead, writes: 0, skipped: [], affectedRuns: [], dropped: 0, error: error.message };
+          report.journals.push(folded);
+          entry.failed = true;
+          continue;
+        }
+        setApplied.run(name, contents.end, now);
+        const folded: FoldedJournal = { name, dead: isDead, writes: contents.ops.length - dropped, skipped: contents.skipped, affectedRuns: contents.skippedRuns, dropped };
+        if (isDead) entry.logs.push(folded);
+        if (contents.skipped.length > 0 || dropped > 0) report.journals.push(folded);
       }
-    };
-    const fold = t.fold;
-    if (t.users.size === 0) {
-      if (dbThreads.get(this.dbPath) === t) dbThreads.delete(this.dbPath);
-      const workers = t.checkpoint ? [fold, t.checkpoint] : [fold];
-      for (const w of workers) stopWorker(w);
-      for (const w of workers) if (!w.exited) waitWhile(w.cells, 4, 1n);
-      return;
+      if (isDead && entry.failed) {
+        entry.lock?.close();
+        dead.splice(dead.indexOf(entry), 1);
+      } else if (isDead) {
+        const runs = db.prepare("SELECT id FROM pipelines WHERE owner = ? AND status = 'running'").all(owner) as { id: string }[];
+        if (runs.length > 0) {
+          db.prepare(`UPDATE steps SET status = 'interrupted', completed_at = ?,
+              error_message = coalesce(error_message, 'interrupted: the process stopped while this step ran')
+            WHERE status = 'running' AND pipeline_id IN (SELECT id FROM pipelines WHERE owner = ? AND status = 'running')`).run(now, owner);
+          db.prepare("UPDATE pipelines SET status = 'interrupted', updated_at = ? WHERE owner = ? AND status = 'running'").run(now, owner);
+          for (const r of runs) report.interrupted.push(r.id);
+        }
+        for (const j of entry.logs) {
+          if (j.skipped.length > 0 && j.affectedRuns.length === 0) j.affectedRuns = runs.map((r) => r.id);
+        }
+      }
     }
-    // Others still use the thread: wait until it has let go of this journal (it does between folds),
-    // unless it is not running (not started: it will let go at once; done: it holds nothing).
-    Atomics.notify(fold.cells, 2);
-    if (!fold.exited) waitWhile(this.cells, 4, 0n, () => Atomics.load(fold.cells, 4) === 1n);
+  } catch (error) {
+    for (const d of dead) d.lock?.close();
+    throw error;
   }
+  report.abandon = () => {
+    for (const d of dead) d.lock?.close();
+  };
+  report.afterCommit = () => {
+    for (const d of dead) {
+      for (const j of d.logs) {
+        const file = path.join(dir, j.name);
+        try {
+          if (j.skipped.length > 0) {
+            j.quarantined = `${file}.corrupt`;
+            fs.renameSync(file, j.quarantined);
+          } else {
+            fs.rmSync(file, { force: true });
+          }
+        } catch {
+          // gone already
+        }
+      }
+      d.lock?.close();
+      fs.rmSync(path.join(dir, `${d.owner}.lock`), { force: true });
+      fs.rmSync(path.join(dir, `${d.owner}.lock-journal`), { force: true }); // left by wpipe before journal_mode=MEMORY
+    }
+    // Offsets of removed logs are kept: names are never reused, and a crash between the commit and
+    // the removal must not replay a log from its start.
+    try {
+      fs.rmdirSync(dir);
+    } catch {
+      // live journals remain
+    }
+  };
+  return report;
 }
 
-/** Starts one fold-worker.ts thread with its own cells (see that module). */
-function spawnFoldWorker(data: Omit<FoldWorkerData, 'shared'>, transfer: MessagePort[], onMessage: (m: WorkerReport) => void,
-  onError: (error: Error) => void): FoldWorker {
-  const shared = new SharedArrayBuffer(5 * 8);
-  const script = foldWorkerScript();
-  const worker = new Worker(script.script, {
-    eval: script.eval, workerData: { ...data, shared } satisfies FoldWorkerData, transferList: transfer, execArgv: [], stdout: false, stderr: false,
-  });
-  const handle: FoldWorker = { cells: new BigInt64Array(shared), worker, exited: false };
-  worker.on('message', onMessage);
-  worker.on('error', onError);
-  worker.on('exit', () => {
-    handle.exited = true;
-  });
-  // After the listeners: attaching a 'message' listener refs the worker's port again.
-  worker.unref();
-  return handle;
+/**
+ * Applies `ops` inside the caller's transaction; if one breaks a constraint (only a damaged
+ * journal can make that happen: run ids are claimed before their first write), applies them one
+ * savepoint each and returns how many were skipped.
+ */
+export function applyEach(db: StorageDb, writes: WriteStatements, ops: readonly JournalOp[]): number {
+  const raw = db.raw;
+  raw.exec('SAVEPOINT wpipe_fold');
+  try {
+    applyOps(writes, ops);
+    raw.exec('RELEASE wpipe_fold');
+    return 0;
+  } catch (error) {
+    raw.exec('ROLLBACK TO wpipe_fold');
+    raw.exec('RELEASE wpipe_fold');
+    if (!isConstraint(error)) throw error;
+  }
+  let dropped = 0;
+  for (const op of ops) {
+    raw.exec('SAVEPOINT wpipe_write');
+    try {
+      applyOps(writes, [op]);
+    } catch (error) {
+      raw.exec('ROLLBACK TO wpipe_write');
+      if (!isConstraint(error)) {
+        raw.exec('RELEASE wpipe_write');
+        throw error;
+      }
+      dropped++;
+    }
+    raw.exec('RELEASE wpipe_write');
+  }
+  return dropped;
+}
+
+const readerWrites = new WeakMap<StorageDb, WriteStatements>();
+const warnedReadOnly = new Set<string>();
+
+/**
+ * What a reader of run history (the query layer, the exporter) calls before reading: this thread's
+ * trackers fold what they hold, then every journal beside the database is caught up
+ * ({@link foldJournals}), so runs that finished in any process are seen, and runs of dead processes
+ * show as `interrupted`. A reader that cannot write (a read-only file) reads what SQLite has and is
+ * warned once that journals are waiting.
+ *
+ * @example
+ * ```ts
+ * syncForReading(db);
+ * db.prepare('SELECT status FROM pipelines WHERE id = ?').get('order-7');
+ * ```
+ */
+export function syncForReading(db: StorageDb): void {
+  db.syncPending();
+  if (!isFileDb(db.path) || !fs.existsSync(journalDir(db.path))) return;
+  let report: FoldReport | undefined;
+  try {
+    let writes = readerWrites.get(db);
+    if (writes === undefined) {
+      writes = prepareWrites(db);
+      readerWrites.set(db, writes);
+    }
+    const w = writes;
+    db.transaction(() => {
+      report = foldJournals(db, w);
+    });
+  } catch (error) {
+    report?.abandon();
+    if (!warnedReadOnly.has(db.path)) {
+      warnedReadOnly.add(db.path);
+      process.emitWarning(`step journals beside ${db.path} could not be folded in, so the newest runs may be missing or still shown running: ${(error as Error).message}`,
+        { code: 'WPIPE_ERR_STORAGE' });
+    }
+    return;
+  }
+  report?.afterCommit();
+  for (const j of report?.journals ?? []) {
+    process.emitWarning(`step journal ${j.name} of ${db.path}: ${j.skipped.length} line(s) skipped (bad checksum), ${j.dropped} write(s) dropped; runs affected: ${j.affectedRuns.join(', ') || 'unknown'}`,
+      { code: 'WPIPE_ERR_JOURNAL_CORRUPT' });
+  }
 }

@@ -6,7 +6,10 @@
  * - `onRunStart` → `tracker.beginRun`: a new run id starts a run; the id of a completed run replays
  *   its recorded output (nothing executes); the id of a stopped run resumes after its last
  *   checkpoint (or from the start when it has none); a changed step list (the engine's structure
- *   signature) throws `WPIPE_ERR_RESUME_MISMATCH`.
+ *   signature) throws `WPIPE_ERR_RESUME_MISMATCH`; an id another live run executes answers
+ *   `{ wait }` (claimed again when that run ends, or every 10 ms for another process), or throws
+ *   `WPIPE_ERR_RUN_IN_PROGRESS` under `ifRunning: 'fail'` and in runSync.
+ * - `onStepStart` and `onRunEnd` return the group commit to await under durability 'fsync'.
  * - `onStepStart` / `onStepEnd` → `startStep` / `finishStep` (engine `failed` is recorded as `error`);
  *   nested steps are linked to their block or nested pipeline through `parentStepId`.
  * - `onBoundary` → when checkpoints hold, `saveCheckpoint` with the position of the next step, in
@@ -26,7 +29,24 @@
  */
 import { setTrackingObserverFactory, type RunObserver, type TrackingOptions } from '../engine/hooks.js';
 import type { Context } from '../engine/types.js';
+import { WpipeError } from '../errors.js';
 import { RunTracker, type StepId, type RunTrackerOptions } from './tracker.js';
+
+/** How often a run waiting for another process's run of the same id claims again. */
+const BUSY_POLL_MS = 10;
+
+/** A promise settled after `ms`, or at once when `signal` aborts (the engine then stops waiting). */
+function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
 
 /** The observer a pipeline with `trackingDb` gets; `close()` commits and releases the database. */
 export interface TrackingObserver extends RunObserver {
@@ -51,7 +71,19 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
   return {
     tracker,
     onRunStart(e) {
-      const r = tracker.beginRun({ runId: e.runId, pipelineName: e.pipelineName, input: e.context, structureHash: e.signature, fresh: e.generatedId });
+      const r = tracker.beginRun({
+        runId: e.runId, pipelineName: e.pipelineName, input: e.context, structureHash: e.signature, fresh: e.generatedId, sync: e.sync,
+      });
+      if (r.outcome === 'busy') {
+        if (e.ifRunning === 'fail' || e.sync) {
+          throw new WpipeError('WPIPE_ERR_RUN_IN_PROGRESS',
+            `run '${e.runId}' of pipeline '${e.pipelineName}' is being executed ${r.wait ? 'by another run in this process' : `by another process${r.run.pid ? ` (pid ${r.run.pid})` : ''}`}` +
+              (e.sync ? '; runSync cannot wait for it: use await pipeline.run() to wait and get its outcome' : ' and ifRunning is \'fail\''),
+            { details: { runId: e.runId, owner: r.run.owner, pid: r.run.pid } });
+        }
+        // Another tracker of this thread: its end settles the promise. Another process: look again soon.
+        return { wait: r.wait ?? delay(BUSY_POLL_MS, e.signal) };
+      }
       steps.set(e.runId, new Map());
       if (r.outcome === 'completed') return { completed: { result: (r.run.output ?? {}) as Context } };
       if (r.outcome === 'resumed' && r.checkpoint) {
@@ -72,6 +104,7 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
         ...(parent === undefined ? {} : { parentStepId: parent }),
       });
       map?.set(e.id, id);
+      return tracker.takeSync();
     },
     onStepEnd(e) {
       const id = steps.get(e.runId)?.get(e.id);
@@ -86,7 +119,16 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
     },
     onBoundary(e) {
       if (e.checkpoints.length === 0) return;
-      tracker.saveCheckpoint({ runId: e.runId, name: e.checkpoints.join(','), position: e.position + 1, context: e.context });
+      try {
+        tracker.saveCheckpoint({ runId: e.runId, name: e.checkpoints.join(','), position: e.position + 1, context: e.context });
+      } catch (error) {
+        // The engine fails the step just finished with this error: its row says so too.
+        const id = e.step === undefined ? undefined : steps.get(e.runId)?.get(e.step.id);
+        if (id !== undefined && (error as { code?: unknown }).code === 'WPIPE_ERR_CHECKPOINT_SERIALIZE') {
+          tracker.finishStep({ stepId: id, status: 'error', attempts: e.step!.attempts, durationMs: e.step!.durationMs, error });
+        }
+        throw error;
+      }
       for (const name of e.checkpoints) {
         tracker.recordEvent({ runId: e.runId, type: 'checkpoint', name, message: `Checkpoint reached: ${name}`, data: { position: e.position + 1 } });
       }
@@ -102,6 +144,7 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
         ...(e.error === undefined ? {} : { error: e.error }),
         ...(e.errorStep === undefined ? {} : { errorStep: e.errorStep }),
       });
+      return tracker.takeSync();
     },
     onBackgroundEnd(b) {
       tracker.recordEvent({

@@ -1,8 +1,8 @@
 /**
  * Resolved writes of run history: the opcodes a step journal stores and a fold executes, their SQL,
  * and {@link applyOps}, which runs a batch of them (merging a row's insert with its later updates).
- * Shared by the tracker (src/storage/tracker.ts), the fold thread (src/storage/fold-worker.ts) and
- * journal recovery, so the three can never disagree about what a journaled line means.
+ * Shared by the tracker's own folds (src/storage/tracker.ts) and by catching up other journals
+ * (src/storage/journal.ts), so the two can never disagree about what a journaled line means.
  *
  * @example
  * ```ts
@@ -13,7 +13,9 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { WpipeError } from '../errors.js';
 import type { StorageDb } from './db.js';
-import type { JournalOp } from './journal.js';
+
+/** One write as the journal and the fold carry it: an opcode ({@link Code}) and its parameters. */
+export type JournalOp = unknown[];
 
 /**
  * Opcodes of resolved writes: what the journal stores and the fold executes (index 0 of a
@@ -44,8 +46,8 @@ export const enum Code {
 export const WRITE_SQL = {
   insertRun: `INSERT INTO pipelines (id, name, worker_id, worker_name, status, started_at, completed_at, total_duration_ms,
       input_data, output_data, output_exact, error_message, error_step, error_code, error_data, parent_pipeline_id,
-      parent_step_id, yaml_path, structure_hash, pid, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      parent_step_id, yaml_path, structure_hash, pid, updated_at, owner)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   finishRun: `UPDATE pipelines SET status = ?, completed_at = ?, total_duration_ms = ?, output_data = ?, output_exact = ?,
       error_message = ?, error_step = ?, error_code = ?, error_data = ?, updated_at = ? WHERE id = ?`,
   insertStep: `INSERT INTO steps (pipeline_id, step_order, step_name, step_version, step_type, position, status, attempts,
@@ -148,6 +150,7 @@ export function compactBoundary(ops: JournalOp[]): JournalOp[] {
 
 /** Appends the writes `op` stands for to `out` (a {@link Code.StepBoundary} is two). */
 export function expandOp(op: JournalOp, out: JournalOp[]): void {
+  if (op[0] === Code.InsertRun && op.length === 22) op.push(null); // journaled before schema v5 (no owner)
   if (op[0] !== Code.StepBoundary) {
     out.push(op);
     return;
@@ -306,28 +309,14 @@ export function applyOps(s: WriteStatements, ops: readonly JournalOp[]): void {
   }
 }
 
-/**
- * Applies writes one savepoint each, in one transaction: a write that cannot apply (a constraint
- * it breaks, e.g. a run id another process recorded meanwhile) is skipped instead of failing the
- * others. `also` runs in the same transaction (e.g. recording the journal offset). Returns how many
- * writes were skipped.
- */
-export function applyOpsEach(db: StorageDb, s: WriteStatements, ops: readonly JournalOp[], also?: () => void): number {
-  let dropped = 0;
-  db.transaction(() => {
-    for (const op of ops) {
-      db.raw.exec('SAVEPOINT wpipe_write');
-      try {
-        applyOps(s, [op]);
-      } catch {
-        db.raw.exec('ROLLBACK TO wpipe_write');
-        dropped++;
-      }
-      db.raw.exec('RELEASE wpipe_write');
-    }
-    also?.();
-  });
-  return dropped;
+/** Position of the run id in each opcode's parameters (index into the op), by {@link Code}. */
+const RUN_ID_AT: readonly number[] = [1, 11, 1, 1, 1, 9, 6, 1, 1, 1, 1, 2, 1, 1];
+
+/** The run ids a write names (none for writes about no run). */
+export function runIdsOf(op: JournalOp): string[] {
+  const at = RUN_ID_AT[op[0] as number];
+  const id = at === undefined ? undefined : op[at];
+  return typeof id === 'string' ? [id] : [];
 }
 
 /** True for a SQLite constraint violation (after {@link storageError} wrapping or not). */

@@ -19,7 +19,8 @@
  */
 import { checkOptions, invalidOption } from '../errors.js';
 import { openDb, StorageDb, storageError } from './db.js';
-import type { RunStatus, StepRecord, StepStatus } from './tracker.js';
+import { syncForReading } from './journal.js';
+import type { RunStatus, StepRecord, StepStatus } from './records.js';
 
 /** A point in time: a Date, an ISO-8601 string or epoch milliseconds. */
 export type TimeInput = Date | string | number;
@@ -282,7 +283,7 @@ export class HistoryQuery {
   }
 
   private all(sql: string, params: unknown[] = []): Record<string, unknown>[] {
-    this.db.syncPending();
+    syncForReading(this.db);
     try {
       return this.db.prepare(sql).all(...params) as Record<string, unknown>[];
     } catch (error) {
@@ -291,7 +292,7 @@ export class HistoryQuery {
   }
 
   private get(sql: string, params: unknown[] = []): Record<string, unknown> | undefined {
-    this.db.syncPending();
+    syncForReading(this.db);
     try {
       return this.db.prepare(sql).get(...params) as Record<string, unknown> | undefined;
     } catch (error) {

@@ -268,6 +268,48 @@ DROP TABLE steps;
 ALTER TABLE steps_v4 RENAME TO steps;
 `,
   },
+  {
+    // One owner per run id (DESIGN.md "Durable state"): a run row names the journal owner that runs it
+    // (`owner`, the `<pid>-<random>` whose lock file in `<db>.wpipe-journal/` says whether it lives), so
+    // another process can tell a live run from one whose process died; runs of dead owners become
+    // `interrupted` (resumable). The status CHECK changes, so the table is rebuilt as in version 4.
+    version: 5,
+    name: 'run owners and interrupted runs',
+    sql: `
+CREATE TABLE pipelines_v5 (
+  id                 TEXT PRIMARY KEY,
+  name               TEXT NOT NULL,
+  worker_id          TEXT,
+  worker_name        TEXT,
+  status             TEXT NOT NULL CHECK (status = 'running' OR status = 'completed' OR status = 'error' OR status = 'cancelled'
+                       OR status = 'interrupted'),
+  started_at         TEXT NOT NULL,
+  completed_at       TEXT,
+  total_duration_ms  REAL,
+  input_data         TEXT,
+  output_data        TEXT,
+  output_exact       INTEGER,
+  error_message      TEXT,
+  error_step         TEXT,
+  error_code         TEXT,
+  error_data         TEXT,
+  parent_pipeline_id TEXT,
+  parent_step_id     INTEGER,
+  yaml_path          TEXT,
+  structure_hash     TEXT,
+  resumes            INTEGER NOT NULL DEFAULT 0,
+  pid                INTEGER,
+  updated_at         TEXT,
+  owner              TEXT
+) WITHOUT ROWID;
+INSERT INTO pipelines_v5 SELECT *, NULL FROM pipelines;
+DROP TABLE pipelines;
+ALTER TABLE pipelines_v5 RENAME TO pipelines;
+CREATE INDEX pipelines_started_at ON pipelines (started_at);
+CREATE INDEX pipelines_parent ON pipelines (parent_pipeline_id) WHERE parent_pipeline_id IS NOT NULL;
+CREATE INDEX pipelines_running_owner ON pipelines (owner) WHERE status = 'running';
+`,
+  },
 ];
 
 /** The version a database has once every migration ran. */

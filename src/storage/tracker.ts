@@ -1,41 +1,50 @@
 /**
  * RunTracker: the run history and checkpoint writer the engine calls at each state change.
  *
+ * ## Who runs a run id
+ *
+ * One owner per run id (DESIGN.md "Durable state"): a run id the caller chose is claimed in SQLite
+ * before its first step (src/storage/claim.ts), so a second start — another Pipeline object, another
+ * process — never executes it twice: it waits for the owner (`busy`), replays a completed run's
+ * result, or resumes a run whose owner failed or died. Generated run ids cannot collide and skip the
+ * claim. A run id is recorded for one pipeline name: another pipeline reusing it is an error.
+ *
  * ## When things are durable (durability `'step'`, the default)
  *
- * Writes that describe work already done — `startRun`, `finishStep`, `saveCheckpoint`,
- * `recordAttempt`, `recordEvent`, `recordAlert`, `recordSystemMetrics` — are queued, and the queue is
- * made durable at ONCE by the next call that precedes user code: `startStep` (its own row goes with
- * it) and `finishRun`. So a step boundary is one durable write holding "step N completed (+ its
- * checkpoint) and step N+1 running", and a 10-step run is 11 of them. No user code ever runs while a
- * completion it follows is not durable, hence a `kill -9` loses at most the step in flight (its
- * completion, and any attempts/events recorded since the last boundary).
+ * Writes that describe work already done — `finishStep`, `saveCheckpoint`, `recordAttempt`,
+ * `recordEvent` … — are queued, and the queue is made durable at once by the next call that precedes
+ * user code (`startStep`, its own row goes with it) and by `finishRun`. So a step boundary is one
+ * durable write holding "step N completed (+ its checkpoint) and step N+1 running"; no user code runs
+ * while a completion it follows is not durable, hence a `kill -9` loses at most the step in flight.
  *
- * For a database in a file, a boundary is one line appended to this tracker's step journal
- * (src/storage/journal.ts: one `write(2)`, or a copy into a mapped window of the file with the
- * native addon — as durable against a killed process as a WAL commit with `synchronous=NORMAL`, at a
- * fraction of its cost), and the journaled writes are folded into SQLite in one transaction within
- * `autoFlushMs` (10 ms), before any read through this tracker, at `close()` and at process exit —
- * by a worker thread once the tracker is busy (`foldThreadAfter`), which reads the lines back from
- * the file and which boundaries wait for when it falls `maxFoldLagBytes` behind. The journals of
- * dead processes are replayed into the database the next time a tracker opens it. Other connections therefore see a boundary within `autoFlushMs`. With
- * `journal: false` (or an in-memory database) each boundary is its own SQLite commit instead.
- * Queued writes with no boundary after them (an event from a timer, a Background step finishing)
- * are committed within `autoFlushMs` by an unref'd timer, and at process exit.
+ * For a database in a file a boundary is one line appended to this tracker's step journal
+ * (src/storage/journal.ts: one `write(2)`, as durable against a killed process as a WAL commit with
+ * `synchronous=NORMAL`, at a fraction of its cost). Journaled writes are folded into SQLite in one
+ * transaction on this thread: within `autoFlushMs` (10 ms) by an unref'd timer while the event loop
+ * runs, before any read through this tracker, before a claim, at `close()` and at process exit.
+ * Whoever reads through wpipe (a claim, a tracker's reads, the query layer, the exporter) first
+ * catches the database up with every journal beside it — other trackers', other processes', dead
+ * processes' — so a run that finished is seen at once even while its process is busy. Plain SQLite
+ * readers see it within `autoFlushMs` while its process's event loop runs (a synchronous step that
+ * blocks the loop delays it; the next wpipe reader or the next run start does not wait for that).
+ * With `journal: false` (or an in-memory database) each boundary is its own SQLite commit instead.
  *
- * Checkpoints: `saveCheckpoint` serializes the context at once (strictly: an unsupported value
- * throws `WPIPE_ERR_CHECKPOINT_SERIALIZE` naming its key path, before anything is written) and the
- * row lands in the same commit as the step completion queued before it. One checkpoint row is kept
- * per run (the latest); a run that completes drops it (its output is the recorded result).
+ * ## Durability `'fsync'` (power loss)
+ *
+ * As `'step'`, and every journal line is on stable storage (fdatasync) before the step after it
+ * runs and before the run resolves. In an async run, boundaries of concurrent runs share one
+ * fdatasync (group commit): the caller awaits {@link RunTracker.takeSync}; runSync syncs inline.
+ * Claims and journal rotation sync the WAL too.
  *
  * ## Durability `'run'` (opt-in, faster)
  *
- * Everything of a run is made durable once, at `finishRun` (one journal line, or one commit with
- * `journal: false`; also at `flush()`, or when 10,000 writes are queued). What a `kill -9` can lose: every run not yet finished — its row, steps, attempts,
- * events and checkpoints — so such a run cannot be resumed and leaves no trace. Finished runs are
- * complete. Choose it for high-volume pipelines whose runs are cheap to redo.
+ * Everything of a run is made durable once, at `finishRun`. What a `kill -9` can lose: the runs not
+ * yet finished (a claimed run's row stays and becomes `interrupted`, resumable from its start).
  *
- * ## Identity
+ * Checkpoints: `saveCheckpoint` serializes the context at once (strictly: an unsupported value
+ * throws `WPIPE_ERR_CHECKPOINT_SERIALIZE` naming its key path, before anything is written) and the
+ * row lands in the same durable write as the step completion queued before it. One checkpoint row
+ * is kept per run (the latest); a run that completes drops it (its output is the recorded result).
  *
  * `startStep` returns a {@link StepId}: a number valid in this thread (any tracker of the thread
  * resolves it, so a nested pipeline with its own database can still name its parent step). In the
@@ -53,74 +62,49 @@
  * tracker.close();
  * ```
  */
-import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { WpipeError, checkOptions, invalidOption, serializeError } from '../errors.js';
 import { StorageDb, openDb, storageError, type OpenDbOptions } from './db.js';
-import { FoldThread, Journal, isFileDb, readJournal, recoverJournals, type JournalOp, type RecoveredJournal } from './journal.js';
-import { Code, JOURNAL_SQL, WRITE_SQL, applyOps, applyOpsEach, compactBoundary, isConstraint, prepareWrites, type WriteStatements } from './ops.js';
-import { deserialize, serialize, serializeBestEffort } from './serialize.js';
-import { journalMapper, requestedBackend } from '../backend/load.js';
-import type { BackendChoice } from '../backend/types.js';
+import { Journal, applyEach, foldJournals, isFileDb, syncFile, type FoldReport, type FoldedJournal, type JournalOp } from './journal.js';
+import { Code, JOURNAL_SQL, WRITE_SQL, compactBoundary, prepareWrites, type WriteStatements } from './ops.js';
+import { serialize, serializeBestEffort } from './serialize.js';
+import { CLAIM_SQL, claimRun, enterRun, inFlightRun, leaveRun } from './claim.js';
+import { decode, rowToCheckpoint, rowToRun, rowToStep, type CheckpointRecord, type RunRecord, type RunStatus, type StepKind, type StepExecutor, type StepRecord, type StepStatus } from './records.js';
 
-/** Status of a run row. */
-export type RunStatus = 'running' | 'completed' | 'error' | 'cancelled';
-/** Status of a step row (`interrupted`: the process stopped while it ran; set on resume). */
-export type StepStatus = 'running' | 'completed' | 'error' | 'skipped' | 'cancelled' | 'interrupted';
-/** What kind of node a step row stands for. */
-export type StepKind = 'task' | 'condition' | 'for' | 'parallel' | 'background' | 'pipeline' | 'checkpoint' | (string & {});
-/** Where a step ran. */
-export type StepExecutor = 'inline' | 'threads' | 'processes' | (string & {});
+export { rowToRun, rowToStep };
+export type { CheckpointRecord, RecordedError, RunRecord, RunStatus, StepExecutor, StepKind, StepRecord, StepStatus } from './records.js';
+
 /** When queued writes are committed; see the module comment. */
-export type Durability = 'step' | 'run';
+export type Durability = 'step' | 'run' | 'fsync';
 /** A step handle returned by {@link RunTracker.startStep}. */
 export type StepId = number;
 
 /** Options of {@link RunTracker}. */
 export interface RunTrackerOptions extends OpenDbOptions {
-  /** `'step'` (default): committed at every step boundary. `'run'`: once per run, see above. */
+  /**
+   * `'step'` (default): every boundary survives a killed process. `'fsync'`: every boundary is on
+   * stable storage before the step after it runs (survives power loss; concurrent runs share one
+   * fdatasync). `'run'`: a run is made durable once, at its end. See the module comment.
+   */
   durability?: Durability;
   /** Recorded on each run row (reference `worker_id` / `worker_name`). */
   workerId?: string;
   workerName?: string;
-  /** Upper bound, in ms, on how long a queued write with no following boundary waits (default 10). */
+  /** Upper bound, in ms, on how long a journaled write waits for its fold while the event loop runs (default 10). */
   autoFlushMs?: number;
   /**
-   * Receives errors of background folds (timer, fold thread, process exit); a fold thread whose
-   * every round fails reports the failure once, when it starts. Default: a process warning.
+   * Receives errors of background folds (timer, process exit) and reports about other journals
+   * (lines skipped for a bad checksum, runs of dead processes marked interrupted). A failure that
+   * repeats is reported once per streak. Default: a process warning.
    */
   onError?: (error: WpipeError) => void;
   /**
-   * Make commit points durable through the step journal (default true for a database in a file):
-   * a boundary is one append to a journal file, folded into SQLite within `autoFlushMs`. `false`:
-   * every commit point is its own SQLite commit (other connections see it at once; about 4× slower).
+   * Make boundaries durable through the step journal (default true for a database in a file): a
+   * boundary is one append to a journal file, folded into SQLite within `autoFlushMs`. `false`:
+   * every boundary is its own SQLite commit (about 2× slower).
    */
   journal?: boolean;
-  /**
-   * Journal appends after which a worker thread takes over folding the journal into SQLite, so the
-   * thread running pipelines only pays for the appends (default 256: a busy tracker hands its
-   * journal over, a tracker that records a few runs does not). `0`: from the first append;
-   * `Infinity`: never. The worker is the database's fold thread, one per file in this thread,
-   * shared by its busy trackers (the first sets its interval and options); a checkpoint thread
-   * copies the WAL back beside it, unless `walAutocheckpoint` is given.
-   */
-  foldThreadAfter?: number;
-  /**
-   * Journal bytes the fold thread may fall behind before a boundary waits for it to catch up
-   * (back-pressure; default 16 MiB, about 8,000 ten-step runs). Lines the thread has not folded
-   * are read back from the journal file, never kept in memory.
-   */
-  maxFoldLagBytes?: number;
-  /**
-   * How the step journal appends (else WPIPE_BACKEND, else `auto`): `native` copies lines into a
-   * window of the file mapped by the addon (no system call per line; an error if the addon does not
-   * load), `js` and `wasm` use write(2), `auto` maps when the addon loads. Equally durable.
-   */
-  backend?: BackendChoice;
-  /**
-   * Size past which the journal file is replaced by a new one once everything in it is folded
-   * (default 64 MiB; at least 4096).
-   */
+  /** Size past which the journal file is replaced by a new one once everything in it is folded (default 64 MiB; at least 4096). */
   journalRotateBytes?: number;
 }
 
@@ -128,18 +112,22 @@ export interface RunTrackerOptions extends OpenDbOptions {
 export interface TrackerStats {
   /** Boundaries made durable by a journal append. */
   journalAppends: number;
-  /** Transactions that moved writes into SQLite. */
+  /** Transactions that moved journaled writes into SQLite. */
   folds: number;
   /** Writes moved into SQLite. */
   foldedWrites: number;
-  /** Orphan journals (of dead processes) this tracker replayed when it opened the database. */
-  recoveredJournals: RecoveredJournal[];
-  /** Boundaries that waited for a fold thread that had fallen `maxFoldLagBytes` behind. */
-  foldWaits: number;
+  /** fdatasync calls of durability 'fsync' (fewer than its boundaries when runs share them). */
+  syncs: number;
+  /** Claims of caller-chosen run ids (each one SQLite transaction). */
+  claims: number;
+  /** Journals of other owners with skipped lines or dropped writes, seen while catching up. */
+  damagedJournals: FoldedJournal[];
+  /** Runs of dead processes this tracker marked interrupted while catching up. */
+  interruptedRuns: string[];
 }
 
 const TRACKER_OPTIONS = [
-  'durability', 'workerId', 'workerName', 'autoFlushMs', 'onError', 'journal', 'foldThreadAfter', 'maxFoldLagBytes', 'backend', 'journalRotateBytes',
+  'durability', 'workerId', 'workerName', 'autoFlushMs', 'onError', 'journal', 'journalRotateBytes',
   'busyTimeoutMs', 'busyDeadlineMs', 'fileMustExist', 'walAutocheckpoint', 'pageSize',
 ] as const;
 
@@ -156,9 +144,11 @@ export interface StartRunArgs {
   yamlPath?: string;
   /**
    * `beginRun` only: the id was generated just now (the engine's time-ordered UUIDs), so it cannot
-   * be recorded yet and the lookup for a resume is skipped.
+   * be recorded yet: no claim, its row is journaled with its first step.
    */
   fresh?: boolean;
+  /** `beginRun` only: the run is executed synchronously (runSync): durability 'fsync' syncs inline. */
+  sync?: boolean;
 }
 
 /** Arguments of {@link RunTracker.startStep}. */
@@ -262,75 +252,11 @@ export interface ResumeRunArgs {
   structureHash?: string;
 }
 
-/** A recorded error. */
-export interface RecordedError {
-  message: string;
-  code: string | null;
-  /** Stack (steps) or the serialized error with its cause chain (runs). */
-  detail: string | null;
-}
-
-/** A run row, decoded. */
-export interface RunRecord {
-  runId: string;
-  pipelineName: string;
-  status: RunStatus;
-  startedAt: string;
-  completedAt: string | null;
-  durationMs: number | null;
-  input: unknown;
-  output: unknown;
-  /** True when `output` is exactly what the run returned (false: some values were placeholders). */
-  outputExact: boolean;
-  error: RecordedError | null;
-  errorStep: string | null;
-  parentRunId: string | null;
-  parentStepId: number | null;
-  structureHash: string | null;
-  resumes: number;
-  workerId: string | null;
-  workerName: string | null;
-  pid: number | null;
-}
-
-/** A step row, decoded. `order` is its step_order; `parentStepId` the parent's step_order. */
-export interface StepRecord {
-  runId: string;
-  order: number;
-  name: string;
-  version: string | null;
-  kind: string;
-  position: number | null;
-  status: StepStatus;
-  attempts: number;
-  parentStepId: number | null;
-  parallelGroup: string | null;
-  executor: string | null;
-  startedAt: string;
-  completedAt: string | null;
-  durationMs: number | null;
-  input: unknown;
-  output: unknown;
-  error: RecordedError | null;
-}
-
-/** The latest checkpoint of a run, decoded. */
-export interface CheckpointRecord {
-  runId: string;
-  name: string;
-  position: number;
-  /** step_order of the last step row written before the checkpoint. */
-  stepOrder: number | null;
-  structureHash: string | null;
-  context: unknown;
-  /** How many times a checkpoint of this run was saved. */
-  saves: number;
-  createdAt: string;
-}
-
 /** What {@link RunTracker.resumeRun} found. */
 export type ResumeResult =
   | { outcome: 'not-found' }
+  /** Running under a live owner (another process, or another tracker of this thread): wait, then ask again. */
+  | { outcome: 'busy'; run: RunRecord; wait: Promise<void> | undefined }
   | { outcome: 'completed'; run: RunRecord }
   | { outcome: 'resumed'; run: RunRecord; previousStatus: RunStatus; checkpoint: CheckpointRecord | undefined };
 
@@ -353,6 +279,10 @@ interface RunState {
   /** In the write queue. */
   queued: boolean;
   finished: boolean;
+  /** Claimed in SQLite (a caller-chosen id): in this thread's in-flight map until it ends. */
+  claimed: boolean;
+  /** Run by runSync: durability 'fsync' syncs inline instead of returning a promise. */
+  sync: boolean;
   // row values
   inputText: string | null;
   parentRunId: string | null;
@@ -420,28 +350,15 @@ function installExitHook(): void {
   });
 }
 
-const MAX_QUEUE_RUN_MODE = 10_000;
-/**
- * Journal bytes a fold thread may fall behind (about 8,000 ten-step runs) before a boundary waits
- * for it (option `maxFoldLagBytes`), and how long it waits before folding on its own thread.
- */
-const MAX_FOLD_LAG_BYTES = 16 * 1024 * 1024;
-const FOLD_WAIT_MS = 2_000;
-/** How often a database's checkpoint thread copies the WAL into the database file. */
-const CHECKPOINT_INTERVAL_MS = 100;
+/** Queued or journaled writes after which a fold runs at once (bounds memory; 'run' durability too). */
+const MAX_QUEUE = 10_000;
 
 const SQL = {
   ...WRITE_SQL,
   ...JOURNAL_SQL,
-  getRun: 'SELECT * FROM pipelines WHERE id = ?',
-  runExists: 'SELECT status FROM pipelines WHERE id = ?',
+  ...CLAIM_SQL,
   getSteps: 'SELECT * FROM steps WHERE pipeline_id = ? ORDER BY step_order',
-  getCheckpoint: 'SELECT * FROM checkpoints WHERE pipeline_id = ?',
-  maxOrder: 'SELECT max(step_order) AS m FROM steps WHERE pipeline_id = ?',
-  interruptSteps: `UPDATE steps SET status = 'interrupted', completed_at = ?,
-      error_message = coalesce(error_message, 'interrupted: the process stopped while this step ran') WHERE pipeline_id = ? AND status = 'running'`,
-  reopenRun: `UPDATE pipelines SET status = 'running', resumes = resumes + 1, completed_at = NULL, total_duration_ms = NULL,
-      error_message = NULL, error_step = NULL, error_code = NULL, error_data = NULL, pid = ?, updated_at = ? WHERE id = ?`,
+  interruptOwnRuns: `UPDATE pipelines SET status = 'interrupted', updated_at = ? WHERE id = ? AND status = 'running'`,
 } as const;
 
 type Stmts = { [K in keyof typeof SQL]: BetterSqlite3.Statement } & WriteStatements;
@@ -489,9 +406,6 @@ function lenient(value: unknown): string | null {
   return value === undefined ? null : serialize(value, { mode: 'lenient' });
 }
 
-function decode(text: unknown): unknown {
-  return typeof text === 'string' ? deserialize(text) : undefined;
-}
 
 /**
  * Writes run history and checkpoints to a SQLite file. See the module comment for when writes are
@@ -511,33 +425,25 @@ export class RunTracker {
   private dbHandle: StorageDb | undefined;
   private s: Stmts | undefined;
   private queue: QueuedWrite[] = [];
-  /** Resolved writes that are in no journal and not in SQLite yet (queued writes a flush resolved, or a failed append's). */
+  /** Resolved writes in no journal and not in SQLite yet (a flush resolved them, or an append failed). */
   private unfolded: JournalOp[] = [];
-  /** Journal lines not known to be folded: their writes, and the journal offset at their end. */
+  /** Journal lines not folded yet: their writes, and the journal offset at their end. */
   private journaled: { end: number; ops: JournalOp[] }[] = [];
   private journaledOps = 0;
-  /**
-   * Journal lines written while a fold thread runs are not kept in memory: the file has them. They
-   * span [fileFrom, fileTo) of the current log (empty when equal); `fileLines` counts them.
-   */
-  private fileFrom = 0;
-  private fileTo = 0;
-  private fileLines = 0;
-  private foldThread: FoldThread | undefined;
-  private foldThreadAfter: number;
-  private readonly maxFoldLag: number;
-  /** Runs finished since the last fold: a new run with one of these ids must fold first. */
-  private readonly unfoldedRunIds = new Set<string>();
   private journalHandle: Journal | undefined;
   private unregisterPending: (() => void) | undefined;
   private readonly useJournal: boolean;
-  private readonly counters: TrackerStats = { journalAppends: 0, folds: 0, foldedWrites: 0, recoveredJournals: [], foldWaits: 0 };
+  private readonly counters: TrackerStats = { journalAppends: 0, folds: 0, foldedWrites: 0, syncs: 0, claims: 0, damagedJournals: [], interruptedRuns: [] };
   private readonly runs = new Map<string, RunState>();
   private holdDepth = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly autoFlushMs: number;
   private closed = false;
   private readonly ownsDb: boolean;
+  /** The last fold failed with this (reported once; the next run start must fold first, or fail). */
+  private foldError: WpipeError | undefined;
+  /** A group commit (durability 'fsync') the next boundary's caller must await. */
+  private pendingSync: Promise<void> | undefined;
 
   /**
    * @param db a file path (opened lazily, on first use, through this thread's connection cache),
@@ -549,41 +455,32 @@ export class RunTracker {
       throw invalidOption('RunTracker: db must be a file path, a StorageDb or a better-sqlite3 Database');
     }
     const durability = options.durability ?? 'step';
-    if (durability !== 'step' && durability !== 'run') {
-      throw invalidOption(`RunTracker: durability must be 'step' or 'run', got ${JSON.stringify(durability)}`, 'RangeError');
+    if (durability !== 'step' && durability !== 'run' && durability !== 'fsync') {
+      throw invalidOption(`RunTracker: durability must be 'step', 'fsync' or 'run', got ${JSON.stringify(durability)}`, 'RangeError');
     }
     const autoFlushMs = options.autoFlushMs ?? 10;
     if (typeof autoFlushMs !== 'number' || !(autoFlushMs >= 0)) {
       throw invalidOption(`RunTracker: autoFlushMs must be a number ≥ 0, got ${String(autoFlushMs)}`, 'RangeError');
+    }
+    if (options.journal !== undefined && typeof options.journal !== 'boolean') {
+      throw invalidOption(`RunTracker: journal must be a boolean, got ${typeof options.journal}`);
+    }
+    if (durability === 'fsync' && options.journal === false) {
+      throw invalidOption("RunTracker: durability 'fsync' needs the step journal (journal: false was given)");
+    }
+    const rotate = options.journalRotateBytes;
+    if (rotate !== undefined && (typeof rotate !== 'number' || !(rotate >= 4096))) {
+      throw invalidOption(`RunTracker: journalRotateBytes must be a number ≥ 4096, got ${String(rotate)}`, 'RangeError');
     }
     this.durability = durability;
     this.autoFlushMs = autoFlushMs;
     this.target = db;
     this.options = options;
     this.ownsDb = typeof db === 'string';
-    if (options.journal !== undefined && typeof options.journal !== 'boolean') {
-      throw invalidOption(`RunTracker: journal must be a boolean, got ${typeof options.journal}`);
-    }
     this.useJournal = options.journal !== false;
-    const after = options.foldThreadAfter ?? 256;
-    if (typeof after !== 'number' || !(after >= 0)) {
-      throw invalidOption(`RunTracker: foldThreadAfter must be a number ≥ 0 (or Infinity), got ${String(after)}`, 'RangeError');
-    }
-    this.foldThreadAfter = after;
-    const lag = options.maxFoldLagBytes ?? MAX_FOLD_LAG_BYTES;
-    if (typeof lag !== 'number' || !(lag >= 1024)) {
-      throw invalidOption(`RunTracker: maxFoldLagBytes must be a number ≥ 1024, got ${String(lag)}`, 'RangeError');
-    }
-    this.maxFoldLag = lag;
-    const rotate = options.journalRotateBytes;
-    if (rotate !== undefined && (typeof rotate !== 'number' || !(rotate >= 4096))) {
-      throw invalidOption(`RunTracker: journalRotateBytes must be a number ≥ 4096, got ${String(rotate)}`, 'RangeError');
-    }
-    // A bad choice, or a forced native backend that does not load, is an error now, not at the first boundary.
-    if (this.useJournal && (options.backend !== undefined || requestedBackend() === 'native')) journalMapper(options.backend);
   }
 
-  /** The connection, opened on first use. */
+  /** The connection, opened on first use (and caught up with the journals beside it). */
   get db(): StorageDb {
     if (this.dbHandle) return this.dbHandle;
     if (this.closed) throw new WpipeError('WPIPE_ERR_STORAGE', 'RunTracker: used after close()');
@@ -597,39 +494,74 @@ export class RunTracker {
     if (pageSize !== undefined) openOptions.pageSize = pageSize;
     const db = typeof t === 'string' ? openDb(t, openOptions) : t instanceof StorageDb ? t : StorageDb.wrap(t, openOptions);
     this.dbHandle = db;
-    if (this.useJournal && isFileDb(db.path)) {
-      // Journals of dead processes first: their runs must be complete before anything reads them.
+    if (isFileDb(db.path)) {
+      // Journals of dead processes first: their runs must be complete (or marked interrupted)
+      // before anything reads them. A failure here is reported, not fatal: the next catch-up retries.
       try {
-        this.counters.recoveredJournals = recoverJournals(db, this.stmts);
+        this.catchUp();
       } catch (error) {
         this.reportQuietly(storageError(error, 'replaying step journals', db.path));
-      }
-      for (const r of this.counters.recoveredJournals) {
-        if (r.error !== undefined) this.reportQuietly(new WpipeError('WPIPE_ERR_STORAGE', `replaying step journal ${r.name} of ${db.path} failed (left in place): ${r.error}`, { details: { file: db.path, journal: r.name } }));
-        else if (r.dropped > 0) this.reportQuietly(new WpipeError('WPIPE_ERR_STORAGE', `replaying step journal ${r.name} of ${db.path}: ${r.dropped} write(s) broke a constraint and were skipped`, { details: { file: db.path, journal: r.name, droppedWrites: r.dropped } }));
       }
     }
     return db;
   }
 
-  /** This tracker's step journal, opened at the first boundary (undefined: commit to SQLite directly). */
+  /**
+   * Folds every other journal of the database into it (live owners' lines, dead owners' whole
+   * logs), in one transaction, and reports what was damaged.
+   */
+  private catchUp(): void {
+    const db = this.db;
+    let report: FoldReport | undefined;
+    try {
+      db.transaction(() => {
+        report = foldJournals(db, this.stmts, this.journalHandle?.owner);
+      });
+    } catch (error) {
+      report?.abandon();
+      throw error;
+    }
+    report?.afterCommit();
+    if (report) this.noteCaughtUp(report);
+  }
+
+  private noteCaughtUp(report: FoldReport): void {
+    for (const id of report.interrupted) this.counters.interruptedRuns.push(id);
+    for (const j of report.journals) {
+      this.counters.damagedJournals.push(j);
+      if (j.error !== undefined) {
+        this.reportQuietly(new WpipeError('WPIPE_ERR_STORAGE', `step journal ${j.name} of ${this.db.path} cannot be applied (left in place): ${j.error}`, {
+          details: { file: this.db.path, journal: j.name },
+        }));
+        continue;
+      }
+      const lost = j.skipped.length > 0
+        ? `${j.skipped.length} line(s) failed their checksum and were skipped (${j.skipped.map((l) => `byte ${l.at}: ${l.reason}`).join('; ')})`
+        : `${j.dropped} write(s) broke a constraint and were skipped`;
+      const runs = j.affectedRuns.length > 0 ? `; runs affected: ${j.affectedRuns.join(', ')}` : '';
+      const kept = j.quarantined ? `; the log is kept as ${j.quarantined}` : '';
+      this.reportQuietly(new WpipeError('WPIPE_ERR_JOURNAL_CORRUPT', `step journal ${j.name} of ${this.db.path}: ${lost}; the lines after them were applied${runs}${kept}`, {
+        details: { file: this.db.path, journal: j.name, skippedLines: j.skipped.length, droppedWrites: j.dropped, affectedRuns: j.affectedRuns, quarantined: j.quarantined },
+      }));
+    }
+  }
+
+  /** This tracker's step journal (its owner lock), created at first use; undefined for a database in memory. */
   private get journal(): Journal | undefined {
-    if (this.journalHandle || !this.useJournal) return this.journalHandle;
+    if (this.journalHandle) return this.journalHandle;
     const db = this.db;
     if (!isFileDb(db.path)) return undefined;
-    const { backend, journalRotateBytes } = this.options;
-    this.journalHandle = new Journal(db.path, {
-      ...(backend === undefined ? {} : { backend }),
-      ...(journalRotateBytes === undefined ? {} : { rotateBytes: journalRotateBytes }),
-    });
+    const { journalRotateBytes } = this.options;
+    this.journalHandle = new Journal(db.path, journalRotateBytes === undefined ? {} : { rotateBytes: journalRotateBytes });
     this.unregisterPending = db.addPendingSource(() => this.flushQuietly());
     pendingTrackers.add(this);
     installExitHook();
     return this.journalHandle;
   }
 
-  /** Counters of journal appends, folds and replayed journals. */
+  /** Counters of journal appends, folds, syncs, claims and what catching up found. */
   get stats(): Readonly<TrackerStats> {
+    this.counters.syncs = this.journalHandle?.syncs ?? this.counters.syncs;
     return this.counters;
   }
 
@@ -649,29 +581,17 @@ export class RunTracker {
     return this.queue.length;
   }
 
-  /**
-   * Number of writes durable in the step journal and not yet folded into SQLite (journal lines the
-   * fold thread has not reached count one each: they are in the file, not in memory).
-   */
+  /** Number of writes durable in the step journal (or waiting in memory) and not yet folded into SQLite. */
   get unfoldedWrites(): number {
-    this.trimJournaled();
-    return this.unfolded.length + this.journaledOps + (this.fileLagBytes() > 0 ? this.fileLines : 0);
-  }
-
-  /** Bytes of journal lines kept only in the file that the fold thread has not folded yet. */
-  private fileLagBytes(): number {
-    const journal = this.journalHandle;
-    if (!journal || this.fileTo <= this.fileFrom) return 0;
-    const folded = this.foldThread?.foldedOffset(journal.generation) ?? 0;
-    return Math.max(0, this.fileTo - Math.max(folded, this.fileFrom));
+    return this.unfolded.length + this.journaledOps;
   }
 
   // -------------------------------------------------------------------------------------------
   // Runs
 
   /**
-   * Records a new run as `running` (committed with its first step, see the module comment).
-   * Throws `WPIPE_ERR_STORAGE` if the id is already recorded: use {@link resumeRun} for that.
+   * Records a new run as `running`. Throws `WPIPE_ERR_STORAGE` if the id is already recorded (use
+   * {@link beginRun} or {@link resumeRun} for that).
    *
    * @example
    * ```ts
@@ -679,22 +599,21 @@ export class RunTracker {
    * ```
    */
   startRun(args: StartRunArgs): RunRecord {
-    const { runId, pipelineName } = args;
-    if (typeof runId !== 'string' || runId.length === 0) throw invalidOption('startRun: runId must be a non-empty string');
-    if (typeof pipelineName !== 'string') throw invalidOption('startRun: pipelineName must be a string');
-    if (this.unfoldedRunIds.has(runId)) this.flush();
-    if (this.runs.has(runId) || this.stmts.runExists.get(runId) !== undefined) {
-      throw new WpipeError('WPIPE_ERR_STORAGE', `startRun: run '${runId}' is already recorded in ${this.db.path}; resume it with resumeRun() or use a new runId`, {
-        details: { runId, file: this.db.path },
+    const r = this.beginRun(args);
+    if (r.outcome !== 'started') {
+      throw new WpipeError('WPIPE_ERR_STORAGE', `startRun: run '${args.runId}' is already recorded in ${this.db.path} (${r.run.status}); resume it with resumeRun() (or beginRun()) or use a new runId`, {
+        details: { runId: args.runId, file: this.db.path },
       });
     }
-    return this.startNewRun(args);
+    return r.run;
   }
 
   /**
-   * What the engine calls at the start of every run: a new id starts a run ({@link startRun}); a
-   * recorded id goes through {@link resumeRun} (replay a completed run, resume a stopped one, or
-   * refuse a changed pipeline). Costs one indexed read more than startRun, no extra commit.
+   * What the engine calls at the start of every run. A generated id (`fresh`) starts at once (its
+   * row is journaled with its first step). A chosen id is claimed (src/storage/claim.ts): `started`,
+   * `completed` (return `run.output`, execute nothing), `resumed` (from `checkpoint`, if any), or
+   * `busy` (a live owner runs it: await `wait`, then ask again). Throws `WPIPE_ERR_RUN_ID_CONFLICT`
+   * for an id recorded for another pipeline and `WPIPE_ERR_RESUME_MISMATCH` for changed steps.
    *
    * @example
    * ```ts
@@ -706,17 +625,101 @@ export class RunTracker {
     const { runId, pipelineName } = args;
     if (typeof runId !== 'string' || runId.length === 0) throw invalidOption('beginRun: runId must be a non-empty string');
     if (typeof pipelineName !== 'string') throw invalidOption('beginRun: pipelineName must be a string');
-    if (args.fresh === true) return { outcome: 'started', run: this.startNewRun(args) };
-    if (this.unfoldedRunIds.has(runId)) this.flush();
-    if (!this.runs.has(runId) && this.stmts.runExists.get(runId) === undefined) return { outcome: 'started', run: this.startNewRun(args) };
-    const resumeArgs: ResumeRunArgs = { runId };
-    if (args.structureHash !== undefined) resumeArgs.structureHash = args.structureHash;
-    const r = this.resumeRun(resumeArgs);
-    // Deleted between the read and the transaction: start it after all.
-    return r.outcome === 'not-found' ? { outcome: 'started', run: this.startNewRun(args) } : r;
+    if (this.foldError !== undefined) this.retryFailedFold();
+    if (args.fresh === true) {
+      const run = this.newRunState(args);
+      this.queueRun(run);
+      this.afterQueued();
+      return { outcome: 'started', run: this.recordOf(run, args.input) };
+    }
+    return this.claim(args, true) as { outcome: 'started'; run: RunRecord } | Exclude<ResumeResult, { outcome: 'not-found' }>;
   }
 
-  private startNewRun(args: StartRunArgs): RunRecord {
+  /**
+   * Looks up a run by id before running it, claiming it when it can run here: `not-found`;
+   * `completed` (return `run.output` without executing anything); `busy` (running under a live
+   * owner); else (a run that failed, was cancelled, or whose process died) it is reopened as
+   * `running` under this tracker — steps left `running` become `interrupted`, `resumes` is
+   * incremented, a `resume` event is recorded — and its latest checkpoint is returned. A run whose
+   * structure hash differs from `structureHash` is refused with `WPIPE_ERR_RESUME_MISMATCH`.
+   *
+   * @example
+   * ```ts
+   * const r = tracker.resumeRun({ runId: 'job-1', structureHash: hash });
+   * if (r.outcome === 'resumed' && r.checkpoint) startAt = r.checkpoint.position;
+   * ```
+   */
+  resumeRun(args: ResumeRunArgs): ResumeResult {
+    const { runId } = args;
+    if (typeof runId !== 'string' || runId.length === 0) throw invalidOption('resumeRun: runId must be a non-empty string');
+    return this.claim({ runId, pipelineName: undefined as unknown as string, ...(args.structureHash === undefined ? {} : { structureHash: args.structureHash }) }, false) as ResumeResult;
+  }
+
+  /** The claim of a chosen run id (src/storage/claim.ts), with this thread's in-flight runs first. */
+  private claim(args: StartRunArgs, start: boolean): { outcome: 'started'; run: RunRecord } | ResumeResult {
+    const { runId } = args;
+    const db = this.db;
+    const waiting = inFlightRun(db.path, runId);
+    if (waiting !== undefined) {
+      const here = this.runs.get(runId);
+      return { outcome: 'busy', run: here ? this.recordOf(here, undefined) : ({ runId, status: 'running' } as RunRecord), wait: waiting };
+    }
+    // What this tracker has journaled goes in first (the claim reads the database).
+    this.flush();
+    const journal = this.journal;
+    const run = start ? this.newRunState(args) : undefined;
+    const insert = run === undefined ? undefined : (resolveWrite({ op: Op.Run, run }, journal?.owner ?? null).slice(1));
+    let result;
+    try {
+      result = claimRun(db, this.stmts, {
+        runId, pipelineName: start ? args.pipelineName : undefined, structureHash: args.structureHash, owner: journal?.owner ?? null, insert,
+      });
+    } catch (error) {
+      if (run !== undefined) this.runs.delete(runId);
+      throw storageError(error, 'claiming a run id', db.path);
+    }
+    this.counters.claims++;
+    if (result.report) this.noteCaughtUp(result.report);
+    const claim = result.claim;
+    if (this.durability === 'fsync') syncFile(`${db.path}-wal`); // the claim must survive power loss too
+    switch (claim.outcome) {
+      case 'started':
+        run!.claimed = true;
+        enterRun(db.path, runId);
+        return { outcome: 'started', run: this.recordOf(run!, args.input) };
+      case 'not-found':
+        return { outcome: 'not-found' };
+      case 'completed':
+      case 'busy':
+        if (run !== undefined) this.runs.delete(runId);
+        return claim.outcome === 'busy' ? { outcome: 'busy', run: claim.run, wait: undefined } : { outcome: 'completed', run: claim.run };
+      case 'resumed': {
+        const record = claim.run;
+        const resumed: RunState = {
+          ...(run ?? this.newRunState({ runId, pipelineName: record.pipelineName })),
+          startedAt: record.startedAt,
+          startedMs: Date.parse(record.startedAt),
+          structureHash: args.structureHash ?? record.structureHash,
+          nextOrder: claim.maxOrder + 1,
+          lastOrder: claim.maxOrder,
+          inserted: true,
+          hasCheckpoint: claim.checkpoint !== undefined,
+          claimed: true,
+          inputText: null,
+          parentRunId: record.parentRunId,
+          parentStepOrder: record.parentStepId,
+          workerId: record.workerId,
+          workerName: record.workerName,
+        };
+        resumed.openSteps = new Set();
+        this.runs.set(runId, resumed);
+        enterRun(db.path, runId);
+        return { outcome: 'resumed', run: record, previousStatus: claim.previousStatus, checkpoint: claim.checkpoint };
+      }
+    }
+  }
+
+  private newRunState(args: StartRunArgs): RunState {
     const { runId, pipelineName } = args;
     const parent = args.parentStepId === undefined ? undefined : stepsById.get(args.parentStepId);
     const now = Date.now();
@@ -733,6 +736,8 @@ export class RunTracker {
       hasCheckpoint: false,
       queued: false,
       finished: false,
+      claimed: false,
+      sync: args.sync === true,
       inputText: lenient(args.input),
       parentRunId: args.parentRunId ?? parent?.run.runId ?? null,
       parentStepOrder: parent ? parent.order : null,
@@ -742,88 +747,13 @@ export class RunTracker {
       workerName: this.options.workerName ?? null,
     };
     this.runs.set(runId, run);
-    this.queueRun(run);
-    this.afterQueued();
-    return this.recordOf(run, args.input);
+    return run;
   }
 
   /**
-   * Looks up a run by id before running it. `not-found`: start it with {@link startRun}.
-   * `completed`: return `run.output` without executing anything. Otherwise (a run that crashed, was
-   * killed, failed or was cancelled) the run is reopened as `running` — steps left `running` by the
-   * dead process become `interrupted`, `resumes` is incremented, a `resume` event is recorded — and
-   * its latest checkpoint is returned to resume from. A run whose structure hash differs from
-   * `structureHash` is refused with `WPIPE_ERR_RESUME_MISMATCH` and left untouched.
-   *
-   * @example
-   * ```ts
-   * const r = tracker.resumeRun({ runId: 'job-1', structureHash: hash });
-   * if (r.outcome === 'resumed' && r.checkpoint) startAt = r.checkpoint.position;
-   * ```
-   */
-  resumeRun(args: ResumeRunArgs): ResumeResult {
-    const { runId } = args;
-    if (typeof runId !== 'string' || runId.length === 0) throw invalidOption('resumeRun: runId must be a non-empty string');
-    this.flush();
-    if (this.runs.has(runId)) {
-      throw new WpipeError('WPIPE_ERR_STORAGE', `resumeRun: run '${runId}' is in progress in this process`, { details: { runId } });
-    }
-    const db = this.db;
-    const stmts = this.stmts;
-    return db.transaction((): ResumeResult => {
-      const row = stmts.getRun.get(runId) as Record<string, unknown> | undefined;
-      if (!row) return { outcome: 'not-found' };
-      const record = rowToRun(row);
-      if (record.status === 'completed') return { outcome: 'completed', run: record };
-      const cpRow = stmts.getCheckpoint.get(runId) as Record<string, unknown> | undefined;
-      const recordedHash = (cpRow?.structure_hash as string | null | undefined) ?? record.structureHash;
-      if (args.structureHash !== undefined && recordedHash && recordedHash !== args.structureHash) {
-        const where = cpRow ? ` from checkpoint '${String(cpRow.name)}' at position ${String(cpRow.position)}` : '';
-        throw new WpipeError(
-          'WPIPE_ERR_RESUME_MISMATCH',
-          `cannot resume run '${runId}' of pipeline '${record.pipelineName}'${where}: the pipeline's steps changed since it was recorded ` +
-            `(structure hash ${recordedHash} then, ${args.structureHash} now). Restore the old step list, or start a new run with another runId.`,
-          { details: { runId, recordedHash, currentHash: args.structureHash } },
-        );
-      }
-      const now = new Date();
-      const iso = now.toISOString();
-      stmts.interruptSteps.run(iso, runId);
-      stmts.reopenRun.run(process.pid, iso, runId);
-      stmts.insertEvent.run(runId, null, 'resume', runId, `Run resumed after status '${record.status}'`,
-        lenient({ previousStatus: record.status, previousError: record.error, checkpoint: cpRow ? { name: cpRow.name, position: cpRow.position } : null }),
-        null, iso);
-      const maxOrder = (stmts.maxOrder.get(runId) as { m: number | null }).m ?? 0;
-      const run: RunState = {
-        tracker: this,
-        runId,
-        pipelineName: record.pipelineName,
-        startedAt: record.startedAt,
-        startedMs: Date.parse(record.startedAt),
-        structureHash: args.structureHash ?? record.structureHash,
-        nextOrder: maxOrder + 1,
-        lastOrder: maxOrder,
-        inserted: true,
-        hasCheckpoint: cpRow !== undefined,
-        queued: false,
-        finished: false,
-        inputText: null,
-        parentRunId: record.parentRunId,
-        parentStepOrder: record.parentStepId,
-        yamlPath: null,
-        ...runningOutcome(),
-        workerId: record.workerId,
-        workerName: record.workerName,
-      };
-      this.runs.set(runId, run);
-      const reopened = rowToRun(stmts.getRun.get(runId) as Record<string, unknown>);
-      return { outcome: 'resumed', run: reopened, previousStatus: record.status, checkpoint: cpRow ? rowToCheckpoint(cpRow) : undefined };
-    });
-  }
-
-  /**
-   * Records the end of a run and commits everything queued (in both durabilities). A completed
-   * run's checkpoint is dropped; an `error` or `cancelled` run keeps it for a resume.
+   * Records the end of a run and makes it durable (in every durability). A completed run's
+   * checkpoint is dropped; an `error` or `cancelled` run keeps it for a resume. With durability
+   * 'fsync' in an async run, {@link takeSync} then returns the sync to await.
    *
    * @example
    * ```ts
@@ -858,14 +788,27 @@ export class RunTracker {
     this.queueRun(run);
     if (status === 'completed' && run.hasCheckpoint) this.queue.push({ op: Op.Write, write: [Code.DropCheckpoint, run.runId] });
     this.runs.delete(run.runId);
-    this.unfoldedRunIds.add(run.runId);
     for (const step of [...run.openSteps]) {
       if (step.status !== 'running') {
         run.openSteps.delete(step);
         stepsById.delete(step.id);
       }
     }
-    this.commitPoint(true);
+    try {
+      this.commitPoint(true, run);
+    } finally {
+      if (run.claimed) leaveRun(this.db.path, run.runId);
+    }
+  }
+
+  /**
+   * Durability 'fsync' in an async run: the group commit the last boundary (startStep, finishRun)
+   * waits for, once; the caller awaits it before user code runs (or before the run resolves).
+   */
+  takeSync(): Promise<void> | undefined {
+    const p = this.pendingSync;
+    this.pendingSync = undefined;
+    return p;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -917,7 +860,7 @@ export class RunTracker {
     stepsById.set(id, step);
     run.openSteps.add(step);
     this.queueStep(step);
-    this.commitPoint(false);
+    this.commitPoint(false, run);
     return id;
   }
 
@@ -956,7 +899,7 @@ export class RunTracker {
       // A step outliving its run (Background): no boundary follows, commit it now.
       run.openSteps.delete(step);
       stepsById.delete(step.id);
-      this.commitPoint(true);
+      this.commitPoint(true, undefined);
     } else {
       this.afterQueued();
     }
@@ -1047,7 +990,7 @@ export class RunTracker {
    * ```
    */
   loadLatestCheckpoint(runId: string, options: { structureHash?: string } = {}): CheckpointRecord | undefined {
-    this.flush();
+    this.readable();
     let row: Record<string, unknown> | undefined;
     try {
       row = this.stmts.getCheckpoint.get(runId) as Record<string, unknown> | undefined;
@@ -1136,7 +1079,7 @@ export class RunTracker {
    * ```
    */
   getRun(runId: string): RunRecord | undefined {
-    this.flush();
+    this.readable();
     const row = this.stmts.getRun.get(runId) as Record<string, unknown> | undefined;
     return row ? rowToRun(row) : undefined;
   }
@@ -1150,7 +1093,7 @@ export class RunTracker {
    * ```
    */
   getSteps(runId: string): StepRecord[] {
-    this.flush();
+    this.readable();
     return (this.stmts.getSteps.all(runId) as Record<string, unknown>[]).map(rowToStep);
   }
 
@@ -1183,7 +1126,9 @@ export class RunTracker {
   }
 
   /**
-   * Commits every queued write now, in one transaction, with the journaled writes not yet folded.
+   * Commits every queued and journaled write now, in one transaction. Throws `WPIPE_ERR_STORAGE`
+   * when it cannot: nothing is dropped (journaled lines stay in the journal file, the rest in
+   * memory) and the next fold tries again.
    *
    * @example
    * ```ts
@@ -1191,148 +1136,98 @@ export class RunTracker {
    * ```
    */
   flush(): void {
-    this.foldNow(true);
-  }
-
-  /**
-   * {@link flush}. With `letThreadFold`, lines only the journal file holds are left to a live fold
-   * thread (woken, and waited for at most {@link FOLD_WAIT_MS}): racing it for SQLite's write lock
-   * cost busy waits that overshoot by milliseconds, then the same fold here.
-   */
-  private foldNow(letThreadFold: boolean): void {
     if (this.queue.length > 0) {
       const ops = this.resolveQueue();
       for (let i = 0; i < ops.length; i++) this.unfolded.push(ops[i]!);
     }
-    if (this.unfolded.length === 0 && this.journaled.length === 0 && this.fileTo <= this.fileFrom) return;
-    const thread = this.foldThread;
-    if (letThreadFold && thread?.alive && this.journalHandle && this.fileTo > this.fileFrom) {
-      thread.waitFolded(this.journalHandle.generation, this.fileTo, FOLD_WAIT_MS);
-    }
+    if (this.unfolded.length === 0 && this.journaled.length === 0) return;
     // A tracker with a journal stays registered: the exit hook removes its journal.
     if (!this.journalHandle) pendingTrackers.delete(this);
-    // The auto-flush timer is left armed: clearing and re-arming one per step boundary costs more
-    // than letting it fire once per autoFlushMs on an empty queue.
     const journal = this.journalHandle;
     const stmts = this.stmts;
     const db = this.db;
     let applied = 0;
-    /** Inside the transaction: what is not in the database yet (the fold thread may have done part). */
-    const pending = (): JournalOp[] => {
-      const ops: JournalOp[] = [];
-      const done = journal ? ((stmts.getJournalApplied.get(journal.name) as { applied: number } | undefined)?.applied ?? 0) : 0;
-      // In offset order: lines kept in memory before a fold thread started, the lines only the file
-      // holds, and lines kept in memory again (after the thread died).
-      const { fileFrom, fileTo } = this;
-      for (const line of this.journaled) if (line.end > done && line.end <= fileFrom) for (const op of line.ops) ops.push(op);
-      const from = Math.max(done, fileFrom);
-      if (journal && fileTo > from) {
-        const file = path.join(journal.dir, journal.name);
-        const contents = readJournal(file, from, fileTo);
-        if (contents.end < fileTo) {
-          throw new WpipeError('WPIPE_ERR_STORAGE', `the step journal ${file} cannot be read back: ${contents.stoppedAt ?? 'it ends early'}`);
-        }
-        for (const op of contents.ops) ops.push(op);
-      }
-      for (const line of this.journaled) if (line.end > done && line.end > fileTo) for (const op of line.ops) ops.push(op);
-      for (const op of this.unfolded) ops.push(op);
-      applied = ops.length;
-      return ops;
-    };
-    const record = (): void => {
-      if (journal) stmts.setJournalApplied.run(journal.name, journal.offset, isoNow());
-    };
+    let dropped = 0;
     try {
-      try {
-        db.transaction(() => {
-          applyOps(stmts, pending());
-          record();
-        });
-      } catch (error) {
-        if (!isConstraint(error)) throw error;
-        // A write that can never apply (e.g. a run id another process recorded meanwhile): commit
-        // the others, one savepoint each, and report the ones dropped.
-        let dropped = 0;
-        db.transaction(() => {
-          dropped = applyOpsEach(db, stmts, pending(), record);
-        });
-        this.afterFold(applied);
-        const wrapped = storageError(error, 'commit of run history', db.path);
-        wrapped.details.droppedWrites = dropped;
-        throw wrapped;
-      }
+      db.transaction(() => {
+        // What the journal holds past its applied offset (another tracker or process catching up may
+        // have folded part of it), then what is in no journal.
+        const done = journal?.started ? ((stmts.getJournalApplied.get(journal.name) as { applied: number } | undefined)?.applied ?? 0) : 0;
+        const ops: JournalOp[] = [];
+        for (const line of this.journaled) if (line.end > done) for (const op of line.ops) ops.push(op);
+        for (const op of this.unfolded) ops.push(op);
+        applied = ops.length;
+        dropped = applyEach(db, stmts, ops);
+        if (journal?.started) stmts.setJournalApplied.run(journal.name, journal.offset, isoNow());
+      });
     } catch (error) {
       const wrapped = storageError(error, 'commit of run history', db.path);
-      if (wrapped.details.droppedWrites !== undefined) throw wrapped;
-      // Whatever the cause (a lock held too long, a full disk, a read-only file, a schema someone
-      // changed), nothing the journal holds is dropped: its lines stay in its file, not in memory,
-      // and the next fold reads them back from what SQLite has applied (if none succeeds, the next
-      // open replays them). Writes in no journal wait in memory, up to the queue's bound.
-      if (journal) {
-        this.fileLines += this.journaledOps;
-        this.journaled = [];
-        this.journaledOps = 0;
-        this.fileFrom = 0;
-        this.fileTo = journal.offset;
-      }
-      if (this.unfolded.length >= MAX_QUEUE_RUN_MODE) {
+      // Whatever the cause (a lock held too long, a full disk, a read-only file), nothing is
+      // dropped: journaled lines stay (in memory and in the file), and the next fold or the next
+      // open replays them. The next run start tries again and fails loudly while it cannot.
+      this.foldError = wrapped;
+      if (this.unfolded.length >= MAX_QUEUE) {
+        // Bounded: what no journal holds cannot wait in memory forever.
         wrapped.details.droppedWrites = this.unfolded.length;
         this.unfolded = [];
       }
-      pendingTrackers.add(this); // everything kept is folded by a later flush, or at exit
+      pendingTrackers.add(this);
       throw wrapped;
-    } finally {
-      this.unfoldedRunIds.clear();
     }
-    this.afterFold(applied);
-  }
-
-  /** After a fold committed: forget what it folded, and rotate a journal that grew too large. */
-  private afterFold(applied: number): void {
+    this.foldError = undefined;
     this.unfolded = [];
     this.journaled = [];
     this.journaledOps = 0;
-    this.fileLines = 0;
     this.counters.folds++;
-    this.counters.foldedWrites += applied;
-    const journal = this.journalHandle;
-    if (journal?.wantsRotation) {
-      const retired = journal.rotate();
-      this.foldThread?.setGeneration(journal.generation);
-      this.foldThread?.publish(journal.generation, journal.offset);
-      const stmts = this.stmts;
-      this.db.runWithRetry(() => stmts.dropJournal.run(retired), 'dropping a folded journal');
+    this.counters.foldedWrites += applied - dropped;
+    if (dropped > 0) {
+      this.reportQuietly(new WpipeError('WPIPE_ERR_STORAGE', `commit of run history on ${db.path}: ${dropped} write(s) broke a constraint and were skipped`, {
+        details: { file: db.path, droppedWrites: dropped },
+      }));
     }
-    if (journal) this.fileFrom = this.fileTo = journal.offset;
+    if (journal?.wantsRotation) {
+      if (this.durability === 'fsync') syncFile(`${db.path}-wal`); // the lines it held are in SQLite for good
+      const retired = journal.rotate();
+      db.runWithRetry(() => stmts.dropJournal.run(retired), 'dropping a folded journal');
+    }
   }
 
-  /** Drops journal lines the fold thread has committed. */
-  private trimJournaled(): void {
-    const thread = this.foldThread;
-    const journal = this.journalHandle;
-    if (!thread || !journal || this.journaled.length === 0) return;
-    const folded = thread.foldedOffset(journal.generation);
-    let n = 0;
-    while (n < this.journaled.length && this.journaled[n]!.end <= folded) this.journaledOps -= this.journaled[n++]!.ops.length;
-    if (n > 0) this.journaled.splice(0, n);
+  /** Before a read: fold what this tracker holds, then catch up every other journal of the database. */
+  private readable(): void {
+    this.flush();
+    if (isFileDb(this.db.path)) this.catchUp();
+  }
+
+  /** The last fold failed: try again before a run starts, and fail the start while it cannot. */
+  private retryFailedFold(): void {
+    const before = this.foldError!;
+    try {
+      this.flush();
+    } catch (error) {
+      const e = storageError(error, 'commit of run history', this.db.path);
+      throw new WpipeError('WPIPE_ERR_STORAGE', `run history cannot be written to ${this.db.path}, so no run can start: ${e.message}`, {
+        cause: e, details: { ...e.details, previous: before.message },
+      });
+    }
   }
 
   /** Turns the queue into resolved writes (insert or update decided now) and empties it. */
   private resolveQueue(): JournalOp[] {
     const queue = this.queue;
     this.queue = [];
+    const owner = this.journalHandle?.owner ?? null;
     const ops: JournalOp[] = new Array(queue.length);
-    for (let i = 0; i < queue.length; i++) ops[i] = resolveWrite(queue[i]!);
+    for (let i = 0; i < queue.length; i++) ops[i] = resolveWrite(queue[i]!, owner);
     return ops;
   }
 
   /**
-   * A commit point (every boundary in `'step'` durability, the end of a run in `'run'`): the queue
-   * becomes durable now — one journal line, or one SQLite commit when there is no journal (or it
-   * failed).
+   * A commit point (every boundary in 'step' and 'fsync' durability, the end of a run in 'run'):
+   * the queue becomes durable now — one journal line (plus its sync in 'fsync'), or one SQLite
+   * commit when there is no journal (or it failed).
    */
-  private makeDurable(): void {
-    const journal = this.journal;
+  private makeDurable(run: RunState | undefined): void {
+    const journal = this.useJournal ? this.journal : undefined;
     if (journal === undefined || journal.broken) {
       this.flush();
       return;
@@ -1348,58 +1243,18 @@ export class RunTracker {
       this.reportQuietly(error);
       return;
     }
-    const appends = ++this.counters.journalAppends;
-    const thread = this.foldThread;
-    if (thread?.alive) {
-      // The fold thread reads these lines from the file: nothing is kept in memory.
-      this.fileTo = journal.offset;
-      this.fileLines++;
-      thread.publish(journal.generation, journal.offset);
-      if (journal.wantsRotation) {
-        this.flush(); // folds the rest here, then starts a new file
-        return;
-      }
-      if (journal.offset - Math.max(thread.foldedOffset(journal.generation), this.fileFrom) > this.maxFoldLag) {
-        // The thread is far behind: wait for it to halve its lag (back-pressure). Folding here
-        // instead would contend with it for SQLite's write lock; only a stuck thread makes us.
-        this.counters.foldWaits++;
-        if (!thread.waitFolded(journal.generation, journal.offset - this.maxFoldLag / 2, FOLD_WAIT_MS)) this.foldNow(false);
-        return;
-      }
-      this.afterQueued();
-      return;
-    }
+    this.counters.journalAppends++;
     this.journaled.push({ end: journal.offset, ops });
     this.journaledOps += ops.length;
-    if (thread === undefined && appends >= this.foldThreadAfter) this.startFoldThread(journal);
-    if ((appends & 63) === 0) this.trimJournaled();
-    if (this.journaledOps >= MAX_QUEUE_RUN_MODE || journal.wantsRotation) {
-      // No fold thread (or a dead one): fold here, which also bounds memory.
-      this.trimJournaled();
-      if (this.journaledOps >= MAX_QUEUE_RUN_MODE || journal.wantsRotation) this.flush();
+    if (this.durability === 'fsync') {
+      if (run === undefined || run.sync) journal.syncNow();
+      else this.pendingSync = journal.synced();
+    }
+    if (this.journaledOps >= MAX_QUEUE || journal.wantsRotation) {
+      this.flush();
       return;
     }
     this.afterQueued();
-  }
-
-  private startFoldThread(journal: Journal): void {
-    const { busyTimeoutMs, busyDeadlineMs, walAutocheckpoint } = this.options;
-    const openOptions: OpenDbOptions = {};
-    if (busyTimeoutMs !== undefined) openOptions.busyTimeoutMs = busyTimeoutMs;
-    if (busyDeadlineMs !== undefined) openOptions.busyDeadlineMs = busyDeadlineMs;
-    // A caller who set walAutocheckpoint manages checkpoints: the fold's connection follows it, and
-    // no checkpoint thread runs beside the fold.
-    if (walAutocheckpoint !== undefined) openOptions.walAutocheckpoint = walAutocheckpoint;
-    const checkpointMs = walAutocheckpoint === undefined ? CHECKPOINT_INTERVAL_MS : undefined;
-    try {
-      this.foldThread = new FoldThread(journal, this.db.path, Math.max(1, this.autoFlushMs), openOptions, (e) => this.reportQuietly(e), checkpointMs);
-      this.foldThread.publish(journal.generation, journal.offset);
-      this.fileFrom = this.fileTo = journal.offset; // lines from here on are read back from the file
-      this.fileLines = 0;
-    } catch (error) {
-      this.foldThreadAfter = Infinity; // folds stay on this thread
-      this.reportQuietly(error);
-    }
   }
 
   private reportQuietly(error: unknown): void {
@@ -1408,46 +1263,50 @@ export class RunTracker {
     else process.emitWarning(e.message, { code: e.code });
   }
 
-  /** @internal Flush from a timer or process exit: errors go to `onError`, never thrown. */
+  /** @internal Flush from a timer or process exit: errors go to `onError` (once per failing streak), never thrown. */
   flushQuietly(): void {
+    const failing = this.foldError !== undefined;
     try {
       this.flush();
     } catch (error) {
-      this.reportQuietly(error);
+      if (!failing) this.reportQuietly(error);
     }
   }
 
-  /** The auto-flush timer: fold here, unless a live fold thread is doing it. */
-  private onTimer(): void {
-    if (this.foldThread?.alive && this.queue.length === 0 && this.unfolded.length === 0) {
-      this.trimJournaled();
-      // Look again later while anything is unfolded (the thread may die).
-      if (this.journaled.length > 0 || this.fileLagBytes() > 0) this.afterQueued();
-      return;
-    }
-    this.flushQuietly();
-  }
-
-  /** @internal At process exit: fold, and remove the journal once nothing in it is left unfolded. */
+  /**
+   * @internal At process exit (`process.exit()` in a step, an uncaught exception): runs still in
+   * flight can never finish here, so they are recorded as `interrupted`; then fold, and remove the
+   * journal once nothing in it is left unfolded.
+   */
   exitQuietly(): void {
-    // The thread must be out of SQLite before exit; stopped first, it neither holds up this last
-    // fold (waited for, it may be stuck behind another process's lock) nor contends with it.
-    this.stopFoldThread();
+    this.interruptOpenRuns();
     this.flushQuietly();
-    // Folded: the journal goes. Else it stays for the next open to replay.
-    if (this.journalHandle && this.unfolded.length === 0 && this.journaled.length === 0 && this.fileTo <= this.fileFrom) this.closeJournal();
+    if (this.journalHandle && this.unfolded.length === 0 && this.journaled.length === 0) this.closeJournal();
   }
 
-  private stopFoldThread(): void {
-    this.foldThread?.stop();
-    this.foldThread = undefined;
+  /** Queues the runs still open as `interrupted` (they cannot finish: exit, or close()). */
+  private interruptOpenRuns(): void {
+    if (this.runs.size === 0 || !this.dbHandle) return;
+    const iso = isoNow();
+    for (const run of this.runs.values()) {
+      for (const step of run.openSteps) {
+        if (step.status === 'running') {
+          step.status = 'interrupted';
+          step.completedAt = iso;
+          step.errorMessage = 'interrupted: the run was still in flight when its tracker closed or its process exited';
+          this.queueStep(step);
+        }
+      }
+      run.status = 'interrupted';
+      this.queueRun(run);
+      if (run.claimed) leaveRun(this.dbHandle.path, run.runId);
+    }
   }
 
-  /** Stops using the journal (and its fold thread) and returns it, for closing or releasing. */
+  /** Stops using the journal and returns it, for closing or releasing. */
   private detachJournal(): Journal | undefined {
     const journal = this.journalHandle;
     this.journalHandle = undefined;
-    this.stopFoldThread();
     this.unregisterPending?.();
     this.unregisterPending = undefined;
     return journal;
@@ -1459,7 +1318,10 @@ export class RunTracker {
     if (!journal) return;
     if (this.queue.length === 0) pendingTrackers.delete(this);
     const name = journal.name;
+    const started = journal.started;
+    if (this.durability === 'fsync' && started) syncFile(`${this.db.path}-wal`);
     journal.close();
+    if (!started) return;
     try {
       const stmts = this.stmts;
       this.db.runWithRetry(() => stmts.dropJournal.run(name), 'dropping a folded journal');
@@ -1471,7 +1333,7 @@ export class RunTracker {
 
   /**
    * Commits what is queued and gives the connection back (closing it when this tracker opened it
-   * and nobody else uses it). Runs still in flight stay `running` in the database.
+   * and nobody else uses it). Runs still in flight are recorded as `interrupted` (resumable).
    *
    * @example
    * ```ts
@@ -1482,12 +1344,13 @@ export class RunTracker {
     if (this.closed) return;
     try {
       if (this.dbHandle) {
+        this.interruptOpenRuns();
         this.flush();
         this.closeJournal();
       }
     } finally {
       this.closed = true;
-      // Still attached when the last fold failed: the journal's log stays for the next open to replay.
+      // Still attached when the last fold failed: the log stays for the next catch-up to replay.
       this.detachJournal()?.release();
       if (this.timer) clearTimeout(this.timer);
       this.timer = undefined;
@@ -1538,36 +1401,31 @@ export class RunTracker {
   }
 
   /** A call that precedes user code (startStep) or ends a run (finishRun). */
-  private commitPoint(endOfRun: boolean): void {
+  private commitPoint(endOfRun: boolean, run: RunState | undefined): void {
     if (this.holdDepth > 0) return;
-    if (this.durability === 'step') {
-      this.makeDurable();
-      return;
-    }
-    if (endOfRun) {
-      this.makeDurable();
+    if (this.durability !== 'run' || endOfRun) {
+      this.makeDurable(run);
       return;
     }
     this.afterQueued();
   }
 
-  /** A write was queued without a commit point: make sure it is committed eventually. */
+  /** A write was queued or journaled without a fold: make sure it is folded within autoFlushMs. */
   private afterQueued(): void {
     if (this.holdDepth > 0) return;
     pendingTrackers.add(this);
     installExitHook();
-    if (this.durability === 'run') {
-      if (this.queue.length >= MAX_QUEUE_RUN_MODE) this.flush();
-      return;
-    }
-    if (this.unfolded.length >= MAX_QUEUE_RUN_MODE) {
+    if (this.queue.length >= MAX_QUEUE || this.unfolded.length >= MAX_QUEUE) {
       this.flush();
       return;
     }
+    if (this.durability === 'run' && this.unfolded.length === 0 && this.journaled.length === 0) return;
+    // Left armed between boundaries: clearing and re-arming a timer per boundary costs more than
+    // letting it fire once per autoFlushMs.
     if (this.timer === undefined) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
-        this.onTimer();
+        this.flushQuietly();
       }, this.autoFlushMs);
       this.timer.unref();
     }
@@ -1593,12 +1451,14 @@ export class RunTracker {
       workerId: this.options.workerId ?? null,
       workerName: this.options.workerName ?? null,
       pid: process.pid,
+      owner: this.journalHandle?.owner ?? null,
     };
   }
 }
 
+
 /** Decides how a queued write reaches the database (insert or update) and marks it written. */
-function resolveWrite(w: QueuedWrite): JournalOp {
+function resolveWrite(w: QueuedWrite, owner: string | null): JournalOp {
   switch (w.op) {
     case Op.Step: {
       const st = w.step;
@@ -1633,7 +1493,7 @@ function resolveWrite(w: QueuedWrite): JournalOp {
       r.inserted = true;
       return [Code.InsertRun, r.runId, r.pipelineName, r.workerId, r.workerName, r.status, r.startedAt,
         r.completedAt, r.durationMs, r.inputText, r.outputText, r.outputExact, r.errorMessage, r.errorStep, r.errorCode, r.errorData,
-        r.parentRunId, r.parentStepOrder, r.yamlPath, r.structureHash, process.pid, r.completedAt ?? r.startedAt];
+        r.parentRunId, r.parentStepOrder, r.yamlPath, r.structureHash, process.pid, r.completedAt ?? r.startedAt, owner];
     }
     case Op.Write:
       return w.write;
@@ -1645,73 +1505,3 @@ function roundMs(ms: number): number {
   return Math.round(ms * 1000) / 1000;
 }
 
-function str(v: unknown): string | null {
-  return v === null || v === undefined ? null : String(v);
-}
-function num(v: unknown): number | null {
-  return v === null || v === undefined ? null : Number(v);
-}
-
-/** Decodes a `pipelines` row. */
-export function rowToRun(row: Record<string, unknown>): RunRecord {
-  return {
-    runId: String(row.id),
-    pipelineName: String(row.name),
-    status: row.status as RunStatus,
-    startedAt: String(row.started_at),
-    completedAt: str(row.completed_at),
-    durationMs: num(row.total_duration_ms),
-    input: decode(row.input_data),
-    output: decode(row.output_data),
-    outputExact: row.output_exact === 1,
-    error: row.error_message === null || row.error_message === undefined
-      ? null
-      : { message: String(row.error_message), code: str(row.error_code), detail: str(row.error_data) },
-    errorStep: str(row.error_step),
-    parentRunId: str(row.parent_pipeline_id),
-    parentStepId: num(row.parent_step_id),
-    structureHash: str(row.structure_hash),
-    resumes: Number(row.resumes ?? 0),
-    workerId: str(row.worker_id),
-    workerName: str(row.worker_name),
-    pid: num(row.pid),
-  };
-}
-
-/** Decodes a `steps` row. */
-export function rowToStep(row: Record<string, unknown>): StepRecord {
-  return {
-    runId: String(row.pipeline_id),
-    order: Number(row.step_order),
-    name: String(row.step_name),
-    version: str(row.step_version),
-    kind: String(row.step_type),
-    position: num(row.position),
-    status: row.status as StepStatus,
-    attempts: Number(row.attempts),
-    parentStepId: num(row.parent_step_id),
-    parallelGroup: str(row.parallel_group),
-    executor: str(row.executor),
-    startedAt: String(row.started_at),
-    completedAt: str(row.completed_at),
-    durationMs: num(row.duration_ms),
-    input: decode(row.input_data),
-    output: decode(row.output_data),
-    error: row.error_message === null || row.error_message === undefined
-      ? null
-      : { message: String(row.error_message), code: str(row.error_code), detail: str(row.error_traceback) },
-  };
-}
-
-function rowToCheckpoint(row: Record<string, unknown>): CheckpointRecord {
-  return {
-    runId: String(row.pipeline_id),
-    name: String(row.name),
-    position: Number(row.position),
-    stepOrder: num(row.step_order),
-    structureHash: str(row.structure_hash),
-    context: deserialize(String(row.context)),
-    saves: Number(row.saves),
-    createdAt: String(row.created_at),
-  };
-}
