@@ -196,3 +196,332 @@ test('a Date is written exactly as toISOString() writes it, for every year', () 
     assert.equal(serialize(d), `{"$t":"Date","v":"${d.toISOString()}"}`, `instant ${t}`);
   }
 });
+
+// ---------------------------------------------------------------------------------------------
+// Values that throw when read: serializeBestEffort and lenient mode write "[Unreadable: …]" and
+// never throw; strict mode fails with WPIPE_ERR_CHECKPOINT_SERIALIZE naming the key path, its
+// cause the error that was thrown.
+
+const boom = new Error('no');
+
+function revokedProxy(target: object = {}): object {
+  const { proxy, revoke } = Proxy.revocable(target, {});
+  revoke();
+  return proxy;
+}
+
+/** A value that throws when read; `rel` is the key path inside it that throws ([] = the value itself). */
+interface UnreadableCase {
+  name: string;
+  make: () => unknown;
+  rel: string[];
+  message: RegExp;
+  isCause: (cause: unknown) => boolean;
+}
+
+const isBoom = (cause: unknown): boolean => cause === boom;
+const UNREADABLE: UnreadableCase[] = [
+  { name: 'a getter throwing 3 levels down', make: () => ({ a: { b: { get c(): never { throw boom; } } } }), rel: ['a', 'b', 'c'], message: /^no$/, isCause: isBoom },
+  { name: 'a Proxy whose get trap throws', make: () => new Proxy({ x: 1 }, { get: () => { throw boom; } }), rel: ['x'], message: /^no$/, isCause: isBoom },
+  { name: 'a Proxy whose ownKeys trap throws', make: () => new Proxy({ x: 1 }, { ownKeys: () => { throw boom; } }), rel: [], message: /^no$/, isCause: isBoom },
+  {
+    name: 'a Proxy whose getOwnPropertyDescriptor trap throws',
+    make: () => new Proxy({ x: 1 }, { getOwnPropertyDescriptor: () => { throw boom; } }), rel: [], message: /^no$/, isCause: isBoom,
+  },
+  { name: 'a Proxy whose getPrototypeOf trap throws', make: () => new Proxy({ x: 1 }, { getPrototypeOf: () => { throw boom; } }), rel: [], message: /^no$/, isCause: isBoom },
+  { name: 'a revoked Proxy', make: () => revokedProxy(), rel: [], message: /revoked/, isCause: (c) => c instanceof TypeError },
+  { name: 'a revoked Proxy of an array', make: () => revokedProxy([1]), rel: [], message: /revoked/, isCause: (c) => c instanceof TypeError },
+  {
+    name: 'an array whose element getter throws',
+    make: () => Object.defineProperty([1, 2], 1, { get: () => { throw boom; }, enumerable: true }), rel: ['1'], message: /^no$/, isCause: isBoom,
+  },
+];
+
+/** Where the unreadable value sits in what is serialized, the path strict mode names for it, and how to find it again. */
+interface Position {
+  name: string;
+  wrap: (v: unknown) => unknown;
+  path: string;
+  pick: (decoded: unknown) => unknown;
+}
+
+const POSITIONS: Position[] = [
+  { name: 'at top level', wrap: (v) => v, path: 'context', pick: (d) => d },
+  { name: 'in a plain object', wrap: (v) => ({ out: v, ok: 1 }), path: 'out', pick: (d) => (d as { out: unknown }).out },
+  { name: 'in an array', wrap: (v) => [0, v, 2], path: 'context[1]', pick: (d) => (d as unknown[])[1] },
+  { name: 'as a Map value', wrap: (v) => new Map([['k', v]]), path: 'context.get("k")', pick: (d) => (d as Map<unknown, unknown>).get('k') },
+  { name: 'as a Map key', wrap: (v) => new Map([[v, 1]]), path: 'context<Map key #0>', pick: (d) => [...(d as Map<unknown, unknown>).keys()][0] },
+  { name: 'in a Set', wrap: (v) => new Set([0, v]), path: 'context<Set item 1>', pick: (d) => [...(d as Set<unknown>)][1] },
+];
+
+function fullPath(position: Position, rel: string[]): string {
+  if (rel.length === 0) return position.path;
+  const tail = rel.map((k) => (/^\d+$/.test(k) ? `[${k}]` : `.${k}`)).join('');
+  return position.path === 'context' && tail.startsWith('.') ? tail.slice(1) : position.path + tail;
+}
+
+for (const c of UNREADABLE) {
+  test(`${c.name}: best effort and lenient write a placeholder, strict names the path`, () => {
+    for (const position of POSITIONS) {
+      const label = `${c.name} ${position.name}`;
+      const best = serializeBestEffort(position.wrap(c.make()));
+      assert.equal(best.exact, false, label);
+      const decoded = deserialize(best.text);
+      const placeholder = c.rel.reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], position.pick(decoded));
+      assert.equal(typeof placeholder, 'string', `${label}: ${best.text}`);
+      const m = /^\[Unreadable: (.*)\]$/.exec(placeholder as string);
+      assert.ok(m && c.message.test(m[1]!), `${label}: ${String(placeholder)}`);
+      assert.equal(serialize(position.wrap(c.make()), { mode: 'lenient' }), best.text, label);
+
+      const path = fullPath(position, c.rel);
+      assert.throws(() => serialize(position.wrap(c.make())), (e: unknown) => {
+        assert.ok(e instanceof WpipeError, `${label}: ${String(e)}`);
+        assert.equal(e.code, 'WPIPE_ERR_CHECKPOINT_SERIALIZE', label);
+        assert.equal(e.details.path, path, label);
+        assert.ok(e.message.includes(`cannot save ${path} in a checkpoint: it cannot be read (`), `${label}: ${e.message}`);
+        assert.match(String(e.details.problem), /cannot be read/, label);
+        assert.ok(c.isCause(e.cause), `${label}: cause ${String(e.cause)}`);
+        return true;
+      }, label);
+    }
+  });
+}
+
+test('the rest of a value with an unreadable part is written as usual', () => {
+  const v = { when: new Date(0), list: [1, { get bad(): never { throw boom; }, good: 2n }], tail: 'x' };
+  const best = serializeBestEffort(v);
+  assert.equal(best.exact, false);
+  assert.deepEqual(deserialize(best.text), { when: new Date(0), list: [1, { bad: '[Unreadable: no]', good: 2n }], tail: 'x' });
+  expectSerializeError(v, 'list[1].bad', /cannot be read \(no\)/);
+});
+
+test('a Proxy with well-behaved traps is written like the object behind it', () => {
+  const v = { p: new Proxy({ a: 1, d: new Date(5), n: [NaN] }, {}), q: new Proxy([1, undefined], {}) };
+  assert.deepEqual(serializeBestEffort(v), { text: serialize({ p: { a: 1, d: new Date(5), n: [NaN] }, q: [1, undefined] }), exact: true });
+  assert.deepEqual(roundTrip(v), { p: { a: 1, d: new Date(5), n: [NaN] }, q: [1, undefined] });
+});
+
+test('toJSON is never called: not an own non-enumerable one, an array one, nor one a Proxy answers with', () => {
+  let calls = 0;
+  const toJSON = (): never => {
+    calls++;
+    throw boom;
+  };
+  const hidden = Object.defineProperty({ a: 1 }, 'toJSON', { value: toJSON });
+  const arr = Object.assign([1, 2], { toJSON });
+  const trap = new Proxy({ a: 1 }, { get: (t, k) => (k === 'toJSON' ? toJSON : Reflect.get(t, k)) });
+  const throwingTrap = new Proxy({ a: 1 }, { get: (t, k) => { if (k === 'toJSON') throw boom; return Reflect.get(t, k); } });
+  for (const v of [hidden, arr, trap, throwingTrap, { nested: [hidden, { arr }], m: new Map([[1, trap]]) }]) {
+    const best = serializeBestEffort(v);
+    assert.equal(best.exact, true, best.text);
+    assert.equal(serialize(v, { mode: 'lenient' }), best.text);
+    assert.equal(serialize(v), best.text);
+  }
+  assert.equal(calls, 0);
+  assert.deepEqual(roundTrip(hidden), { a: 1 });
+  assert.deepEqual(roundTrip(arr), [1, 2]);
+  assert.deepEqual(roundTrip({ nested: [hidden, { arr }], m: new Map([[1, trap]]) }), { nested: [{ a: 1 }, { arr: [1, 2] }], m: new Map([[1, { a: 1 }]]) });
+  // A toJSON that would give no text at all (undefined) is not called either.
+  assert.equal(serialize(Object.defineProperty({ a: 1 }, 'toJSON', { value: () => undefined })), '{"a":1}');
+});
+
+test('an enumerable or inherited toJSON that throws is a function or a class instance like any other', () => {
+  class Money {
+    toJSON(): never {
+      throw boom;
+    }
+  }
+  function toJSON(): never {
+    throw boom;
+  }
+  const v = { own: { toJSON }, cls: new Money(), list: [new Money()] };
+  const best = serializeBestEffort(v);
+  assert.equal(best.exact, false);
+  assert.deepEqual(deserialize(best.text), { own: { toJSON: '[Function toJSON]' }, cls: '[Money]', list: ['[Money]'] });
+  expectSerializeError(v, 'own.toJSON', /function/);
+});
+
+test('thrown values that are not Errors, or whose message cannot be read, still give a placeholder', () => {
+  const unreadableMessage = Object.defineProperty(new Error('x'), 'message', { get: () => { throw boom; } });
+  const v = {
+    str: { get v(): never { throw 'plain string'; } },
+    undef: { get v(): never { throw undefined; } },
+    revoked: { get v(): never { throw revokedProxy(); } },
+    message: { get v(): never { throw unreadableMessage; } },
+    empty: { get v(): never { throw new RangeError(''); } },
+    long: { get v(): never { throw new Error('x'.repeat(10_000)); } },
+  };
+  const best = serializeBestEffort(v);
+  assert.equal(best.exact, false);
+  const back = deserialize(best.text) as Record<string, { v: string }>;
+  assert.equal(back.str!.v, '[Unreadable: plain string]');
+  assert.equal(back.undef!.v, '[Unreadable: undefined]');
+  assert.match(back.revoked!.v, /^\[Unreadable: .+\]$/);
+  assert.match(back.message!.v, /^\[Unreadable: .+\]$/);
+  assert.equal(back.empty!.v, '[Unreadable: RangeError]');
+  assert.ok(back.long!.v.length < 300, back.long!.v);
+  // Strict mode: a thrown undefined is still a WpipeError naming the path, never the raw value.
+  assert.throws(() => serialize({ a: v.undef }), (e: unknown) => {
+    assert.ok(e instanceof WpipeError);
+    assert.equal(e.details.path, 'a.v');
+    assert.equal(e.cause, undefined);
+    return true;
+  });
+  assert.throws(() => serialize(v.revoked), (e: unknown) => e instanceof WpipeError && e.details.path === 'v');
+});
+
+test('functions whose name cannot be read are written as "[Function]"', () => {
+  class Loud {
+    static get name(): string {
+      throw boom;
+    }
+  }
+  const v = { revoked: revokedProxy(function load() {}), loud: Loud };
+  const best = serializeBestEffort(v);
+  assert.deepEqual(deserialize(best.text), { revoked: '[Function]', loud: '[Function]' });
+  expectSerializeError(v, 'revoked', /function/);
+});
+
+test('built-in types given a fake, or with overridden methods, never throw through', () => {
+  class LoudMap<K, V> extends Map<K, V> {
+    override *[Symbol.iterator](): MapIterator<[K, V]> {
+      throw boom;
+    }
+  }
+  class LoudDate extends Date {
+    override getTime(): number {
+      throw boom;
+    }
+  }
+  const fakes = {
+    map: Object.create(Map.prototype) as object, set: Object.create(Set.prototype) as object,
+    date: Object.create(Date.prototype) as object, re: Object.create(RegExp.prototype) as object,
+    proxiedMap: new Proxy(new Map([[1, 2]]), {}), loudMap: new LoudMap([[1, 2]]), loudDate: new LoudDate(0),
+    error: Object.defineProperty(new Error('x'), 'message', { get: () => { throw boom; } }),
+  };
+  const best = serializeBestEffort(fakes);
+  assert.equal(best.exact, false);
+  for (const [k, placeholder] of Object.entries(deserialize(best.text) as Record<string, unknown>)) {
+    assert.match(String(placeholder), /^\[Unreadable: .+\]$/, k);
+  }
+  expectSerializeError(fakes, 'map', /cannot be read/);
+  expectSerializeError({ list: [fakes.loudMap] }, 'list[0]', /cannot be read \(no\)/);
+});
+
+test('Maps and Sets read through a Proxy that forwards to them, and never past their size', () => {
+  const forward = <T extends object>(target: T): T => new Proxy(target, {
+    get: (t, k) => {
+      const v = Reflect.get(t, k, t) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+    },
+  });
+  assert.deepEqual(roundTrip({ m: forward(new Map([[1, 'a']])), s: forward(new Set([2])) }), { m: new Map([[1, 'a']]), s: new Set([2]) });
+  class EndlessSet<T> extends Set<T> {
+    override *[Symbol.iterator](): SetIterator<T> {
+      for (;;) yield 1 as T;
+    }
+  }
+  assert.deepEqual(roundTrip(new EndlessSet([1, 2])), new Set([1]));
+});
+
+test('a RegExp is written from its own source and flags, whatever shadows them', () => {
+  const re = Object.defineProperty(/a+/gi, 'flags', { value: 'zz' });
+  Object.defineProperty(re, 'source', { get: () => { throw boom; } });
+  assert.equal(String(roundTrip({ re }).re), '/a+/gi');
+});
+
+test('a typed array subclass named like an Object.prototype method is a class instance, and the text decodes', () => {
+  const named = { toString: class extends Uint8Array {} }.toString;
+  assert.equal(named.name, 'toString');
+  const best = serializeBestEffort({ t: new named([1]) });
+  assert.deepEqual(deserialize(best.text), { t: '[toString]' });
+  assert.throws(() => deserialize('{"x":{"$t":"toString","v":""}}'), /unknown tag/);
+});
+
+test('getters with side effects: never a throw, never an endless loop, text always decodes', () => {
+  let count = 0;
+  const counter = { get n(): number { return ++count; } };
+  assert.equal(typeof (deserialize(serializeBestEffort(counter).text) as { n: unknown }).n, 'number');
+
+  // Works once, then throws: the fast pass reads it fine, JSON.stringify's second read throws.
+  let reads = 0;
+  const flaky = { a: { get b(): number { if (++reads > 1) throw boom; return 1; } } };
+  const best = serializeBestEffort(flaky);
+  assert.deepEqual(deserialize(best.text), { a: { b: '[Unreadable: no]' } });
+  assert.equal(best.exact, false);
+  reads = 0;
+  expectSerializeError(flaky, 'a.b', /cannot be read \(no\)/);
+
+  // Adds a BigInt key to its own object on every read (JSON.stringify alone would throw on it).
+  let i = 0;
+  const growing: Record<string, unknown> = { get g(): number { growing[`k${i++}`] = 10n; return 1; } };
+  const grown = serializeBestEffort(growing);
+  assert.equal((deserialize(grown.text) as Record<string, unknown>).g, 1);
+
+  // Adds entries to the Map being written: the Map is written with the entries it had.
+  const m = new Map<number, unknown>();
+  const adder = { get x(): number { m.set(m.size, adder); return 1; } };
+  m.set(0, adder);
+  assert.deepEqual(deserialize(serializeBestEffort(m).text), new Map([[0, { x: 1 }]]));
+  const s = new Set<unknown>();
+  const setAdder = { get x(): number { s.add({ ...setAdder }); return 1; } };
+  s.add(setAdder);
+  assert.equal((deserialize(serializeBestEffort(s).text) as Set<unknown>).size, 1);
+
+  // Returns a fresh Date on each read: written as the Date the encoder saw, still a Date.
+  const dated = { get when(): Date { return new Date(Date.now()); }, n: 1 };
+  assert.ok((deserialize(serializeBestEffort(dated).text) as { when: unknown }).when instanceof Date);
+});
+
+test('cycles and symbol keys next to an unreadable value', () => {
+  const a: Record<string, unknown> = { get bad(): never { throw boom; } };
+  a.self = a;
+  a.list = [a];
+  const best = serializeBestEffort(a);
+  assert.equal(best.exact, false);
+  assert.deepEqual(deserialize(best.text), { bad: '[Unreadable: no]', self: '[Circular]', list: ['[Circular]'] });
+
+  const sym = Symbol('s');
+  const withSymbol = { a: 1, get [sym](): never { throw boom; } };
+  assert.deepEqual(serializeBestEffort(withSymbol), { text: '{"a":1}', exact: false });
+  assert.equal(serialize(withSymbol, { mode: 'lenient' }), '{"a":1}');
+  expectSerializeError(withSymbol, 'context', /symbol-keyed/);
+  // In the careful pass too (forced by a throwing getter beside it).
+  const both = { get bad(): never { throw boom; }, inner: { a: 1, [sym]: 2 } };
+  assert.deepEqual(serializeBestEffort(both), { text: '{"bad":"[Unreadable: no]","inner":{"a":1}}', exact: false });
+  expectSerializeError(both, 'bad', /cannot be read/);
+});
+
+test('very deep nesting beside an unreadable value is cut at MAX_DEPTH, not a stack overflow', () => {
+  for (const wrap of [(d: unknown) => [d], (d: unknown) => ({ d }), (d: unknown) => new Map([['k', d]]), (d: unknown) => new Proxy({ d }, {})]) {
+    let deep: unknown = 1;
+    for (let i = 0; i < MAX_DEPTH * 20; i++) deep = wrap(deep);
+    const v = { get bad(): never { throw boom; }, deep };
+    const best = serializeBestEffort(v);
+    assert.equal(best.exact, false);
+    assert.ok(best.text.startsWith('{"bad":"[Unreadable: no]","deep":'), best.text.slice(0, 80));
+    assert.ok(best.text.includes('"[Too deep]"'));
+    deserialize(best.text);
+    assert.equal(serialize(v, { mode: 'lenient' }), best.text);
+    expectSerializeError(v, 'bad', /cannot be read/);
+    assert.throws(() => serialize({ deep }), (e: unknown) => e instanceof WpipeError && /deeper than/.test(e.message));
+  }
+});
+
+test('everything at once: best effort and lenient never throw and the text decodes', () => {
+  const everything: Record<string, unknown> = {
+    ...Object.fromEntries(UNREADABLE.map((c) => [c.name, c.make()])),
+    revokedFn: revokedProxy(() => 1),
+    fakeMap: Object.create(Map.prototype),
+    nested: POSITIONS.map((p) => p.wrap(revokedProxy())),
+  };
+  everything.self = everything;
+  for (const v of [everything, revokedProxy(), [revokedProxy()], new Set([revokedProxy()])]) {
+    const best = serializeBestEffort(v);
+    assert.equal(best.exact, false);
+    deserialize(best.text);
+    assert.equal(serialize(v, { mode: 'lenient' }), best.text);
+    assert.throws(() => serialize(v), (e: unknown) => e instanceof WpipeError && e.code === 'WPIPE_ERR_CHECKPOINT_SERIALIZE');
+  }
+  assert.deepEqual(serializeBestEffort(revokedProxy()), { text: JSON.stringify("[Unreadable: Cannot perform 'IsArray' on a proxy that has been revoked]"), exact: false });
+});

@@ -8,15 +8,23 @@
  * key is wrapped as `{"$t":"Object","v":{…}}`, so decoding is never ambiguous.
  *
  * Anything else — functions, symbols, class instances, boxed primitives, cycles, nesting deeper than
- * {@link MAX_DEPTH} — makes the strict mode (checkpoints) throw a `WpipeError` with code
- * `WPIPE_ERR_CHECKPOINT_SERIALIZE` whose message names the key path (`orders[3].when`). The lenient
- * mode (run history, Wsqlite) writes a readable placeholder such as `"[Function load]"` instead, so
- * that recording history never fails a run.
+ * {@link MAX_DEPTH}, and values that throw when read (a getter or Proxy trap that throws, a revoked
+ * Proxy) — makes the strict mode (checkpoints) throw a `WpipeError` with code
+ * `WPIPE_ERR_CHECKPOINT_SERIALIZE` whose message and `details.path` name the key path
+ * (`orders[3].when`); for a value that threw, its `cause` is the thrown error. The lenient mode
+ * (run history, Wsqlite) writes a readable placeholder such as `"[Function load]"` or
+ * `"[Unreadable: <message>]"` instead and never throws, so that recording history never fails a run.
+ *
+ * Reading a value runs its getters and Proxy traps. The fast path hands unchanged plain objects to
+ * `JSON.stringify`, which reads them a second time; if anything throws on the way (or the second
+ * read cannot be written), the value is encoded once more reading every property exactly once into
+ * fresh containers, so that no user code runs while the text is written. `toJSON` is never honoured.
  *
  * Known, deliberate limits: shared references are written once per occurrence (they come back as
  * separate copies); array holes come back as `undefined`; symbol-keyed and non-enumerable
  * properties are ignored; typed-array bytes are stored little-endian (the byte order of every
- * platform Node supports).
+ * platform Node supports); a getter that returns something else on each read may be recorded with
+ * the value of its second read.
  *
  * @example
  * ```ts
@@ -50,10 +58,14 @@ type TypedArray =
   | Float32Array | Float64Array | BigInt64Array | BigUint64Array;
 type TypedArrayCtor = new (buffer: ArrayBuffer) => TypedArray;
 
-const TYPED_ARRAYS: Record<string, TypedArrayCtor> = {
+/** Null prototype: a tag such as `toString` or `constructor` finds nothing here. */
+const TYPED_ARRAYS: Record<string, TypedArrayCtor> = Object.assign(Object.create(null) as Record<string, TypedArrayCtor>, {
   Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array,
   Float32Array, Float64Array, BigInt64Array, BigUint64Array,
-};
+});
+
+/** The tag of each typed array by its exact prototype (a subclass is a class instance). */
+const TYPED_ARRAY_TAGS = new Map<object, string>(Object.entries(TYPED_ARRAYS).map(([tag, ctor]) => [ctor.prototype as object, tag]));
 
 /** A key path, built only when an error or placeholder needs it (no string work on the fast path). */
 interface PathNode {
@@ -93,24 +105,57 @@ function formatPath(node: PathNode | null, rootName: string): string {
   return /^[A-Za-z_$]/.test(parts[0]!) ? parts.join('') : rootName + parts.join('');
 }
 
+/**
+ * `strict` throws on what it cannot restore exactly, `lenient` writes a placeholder instead, and
+ * `bestEffort` writes placeholders too but also tells (in `exact`) whether strict would have thrown.
+ */
+type Mode = 'strict' | 'lenient' | 'bestEffort';
+
 class Encoder {
   readonly lenient: boolean;
-  readonly rootName: string;
+  /** Symbol-keyed properties are looked for unless the mode is plainly lenient (they make the text inexact). */
+  private readonly checkSymbols: boolean;
+  /** The careful pass (see {@link encodeCopy}): every read guarded, every object and array a fresh copy. */
+  private readonly copy: boolean;
+  /** False once a placeholder was written. */
+  exact = true;
+  /** The error this encoder threw, told apart from whatever user code (a getter, a Proxy trap) threw. */
+  private failure: WpipeError | undefined;
   private readonly active = new Set<object>();
 
-  constructor(options: SerializeOptions) {
-    this.lenient = options.mode === 'lenient';
-    this.rootName = options.rootName ?? 'context';
+  constructor(mode: Mode, readonly rootName: string, copy: boolean) {
+    this.lenient = mode !== 'strict';
+    this.checkSymbols = mode !== 'lenient';
+    this.copy = copy;
+  }
+
+  /** Whether `error` is the one this encoder threw (a strict failure), not one user code threw. */
+  isOwn(error: unknown): boolean {
+    return this.failure !== undefined && error === this.failure;
   }
 
   private fail(path: PathNode | null, what: string, placeholder: string): string {
-    if (this.lenient) return placeholder;
+    return this.refuse(path, what, true, placeholder, undefined);
+  }
+
+  /** A value whose reading threw `error`: a getter, a Proxy trap, a revoked Proxy, a built-in given a fake. */
+  unreadable(path: PathNode | null, error: unknown): string {
+    const message = describeThrown(error);
+    return this.refuse(path, `it cannot be read (${message})`, false, `[Unreadable: ${message}]`, error);
+  }
+
+  private refuse(path: PathNode | null, what: string, listSupported: boolean, placeholder: string, cause: unknown): string {
+    if (this.lenient) {
+      this.exact = false;
+      return placeholder;
+    }
     const where = formatPath(path, this.rootName);
-    throw new WpipeError(
+    this.failure = new WpipeError(
       'WPIPE_ERR_CHECKPOINT_SERIALIZE',
-      `cannot save ${where} in a checkpoint: ${what}; supported are ${SUPPORTED}`,
-      { details: { path: where, problem: what } },
+      `cannot save ${where} in a checkpoint: ${what}${listSupported ? `; supported are ${SUPPORTED}` : ''}`,
+      { details: { path: where, problem: what }, cause },
     );
+    throw this.failure;
   }
 
   /** Returns `value` itself when JSON carries it as is, or its tagged replacement. */
@@ -126,11 +171,12 @@ class Encoder {
         return { $t: 'undef' };
       case 'bigint':
         return { $t: 'bigint', v: value.toString() };
-      case 'function':
-        return this.fail(path, `it is a function${value.name ? ` (${value.name})` : ''}`,
-          `[Function${value.name ? ` ${value.name}` : ''}]`);
+      case 'function': {
+        const name = functionName(value);
+        return this.fail(path, `it is a function${name ? ` (${name})` : ''}`, `[Function${name ? ` ${name}` : ''}]`);
+      }
       case 'symbol':
-        return this.fail(path, `it is a symbol (${value.toString()})`, `[${value.toString()}]`);
+        return this.fail(path, `it is a symbol (${String(value)})`, `[${String(value)}]`);
       default:
         break;
     }
@@ -138,10 +184,12 @@ class Encoder {
     const obj = value as object;
     if (depth >= MAX_DEPTH) return this.fail(path, `it is nested deeper than ${MAX_DEPTH} levels`, '[Too deep]');
     if (this.active.has(obj)) return this.fail(path, 'it refers back to itself (a cycle)', '[Circular]');
+    if (this.copy) return this.encodeCopy(obj, path, depth);
 
+    // The fast pass reads without guards: whatever user code throws here ends it, and serialize() starts the careful pass.
     const isArray = Array.isArray(obj);
     const proto = isArray ? null : (Object.getPrototypeOf(obj) as object | null);
-    if (!isArray && proto !== Object.prototype && proto !== null) return this.encodeSpecial(obj, path, depth);
+    if (!isArray && proto !== Object.prototype && proto !== null) return this.encodeSpecial(obj, proto, path, depth);
     // Inline add/delete (no closure): a frame less per level keeps deep values off the stack limit.
     this.active.add(obj);
     try {
@@ -170,14 +218,16 @@ class Encoder {
       if (out === undefined && enc !== item) out = arr.slice(0, i);
       if (out !== undefined) out.push(enc);
     }
+    // JSON.stringify would call an array's own toJSON: hand it a copy without one.
+    if (out === undefined && typeof (arr as { toJSON?: unknown }).toJSON === 'function') out = arr.slice();
     return out ?? arr;
   }
 
   private encodeObject(obj: Record<string, unknown>, path: PathNode | null, depth: number): unknown {
     const keys = Object.keys(obj);
-    if (!this.lenient) {
+    if (this.checkSymbols) {
       const symbols = Object.getOwnPropertySymbols(obj);
-      if (symbols.length > 0) this.fail(path, `it has a symbol-keyed property (${symbols[0]!.toString()})`, '');
+      if (symbols.length > 0) this.fail(path, `it has a symbol-keyed property (${String(symbols[0])})`, '');
     }
     let out: Record<string, unknown> | undefined;
     for (let i = 0; i < keys.length; i++) {
@@ -185,34 +235,32 @@ class Encoder {
       const item = obj[k];
       const enc = isPlainPrimitive(item) ? item : this.encode(item, { parent: path, key: k, kind: 'prop' }, depth + 1);
       if (enc !== item) {
-        if (out === undefined) {
-          // Clone once with Object.assign (fast, keeps a fast-mode shape), then overwrite changed keys.
-          // Object.assign would *set* an own "__proto__" key, i.e. change the clone's prototype.
-          if (Object.prototype.hasOwnProperty.call(obj, '__proto__')) {
-            out = {};
-            for (const key of keys) defineKey(out, key, obj[key]);
-          } else {
-            out = Object.assign({}, obj);
-          }
-        }
+        // Clone once, then overwrite changed keys.
+        if (out === undefined) out = shallowCopy(obj, keys);
         defineKey(out, k, enc);
       }
     }
+    // JSON.stringify would call a toJSON it finds (own non-enumerable, or a Proxy's): hand it a copy without one.
+    if (out === undefined && typeof obj.toJSON === 'function') out = shallowCopy(obj, keys);
     const result = out ?? obj;
     // A user object owning `$t` would be read back as a tag: wrap it so decoding stays exact.
     return Object.prototype.hasOwnProperty.call(obj, TAG) ? { $t: 'Object', v: result } : result;
   }
 
-  private encodeSpecial(obj: object, path: PathNode | null, depth: number): unknown {
+  private encodeSpecial(obj: object, proto: object, path: PathNode | null, depth: number): unknown {
     if (obj instanceof Date) {
       const t = obj.getTime();
       return { $t: 'Date', v: Number.isNaN(t) ? null : isoString(t) };
     }
+    // Maps and Sets: no more entries than the size before the first is encoded (a getter run meanwhile
+    // may add some, an overridden iterator may never end).
     if (obj instanceof Map) {
       return this.withActive(obj, () => {
         const entries: unknown[] = [];
+        const size = obj.size;
         let i = 0;
         for (const [k, v] of obj) {
+          if (!(i < size)) break;
           entries.push([
             isPlainPrimitive(k) ? k : this.encode(k, { parent: path, key: k, kind: 'mapKey', at: i }, depth + 1),
             isPlainPrimitive(v) ? v : this.encode(v, { parent: path, key: k, kind: 'mapValue', at: i }, depth + 1),
@@ -225,8 +273,10 @@ class Encoder {
     if (obj instanceof Set) {
       return this.withActive(obj, () => {
         const items: unknown[] = [];
+        const size = obj.size;
         let i = 0;
         for (const v of obj) {
+          if (!(i < size)) break;
           items.push(isPlainPrimitive(v) ? v : this.encode(v, { parent: path, key: i, kind: 'setItem' }, depth + 1));
           i++;
         }
@@ -235,24 +285,149 @@ class Encoder {
     }
     if (ArrayBuffer.isView(obj)) {
       const view = obj as ArrayBufferView;
-      if (view.buffer instanceof ArrayBuffer) {
-        const b64 = Buffer.from(view.buffer, view.byteOffset, view.byteLength).toString('base64');
-        if (Buffer.isBuffer(view)) return { $t: 'Buffer', v: b64 };
-        if (view instanceof DataView) return { $t: 'DataView', v: b64 };
-        const name = (Object.getPrototypeOf(view) as { constructor: { name: string } }).constructor.name;
-        if (TYPED_ARRAYS[name]) return { $t: name, v: b64 };
+      const tag = Buffer.isBuffer(view) ? 'Buffer' : view instanceof DataView ? 'DataView' : TYPED_ARRAY_TAGS.get(proto);
+      if (tag !== undefined && view.buffer instanceof ArrayBuffer) {
+        return { $t: tag, v: Buffer.from(view.buffer, view.byteOffset, view.byteLength).toString('base64') };
       }
     }
     if (obj instanceof ArrayBuffer) return { $t: 'ArrayBuffer', v: Buffer.from(obj).toString('base64') };
-    if (obj instanceof RegExp) return { $t: 'RegExp', v: [obj.source, obj.flags] };
+    if (obj instanceof RegExp) {
+      // A fresh copy: built from the internal source and flags (own properties that shadow them are
+      // ignored), and proof that they decode.
+      const re = new RegExp(obj);
+      return { $t: 'RegExp', v: [re.source, re.flags] };
+    }
     if (obj instanceof Error) {
       // The run's own failures (continueOnError) live in the context: they must survive a checkpoint.
       const data = serializeError(obj);
       return { $t: 'Error', v: this.withActive(obj, () => this.encode(data, { parent: path, key: null, kind: 'error' }, depth + 1)) };
     }
-    const name = (Object.getPrototypeOf(obj) as { constructor?: { name?: string } } | null)?.constructor?.name ?? 'object';
+    const name = className(proto);
     return this.fail(path, `it is an instance of ${name} (class instances cannot be restored)`, `[${name}]`);
   }
+
+  /**
+   * The careful pass, after the fast one met a throw from user code: each read that can run user
+   * code is guarded, so that a throw becomes {@link unreadable} at its own key path, and every object
+   * and array is a fresh copy, so that JSON.stringify then runs no user code at all.
+   */
+  private encodeCopy(obj: object, path: PathNode | null, depth: number): unknown {
+    let isArray = false;
+    let proto: object | null = null;
+    try {
+      isArray = Array.isArray(obj); // throws for a revoked Proxy
+      if (!isArray) proto = Object.getPrototypeOf(obj) as object | null;
+    } catch (error) {
+      return this.unreadable(path, error);
+    }
+    if (!isArray && proto !== Object.prototype && proto !== null) {
+      try {
+        return this.encodeSpecial(obj, proto, path, depth);
+      } catch (error) {
+        // Nested values guard their own reads: what lands here is this object's (a fake Map's size, an Error's getter).
+        if (this.isOwn(error)) throw error;
+        return this.unreadable(path, error);
+      }
+    }
+    this.active.add(obj);
+    try {
+      return isArray ? this.copyArray(obj as unknown[], path, depth) : this.copyObject(obj as Record<string, unknown>, path, depth);
+    } finally {
+      this.active.delete(obj);
+    }
+  }
+
+  private copyArray(arr: unknown[], path: PathNode | null, depth: number): unknown {
+    let n: unknown;
+    try {
+      n = arr.length;
+    } catch (error) {
+      return this.unreadable(path, error);
+    }
+    // A Proxy's get trap may answer anything for the length.
+    if (typeof n !== 'number' || !(n >= 0 && n <= 0xffff_ffff) || n % 1 !== 0) {
+      return this.unreadable(path, new RangeError('its length is not a valid array length'));
+    }
+    const out: unknown[] = [];
+    for (let i = 0; i < n; i++) {
+      let item: unknown;
+      try {
+        item = arr[i];
+      } catch (error) {
+        out.push(this.unreadable({ parent: path, key: i, kind: 'index' }, error));
+        continue;
+      }
+      out.push(isPlainPrimitive(item) ? item : this.encode(item, { parent: path, key: i, kind: 'index' }, depth + 1));
+    }
+    return out;
+  }
+
+  private copyObject(obj: Record<string, unknown>, path: PathNode | null, depth: number): unknown {
+    let keys: string[];
+    let symbol: symbol | undefined;
+    try {
+      keys = Object.keys(obj); // a Proxy's ownKeys and getOwnPropertyDescriptor traps
+      if (this.checkSymbols) symbol = Object.getOwnPropertySymbols(obj)[0];
+    } catch (error) {
+      return this.unreadable(path, error);
+    }
+    if (symbol !== undefined) this.fail(path, `it has a symbol-keyed property (${String(symbol)})`, '');
+    const out: Record<string, unknown> = {};
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!;
+      let item: unknown;
+      try {
+        item = obj[k];
+      } catch (error) {
+        defineKey(out, k, this.unreadable({ parent: path, key: k, kind: 'prop' }, error));
+        continue;
+      }
+      defineKey(out, k, isPlainPrimitive(item) ? item : this.encode(item, { parent: path, key: k, kind: 'prop' }, depth + 1));
+    }
+    return keys.includes(TAG) ? { $t: 'Object', v: out } : out;
+  }
+}
+
+/** A function's name, or '' when it has none or reading it throws (a revoked Proxy, a throwing static getter). */
+function functionName(fn: object): string {
+  try {
+    const name = (fn as { name?: unknown }).name;
+    return typeof name === 'string' ? name : '';
+  } catch {
+    return '';
+  }
+}
+
+/** The class name shown for an instance, read without ever throwing. */
+function className(proto: object): string {
+  try {
+    const name = (proto as { constructor?: { name?: unknown } }).constructor?.name;
+    return typeof name === 'string' && name !== '' ? name : 'object';
+  } catch {
+    return 'object';
+  }
+}
+
+/** The message of a thrown value, for a placeholder or an error message; never throws itself. */
+function describeThrown(error: unknown): string {
+  let text: string;
+  try {
+    const message = error instanceof Error ? (error.message as unknown) : error;
+    text = typeof message === 'string' && message !== '' ? message : String(message === '' ? error : message);
+  } catch {
+    text = 'an error that cannot be read either';
+  }
+  return text.length > 200 ? `${text.slice(0, 199)}…` : text;
+}
+
+/** A shallow copy of `obj`'s enumerable own string keys (`keys`), with the same values. */
+function shallowCopy(obj: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  // Object.assign is fast and keeps a fast-mode shape, but would *set* an own "__proto__" key, i.e.
+  // change the copy's prototype.
+  if (!Object.prototype.hasOwnProperty.call(obj, '__proto__')) return Object.assign({}, obj);
+  const out: Record<string, unknown> = {};
+  for (const key of keys) defineKey(out, key, obj[key]);
+  return out;
 }
 
 const pad2 = (n: number): string => (n < 10 ? `0${n}` : `${n}`);
@@ -306,14 +481,42 @@ function defineKey(target: Record<string, unknown>, key: string, value: unknown)
  * ```
  */
 export function serialize(value: unknown, options: SerializeOptions = {}): string {
-  const tree = new Encoder(options).encode(value, null, 0);
-  return JSON.stringify(tree);
+  const mode = options.mode === 'lenient' ? 'lenient' : 'strict';
+  const rootName = options.rootName ?? 'context';
+  return fastText(new Encoder(mode, rootName, false), value) ?? carefulText(new Encoder(mode, rootName, true), value);
 }
 
 /**
- * Like {@link serialize}, but also tells whether the text restores the value exactly: it tries the
- * strict mode first and falls back to lenient placeholders. Used for run inputs and outputs, which
- * must always be recorded but are only replayed when exact.
+ * The fast pass: the tree shares every unchanged plain object and array with `value`, and
+ * JSON.stringify reads those again. Undefined when user code threw (a getter, a Proxy trap, a
+ * built-in given a fake) or gave no text; a strict failure of the encoder itself is thrown.
+ */
+function fastText(encoder: Encoder, value: unknown): string | undefined {
+  try {
+    const text = JSON.stringify(encoder.encode(value, null, 0)) as string | undefined;
+    return typeof text === 'string' ? text : undefined;
+  } catch (error) {
+    if (encoder.isOwn(error)) throw error;
+    return undefined;
+  }
+}
+
+/** The careful pass (`encoder` in copy mode): reads each value once, guarded, and runs no user code while writing. */
+function carefulText(encoder: Encoder, value: unknown): string {
+  try {
+    return JSON.stringify(encoder.encode(value, null, 0));
+  } catch (error) {
+    if (encoder.isOwn(error)) throw error;
+    // No user code runs here any more: the text would be longer than a string can be, or the stack ran out.
+    return JSON.stringify(encoder.unreadable(null, error));
+  }
+}
+
+/**
+ * Like {@link serialize}, but also tells whether the text restores the value exactly: it writes
+ * lenient placeholders and is exact when the strict mode would have written the same text. Never
+ * throws, whatever the value (throwing getters and Proxy traps, revoked Proxies, cycles, any depth).
+ * Used for run inputs and outputs, which must always be recorded but are only replayed when exact.
  *
  * @example
  * ```ts
@@ -323,12 +526,15 @@ export function serialize(value: unknown, options: SerializeOptions = {}): strin
  */
 export function serializeBestEffort(value: unknown): { text: string; exact: boolean } {
   try {
-    return { text: serialize(value), exact: true };
+    // One lenient pass that notes whether strict would have refused (not a strict pass, then a lenient one).
+    const fast = new Encoder('bestEffort', 'context', false);
+    const text = fastText(fast, value);
+    if (text !== undefined) return { text, exact: fast.exact };
+    const careful = new Encoder('bestEffort', 'context', true);
+    return { text: carefulText(careful, value), exact: careful.exact };
   } catch (error) {
-    if (error instanceof WpipeError && error.code === 'WPIPE_ERR_CHECKPOINT_SERIALIZE') {
-      return { text: serialize(value, { mode: 'lenient' }), exact: false };
-    }
-    throw error;
+    // Not reached (the lenient passes do not throw): the last guard that a run's end gets recorded.
+    return { text: JSON.stringify(`[Unreadable: ${describeThrown(error)}]`), exact: false };
   }
 }
 
