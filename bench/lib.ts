@@ -24,10 +24,14 @@ export const quick = process.argv.includes('--quick') || process.env.WPIPE_BENCH
 /**
  * Median ns per operation of `fn`, where one call of `fn` performs `opsPerCall` operations (loop
  * inside the task so tinybench's own per-call overhead does not dominate). tinybench runs at least
- * `minIterations` calls and for at least `timeMs`: long calls pass a small `minIterations`.
+ * `minIterations` calls and for at least `timeMs`: long calls pass a small `minIterations`. Warmup:
+ * at least `min(16, minIterations)` calls (tinybench's own minimum is 16 whatever the time, which
+ * for calls of a second is most of the benchmark).
  */
 export async function measure(fn: () => unknown, opsPerCall: number, timeMs = quick ? 150 : 600, minIterations = 64): Promise<number> {
-  const bench = new Bench({ time: timeMs, warmupTime: Math.min(200, timeMs / 2), iterations: minIterations });
+  const bench = new Bench({
+    time: timeMs, warmupTime: Math.min(200, timeMs / 2), iterations: minIterations, warmupIterations: Math.min(16, minIterations),
+  });
   bench.add('task', fn);
   await bench.run();
   const result = bench.tasks[0]!.result as unknown as { latency?: { p50: number }; error?: unknown };
