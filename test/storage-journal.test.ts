@@ -177,7 +177,7 @@ test('a journal append that fails (disk full, I/O error) makes that boundary a S
     tracker.startRun({ runId: 'b', pipelineName: 'p', fresh: true });
     const s1 = tracker.startStep({ runId: 'b', name: 's1' });
     // Take the journal's file descriptor away: the next write(2) fails with EBADF.
-    const journal = (tracker as unknown as { journalHandle: { fd: number } }).journalHandle;
+    const journal = (tracker as unknown as { c: { journalHandle: { fd: number } } }).c.journalHandle;
     fs.closeSync(journal.fd);
     tracker.finishStep({ stepId: s1, status: 'completed' });
     const before = tracker.db.stats.transactions;

@@ -268,7 +268,7 @@ test('resumeRun: not found, completed (recorded result) and crashed (reopened fr
     first.startStep({ runId: 'crash', name: 'two', position: 1 }); // the step in flight when the process dies
     first.recordEvent({ runId: 'crash', type: 'note', name: 'lost' }); // queued, never committed: "the step in flight"
     // Simulate the kill: drop the tracker without flushing.
-    (first as unknown as { queue: unknown[] }).queue = [];
+    (first as unknown as { c: { queue: unknown[] } }).c.queue = [];
     first.close();
 
     const second = new RunTracker(file);

@@ -63,21 +63,24 @@
  * ```
  */
 import type BetterSqlite3 from 'better-sqlite3';
-import { WpipeError, checkOptions, invalidOption, serializeError } from '../errors.js';
+import { WpipeError, checkOptions, invalidOption } from '../errors.js';
 import { StorageDb, openDb, storageError, type OpenDbOptions } from './db.js';
-import { Journal, applyEach, foldJournals, isFileDb, syncFile, type FoldReport, type FoldedJournal, type JournalOp } from './journal.js';
-import { Code, JOURNAL_SQL, WRITE_SQL, compactBoundary, prepareWrites, type WriteStatements } from './ops.js';
+import { foldJournals, isFileDb, syncFile, type FoldReport, type FoldedJournal } from './journal.js';
+import { Code, JOURNAL_SQL, WRITE_SQL, prepareWrites, type WriteStatements } from './ops.js';
 import { serialize, serializeBestEffort } from './serialize.js';
+import { Committer, type Durability } from './committer.js';
+import {
+  Op, errorParts, isoAt, isoNow, lenient, newStepId, resolveWrite, roundMs, runningOutcome, stepsById,
+  type RunState, type StepId, type StepState,
+} from './run-state.js';
 import { CLAIM_SQL, claimRun, enterRun, inFlightRun, leaveRun } from './claim.js';
 import { decode, rowToCheckpoint, rowToRun, rowToStep, type CheckpointRecord, type RunRecord, type RunStatus, type StepKind, type StepExecutor, type StepRecord, type StepStatus } from './records.js';
 
 export { rowToRun, rowToStep };
 export type { CheckpointRecord, RecordedError, RunRecord, RunStatus, StepExecutor, StepKind, StepRecord, StepStatus } from './records.js';
 
-/** When queued writes are committed; see the module comment. */
-export type Durability = 'step' | 'run' | 'fsync';
-/** A step handle returned by {@link RunTracker.startStep}. */
-export type StepId = number;
+export type { Durability } from './committer.js';
+export type { StepId } from './run-state.js';
 
 /** Options of {@link RunTracker}. */
 export interface RunTrackerOptions extends OpenDbOptions {
@@ -260,151 +263,14 @@ export type ResumeResult =
   | { outcome: 'completed'; run: RunRecord }
   | { outcome: 'resumed'; run: RunRecord; previousStatus: RunStatus; checkpoint: CheckpointRecord | undefined };
 
-// ---------------------------------------------------------------------------------------------
-// In-memory state of runs and steps in flight.
-
-interface RunState {
-  tracker: RunTracker;
-  runId: string;
-  pipelineName: string;
-  startedAt: string;
-  startedMs: number;
-  structureHash: string | null;
-  nextOrder: number;
-  lastOrder: number;
-  /** Row written (journaled or committed): later changes are updates. */
-  inserted: boolean;
-  /** A checkpoint row may exist (saved here, or found on resume): a completed run drops it. */
-  hasCheckpoint: boolean;
-  /** In the write queue. */
-  queued: boolean;
-  finished: boolean;
-  /** Claimed in SQLite (a caller-chosen id): in this thread's in-flight map until it ends. */
-  claimed: boolean;
-  /** Run by runSync: durability 'fsync' syncs inline instead of returning a promise. */
-  sync: boolean;
-  // row values
-  inputText: string | null;
-  parentRunId: string | null;
-  parentStepOrder: number | null;
-  yamlPath: string | null;
-  status: RunStatus;
-  completedAt: string | null;
-  durationMs: number | null;
-  outputText: string | null;
-  outputExact: number | null;
-  errorMessage: string | null;
-  errorStep: string | null;
-  errorCode: string | null;
-  errorData: string | null;
-  openSteps: Set<StepState>;
-  workerId: string | null;
-  workerName: string | null;
-}
-
-interface StepState {
-  id: StepId;
-  run: RunState;
-  order: number;
-  name: string;
-  version: string | null;
-  kind: string;
-  position: number | null;
-  parentOrder: number | null;
-  parallelGroup: string | null;
-  executor: string | null;
-  startedAt: string;
-  startedMs: number;
-  inputText: string | null;
-  status: StepStatus;
-  attempts: number;
-  completedAt: string | null;
-  durationMs: number | null;
-  outputText: string | null;
-  errorMessage: string | null;
-  errorCode: string | null;
-  errorTraceback: string | null;
-  inserted: boolean;
-  queued: boolean;
-}
-
-const enum Op { Run, Step, Write }
-
-type QueuedWrite =
-  | { op: Op.Run; run: RunState }
-  | { op: Op.Step; step: StepState }
-  | { op: Op.Write; write: JournalOp };
-
-/** Step handles of this thread, shared by every tracker so nested pipelines can name parent steps. */
-const stepsById = new Map<StepId, StepState>();
-let nextStepId = 1;
-
-/** Trackers with queued writes, flushed at process exit. */
-const pendingTrackers = new Set<RunTracker>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const tracker of [...pendingTrackers]) tracker.exitQuietly();
-  });
-}
-
-/** Queued or journaled writes after which a fold runs at once (bounds memory; 'run' durability too). */
-const MAX_QUEUE = 10_000;
-
 const SQL = {
   ...WRITE_SQL,
   ...JOURNAL_SQL,
   ...CLAIM_SQL,
   getSteps: 'SELECT * FROM steps WHERE pipeline_id = ? ORDER BY step_order',
-  interruptOwnRuns: `UPDATE pipelines SET status = 'interrupted', updated_at = ? WHERE id = ? AND status = 'running'`,
 } as const;
 
 type Stmts = { [K in keyof typeof SQL]: BetterSqlite3.Statement } & WriteStatements;
-
-/** The outcome fields of a run that is running (a new run, or one reopened to resume). */
-function runningOutcome(): Pick<RunState, 'status' | 'completedAt' | 'durationMs' | 'outputText' | 'outputExact' | 'errorMessage'
-  | 'errorStep' | 'errorCode' | 'errorData' | 'openSteps'> {
-  return {
-    status: 'running', completedAt: null, durationMs: null, outputText: null, outputExact: null,
-    errorMessage: null, errorStep: null, errorCode: null, errorData: null, openSteps: new Set(),
-  };
-}
-
-function errorParts(error: unknown): { message: string; code: string | null; stack: string | null; data: string } {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return {
-      message: error.message,
-      code: typeof code === 'string' ? code : null,
-      stack: error.stack ?? null,
-      data: serialize(serializeError(error), { mode: 'lenient' }),
-    };
-  }
-  return { message: String(error), code: null, stack: null, data: serialize({ name: 'Error', message: String(error) }, { mode: 'lenient' }) };
-}
-
-let isoMs = -1;
-let isoText = '';
-/**
- * `new Date(ms).toISOString()`, cached for the current millisecond: a step boundary stamps the end
- * of one step and the start of the next within the same millisecond, and formatting costs ~1.4 µs.
- */
-function isoAt(ms: number): string {
-  if (ms !== isoMs) {
-    isoMs = ms;
-    isoText = new Date(ms).toISOString();
-  }
-  return isoText;
-}
-function isoNow(): string {
-  return isoAt(Date.now());
-}
-
-function lenient(value: unknown): string | null {
-  return value === undefined ? null : serialize(value, { mode: 'lenient' });
-}
 
 
 /**
@@ -424,26 +290,12 @@ export class RunTracker {
   private readonly options: RunTrackerOptions;
   private dbHandle: StorageDb | undefined;
   private s: Stmts | undefined;
-  private queue: QueuedWrite[] = [];
-  /** Resolved writes in no journal and not in SQLite yet (a flush resolved them, or an append failed). */
-  private unfolded: JournalOp[] = [];
-  /** Journal lines not folded yet: their writes, and the journal offset at their end. */
-  private journaled: { end: number; ops: JournalOp[] }[] = [];
-  private journaledOps = 0;
-  private journalHandle: Journal | undefined;
-  private unregisterPending: (() => void) | undefined;
-  private readonly useJournal: boolean;
-  private readonly counters: TrackerStats = { journalAppends: 0, folds: 0, foldedWrites: 0, syncs: 0, claims: 0, damagedJournals: [], interruptedRuns: [] };
+  /** The write queue, the journal and the folds. */
+  private readonly c: Committer;
+  private readonly counters: Pick<TrackerStats, 'claims' | 'damagedJournals' | 'interruptedRuns'> = { claims: 0, damagedJournals: [], interruptedRuns: [] };
   private readonly runs = new Map<string, RunState>();
-  private holdDepth = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private readonly autoFlushMs: number;
   private closed = false;
   private readonly ownsDb: boolean;
-  /** The last fold failed with this (reported once; the next run start must fold first, or fail). */
-  private foldError: WpipeError | undefined;
-  /** A group commit (durability 'fsync') the next boundary's caller must await. */
-  private pendingSync: Promise<void> | undefined;
 
   /**
    * @param db a file path (opened lazily, on first use, through this thread's connection cache),
@@ -473,11 +325,10 @@ export class RunTracker {
       throw invalidOption(`RunTracker: journalRotateBytes must be a number ≥ 4096, got ${String(rotate)}`, 'RangeError');
     }
     this.durability = durability;
-    this.autoFlushMs = autoFlushMs;
     this.target = db;
     this.options = options;
     this.ownsDb = typeof db === 'string';
-    this.useJournal = options.journal !== false;
+    this.c = new Committer(this, { durability, autoFlushMs, journal: options.journal !== false, rotateBytes: rotate }, () => this.exitQuietly());
   }
 
   /** The connection, opened on first use (and caught up with the journals beside it). */
@@ -500,7 +351,7 @@ export class RunTracker {
       try {
         this.catchUp();
       } catch (error) {
-        this.reportQuietly(storageError(error, 'replaying step journals', db.path));
+        this.report(storageError(error, 'replaying step journals', db.path));
       }
     }
     return db;
@@ -515,7 +366,7 @@ export class RunTracker {
     let report: FoldReport | undefined;
     try {
       db.transaction(() => {
-        report = foldJournals(db, this.stmts, this.journalHandle?.owner);
+        report = foldJournals(db, this.stmts, this.c.openOwner);
       });
     } catch (error) {
       report?.abandon();
@@ -530,7 +381,7 @@ export class RunTracker {
     for (const j of report.journals) {
       this.counters.damagedJournals.push(j);
       if (j.error !== undefined) {
-        this.reportQuietly(new WpipeError('WPIPE_ERR_STORAGE', `step journal ${j.name} of ${this.db.path} cannot be applied (left in place): ${j.error}`, {
+        this.report(new WpipeError('WPIPE_ERR_STORAGE', `step journal ${j.name} of ${this.db.path} cannot be applied (left in place): ${j.error}`, {
           details: { file: this.db.path, journal: j.name },
         }));
         continue;
@@ -540,32 +391,19 @@ export class RunTracker {
         : `${j.dropped} write(s) broke a constraint and were skipped`;
       const runs = j.affectedRuns.length > 0 ? `; runs affected: ${j.affectedRuns.join(', ')}` : '';
       const kept = j.quarantined ? `; the log is kept as ${j.quarantined}` : '';
-      this.reportQuietly(new WpipeError('WPIPE_ERR_JOURNAL_CORRUPT', `step journal ${j.name} of ${this.db.path}: ${lost}; the lines after them were applied${runs}${kept}`, {
+      this.report(new WpipeError('WPIPE_ERR_JOURNAL_CORRUPT', `step journal ${j.name} of ${this.db.path}: ${lost}; the lines after them were applied${runs}${kept}`, {
         details: { file: this.db.path, journal: j.name, skippedLines: j.skipped.length, droppedWrites: j.dropped, affectedRuns: j.affectedRuns, quarantined: j.quarantined },
       }));
     }
   }
 
-  /** This tracker's step journal (its owner lock), created at first use; undefined for a database in memory. */
-  private get journal(): Journal | undefined {
-    if (this.journalHandle) return this.journalHandle;
-    const db = this.db;
-    if (!isFileDb(db.path)) return undefined;
-    const { journalRotateBytes } = this.options;
-    this.journalHandle = new Journal(db.path, journalRotateBytes === undefined ? {} : { rotateBytes: journalRotateBytes });
-    this.unregisterPending = db.addPendingSource(() => this.flushQuietly());
-    pendingTrackers.add(this);
-    installExitHook();
-    return this.journalHandle;
-  }
-
   /** Counters of journal appends, folds, syncs, claims and what catching up found. */
   get stats(): Readonly<TrackerStats> {
-    this.counters.syncs = this.journalHandle?.syncs ?? this.counters.syncs;
-    return this.counters;
+    return { ...this.c.counters, syncs: this.c.syncs, ...this.counters };
   }
 
-  private get stmts(): Stmts {
+  /** @internal The prepared statements (the committer uses them). */
+  get stmts(): Stmts {
     if (this.s) return this.s;
     const db = this.db;
     const out = {} as Record<string, BetterSqlite3.Statement>;
@@ -578,12 +416,12 @@ export class RunTracker {
 
   /** Number of writes queued and not yet durable (no boundary since). */
   get pendingWrites(): number {
-    return this.queue.length;
+    return this.c.pendingWrites;
   }
 
   /** Number of writes durable in the step journal (or waiting in memory) and not yet folded into SQLite. */
   get unfoldedWrites(): number {
-    return this.unfolded.length + this.journaledOps;
+    return this.c.unfoldedWrites;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -625,11 +463,12 @@ export class RunTracker {
     const { runId, pipelineName } = args;
     if (typeof runId !== 'string' || runId.length === 0) throw invalidOption('beginRun: runId must be a non-empty string');
     if (typeof pipelineName !== 'string') throw invalidOption('beginRun: pipelineName must be a string');
-    if (this.foldError !== undefined) this.retryFailedFold();
+    this.c.retryFailedFold();
     if (args.fresh === true) {
+      if (isFileDb(this.db.path)) void this.c.journal; // its owner lock names the run's owner
       const run = this.newRunState(args);
-      this.queueRun(run);
-      this.afterQueued();
+      this.c.queueRun(run);
+      this.c.afterQueued();
       return { outcome: 'started', run: this.recordOf(run, args.input) };
     }
     return this.claim(args, true) as { outcome: 'started'; run: RunRecord } | Exclude<ResumeResult, { outcome: 'not-found' }>;
@@ -666,7 +505,7 @@ export class RunTracker {
     }
     // What this tracker has journaled goes in first (the claim reads the database).
     this.flush();
-    const journal = this.journal;
+    const journal = this.c.journal;
     const run = start ? this.newRunState(args) : undefined;
     const insert = run === undefined ? undefined : (resolveWrite({ op: Op.Run, run }, journal?.owner ?? null).slice(1));
     let result;
@@ -785,8 +624,8 @@ export class RunTracker {
     }
     run.errorStep = args.errorStep ?? null;
     run.finished = true;
-    this.queueRun(run);
-    if (status === 'completed' && run.hasCheckpoint) this.queue.push({ op: Op.Write, write: [Code.DropCheckpoint, run.runId] });
+    this.c.queueRun(run);
+    if (status === 'completed' && run.hasCheckpoint) this.c.push([Code.DropCheckpoint, run.runId]);
     this.runs.delete(run.runId);
     for (const step of [...run.openSteps]) {
       if (step.status !== 'running') {
@@ -795,7 +634,7 @@ export class RunTracker {
       }
     }
     try {
-      this.commitPoint(true, run);
+      this.c.commitPoint(true, run);
     } finally {
       if (run.claimed) leaveRun(this.db.path, run.runId);
     }
@@ -805,12 +644,6 @@ export class RunTracker {
    * Durability 'fsync' in an async run: the group commit the last boundary (startStep, finishRun)
    * waits for, once; the caller awaits it before user code runs (or before the run resolves).
    */
-  takeSync(): Promise<void> | undefined {
-    const p = this.pendingSync;
-    this.pendingSync = undefined;
-    return p;
-  }
-
   // -------------------------------------------------------------------------------------------
   // Steps
 
@@ -828,7 +661,7 @@ export class RunTracker {
     const run = this.requireRun(args.runId, 'startStep');
     if (typeof args.name !== 'string') throw invalidOption('startStep: name must be a string');
     const parent = args.parentStepId === undefined ? undefined : stepsById.get(args.parentStepId);
-    const id = nextStepId++;
+    const id = newStepId();
     const order = run.nextOrder++;
     const startedMs = Date.now();
     run.lastOrder = order;
@@ -859,8 +692,8 @@ export class RunTracker {
     };
     stepsById.set(id, step);
     run.openSteps.add(step);
-    this.queueStep(step);
-    this.commitPoint(false, run);
+    this.c.queueStep(step);
+    this.c.commitPoint(false, run);
     return id;
   }
 
@@ -893,15 +726,15 @@ export class RunTracker {
     } else if (status === 'error') {
       step.errorMessage = 'unknown error';
     }
-    this.queueStep(step);
+    this.c.queueStep(step);
     const run = step.run;
     if (run.finished) {
       // A step outliving its run (Background): no boundary follows, commit it now.
       run.openSteps.delete(step);
       stepsById.delete(step.id);
-      this.commitPoint(true, undefined);
+      this.c.commitPoint(true, undefined);
     } else {
-      this.afterQueued();
+      this.c.afterQueued();
     }
   }
 
@@ -920,14 +753,14 @@ export class RunTracker {
   finishStepWithCheckpoint(step: FinishStepArgs, checkpoint: SaveCheckpointArgs): void {
     // Serialize first: an unsupported value must fail before the step's completion is queued.
     const params = this.checkpointParams(checkpoint);
-    this.holdDepth++;
+    this.c.holdDepth++;
     try {
       this.finishStep(step);
-      this.queue.push({ op: Op.Write, write: params });
+      this.c.push(params);
     } finally {
-      this.holdDepth--;
+      this.c.holdDepth--;
     }
-    this.afterQueued();
+    this.c.afterQueued();
   }
 
   /**
@@ -942,12 +775,9 @@ export class RunTracker {
     const step = this.requireStep(args.stepId, 'recordAttempt');
     step.attempts = Math.max(step.attempts, args.attempt);
     const e = args.error === undefined ? undefined : errorParts(args.error);
-    this.queue.push({
-      op: Op.Write,
-      write: [Code.InsertAttempt, step.run.runId, step.order, args.attempt, args.status, (args.startedAt ?? new Date()).toISOString(),
-        args.durationMs ?? null, e?.message ?? null, e?.code ?? null],
-    });
-    this.afterQueued();
+    this.c.push([Code.InsertAttempt, step.run.runId, step.order, args.attempt, args.status, (args.startedAt ?? new Date()).toISOString(),
+        args.durationMs ?? null, e?.message ?? null, e?.code ?? null]);
+    this.c.afterQueued();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -964,8 +794,8 @@ export class RunTracker {
    */
   saveCheckpoint(args: SaveCheckpointArgs): void {
     const params = this.checkpointParams(args);
-    this.queue.push({ op: Op.Write, write: params });
-    this.afterQueued();
+    this.c.push(params);
+    this.c.afterQueued();
   }
 
   private checkpointParams(args: SaveCheckpointArgs): unknown[] {
@@ -1023,12 +853,9 @@ export class RunTracker {
   recordEvent(args: RecordEventArgs): void {
     if (typeof args.type !== 'string' || typeof args.name !== 'string') throw invalidOption('recordEvent: type and name must be strings');
     const step = args.stepId === undefined ? undefined : stepsById.get(args.stepId);
-    this.queue.push({
-      op: Op.Write,
-      write: [Code.InsertEvent, args.runId ?? step?.run.runId ?? null, step ? step.order : null, args.type, args.name, args.message ?? null,
-        lenient(args.data), args.tags === undefined ? null : JSON.stringify(args.tags), isoNow()],
-    });
-    this.afterQueued();
+    this.c.push([Code.InsertEvent, args.runId ?? step?.run.runId ?? null, step ? step.order : null, args.type, args.name, args.message ?? null,
+        lenient(args.data), args.tags === undefined ? null : JSON.stringify(args.tags), isoNow()]);
+    this.c.afterQueued();
   }
 
   /**
@@ -1041,12 +868,9 @@ export class RunTracker {
    */
   recordAlert(args: RecordAlertArgs): void {
     const step = args.stepId === undefined ? undefined : stepsById.get(args.stepId);
-    this.queue.push({
-      op: Op.Write,
-      write: [Code.InsertAlert, args.configId ?? null, args.runId ?? step?.run.runId ?? null, step ? step.order : null, args.metric, args.value,
-        args.threshold, args.severity, args.message ?? null, isoNow()],
-    });
-    this.afterQueued();
+    this.c.push([Code.InsertAlert, args.configId ?? null, args.runId ?? step?.run.runId ?? null, step ? step.order : null, args.metric, args.value,
+        args.threshold, args.severity, args.message ?? null, isoNow()]);
+    this.c.afterQueued();
   }
 
   /**
@@ -1058,13 +882,10 @@ export class RunTracker {
    * ```
    */
   recordSystemMetrics(args: RecordSystemMetricsArgs): void {
-    this.queue.push({
-      op: Op.Write,
-      write: [Code.InsertMetric, args.runId ?? null, args.cpuPercent ?? null, args.memoryPercent ?? null, args.memoryUsedMb ?? null,
+    this.c.push([Code.InsertMetric, args.runId ?? null, args.cpuPercent ?? null, args.memoryPercent ?? null, args.memoryUsedMb ?? null,
         args.memoryAvailableMb ?? null, args.diskIoReadMb ?? null, args.diskIoWriteMb ?? null, args.rssMb ?? null,
-        (args.recordedAt ?? new Date()).toISOString()],
-    });
-    this.afterQueued();
+        (args.recordedAt ?? new Date()).toISOString()]);
+    this.c.afterQueued();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1114,14 +935,14 @@ export class RunTracker {
    * ```
    */
   transaction<T>(fn: () => T): T {
-    this.holdDepth++;
+    this.c.holdDepth++;
     let result: T;
     try {
       result = fn();
     } finally {
-      this.holdDepth--;
+      this.c.holdDepth--;
     }
-    if (this.holdDepth === 0) this.flush();
+    if (this.c.holdDepth === 0) this.flush();
     return result;
   }
 
@@ -1136,60 +957,15 @@ export class RunTracker {
    * ```
    */
   flush(): void {
-    if (this.queue.length > 0) {
-      const ops = this.resolveQueue();
-      for (let i = 0; i < ops.length; i++) this.unfolded.push(ops[i]!);
-    }
-    if (this.unfolded.length === 0 && this.journaled.length === 0) return;
-    // A tracker with a journal stays registered: the exit hook removes its journal.
-    if (!this.journalHandle) pendingTrackers.delete(this);
-    const journal = this.journalHandle;
-    const stmts = this.stmts;
-    const db = this.db;
-    let applied = 0;
-    let dropped = 0;
-    try {
-      db.transaction(() => {
-        // What the journal holds past its applied offset (another tracker or process catching up may
-        // have folded part of it), then what is in no journal.
-        const done = journal?.started ? ((stmts.getJournalApplied.get(journal.name) as { applied: number } | undefined)?.applied ?? 0) : 0;
-        const ops: JournalOp[] = [];
-        for (const line of this.journaled) if (line.end > done) for (const op of line.ops) ops.push(op);
-        for (const op of this.unfolded) ops.push(op);
-        applied = ops.length;
-        dropped = applyEach(db, stmts, ops);
-        if (journal?.started) stmts.setJournalApplied.run(journal.name, journal.offset, isoNow());
-      });
-    } catch (error) {
-      const wrapped = storageError(error, 'commit of run history', db.path);
-      // Whatever the cause (a lock held too long, a full disk, a read-only file), nothing is
-      // dropped: journaled lines stay (in memory and in the file), and the next fold or the next
-      // open replays them. The next run start tries again and fails loudly while it cannot.
-      this.foldError = wrapped;
-      if (this.unfolded.length >= MAX_QUEUE) {
-        // Bounded: what no journal holds cannot wait in memory forever.
-        wrapped.details.droppedWrites = this.unfolded.length;
-        this.unfolded = [];
-      }
-      pendingTrackers.add(this);
-      throw wrapped;
-    }
-    this.foldError = undefined;
-    this.unfolded = [];
-    this.journaled = [];
-    this.journaledOps = 0;
-    this.counters.folds++;
-    this.counters.foldedWrites += applied - dropped;
-    if (dropped > 0) {
-      this.reportQuietly(new WpipeError('WPIPE_ERR_STORAGE', `commit of run history on ${db.path}: ${dropped} write(s) broke a constraint and were skipped`, {
-        details: { file: db.path, droppedWrites: dropped },
-      }));
-    }
-    if (journal?.wantsRotation) {
-      if (this.durability === 'fsync') syncFile(`${db.path}-wal`); // the lines it held are in SQLite for good
-      const retired = journal.rotate();
-      db.runWithRetry(() => stmts.dropJournal.run(retired), 'dropping a folded journal');
-    }
+    this.c.flush();
+  }
+
+  /**
+   * Durability 'fsync' in an async run: the group commit the last boundary (startStep, finishRun)
+   * waits for, once; the caller awaits it before user code runs (or before the run resolves).
+   */
+  takeSync(): Promise<void> | undefined {
+    return this.c.takeSync();
   }
 
   /** Before a read: fold what this tracker holds, then catch up every other journal of the database. */
@@ -1198,79 +974,11 @@ export class RunTracker {
     if (isFileDb(this.db.path)) this.catchUp();
   }
 
-  /** The last fold failed: try again before a run starts, and fail the start while it cannot. */
-  private retryFailedFold(): void {
-    const before = this.foldError!;
-    try {
-      this.flush();
-    } catch (error) {
-      const e = storageError(error, 'commit of run history', this.db.path);
-      throw new WpipeError('WPIPE_ERR_STORAGE', `run history cannot be written to ${this.db.path}, so no run can start: ${e.message}`, {
-        cause: e, details: { ...e.details, previous: before.message },
-      });
-    }
-  }
-
-  /** Turns the queue into resolved writes (insert or update decided now) and empties it. */
-  private resolveQueue(): JournalOp[] {
-    const queue = this.queue;
-    this.queue = [];
-    const owner = this.journalHandle?.owner ?? null;
-    const ops: JournalOp[] = new Array(queue.length);
-    for (let i = 0; i < queue.length; i++) ops[i] = resolveWrite(queue[i]!, owner);
-    return ops;
-  }
-
-  /**
-   * A commit point (every boundary in 'step' and 'fsync' durability, the end of a run in 'run'):
-   * the queue becomes durable now — one journal line (plus its sync in 'fsync'), or one SQLite
-   * commit when there is no journal (or it failed).
-   */
-  private makeDurable(run: RunState | undefined): void {
-    const journal = this.useJournal ? this.journal : undefined;
-    if (journal === undefined || journal.broken) {
-      this.flush();
-      return;
-    }
-    const ops = this.resolveQueue();
-    if (ops.length === 0) return;
-    try {
-      journal.append(compactBoundary(ops));
-    } catch (error) {
-      // Not durable in the journal: commit to SQLite now, or fail the boundary.
-      for (let i = 0; i < ops.length; i++) this.unfolded.push(ops[i]!);
-      this.flush();
-      this.reportQuietly(error);
-      return;
-    }
-    this.counters.journalAppends++;
-    this.journaled.push({ end: journal.offset, ops });
-    this.journaledOps += ops.length;
-    if (this.durability === 'fsync') {
-      if (run === undefined || run.sync) journal.syncNow();
-      else this.pendingSync = journal.synced();
-    }
-    if (this.journaledOps >= MAX_QUEUE || journal.wantsRotation) {
-      this.flush();
-      return;
-    }
-    this.afterQueued();
-  }
-
-  private reportQuietly(error: unknown): void {
+  /** @internal Reports an error that must not be thrown (to `onError`, else as a process warning). */
+  report(error: unknown): void {
     const e = error instanceof WpipeError ? error : storageError(error, 'flush', String(this.target));
     if (this.options.onError) this.options.onError(e);
     else process.emitWarning(e.message, { code: e.code });
-  }
-
-  /** @internal Flush from a timer or process exit: errors go to `onError` (once per failing streak), never thrown. */
-  flushQuietly(): void {
-    const failing = this.foldError !== undefined;
-    try {
-      this.flush();
-    } catch (error) {
-      if (!failing) this.reportQuietly(error);
-    }
   }
 
   /**
@@ -1280,8 +988,8 @@ export class RunTracker {
    */
   exitQuietly(): void {
     this.interruptOpenRuns();
-    this.flushQuietly();
-    if (this.journalHandle && this.unfolded.length === 0 && this.journaled.length === 0) this.closeJournal();
+    this.c.flushQuietly();
+    if (this.c.folded) this.c.closeJournal();
   }
 
   /** Queues the runs still open as `interrupted` (they cannot finish: exit, or close()). */
@@ -1294,40 +1002,12 @@ export class RunTracker {
           step.status = 'interrupted';
           step.completedAt = iso;
           step.errorMessage = 'interrupted: the run was still in flight when its tracker closed or its process exited';
-          this.queueStep(step);
+          this.c.queueStep(step);
         }
       }
       run.status = 'interrupted';
-      this.queueRun(run);
+      this.c.queueRun(run);
       if (run.claimed) leaveRun(this.dbHandle.path, run.runId);
-    }
-  }
-
-  /** Stops using the journal and returns it, for closing or releasing. */
-  private detachJournal(): Journal | undefined {
-    const journal = this.journalHandle;
-    this.journalHandle = undefined;
-    this.unregisterPending?.();
-    this.unregisterPending = undefined;
-    return journal;
-  }
-
-  /** Removes this tracker's journal (everything in it is folded) and its offset row. */
-  private closeJournal(): void {
-    const journal = this.detachJournal();
-    if (!journal) return;
-    if (this.queue.length === 0) pendingTrackers.delete(this);
-    const name = journal.name;
-    const started = journal.started;
-    if (this.durability === 'fsync' && started) syncFile(`${this.db.path}-wal`);
-    journal.close();
-    if (!started) return;
-    try {
-      const stmts = this.stmts;
-      this.db.runWithRetry(() => stmts.dropJournal.run(name), 'dropping a folded journal');
-    } catch (error) {
-      // A stale offset row is harmless: journal names are never reused.
-      this.reportQuietly(error);
     }
   }
 
@@ -1346,15 +1026,11 @@ export class RunTracker {
       if (this.dbHandle) {
         this.interruptOpenRuns();
         this.flush();
-        this.closeJournal();
+        this.c.closeJournal();
       }
     } finally {
       this.closed = true;
-      // Still attached when the last fold failed: the log stays for the next catch-up to replay.
-      this.detachJournal()?.release();
-      if (this.timer) clearTimeout(this.timer);
-      this.timer = undefined;
-      pendingTrackers.delete(this);
+      this.c.dispose();
       for (const run of this.runs.values()) for (const step of run.openSteps) stepsById.delete(step.id);
       this.runs.clear();
       if (this.dbHandle && this.ownsDb) this.dbHandle.close();
@@ -1386,51 +1062,6 @@ export class RunTracker {
     return step;
   }
 
-  private queueRun(run: RunState): void {
-    if (!run.queued) {
-      run.queued = true;
-      this.queue.push({ op: Op.Run, run });
-    }
-  }
-
-  private queueStep(step: StepState): void {
-    if (!step.queued) {
-      step.queued = true;
-      this.queue.push({ op: Op.Step, step });
-    }
-  }
-
-  /** A call that precedes user code (startStep) or ends a run (finishRun). */
-  private commitPoint(endOfRun: boolean, run: RunState | undefined): void {
-    if (this.holdDepth > 0) return;
-    if (this.durability !== 'run' || endOfRun) {
-      this.makeDurable(run);
-      return;
-    }
-    this.afterQueued();
-  }
-
-  /** A write was queued or journaled without a fold: make sure it is folded within autoFlushMs. */
-  private afterQueued(): void {
-    if (this.holdDepth > 0) return;
-    pendingTrackers.add(this);
-    installExitHook();
-    if (this.queue.length >= MAX_QUEUE || this.unfolded.length >= MAX_QUEUE) {
-      this.flush();
-      return;
-    }
-    if (this.durability === 'run' && this.unfolded.length === 0 && this.journaled.length === 0) return;
-    // Left armed between boundaries: clearing and re-arming a timer per boundary costs more than
-    // letting it fire once per autoFlushMs.
-    if (this.timer === undefined) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        this.flushQuietly();
-      }, this.autoFlushMs);
-      this.timer.unref();
-    }
-  }
-
   private recordOf(run: RunState, input: unknown): RunRecord {
     return {
       runId: run.runId,
@@ -1451,57 +1082,8 @@ export class RunTracker {
       workerId: this.options.workerId ?? null,
       workerName: this.options.workerName ?? null,
       pid: process.pid,
-      owner: this.journalHandle?.owner ?? null,
+      owner: this.c.openOwner ?? null,
     };
   }
-}
-
-
-/** Decides how a queued write reaches the database (insert or update) and marks it written. */
-function resolveWrite(w: QueuedWrite, owner: string | null): JournalOp {
-  switch (w.op) {
-    case Op.Step: {
-      const st = w.step;
-      st.queued = false;
-      if (st.inserted) {
-        if (st.errorMessage === null && st.errorCode === null && st.errorTraceback === null) {
-          return [Code.FinishStepLean, st.status, st.attempts, st.completedAt, st.durationMs, st.outputText, st.run.runId, st.order];
-        }
-        return [Code.FinishStep, st.status, st.attempts, st.completedAt, st.durationMs, st.outputText, st.errorMessage, st.errorCode,
-          st.errorTraceback, st.run.runId, st.order];
-      }
-      st.inserted = true;
-      if (st.status === 'running') {
-        if (st.parentOrder === null && st.parallelGroup === null && st.executor === null && st.inputText === null) {
-          return [Code.InsertStepStartLean, st.run.runId, st.order, st.name, st.version, st.kind, st.position, st.startedAt];
-        }
-        return [Code.InsertStepStart, st.run.runId, st.order, st.name, st.version, st.kind, st.position, st.parentOrder, st.parallelGroup,
-          st.executor, st.startedAt, st.inputText];
-      }
-      // Not written yet: insert the row as it is now (a started-and-finished step is one INSERT).
-      return [Code.InsertStep, st.run.runId, st.order, st.name, st.version, st.kind, st.position, st.status, st.attempts, st.parentOrder,
-        st.parallelGroup, st.executor, st.startedAt, st.completedAt, st.durationMs, st.inputText, st.outputText, st.errorMessage,
-        st.errorCode, st.errorTraceback];
-    }
-    case Op.Run: {
-      const r = w.run;
-      r.queued = false;
-      if (r.inserted) {
-        return [Code.FinishRun, r.status, r.completedAt, r.durationMs, r.outputText, r.outputExact, r.errorMessage, r.errorStep, r.errorCode,
-          r.errorData, r.completedAt ?? isoNow(), r.runId];
-      }
-      r.inserted = true;
-      return [Code.InsertRun, r.runId, r.pipelineName, r.workerId, r.workerName, r.status, r.startedAt,
-        r.completedAt, r.durationMs, r.inputText, r.outputText, r.outputExact, r.errorMessage, r.errorStep, r.errorCode, r.errorData,
-        r.parentRunId, r.parentStepOrder, r.yamlPath, r.structureHash, process.pid, r.completedAt ?? r.startedAt, owner];
-    }
-    case Op.Write:
-      return w.write;
-  }
-}
-
-/** Durations are kept to the microsecond: `0.021190000000046894` is 20 characters in every journal line. */
-function roundMs(ms: number): number {
-  return Math.round(ms * 1000) / 1000;
 }
 
