@@ -163,14 +163,41 @@ export interface SerializedError {
 }
 
 /** Turns any thrown value into a plain object that keeps class name, code, message and cause chain. */
-export function serializeError(error: unknown, depth = 0): SerializedError {
+export function serializeError(error: unknown): SerializedError {
+  // What a step throws can be anything, a revoked Proxy or an object with throwing getters included:
+  // reporting it must never throw instead.
+  try {
+    return readError(error, 0);
+  } catch (unreadable) {
+    let why = 'unknown reason';
+    try {
+      why = unreadable instanceof Error ? unreadable.message : String(unreadable);
+    } catch {
+      // keep the generic reason
+    }
+    return { name: 'Error', message: `[Unreadable error: ${why}]` };
+  }
+}
+
+/**
+ * {@link serializeError} that throws what reading the error throws (src/storage/serialize.ts turns
+ * that into a placeholder, or a strict failure naming the key path). Cause chains up to 8 deep.
+ */
+export function readError(error: unknown, depth = 0): SerializedError {
   if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
   const out: SerializedError = { name: error.name, message: error.message, stack: error.stack };
   const coded = error as Error & { code?: unknown; errorCode?: unknown; details?: unknown };
   if (typeof coded.code === 'string') out.code = coded.code;
   if (typeof coded.errorCode === 'number') out.errorCode = coded.errorCode;
   if (coded.details && typeof coded.details === 'object') out.details = coded.details as Record<string, unknown>;
-  if (error.cause !== undefined && depth < 8) out.cause = serializeError(error.cause, depth + 1);
+  if (error.cause !== undefined && depth < 8) {
+    try {
+      out.cause = readError(error.cause, depth + 1);
+    } catch (unreadable) {
+      // An unreadable cause does not make the error itself unreadable.
+      out.cause = { name: 'Error', message: `[Unreadable error: ${unreadable instanceof Error ? unreadable.message : 'unknown reason'}]` };
+    }
+  }
   return out;
 }
 

@@ -89,3 +89,16 @@ test('option checks: unknown options get a hint, wrong shapes a TypeError', () =
   assert.equal(closestName('maxRetires', ['maxRetries', 'retryDelay']), 'maxRetries');
   assert.equal(closestName('zzzzzz', ['maxRetries']), undefined);
 });
+
+test('serializeError never throws: a revoked Proxy thrown, or as the cause of an error', () => {
+  const { proxy, revoke } = Proxy.revocable({}, {});
+  revoke();
+  assert.match(serializeError(proxy).message, /^\[Unreadable error: /);
+  const e = new Error('outer', { cause: proxy });
+  const out = serializeError(e);
+  assert.equal(out.message, 'outer');
+  assert.match(out.cause!.message, /^\[Unreadable error: /);
+  const hostile = new Error('getter');
+  Object.defineProperty(hostile, 'code', { get() { throw new Error('no'); } });
+  assert.match(serializeError(hostile).message, /Unreadable error: no/);
+});

@@ -33,7 +33,7 @@
  * serialize({ cb: () => 1 }); // throws WPIPE_ERR_CHECKPOINT_SERIALIZE: "cb is a function …"
  * ```
  */
-import { WpipeError, deserializeError, serializeError, type SerializedError } from '../errors.js';
+import { WpipeError, deserializeError, readError, type SerializedError } from '../errors.js';
 
 /** Nesting deeper than this is refused (strict) or cut (lenient) instead of overflowing the stack. */
 export const MAX_DEPTH = 1000;
@@ -299,7 +299,7 @@ class Encoder {
     }
     if (obj instanceof Error) {
       // The run's own failures (continueOnError) live in the context: they must survive a checkpoint.
-      const data = serializeError(obj);
+      const data = readError(obj);
       return { $t: 'Error', v: this.withActive(obj, () => this.encode(data, { parent: path, key: null, kind: 'error' }, depth + 1)) };
     }
     const name = className(proto);
