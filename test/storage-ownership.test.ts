@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Pipeline, PipelineAsync, type Context } from '../src/index.js';
+import { Pipeline, PipelineAsync, PipelineExporter, type Context } from '../src/index.js';
 import { ProcessError, TaskError, WpipeError } from '../src/errors.js';
 import { HistoryQuery } from '../src/storage/query.js';
 import { rows, tempDir } from './fixtures/storage/tmp.js';
@@ -296,6 +296,11 @@ test('a blocked event loop does not hide finished runs from wpipe readers; after
     await many.done;
     assert.equal(q.listRuns({ limit: 500 }).runs.filter((x) => x.pipelineName === 'many' && x.status === 'completed').length, 101);
     q.close();
+    // The exporter, a reader that is not a tracker, sees the same.
+    const exporter = new PipelineExporter(file);
+    const exported = JSON.parse(exporter.exportPipelineLogs({ format: 'json' })) as { name: string; status: string }[];
+    exporter.close();
+    assert.equal(exported.filter((r) => r.name === 'many' && r.status === 'completed').length, 101);
   } finally {
     t.cleanup();
   }
