@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { Pipeline, PipelineAsync, type Context } from '../src/index.js';
 import { RunTracker } from '../src/storage/tracker.js';
+import { readJournal } from '../src/storage/journal.js';
 import { rows, tempDir } from './fixtures/storage/tmp.js';
 
 const trackerOf = (p: Pipeline): RunTracker => (p._observersForRun()![0] as unknown as { tracker: RunTracker }).tracker;
@@ -68,6 +69,33 @@ test("durability 'fsync' needs the journal; a misspelt level is a RangeError", (
     assert.throws(() => new RunTracker(t.file('x.db'), { durability: 'power' as never }), RangeError);
     assert.throws(() => new Pipeline({ trackingDb: t.file('x.db'), trackingDurability: 'sync' as never }), RangeError);
     assert.equal(fs.existsSync(t.file('x.db')), false, 'nothing opened');
+  } finally {
+    t.cleanup();
+  }
+});
+
+test("durability 'fsync': a log written ahead with zeros is read up to its last line, and a dead owner's is replayed", () => {
+  const t = tempDir();
+  try {
+    const file = t.file('prealloc.db');
+    const a = new RunTracker(file, { durability: 'fsync', autoFlushMs: 600_000 });
+    a.startRun({ runId: 'p1', pipelineName: 'p', fresh: true, sync: true });
+    for (let i = 0; i < 3; i++) a.finishStep({ stepId: a.startStep({ runId: 'p1', name: `s${i}` }), status: 'completed' });
+    a.finishRun({ runId: 'p1', status: 'completed', output: { ok: true } });
+    const dir = `${file}.wpipe-journal`;
+    const log = fs.readdirSync(dir).find((n) => n.endsWith('.log'))!;
+    assert.ok(fs.statSync(`${dir}/${log}`).size >= 1024 * 1024, 'written ahead');
+    const read = readJournal(`${dir}/${log}`, 0);
+    assert.deepEqual(read.skipped, [], 'the zeros are no damaged line');
+    assert.ok(read.ops.length > 0 && read.end < 4096);
+    // The owner dies without folding (its lock goes with it): the next tracker replays the log.
+    (a as unknown as { c: { journalHandle: { release(): void } } }).c.journalHandle.release();
+    const b = new RunTracker(file);
+    assert.equal(b.getRun('p1')?.status, 'completed');
+    assert.deepEqual(b.getSteps('p1').map((s) => s.status), ['completed', 'completed', 'completed']);
+    b.close();
+    a.close();
+    assert.equal(rows(file, 'SELECT count(*) AS n FROM steps')[0]!.n, 3, 'nothing applied twice');
   } finally {
     t.cleanup();
   }

@@ -37,6 +37,8 @@ export interface CommitterHost {
   readonly stmts: WriteStatements & { [K in keyof typeof JOURNAL_SQL]: BetterSqlite3.Statement };
   /** Reports an error that must not be thrown (a background fold, a journal that broke). */
   report(error: unknown): void;
+  /** Runs in flight in this tracker (group commit pays only when several are). */
+  runsInFlight(): number;
 }
 
 /** Options of a {@link Committer}. */
@@ -79,6 +81,8 @@ export class Committer {
   /** A group commit (durability 'fsync') the caller of the last boundary must await. */
   private pendingSync: Promise<void> | undefined;
   private syncsOfClosed = 0;
+  /** Runs whose rows have writes not yet in SQLite (a claim of one of these folds first). */
+  private readonly unfoldedRuns = new Set<string>();
 
   constructor(private readonly host: CommitterHost, private readonly o: CommitterOptions, private readonly onExit: () => void) {}
 
@@ -87,7 +91,7 @@ export class Committer {
     if (this.journalHandle) return this.journalHandle;
     const db = this.host.db;
     if (!isFileDb(db.path)) return undefined;
-    this.journalHandle = new Journal(db.path, this.o.rotateBytes === undefined ? {} : { rotateBytes: this.o.rotateBytes });
+    this.journalHandle = new Journal(db.path, { preallocate: this.o.durability === 'fsync', ...(this.o.rotateBytes === undefined ? {} : { rotateBytes: this.o.rotateBytes }) });
     this.unregisterPending = db.addPendingSource(() => this.flushQuietly());
     this.keepForExit();
     return this.journalHandle;
@@ -113,12 +117,18 @@ export class Committer {
     return this.unfolded.length + this.journaledOps;
   }
 
+  /** Whether writes about run `runId` wait to be folded (queued, journaled or in memory). */
+  touched(runId: string): boolean {
+    return this.unfoldedRuns.has(runId);
+  }
+
   /** Queues a write that is no row of a run or step (events, attempts, checkpoints …). */
   push(write: JournalOp): void {
     this.queue.push({ op: Op.Write, write });
   }
 
   queueRun(run: RunState): void {
+    this.unfoldedRuns.add(run.runId);
     if (!run.queued) {
       run.queued = true;
       this.queue.push({ op: Op.Run, run });
@@ -215,6 +225,7 @@ export class Committer {
       throw wrapped;
     }
     this.foldError = undefined;
+    this.unfoldedRuns.clear();
     this.unfolded = [];
     this.journaled = [];
     this.journaledOps = 0;
@@ -336,7 +347,9 @@ export class Committer {
     this.journaled.push({ end: journal.offset, ops });
     this.journaledOps += ops.length;
     if (this.o.durability === 'fsync') {
-      if (run === undefined || run.sync) journal.syncNow();
+      // Alone, a run syncs inline: a round trip through the thread pool costs more than it saves.
+      // With other runs in flight, the sync is shared (group commit) and awaited by the caller.
+      if (run === undefined || run.sync || this.host.runsInFlight() <= 1) journal.syncNow();
       else this.pendingSync = journal.synced();
     }
     if (this.journaledOps >= MAX_QUEUE || journal.wantsRotation) {

@@ -65,7 +65,7 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { WpipeError, checkOptions, invalidOption } from '../errors.js';
 import { StorageDb, openDb, storageError, type OpenDbOptions } from './db.js';
-import { foldJournals, isFileDb, syncFile, type FoldReport, type FoldedJournal } from './journal.js';
+import { foldJournals, hasOtherJournals, isFileDb, syncFile, type FoldReport, type FoldedJournal } from './journal.js';
 import { Code, JOURNAL_SQL, WRITE_SQL, prepareWrites, type WriteStatements } from './ops.js';
 import { serialize, serializeBestEffort } from './serialize.js';
 import { Committer, type Durability } from './committer.js';
@@ -503,8 +503,9 @@ export class RunTracker {
       const here = this.runs.get(runId);
       return { outcome: 'busy', run: here ? this.recordOf(here, undefined) : ({ runId, status: 'running' } as RunRecord), wait: waiting };
     }
-    // What this tracker has journaled goes in first (the claim reads the database).
-    this.flush();
+    // What this tracker holds about this id goes in first (the claim reads the database); other
+    // runs' writes stay batched for the next fold.
+    if (this.c.touched(runId)) this.flush();
     const journal = this.c.journal;
     const run = start ? this.newRunState(args) : undefined;
     const insert = run === undefined ? undefined : (resolveWrite({ op: Op.Run, run }, journal?.owner ?? null).slice(1));
@@ -971,7 +972,14 @@ export class RunTracker {
   /** Before a read: fold what this tracker holds, then catch up every other journal of the database. */
   private readable(): void {
     this.flush();
-    if (isFileDb(this.db.path)) this.catchUp();
+    const db = this.db;
+    db.syncPending(); // this thread's other trackers
+    if (isFileDb(db.path) && hasOtherJournals(db.path)) this.catchUp();
+  }
+
+  /** @internal Runs in flight in this tracker (the committer's group commit asks). */
+  runsInFlight(): number {
+    return this.runs.size;
   }
 
   /** @internal Reports an error that must not be thrown (to `onError`, else as a process warning). */
