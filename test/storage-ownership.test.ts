@@ -117,6 +117,41 @@ test('two Pipeline objects start one id together: it executes once, both get its
   }
 });
 
+test('a start that waited for a run that then failed rejects with its error (nothing runs again); a later start resumes it', async () => {
+  const t = tempDir();
+  try {
+    const file = t.file('waited.db');
+    let aRuns = 0;
+    let bRuns = 0;
+    let fixed = false;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => { release = r; });
+    const steps = (): [(c: Context) => unknown, string][] => [
+      [() => { aRuns++; return { a: 1 }; }, 'a'],
+      [async () => { bRuns++; await gate; if (!fixed) throw new Error('b broke'); return { b: 1 }; }, 'b'],
+    ];
+    const first = new Pipeline({ pipelineName: 'p', trackingDb: file }).setSteps(steps());
+    first.addCheckpoint('after-a', 'a == 1');
+    const second = new Pipeline({ pipelineName: 'p', trackingDb: file }).setSteps(steps());
+    second.addCheckpoint('after-a', 'a == 1');
+    const p1 = first.run({}, { runId: 'w' });
+    await new Promise((r) => setTimeout(r, 20));
+    const p2 = second.run({}, { runId: 'w' });
+    release();
+    await assert.rejects(p1, /b broke/);
+    await assert.rejects(p2, (e: unknown) => e instanceof ProcessError && /b broke/.test(String((e as Error).message) + String(((e as Error).cause as Error | undefined)?.message)));
+    assert.deepEqual([aRuns, bRuns], [1, 1], 'the waiter executed nothing');
+    // A later start (not a waiter) resumes from the checkpoint.
+    fixed = true;
+    assert.deepEqual(await second.run({ ignored: 'a resume starts from the checkpoint' }, { runId: 'w' }), { a: 1, b: 1 });
+    assert.deepEqual([aRuns, bRuns], [1, 2]);
+    await first.close();
+    await second.close();
+  } finally {
+    t.cleanup();
+  }
+});
+
 test('a run id recorded for another pipeline is an error, never that pipeline\'s result (same process and another process)', async () => {
   const t = tempDir();
   try {

@@ -73,6 +73,11 @@ export interface RunStartEvent {
   readonly ifRunning: 'wait' | 'fail';
   /** The run's AbortSignal, if any: a `wait` promise may stop early when it aborts (the engine stops waiting anyway). */
   readonly signal: AbortSignal | undefined;
+  /**
+   * True when this call follows a `wait`: the run id was being executed elsewhere and that run has
+   * (probably) ended. Its outcome is this run's outcome; only a run whose owner died is taken over.
+   */
+  readonly waited: boolean;
 }
 
 /**

@@ -1019,7 +1019,7 @@ function begin(host: RunHost, plan: Plan, input: unknown, options: unknown, sync
   const b: Begun = { st, ctx, start: 0, replay: undefined, t0: 0, startedAt: 0 };
   if (observers === null) return b;
   const steps = describePlan(plan);
-  const d = askObservers(b, steps, ifRunning);
+  const d = askObservers(b, steps, ifRunning, false);
   if (d !== undefined && 'wait' in d) return waitThenBegin(b, steps, ifRunning, d.wait);
   decide(b, d);
   return b;
@@ -1029,7 +1029,7 @@ function begin(host: RunHost, plan: Plan, input: unknown, options: unknown, sync
  * One round of onRunStart. The first resume/completed in observer order is the decision; a `wait`
  * ends the round at once and wins (the run id is busy elsewhere: nothing may start).
  */
-function askObservers(b: Begun, steps: readonly StepDescriptor[], ifRunning: IfRunning): RunStartDecision | undefined {
+function askObservers(b: Begun, steps: readonly StepDescriptor[], ifRunning: IfRunning, waited: boolean): RunStartDecision | undefined {
   const st = b.st;
   const host = st.host;
   // Clocks only when someone reads them (here: observers): two clock reads are a measurable share of
@@ -1038,7 +1038,7 @@ function askObservers(b: Begun, steps: readonly StepDescriptor[], ifRunning: IfR
   b.t0 = performance.now();
   const event: RunStartEvent = {
     runId: st.runId, pipelineName: host.pipelineName, context: b.ctx, signature: st.plan!.signature, steps, startedAt: b.startedAt,
-    sync: st.sync, generatedId: st.generatedId, ifRunning, signal: st.signal,
+    sync: st.sync, generatedId: st.generatedId, ifRunning, signal: st.signal, waited,
   };
   let decision: Decision | undefined;
   for (const o of st.observers!) {
@@ -1104,7 +1104,7 @@ async function waitThenBegin(b: Begun, steps: readonly StepDescriptor[], ifRunni
     if (st.host._verbose) st.host._logger.info(`[PIPELINE] ${st.host.pipelineName}: run ${st.runId} is being executed elsewhere; waiting for it`);
     await waitOrCancel(wait, st);
     if (st.signal !== undefined && st.signal.aborted) throw cancelled(st);
-    const d = askObservers(b, steps, ifRunning);
+    const d = askObservers(b, steps, ifRunning, true);
     if (d === undefined || !('wait' in d)) {
       decide(b, d);
       return b;

@@ -11,6 +11,8 @@
  * - `completed`: its recorded result, nothing executes;
  * - `running` under a live owner (a process holding its lock, or another tracker of this thread):
  *   `busy` — the caller waits (and claims again) or fails fast with `WPIPE_ERR_RUN_IN_PROGRESS`;
+ * - `error` or `cancelled` when the caller has just waited for that run: `failed` — its outcome is
+ *   the caller's (a later start resumes it);
  * - otherwise (`error`, `cancelled`, `interrupted`, or `running` under a dead owner): reopened under
  *   this owner and resumed from its last checkpoint, or refused with `WPIPE_ERR_RESUME_MISMATCH`
  *   when the pipeline's steps changed.
@@ -54,6 +56,7 @@ export type Claim =
   | { outcome: 'not-found' }
   | { outcome: 'completed'; run: RunRecord }
   | { outcome: 'busy'; run: RunRecord }
+  | { outcome: 'failed'; run: RunRecord }
   | { outcome: 'resumed'; run: RunRecord; previousStatus: RunStatus; checkpoint: CheckpointRecord | undefined; maxOrder: number };
 
 /** Arguments of {@link claimRun}. */
@@ -65,6 +68,11 @@ export interface ClaimArgs {
   owner: string | null;
   /** The InsertRun parameters (without the opcode) to insert when the id is not recorded; undefined: do not start it. */
   insert: unknown[] | undefined;
+  /**
+   * False after waiting for another run of this id: its failure is this start's outcome
+   * (`failed`), not a run to resume. A run whose owner died is resumed either way.
+   */
+  resumeFailed: boolean;
 }
 
 /**
@@ -107,6 +115,7 @@ function decide(db: StorageDb, s: ClaimStatements, args: ClaimArgs): Claim {
   if (record.status === 'completed') return { outcome: 'completed', run: record };
   if (record.status === 'running' && record.owner !== args.owner && ownerAlive(db.path, record.owner)) return { outcome: 'busy', run: record };
   if (record.status === 'running' && record.owner === args.owner && args.owner !== null) return { outcome: 'busy', run: record };
+  if (!args.resumeFailed && (record.status === 'error' || record.status === 'cancelled')) return { outcome: 'failed', run: record };
   const cpRow = s.getCheckpoint.get(runId) as Record<string, unknown> | undefined;
   const recordedHash = (cpRow?.structure_hash as string | null | undefined) ?? record.structureHash;
   if (args.structureHash !== undefined && recordedHash && recordedHash !== args.structureHash) {

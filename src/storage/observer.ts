@@ -29,11 +29,33 @@
  */
 import { setTrackingObserverFactory, type RunObserver, type TrackingOptions } from '../engine/hooks.js';
 import type { Context } from '../engine/types.js';
-import { WpipeError } from '../errors.js';
+import { ProcessError, WpipeError, deserializeError, type SerializedError } from '../errors.js';
+import { deserialize } from './serialize.js';
+import type { RunRecord } from './records.js';
 import { RunTracker, type StepId, type RunTrackerOptions } from './tracker.js';
 
 /** How often a run waiting for another process's run of the same id claims again. */
 const BUSY_POLL_MS = 10;
+
+/**
+ * The error a run recorded, rebuilt (class, code, message, cause chain): what a start that waited for
+ * that run rejects with.
+ */
+function outcomeOf(run: RunRecord): Error {
+  let recorded: Error | undefined;
+  try {
+    if (run.error?.detail) recorded = deserializeError(deserialize(run.error.detail) as SerializedError);
+  } catch {
+    // an unreadable record: the message below still says what happened
+  }
+  if (recorded instanceof WpipeError) return recorded;
+  return new ProcessError(`pipeline '${run.pipelineName}' failed: run '${run.runId}' ${run.status === 'cancelled' ? 'was cancelled' : 'failed'} ` +
+    `while this start waited for it: ${run.error?.message ?? 'unknown error'}`, {
+    code: run.status === 'cancelled' ? 'WPIPE_ERR_PROCESS_CANCELLED' : 'WPIPE_ERR_PROCESS_FAILED',
+    ...(recorded === undefined ? {} : { cause: recorded }),
+    details: { runId: run.runId, pipelineName: run.pipelineName, errorStep: run.errorStep },
+  });
+}
 
 /** A promise settled after `ms`, or at once when `signal` aborts (the engine then stops waiting). */
 function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
@@ -73,7 +95,9 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
     onRunStart(e) {
       const r = tracker.beginRun({
         runId: e.runId, pipelineName: e.pipelineName, input: e.context, structureHash: e.signature, fresh: e.generatedId, sync: e.sync,
+        waited: e.waited,
       });
+      if (r.outcome === 'failed') throw outcomeOf(r.run);
       if (r.outcome === 'busy') {
         if (e.ifRunning === 'fail' || e.sync) {
           throw new WpipeError('WPIPE_ERR_RUN_IN_PROGRESS',

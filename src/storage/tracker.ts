@@ -152,6 +152,8 @@ export interface StartRunArgs {
   fresh?: boolean;
   /** `beginRun` only: the run is executed synchronously (runSync): durability 'fsync' syncs inline. */
   sync?: boolean;
+  /** `beginRun` only: this start waited for another run of the id: that run's failure is answered `failed`, not resumed. */
+  waited?: boolean;
 }
 
 /** Arguments of {@link RunTracker.startStep}. */
@@ -260,6 +262,8 @@ export type ResumeResult =
   | { outcome: 'not-found' }
   /** Running under a live owner (another process, or another tracker of this thread): wait, then ask again. */
   | { outcome: 'busy'; run: RunRecord; wait: Promise<void> | undefined }
+  /** (After a wait) the run this start waited for failed or was cancelled: its error is this start's outcome. */
+  | { outcome: 'failed'; run: RunRecord }
   | { outcome: 'completed'; run: RunRecord }
   | { outcome: 'resumed'; run: RunRecord; previousStatus: RunStatus; checkpoint: CheckpointRecord | undefined };
 
@@ -513,6 +517,7 @@ export class RunTracker {
     try {
       result = claimRun(db, this.stmts, {
         runId, pipelineName: start ? args.pipelineName : undefined, structureHash: args.structureHash, owner: journal?.owner ?? null, insert,
+        resumeFailed: args.waited !== true,
       });
     } catch (error) {
       if (run !== undefined) this.runs.delete(runId);
@@ -530,9 +535,10 @@ export class RunTracker {
       case 'not-found':
         return { outcome: 'not-found' };
       case 'completed':
+      case 'failed':
       case 'busy':
         if (run !== undefined) this.runs.delete(runId);
-        return claim.outcome === 'busy' ? { outcome: 'busy', run: claim.run, wait: undefined } : { outcome: 'completed', run: claim.run };
+        return claim.outcome === 'busy' ? { outcome: 'busy', run: claim.run, wait: undefined } : { outcome: claim.outcome, run: claim.run };
       case 'resumed': {
         const record = claim.run;
         const resumed: RunState = {
