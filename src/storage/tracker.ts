@@ -21,7 +21,8 @@
  * (src/storage/journal.ts: one `write(2)`, as durable against a killed process as a WAL commit with
  * `synchronous=NORMAL`, at a fraction of its cost). Journaled writes are folded into SQLite in one
  * transaction on this thread: within `autoFlushMs` (10 ms) by an unref'd timer while the event loop
- * runs, before any read through this tracker, before a claim, at `close()` and at process exit.
+ * runs, before any read through this tracker, before a claim of an id it holds writes for, when
+ * 10,000 writes wait, at `close()` and at process exit.
  * Whoever reads through wpipe (a claim, a tracker's reads, the query layer, the exporter) first
  * catches the database up with every journal beside it — other trackers', other processes', dead
  * processes' — so a run that finished is seen at once even while its process is busy. Plain SQLite
@@ -32,9 +33,10 @@
  * ## Durability `'fsync'` (power loss)
  *
  * As `'step'`, and every journal line is on stable storage (fdatasync) before the step after it
- * runs and before the run resolves. In an async run, boundaries of concurrent runs share one
- * fdatasync (group commit): the caller awaits {@link RunTracker.takeSync}; runSync syncs inline.
- * Claims and journal rotation sync the WAL too.
+ * runs and before the run resolves. A run alone (and runSync) syncs inline; with several runs in
+ * flight, boundaries share one fdatasync (group commit): the caller awaits
+ * {@link RunTracker.takeSync}. The log is written ahead with zeros so a sync flushes the line, not
+ * the file's size. Claims, journal rotation and close sync the WAL too.
  *
  * ## Durability `'run'` (opt-in, faster)
  *
@@ -104,7 +106,7 @@ export interface RunTrackerOptions extends OpenDbOptions {
   /**
    * Make boundaries durable through the step journal (default true for a database in a file): a
    * boundary is one append to a journal file, folded into SQLite within `autoFlushMs`. `false`:
-   * every boundary is its own SQLite commit (about 2× slower).
+   * every boundary is its own SQLite commit (2–4× slower here, bench/storage.ts).
    */
   journal?: boolean;
   /** Size past which the journal file is replaced by a new one once everything in it is folded (default 64 MiB; at least 4096). */
