@@ -982,7 +982,13 @@ export class RunTracker {
     this.flush();
     const db = this.db;
     db.syncPending(); // this thread's other trackers
-    if (isFileDb(db.path) && hasOtherJournals(db.path)) this.catchUp();
+    if (!isFileDb(db.path) || !hasOtherJournals(db.path)) return;
+    try {
+      this.catchUp();
+    } catch (error) {
+      // What SQLite has is still worth reading (a read-only file, a lock held too long): say why it may be behind.
+      this.report(storageError(error, 'folding other step journals before a read', db.path));
+    }
   }
 
   /** @internal Runs in flight in this tracker (the committer's group commit asks). */
