@@ -45,6 +45,8 @@ export const ERROR_CATALOG = Object.freeze({
   WPIPE_ERR_API: { errorCode: Codes.API_ERROR, meaning: 'an external API call failed' },
   WPIPE_ERR_YAML: { errorCode: Codes.INTERNAL, meaning: 'a YAML file is malformed or invalid' },
   WPIPE_ERR_EXPORT_FORMAT: { errorCode: Codes.INTERNAL, meaning: 'an unknown export format' },
+  WPIPE_ERR_MODULE_IMPORT: { errorCode: Codes.INTERNAL, meaning: 'a module of steps (AutoRegister) could not be resolved or imported' },
+  WPIPE_ERR_MODULE_NO_STEPS: { errorCode: Codes.INTERNAL, meaning: 'a module given to AutoRegister exports no step() functions (or none with the tags asked for)' },
   WPIPE_ERR_EXECUTOR_UNAVAILABLE: { errorCode: Codes.INTERNAL, meaning: 'a Parallel block asked for an executor (threads, processes) that is not available' },
   WPIPE_ERR_RUN_SYNC_UNSUPPORTED: { errorCode: Codes.INTERNAL, meaning: 'runSync met a step that needs the event loop (a promise, a worker)' },
   WPIPE_ERR_OBSERVER_FAILED: { errorCode: Codes.UPDATE_PROCESS_ERROR, meaning: 'a run observer (run history, checkpoints) threw' },

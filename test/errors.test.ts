@@ -35,6 +35,17 @@ test('run ownership codes: in progress and id conflict are run-state errors (504
   }
 });
 
+test('AutoRegister codes: a module that cannot be imported, a module without steps (500)', () => {
+  for (const code of ['WPIPE_ERR_MODULE_IMPORT', 'WPIPE_ERR_MODULE_NO_STEPS'] as const) {
+    assert.equal(ERROR_CATALOG[code].errorCode, Codes.INTERNAL, code);
+    const e = deserializeError(structuredClone(serializeError(new WpipeError(code, "module './steps.ts'", { details: { module: './steps.ts' } }))));
+    assert.ok(e instanceof WpipeError);
+    assert.equal(e.code, code);
+    assert.equal(e.errorCode, 500);
+    assert.deepEqual(e.details, { module: './steps.ts' });
+  }
+});
+
 test('the classes share the base class and carry their default codes', () => {
   const table: Array<[WpipeError, string, number, string]> = [
     [new TaskError('t'), 'WPIPE_ERR_TASK_FAILED', 502, 'TaskError'],
