@@ -231,12 +231,7 @@ function taskNode(
   const name = nameOverride ?? meta?.name ?? (fn.name || 'step');
   const version = versionOverride ?? meta?.version ?? DEFAULT_VERSION;
   const moduleRef = meta?.module;
-  const placement: ExecutorKind = par
-    ? chooseExecutorKind({
-      forced: par.forced, useProcesses: par.useProcesses, addressable: moduleRef !== undefined,
-      variant: d.variant, where: `${path} (step '${name}')`,
-    })
-    : 'inline';
+  const placement = placeTask(meta?.executor, meta?.memoryLimitMb, moduleRef !== undefined, path, name, d, par);
   if (acc.syncBlocker === undefined) {
     if (target instanceof AsyncFunction) acc.syncBlocker = `step '${name}' at ${path} is an async function`;
     else if (placement !== 'inline') acc.syncBlocker = `step '${name}' at ${path} runs in the '${placement}' executor`;
@@ -250,8 +245,35 @@ function taskNode(
     retryOn: meta?.retryOn ?? d.retryOn,
     timeoutMs: meta?.timeout === undefined ? 0 : meta.timeout * 1000,
     moduleRef, placement,
-    memoryLimitMb: placement === 'processes' ? par?.memoryLimitMb : undefined,
+    memoryLimitMb: placement === 'processes' ? meta?.memoryLimitMb ?? par?.memoryLimitMb : undefined,
   };
+}
+
+/**
+ * Where a task runs. Precedence, most binding first:
+ * 1. a Parallel's explicit `executor` or `useProcesses` (DESIGN.md: the option "forces one"; it is
+ *    the caller's decision for every branch of the block);
+ * 2. the step's own `step({ executor })` (a property of the step, wherever it sits);
+ * 3. the Parallel's default placement (chooseExecutorKind: threads for addressable steps in
+ *    Pipeline, in-process otherwise); outside any Parallel, in-process.
+ * A step's own memoryLimitMb that a forced Parallel placement would silently drop is refused.
+ */
+function placeTask(
+  own: ExecutorKind | undefined, ownMemoryLimitMb: number | undefined, addressable: boolean,
+  path: string, name: string, d: CompileDefaults, par: Placement | undefined,
+): ExecutorKind {
+  const where = `${path} (step '${name}')`;
+  const parallelForces = par !== undefined && (par.forced !== undefined || par.useProcesses);
+  const forced = parallelForces ? par.forced : own;
+  if (par === undefined && forced === undefined) return 'inline';
+  const kind = chooseExecutorKind({
+    forced, useProcesses: parallelForces && par.useProcesses, addressable, variant: d.variant, where,
+  });
+  if (ownMemoryLimitMb !== undefined && kind !== 'processes') {
+    throw invalidStep(path, `(step '${name}') has memoryLimitMb ${ownMemoryLimitMb}, which caps a child process, but its ` +
+      `Parallel block forces executor '${kind}': remove the block's executor or the step's memoryLimitMb`);
+  }
+  return kind;
 }
 
 function pipelineNode(

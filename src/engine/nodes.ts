@@ -35,7 +35,7 @@ export interface TaskNode extends NodeBase {
   /** Per-attempt deadline in ms; 0 = none. */
   readonly timeoutMs: number;
   readonly moduleRef: ModuleRef | undefined;
-  /** Where attempts run ('inline' outside Parallel blocks). */
+  /** Where attempts run: the Parallel placement, or step({ executor }); 'inline' otherwise (compile.ts placeTask). */
   readonly placement: ExecutorKind;
   readonly memoryLimitMb: number | undefined;
 }

@@ -1,6 +1,6 @@
 /**
  * `step(options)(fn)`: attaches a name, a version, retry and timeout settings (and, for worker
- * placement, a module reference) to a step function. The result is a new function that behaves
+ * placement, a module reference and an executor) to a step function. The result is a new function that behaves
  * exactly like `fn` when called directly; its settings are readable as `.meta`.
  *
  * @example
@@ -9,10 +9,14 @@
  *   async (ctx, info) => ({ rows: await fetchRows(ctx.orderId, info.signal) }),
  * );
  * load.meta.retryCount; // 2
+ *
+ * // A CPU-bound step in a child process of its own: a hard timeout and a memory cap, no Parallel
+ * // block needed (export it and register it with AutoRegister so the process can import it).
+ * export const crunch = step({ name: 'crunch', timeout: 30, executor: 'processes', memoryLimitMb: 512 })(crunchFn);
  * ```
  */
-import { checkOptions, describeType, invalidOption } from '../errors.js';
-import type { ModuleRef } from '../parallel/executor.js';
+import { checkOptions, closestName, describeType, invalidOption } from '../errors.js';
+import { EXECUTOR_KINDS, type ExecutorKind, type ModuleRef } from '../parallel/executor.js';
 import type { StepFn } from './types.js';
 import { optFunction, optNumber, optString } from './validate.js';
 
@@ -53,6 +57,18 @@ export interface StepOptions {
   tags?: readonly string[];
   /** Where a worker thread or process can import this step from (AutoRegister fills it in). */
   module?: ModuleRef;
+  /**
+   * Where this step's attempts run, wherever it sits (top level, Condition, For, Background, or a
+   * Parallel branch without a forced placement): 'inline' (this thread), 'threads' (a worker
+   * thread) or 'processes' (a child process). A worker gives a hard timeout (the worker is
+   * terminated at the deadline) and, for processes, a memory cap. Needs the step to be addressable
+   * (a module reference, e.g. through AutoRegister): a closure asking for a worker is refused at
+   * setSteps with WPIPE_ERR_TASK_NOT_ADDRESSABLE. A Parallel's own `executor` or `useProcesses`
+   * wins over this option; this option wins over the Parallel's default placement.
+   */
+  executor?: ExecutorKind;
+  /** Memory cap of the child process running this step, in MiB (needs `executor: 'processes'`). */
+  memoryLimitMb?: number;
 }
 
 /**
@@ -74,6 +90,9 @@ export interface StepMeta {
   readonly description: string;
   readonly tags: readonly string[];
   readonly module: ModuleRef | undefined;
+  /** The executor step() asked for; undefined = the placement of where the step sits. */
+  readonly executor: ExecutorKind | undefined;
+  readonly memoryLimitMb: number | undefined;
   /** The function that was wrapped; the engine calls it directly. */
   readonly fn: StepFn;
 }
@@ -90,6 +109,7 @@ export type Step<F extends StepFn = StepFn> = F & { readonly meta: StepMeta };
 
 const STEP_OPTIONS = [
   'name', 'version', 'retryCount', 'retryDelay', 'retryBackoff', 'retryOn', 'timeout', 'description', 'tags', 'module',
+  'executor', 'memoryLimitMb',
 ] as const;
 
 /**
@@ -127,13 +147,19 @@ export function step(options: StepOptions = {}): <F extends StepFn>(fn: F) => St
   const description = optString(where, 'description', options.description, true) ?? '';
   const tags = checkTags(where, options.tags);
   const module = checkModuleRef(where, options.module);
+  const executor = checkExecutor(where, options.executor);
+  const memoryLimitMb = optNumber(where, 'memoryLimitMb', options.memoryLimitMb, { min: 0, minExclusive: true });
+  if (memoryLimitMb !== undefined && executor !== 'processes') {
+    throw invalidOption(`${where}: memoryLimitMb caps the child process running the step; it needs executor: 'processes'${executor === undefined ? '' : `, got executor: '${executor}'`}`);
+  }
 
   return <F extends StepFn>(fn: F): Step<F> => {
     if (typeof fn !== 'function') throw invalidOption(`step(): expected a function to wrap, got ${describeType(fn)}`);
     const inner: StepFn = isStep(fn) ? fn.meta.fn : fn;
     const stepName = name ?? (fn.name || 'step');
     const meta: StepMeta = Object.freeze({
-      name: stepName, version, retryCount, retryDelay, retryBackoff, retryOn, timeout, description, tags, module, fn: inner,
+      name: stepName, version, retryCount, retryDelay, retryBackoff, retryOn, timeout, description, tags, module,
+      executor, memoryLimitMb, fn: inner,
     });
     // A named wrapper (not `fn` itself with a property added): wrapping one function twice with
     // different settings must give two independent steps.
@@ -155,6 +181,26 @@ export function isStep(value: unknown): value is Step {
   if (typeof value !== 'function') return false;
   const meta = (value as { meta?: unknown }).meta;
   return typeof meta === 'object' && meta !== null && Object.isFrozen(meta) && typeof (meta as StepMeta).fn === 'function';
+}
+
+/**
+ * Validates an `executor` option: a TypeError for a non-string, a RangeError naming the allowed
+ * kinds (with a hint) for an unknown one.
+ *
+ * @example
+ * ```ts
+ * checkExecutor('step()', 'thread'); // RangeError: … must be one of 'inline', 'threads', 'processes', got 'thread' (did you mean 'threads'?)
+ * ```
+ */
+export function checkExecutor(where: string, value: unknown): ExecutorKind | undefined {
+  if (value === undefined) return undefined;
+  const allowed = EXECUTOR_KINDS.map((k) => `'${k}'`).join(', ');
+  if (typeof value !== 'string') throw invalidOption(`${where}: executor must be one of ${allowed}, got ${describeType(value)}`);
+  if (!(EXECUTOR_KINDS as readonly string[]).includes(value)) {
+    const hint = closestName(value, EXECUTOR_KINDS);
+    throw invalidOption(`${where}: executor must be one of ${allowed}, got '${value}'${hint ? ` (did you mean '${hint}'?)` : ''}`, 'RangeError');
+  }
+  return value as ExecutorKind;
 }
 
 function checkTags(where: string, tags: unknown): readonly string[] {
