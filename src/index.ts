@@ -4,7 +4,8 @@ export { compileExpression, CompiledExpression, type CompileOptions } from './ex
 export { getBackendInfo, type BackendInfo, type CapabilityInfo } from './backend/load.js';
 export type { BackendChoice, BackendName, BackendStatus } from './backend/types.js';
 export {
-  Pipeline, PipelineAsync, Condition, For, Parallel, Background, step, isStep, ERRORS_KEY, LOOP_ITERATION_KEY,
+  Pipeline, PipelineAsync, Condition, For, Parallel, Background, step, isStep, AutoRegister, ERRORS_KEY, LOOP_ITERATION_KEY,
+  type AutoRegisterOptions, type ModuleSpecifier,
   type PipelineOptions, type PipelineAsyncOptions, type RunManyOptions, type ConditionOptions, type ForOptions,
   type ParallelOptions, type BackgroundOptions, type StepOptions, type StepMeta, type Step, type RetryPredicate,
   type StepItem, type Context, type StepFn, type StepInfo, type StepResult, type RunOptions, type StepFailure,

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Pipeline, PipelineAsync, Parallel, Condition, For, Background, step, WpipeError, ProcessError, TaskError,
+  Pipeline, PipelineAsync, Parallel, Condition, For, Background, step, AutoRegister, WpipeError, ProcessError, TaskError,
   type Context, type StepStartEvent,
 } from '../src/index.js';
 import { registerExecutor, isExecutorAvailable, type ExecutorKind, type StepCall } from '../src/parallel/index.js';
@@ -194,6 +194,24 @@ test('a worker step past its timeout fails with WPIPE_ERR_TASK_TIMEOUT and the e
   } finally {
     registerExecutor('threads', null);
   }
+});
+
+test('AutoRegister + step({ executor }): a registered module step runs in its worker with its module reference', async () => {
+  await withFakes(['threads', 'processes'], async (calls) => {
+    const url = new URL('./fixtures/autoregister/worker-steps.ts', import.meta.url);
+    const pipe = await AutoRegister.registerAll(new Pipeline(), url);
+    assert.deepEqual(await pipe.run({ n: 4 }), { n: 4, sum: 6, crunchedBy: 'crunch', capped: 5, enriched: 4 });
+    assert.deepEqual(calls.map((c) => [c.kind, c.call.moduleRef, c.call.memoryLimitMb]), [
+      ['threads', { moduleUrl: url.href, exportName: 'crunch' }, undefined],
+      ['processes', { moduleUrl: url.href, exportName: 'capped' }, 256],
+    ]);
+    await pipe.close();
+  });
+  // The same steps given directly (no module reference) are refused, with the hint to use AutoRegister.
+  const { crunch } = await import('./fixtures/autoregister/worker-steps.js');
+  await withFakes(['threads'], async () => {
+    assert.throws(() => new Pipeline().setSteps([crunch]), codeIs('WPIPE_ERR_TASK_NOT_ADDRESSABLE', /register it with AutoRegister/));
+  });
 });
 
 test('a worker executor that is not available is a clear error at setSteps', (t) => {

@@ -6,6 +6,7 @@ export {
 } from './blocks.js';
 export { step, isStep, DEFAULT_VERSION, type StepOptions, type StepMeta, type Step, type RetryPredicate } from './step.js';
 export type { StepItem } from './compile.js';
+export { AutoRegister, type AutoRegisterOptions, type ModuleSpecifier } from './autoregister.js';
 export {
   ERRORS_KEY, LOOP_ITERATION_KEY,
   type Context, type StepFn, type StepInfo, type StepResult, type RunOptions, type StepFailure, type StepDescriptor,

@@ -170,6 +170,21 @@ export function step(options: StepOptions = {}): <F extends StepFn>(fn: F) => St
 }
 
 /**
+ * A new step with the settings of `s` plus a module reference (AutoRegister uses it: the user's
+ * export is never changed). `s` keeps working as before.
+ *
+ * @example
+ * ```ts
+ * const addressable = withModuleRef(load, { moduleUrl: import.meta.url, exportName: 'load' });
+ * ```
+ */
+export function withModuleRef<F extends StepFn>(s: Step<F>, module: ModuleRef): Step<F> {
+  // StepMeta carries every StepOptions field under the same name, so nothing is left behind.
+  const { fn: _fn, ...options } = s.meta;
+  return step({ ...options, module })(s);
+}
+
+/**
  * Whether `value` was made by `step()`.
  *
  * @example
