@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Pipeline, Parallel, WpipeError, ProcessError } from '../src/index.js';
+import { Pipeline, Parallel, WpipeError, ProcessError, AutoRegister } from '../src/index.js';
+import { isExecutorAvailable, registerExecutor } from '../src/parallel/index.js';
 import { HistoryQuery } from '../src/storage/query.js';
 import { tempDir } from './fixtures/storage/tmp.js';
 
@@ -122,5 +123,60 @@ test("trackingDurability: 'run' records the same history with one commit per run
     assert.throws(() => new Pipeline({ trackingDb: file, trackingDurability: 'sometimes' as never }), RangeError);
   } finally {
     t.cleanup();
+  }
+});
+
+// Where each step ran. The real thread executor first: the fake test below replaces the 'threads'
+// registration and removes it after, which would also remove a real one registered at import.
+const workerSteps = new URL('./fixtures/autoregister/worker-steps.ts', import.meta.url);
+
+/** Runs a Parallel forced to 'threads' (one AutoRegister'd branch, one closure kept apart) with history; returns [name, executor] rows. */
+async function recordedExecutors(runId: string): Promise<Array<[string, string | null]>> {
+  const t = tempDir();
+  const file = t.file('executor.db');
+  try {
+    const enrich = (await AutoRegister.fromModule(workerSteps, { tags: ['io'] }))[0]!;
+    const pipe = new Pipeline({ pipelineName: 'placed', trackingDb: file }).setSteps([
+      [() => ({ n: 2 }), 'load'],
+      new Parallel({ steps: [enrich], executor: 'threads' }),
+      new Parallel({ steps: [[() => ({ local: true }), 'local']] }),
+    ]);
+    assert.deepEqual(await pipe.run({}, { runId }), { n: 2, enriched: 2, local: true });
+    await pipe.close();
+    const q = new HistoryQuery(file);
+    const rows = q.getRunDetail(runId)!.steps.map((s): [string, string | null] => [s.name, s.executor]);
+    q.close();
+    return rows;
+  } finally {
+    t.cleanup();
+  }
+}
+
+const EXPECTED_PLACES: Array<[string, string | null]> = [
+  ['load', null], ['Parallel', null], ['enrich', 'threads'], ['Parallel', null], ['local', null],
+];
+
+test("run history records where each step ran: a Parallel branch forced to the real 'threads' executor", async (t) => {
+  if (!isExecutorAvailable('threads')) {
+    const reason = "the 'threads' executor is not registered in this build yet (src/parallel/threads.ts)";
+    console.log(`# skipped: ${reason}`);
+    t.skip(reason);
+    return;
+  }
+  assert.deepEqual(await recordedExecutors('real-threads-1'), EXPECTED_PLACES);
+});
+
+test("run history records where each step ran: 'threads' for a branch on a (fake) thread executor, NULL in-process", async () => {
+  const calls: string[] = [];
+  registerExecutor('threads', () => ({
+    kind: 'threads',
+    call: (c) => { calls.push(c.moduleRef!.exportName); return Promise.resolve(c.fn(c.context, c.info as never)); },
+    close: async () => {},
+  }));
+  try {
+    assert.deepEqual(await recordedExecutors('fake-threads-1'), EXPECTED_PLACES);
+    assert.deepEqual(calls, ['enrich']);
+  } finally {
+    registerExecutor('threads', null);
   }
 });

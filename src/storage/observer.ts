@@ -11,7 +11,9 @@
  *   `WPIPE_ERR_RUN_IN_PROGRESS` under `ifRunning: 'fail'` and in runSync.
  * - `onStepStart` and `onRunEnd` return the group commit to await under durability 'fsync'.
  * - `onStepStart` / `onStepEnd` → `startStep` / `finishStep` (engine `failed` is recorded as `error`);
- *   nested steps are linked to their block or nested pipeline through `parentStepId`.
+ *   nested steps are linked to their block or nested pipeline through `parentStepId`; a task run
+ *   in a worker thread or process records its executor ('threads', 'processes'), an in-process one
+ *   leaves the column NULL.
  * - `onBoundary` → when checkpoints hold, `saveCheckpoint` with the position of the next step, in
  *   the same commit as the step completion just queued; plus a `checkpoint` event per name.
  * - `onRunEnd` → `finishRun` with the final context as output (a replayed run is left as it is).
@@ -126,6 +128,8 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
         kind: e.kind,
         ...(e.parentId === -1 ? { position: e.position } : {}),
         ...(parent === undefined ? {} : { parentStepId: parent }),
+        // Where the step ran: recorded for worker threads and processes only; NULL means in-process.
+        ...(e.executor === undefined || e.executor === 'inline' ? {} : { executor: e.executor }),
       });
       map?.set(e.id, id);
       return tracker.takeSync();

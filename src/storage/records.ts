@@ -67,6 +67,11 @@ export interface StepRecord {
   attempts: number;
   parentStepId: number | null;
   parallelGroup: string | null;
+  /**
+   * Where the step's attempts ran: 'threads' (a worker thread) or 'processes' (a child process);
+   * null means in-process (the calling thread), which is also what blocks and rows written before
+   * this column was filled record.
+   */
   executor: string | null;
   startedAt: string;
   completedAt: string | null;
