@@ -44,6 +44,7 @@ export const ERROR_CATALOG = Object.freeze({
   WPIPE_ERR_STORAGE: { errorCode: Codes.UPDATE_PROCESS_ERROR, meaning: 'the SQLite store failed' },
   WPIPE_ERR_API: { errorCode: Codes.API_ERROR, meaning: 'an external API call failed' },
   WPIPE_ERR_YAML: { errorCode: Codes.INTERNAL, meaning: 'a YAML file is malformed or invalid' },
+  WPIPE_ERR_LOG_DESTINATION: { errorCode: Codes.INTERNAL, meaning: 'a log file or its folder cannot be written' },
   WPIPE_ERR_EXPORT_FORMAT: { errorCode: Codes.INTERNAL, meaning: 'an unknown export format' },
   WPIPE_ERR_MODULE_IMPORT: { errorCode: Codes.INTERNAL, meaning: 'a module of steps (AutoRegister) could not be resolved or imported' },
   WPIPE_ERR_MODULE_NO_STEPS: { errorCode: Codes.INTERNAL, meaning: 'a module given to AutoRegister exports no step() functions (or none with the tags asked for)' },

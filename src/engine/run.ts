@@ -108,7 +108,12 @@ class Info implements StepInfo {
   get stepName(): string { return this.node.name; }
   get stepVersion(): string { return this.node.version; }
   get runId(): string { return this.st.runId; }
-  get logger(): Logger { return this.st.host._logger; }
+  /** The pipeline's logger; a pino-style one (with `child`) gets this run's and step's bindings. */
+  get logger(): Logger {
+    const base = this.st.host._logger;
+    const child = (base as { child?: (bindings: object) => Logger }).child;
+    return typeof child === 'function' ? child.call(base, { runId: this.st.runId, step: this.node.name }) : base;
+  }
 
   /** Created on first read: most steps never look at it, and an AbortController is not free. */
   get signal(): AbortSignal {
