@@ -11,6 +11,7 @@ export {
   type StepItem, type Context, type StepFn, type StepInfo, type StepResult, type RunOptions, type StepFailure,
   type StepDescriptor, type RunObserver, type RunStartEvent, type RunStartDecision, type StepStartEvent,
   type StepEndEvent, type BoundaryEvent, type RunEndEvent, type BackgroundRecord, type Logger,
+  type RunEvent, type AlertOptions, type AlertSeverity, type FiredAlert, type StepErrorDetails,
 } from './engine/index.js';
 export { type ModuleRef, type ExecutorKind } from './parallel/index.js';
 export { Wsqlite, SQLite, type WsqliteOptions, type WriteRecordArgs, type StoredRecord } from './storage/wsqlite.js';

@@ -46,6 +46,7 @@
  */
 import type { ExecutorKind } from '../parallel/executor.js';
 import type { Context, StepDescriptor, StepFailure } from './types.js';
+import type { FiredAlert } from './alerts.js';
 
 /** Kinds of executed steps, as recorded in run history. */
 export type StepKind = StepDescriptor['kind'];
@@ -201,6 +202,22 @@ export interface RunObserver {
   onRunEnd?(event: RunEndEvent): void | Promise<void>;
   /** Synchronous; a throw is logged (the run is over by then). */
   onBackgroundEnd?(record: BackgroundRecord): void;
+  /** An alert of the pipeline fired (at the end of a run; see src/engine/alerts.ts). */
+  onAlert?(alert: FiredAlert): void;
+  /** A step recorded a custom event (`info.recordEvent`). */
+  onEvent?(event: RunEvent): void;
+}
+
+/** A custom event a step recorded with `info.recordEvent`. */
+export interface RunEvent {
+  readonly runId: string;
+  readonly pipelineName: string;
+  readonly stepName: string | undefined;
+  readonly type: string;
+  readonly name: string;
+  readonly message?: string | undefined;
+  readonly data?: unknown;
+  readonly tags?: readonly string[] | undefined;
 }
 
 /** What a tracking-observer factory receives (the pipeline's storage options). */

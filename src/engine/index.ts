@@ -15,7 +15,11 @@ export {
   setTrackingObserverFactory, getTrackingObserverFactory,
   type RunObserver, type RunStartEvent, type RunStartDecision, type StepStartEvent, type StepEndEvent,
   type BoundaryEvent, type RunEndEvent, type BackgroundRecord, type StepKind, type TrackingOptions,
-  type TrackingObserverFactory,
+  type TrackingObserverFactory, type RunEvent,
 } from './hooks.js';
+export {
+  RUN_ALERT_NAMES, STEP_ALERT_NAMES, MAX_FIRED_PER_RUN,
+  type AlertOptions, type AlertSeverity, type FiredAlert, type StepErrorDetails,
+} from './alerts.js';
 export { createStreamLogger, type Logger, type LogMethod } from './logger.js';
 export { ProgressBar, type ProgressStream } from './progress.js';

@@ -23,6 +23,10 @@ import type { Node, Plan } from './nodes.js';
 import { runPlanAsync, runPlanSync, type RunHost } from './run.js';
 import type { RetryPredicate } from './step.js';
 import type { Context, RunOptions, StepDescriptor } from './types.js';
+import {
+  AlertEvaluator, compileAlert, duplicateAlert,
+  type AlertOptions, type AlertRule, type AlertSeverity, type FinishedRun, type StepErrorDetails,
+} from './alerts.js';
 import { optBool, optFunction, optNumber, optString } from './validate.js';
 
 /**
@@ -141,6 +145,13 @@ export class Pipeline implements RunHost {
   private tracking: (RunObserver & { close?(): void | Promise<void> }) | undefined;
   private readonly executors = new Map<ExecutorKind, Executor>();
   private readonly background = new Set<Promise<void>>();
+  private readonly alertRules: AlertRule[] = [];
+  private readonly errorHandlers: ((details: StepErrorDetails) => unknown)[] = [];
+  private alertHook: RunObserver | undefined;
+  private alertEvaluatorCache: AlertEvaluator | undefined;
+  private get alertEvaluator(): AlertEvaluator {
+    return (this.alertEvaluatorCache ??= new AlertEvaluator(this._logger));
+  }
   private backgroundFailures: BackgroundRecord[] = [];
   private droppedBackgroundFailures = 0;
 
@@ -259,6 +270,82 @@ export class Pipeline implements RunHost {
   }
 
   /**
+   * Adds an alert: an expression over the run (or, with `scope: 'step'`, over each step it ran),
+   * evaluated when each run ends; when it holds, the alert fires — recorded in the run history
+   * (`alerts_fired`), handed to observers (`onAlert`) and to `onFire`. Names an expression can read:
+   * run scope `duration_ms, status, failed, steps, error_rate, rss_mb, max_rss_mb, pipeline`; step
+   * scope `duration_ms, status, failed, attempts, step, kind, pipeline`. See src/engine/alerts.ts.
+   *
+   * @example
+   * ```ts
+   * pipe.addAlert('slow', 'duration_ms > 5000', { severity: 'critical' });
+   * pipe.addAlert('retried', 'attempts > 1', { scope: 'step' });
+   * ```
+   */
+  addAlert(name: string, expression: string, options: AlertOptions = {}): this {
+    const rule = compileAlert('addAlert', name, expression, options);
+    if (this.alertRules.some((r) => r.name === name)) throw duplicateAlert('addAlert', name);
+    this.alertRules.push(rule);
+    this.observerSnapshot = null;
+    return this;
+  }
+
+  /** The alerts added so far. */
+  get alerts(): readonly { readonly name: string; readonly expression: string; readonly scope: 'run' | 'step'; readonly severity: AlertSeverity }[] {
+    return this.alertRules.map((r) => ({ name: r.name, expression: r.expression, scope: r.scope, severity: r.severity }));
+  }
+
+  /**
+   * Error capture: `handler` is called with every failed attempt of any step (retried or not), for
+   * logging or metrics. It is not a step: what it throws or rejects with is logged, and it can never
+   * re-trigger itself. It does not change `continueOnError` (the Python original's did). Returns a
+   * function that removes it.
+   *
+   * @example
+   * ```ts
+   * const stop = pipe.onError((e) => console.error(`${e.stepName} attempt ${e.attempt}: ${String(e.error)}`));
+   * ```
+   */
+  onError(handler: (details: StepErrorDetails) => unknown): () => void {
+    if (typeof handler !== 'function') throw invalidOption(`onError: handler must be a function, got ${describeType(handler)}`);
+    this.errorHandlers.push(handler);
+    return () => {
+      const i = this.errorHandlers.indexOf(handler);
+      if (i >= 0) this.errorHandlers.splice(i, 1);
+    };
+  }
+
+  /** @internal */
+  get _errorHandlers(): readonly ((details: StepErrorDetails) => unknown)[] {
+    return this.errorHandlers;
+  }
+
+  /** The observer that evaluates alerts at the end of each run (only while there are alerts). */
+  private alertObserver(): RunObserver {
+    const stepsOf = new Map<string, FinishedRun['steps'][number][]>();
+    const evaluator = this.alertEvaluator;
+    return {
+      onStepEnd: (e) => {
+        if (!this.alertRules.some((r) => r.scope === 'step')) return;
+        let list = stepsOf.get(e.runId);
+        if (list === undefined) stepsOf.set(e.runId, (list = []));
+        list.push({ name: e.name, kind: e.kind, status: e.status, attempts: e.attempts, durationMs: e.durationMs });
+      },
+      onRunEnd: (e) => {
+        const steps = stepsOf.get(e.runId) ?? [];
+        stepsOf.delete(e.runId);
+        if (e.replayed) return;
+        const fired = evaluator.evaluate(this.alertRules, { runId: e.runId, pipelineName: e.pipelineName, status: e.status, durationMs: e.durationMs, steps });
+        if (fired.length === 0) return;
+        const observers = this.observerSnapshot ?? [];
+        evaluator.deliver(fired, this.alertRules, (alert) => {
+          for (const o of observers) o.onAlert?.(alert);
+        });
+      },
+    };
+  }
+
+  /**
    * The checkpoints added so far.
    *
    * @example
@@ -304,6 +391,8 @@ export class Pipeline implements RunHost {
     }
     if (this.observerSnapshot === null) {
       const all = this.tracking === undefined ? this.observers.slice() : [this.tracking, ...this.observers];
+      // Alerts are evaluated last: the run's own end is recorded first.
+      if (this.alertRules.length > 0) all.push((this.alertHook ??= this.alertObserver()));
       this.observerSnapshot = all;
     }
     return this.observerSnapshot.length === 0 ? null : this.observerSnapshot;

@@ -19,6 +19,7 @@ import type {
   BackgroundNode, ConditionNode, ForNode, Node, ParallelNode, PipelineNode, Plan, TaskNode,
 } from './nodes.js';
 import { ProgressBar } from './progress.js';
+import { captureError, type StepErrorDetails } from './alerts.js';
 import { describePlan } from './compile.js';
 import {
   ERRORS_KEY, LOOP_ITERATION_KEY, type Context, type StepDescriptor, type StepFailure, type StepInfo,
@@ -46,6 +47,8 @@ export interface RunHost {
   _observersForRun(): RunObserver[] | null;
   _executor(kind: ExecutorKind): Executor;
   _trackBackground(work: Promise<void>): void;
+  /** Error-capture handlers (pipeline.onError), called on every failed attempt. */
+  readonly _errorHandlers: readonly ((details: StepErrorDetails) => unknown)[];
   _recordBackground(record: BackgroundRecord, observers: readonly RunObserver[] | null): void;
 }
 
@@ -108,6 +111,17 @@ class Info implements StepInfo {
   get stepName(): string { return this.node.name; }
   get stepVersion(): string { return this.node.version; }
   get runId(): string { return this.st.runId; }
+  /** Records a custom event with this run and step (run history keeps it in `events`). */
+  recordEvent(event: { type: string; name: string; message?: string; data?: unknown; tags?: readonly string[] }): void {
+    if (event === null || typeof event !== 'object' || typeof event.type !== 'string' || typeof event.name !== 'string') {
+      throw invalidOption(`info.recordEvent: event must be an object with string type and name, got ${describeType(event)}`);
+    }
+    const observers = this.st.observers;
+    if (observers === null) return;
+    // Synchronous (the step is waiting for it); an observer's failure is the step's to handle.
+    void notify(observers, 'onEvent', { runId: this.st.runId, pipelineName: this.st.host.pipelineName, stepName: this.node.name, ...event }, true);
+  }
+
   /** The pipeline's logger; a pino-style one (with `child`) gets this run's and step's bindings. */
   get logger(): Logger {
     const base = this.st.host._logger;
@@ -488,6 +502,10 @@ function nextDelay(node: TaskNode, error: unknown, attempt: number, rec: Attempt
       st.host._logger.warn(`[RETRY] retryOn of ${label(node)} threw (${messageOf(e)}); not retrying`);
       retry = false;
     }
+  }
+  const handlers = st.host._errorHandlers;
+  if (handlers.length > 0) {
+    captureError(handlers, { runId: st.runId, pipelineName: st.host.pipelineName, stepName: node.name, attempt, error, willRetry: retry }, st.host._logger);
   }
   if (!retry) throw finalTaskError(node, error, attempt);
   if (st.host._verbose) {

@@ -48,8 +48,13 @@ export interface StepInfo {
   readonly runId: string;
   readonly stepName: string;
   readonly stepVersion: string;
-  /** The pipeline's logger. */
+  /** The pipeline's logger (a pino-style logger gives a child with `runId` and `step`). */
   readonly logger: Logger;
+  /**
+   * Records a custom event with this run and step (run history keeps it in `events`; observers get
+   * `onEvent`).
+   */
+  recordEvent(event: { type: string; name: string; message?: string; data?: unknown; tags?: readonly string[] }): void;
 }
 
 /**

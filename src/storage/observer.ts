@@ -174,6 +174,27 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
       });
       return tracker.takeSync();
     },
+    onAlert(a) {
+      const t = a.threshold;
+      const configId = tracker.alertConfigId({
+        name: a.name, metric: t ? t.metric : `${a.scope}:${a.expression}`, condition: t ? t.operator : a.expression, value: t ? t.value : 0,
+        severity: a.severity, message: a.message,
+      });
+      const value = t !== undefined && typeof a.values[t.metric] === 'number' ? (a.values[t.metric] as number) : a.durationMs;
+      tracker.recordAlert({
+        runId: a.runId, configId, metric: t ? t.metric : a.scope === 'step' ? 'step_duration_ms' : 'run_duration_ms', value,
+        threshold: t ? t.value : null, severity: a.severity,
+        message: a.stepName === undefined ? a.message : `${a.message} (step '${a.stepName}')`,
+      });
+    },
+    onEvent(ev) {
+      tracker.recordEvent({
+        runId: ev.runId, type: ev.type, name: ev.name,
+        ...(ev.message === undefined ? {} : { message: ev.message }),
+        data: ev.stepName === undefined ? ev.data : { step: ev.stepName, ...(ev.data === undefined ? {} : { data: ev.data }) },
+        ...(ev.tags === undefined ? {} : { tags: ev.tags }),
+      });
+    },
     onBackgroundEnd(b) {
       tracker.recordEvent({
         runId: b.runId,

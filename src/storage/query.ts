@@ -539,6 +539,26 @@ export class HistoryQuery {
    * q.alerts({ severity: 'critical' });
    * ```
    */
+  /**
+   * Marks a fired alert as acknowledged (really: the Python original's acknowledge changed nothing).
+   * Returns false when there is no alert with that id.
+   *
+   * @example
+   * ```ts
+   * q.acknowledgeAlert(12); // true
+   * ```
+   */
+  acknowledgeAlert(id: number): boolean {
+    if (!Number.isInteger(id) || id < 1) throw invalidOption(`acknowledgeAlert: id must be a positive integer, got ${String(id)}`);
+    syncForReading(this.db);
+    const db = this.db;
+    try {
+      return db.transaction(() => db.prepare('UPDATE alerts_fired SET acknowledged = 1 WHERE id = ?').run(id).changes === 1);
+    } catch (error) {
+      throw storageError(error, 'acknowledgeAlert', db.path);
+    }
+  }
+
   alerts(options: { runId?: string; severity?: string; limit?: number } = {}): AlertView[] {
     const parts: string[] = [];
     const params: unknown[] = [];

@@ -212,7 +212,8 @@ export interface RecordAlertArgs {
   configId?: number;
   metric: string;
   value: number;
-  threshold: number;
+  /** The threshold crossed, when the alert is a plain threshold. */
+  threshold: number | null;
   severity: 'info' | 'warning' | 'critical' | (string & {});
   message?: string;
 }
@@ -302,6 +303,8 @@ export class RunTracker {
   private readonly runs = new Map<string, RunState>();
   private closed = false;
   private readonly ownsDb: boolean;
+  /** alerts_config ids by configuration (see alertConfigId). */
+  private readonly alertConfigs = new Map<string, number>();
 
   /**
    * @param db a file path (opened lazily, on first use, through this thread's connection cache),
@@ -875,6 +878,30 @@ export class RunTracker {
    * tracker.recordAlert({ runId: 'r1', metric: 'step_duration_ms', value: 812, threshold: 500, severity: 'warning' });
    * ```
    */
+  /**
+   * The id of the alert configuration named `name` in `alerts_config`, created or updated to these
+   * values (one transaction, once per name and values in this tracker's life).
+   *
+   * @example
+   * ```ts
+   * const id = tracker.alertConfigId({ name: 'slow', metric: 'duration_ms', condition: '>', value: 5000, severity: 'critical' });
+   * ```
+   */
+  alertConfigId(config: { name: string; metric: string; condition: string; value: number; severity: string; message?: string }): number {
+    const key = JSON.stringify(config);
+    const known = this.alertConfigs.get(key);
+    if (known !== undefined) return known;
+    const db = this.db;
+    const id = db.transaction(() => {
+      db.prepare(`INSERT INTO alerts_config (name, metric, condition, value, severity, message) VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT (name) DO UPDATE SET metric = excluded.metric, condition = excluded.condition, value = excluded.value,
+          severity = excluded.severity, message = excluded.message`).run(config.name, config.metric, config.condition, config.value, config.severity, config.message ?? null);
+      return (db.prepare('SELECT id FROM alerts_config WHERE name = ?').get(config.name) as { id: number }).id;
+    });
+    this.alertConfigs.set(key, id);
+    return id;
+  }
+
   recordAlert(args: RecordAlertArgs): void {
     const step = args.stepId === undefined ? undefined : stepsById.get(args.stepId);
     this.c.push([Code.InsertAlert, args.configId ?? null, args.runId ?? step?.run.runId ?? null, step ? step.order : null, args.metric, args.value,
