@@ -35,7 +35,7 @@ export const ERROR_CATALOG = Object.freeze({
   WPIPE_ERR_TASK_FAILED: { errorCode: Codes.TASK_FAILED, meaning: 'a step failed after all its attempts' },
   WPIPE_ERR_TASK_TIMEOUT: { errorCode: Codes.TASK_FAILED, meaning: 'a step attempt passed its deadline' },
   WPIPE_ERR_TASK_RETURN: { errorCode: Codes.TASK_FAILED, meaning: 'a step returned something other than a plain object, undefined or null' },
-  WPIPE_ERR_TASK_MEMORY_LIMIT: { errorCode: Codes.TASK_FAILED, meaning: 'a step exceeded its memory cap' },
+  WPIPE_ERR_MEMORY_LIMIT: { errorCode: Codes.TASK_FAILED, meaning: 'a step exceeded the memory cap of its worker process' },
   WPIPE_ERR_TASK_NOT_ADDRESSABLE: { errorCode: Codes.TASK_FAILED, meaning: 'a closure was asked to run in a worker' },
   WPIPE_ERR_PROCESS_FAILED: { errorCode: Codes.TASK_FAILED, meaning: 'a pipeline run failed' },
   WPIPE_ERR_PROCESS_CANCELLED: { errorCode: Codes.UPDATE_PROCESS_ERROR, meaning: 'a pipeline run was cancelled' },
@@ -54,6 +54,8 @@ export const ERROR_CATALOG = Object.freeze({
   WPIPE_ERR_RUN_IN_PROGRESS: { errorCode: Codes.UPDATE_PROCESS_ERROR, meaning: 'the run id is being executed elsewhere and the run could not wait for it' },
   WPIPE_ERR_RUN_ID_CONFLICT: { errorCode: Codes.UPDATE_PROCESS_ERROR, meaning: 'the run id is already recorded for another pipeline' },
   WPIPE_ERR_JOURNAL_CORRUPT: { errorCode: Codes.UPDATE_PROCESS_ERROR, meaning: 'lines of a step journal failed their checksum and were skipped (the rest applied)' },
+  WPIPE_ERR_WORKER_EXITED: { errorCode: Codes.TASK_FAILED, meaning: 'the worker thread or process running a step exited or died before the step settled' },
+  WPIPE_ERR_WORKER_CLONE: { errorCode: Codes.TASK_FAILED, meaning: 'a context or return value cannot be copied to or from a worker (structured clone)' },
 } as const);
 
 export type WpipeErrorCode = keyof typeof ERROR_CATALOG;

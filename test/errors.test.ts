@@ -46,6 +46,17 @@ test('AutoRegister codes: a module that cannot be imported, a module without ste
   }
 });
 
+test('worker codes: over the memory cap, a worker that died, a value that cannot cross are step failures (502)', () => {
+  for (const code of ['WPIPE_ERR_MEMORY_LIMIT', 'WPIPE_ERR_WORKER_EXITED', 'WPIPE_ERR_WORKER_CLONE'] as const) {
+    assert.equal(ERROR_CATALOG[code].errorCode, Codes.TASK_FAILED, code);
+    const e = deserializeError(structuredClone(serializeError(new TaskError('over', { code }))));
+    assert.ok(e instanceof TaskError, code);
+    assert.equal(e.code, code);
+    assert.equal(e.errorCode, 502);
+  }
+  assert.equal('WPIPE_ERR_TASK_MEMORY_LIMIT' in ERROR_CATALOG, false, 'one code for the memory cap');
+});
+
 test('the classes share the base class and carry their default codes', () => {
   const table: Array<[WpipeError, string, number, string]> = [
     [new TaskError('t'), 'WPIPE_ERR_TASK_FAILED', 502, 'TaskError'],
