@@ -3,8 +3,9 @@
  *
  * The engine keeps retries, timeouts, merging and error wrapping for itself; an executor only invokes
  * an attempt. `inline` calls the function in this thread (it is what every step outside a Parallel
- * block uses, through a direct call). Worker threads (piscina) and child processes register their own
- * executors with `registerExecutor` in a later issue; nothing in src/engine changes when they do.
+ * block uses, through a direct call). Worker threads (piscina, threads.ts) and child processes
+ * (processes.ts) register their own executors with `registerExecutor` when they are imported
+ * (src/parallel/index.ts imports both); nothing in src/engine changes when they do.
  *
  * @example
  * ```ts
@@ -50,11 +51,35 @@ export interface StepCall {
    * The `info` object the step receives (signal, attempt, runId, stepName, logger). Worker executors
    * send its plain fields and rebuild an AbortSignal on the other side.
    */
-  readonly info: { readonly signal: AbortSignal; readonly attempt: number; readonly runId: string; readonly stepName: string };
+  readonly info: {
+    readonly signal: AbortSignal;
+    readonly attempt: number;
+    readonly runId: string;
+    readonly stepName: string;
+    readonly stepVersion?: string;
+    /** The pipeline's logger: lines a step writes through `info.logger` in a worker come back here. */
+    readonly logger?: StepCallLogger;
+  };
   /** Aborts at the attempt's deadline or when the run is cancelled: a worker executor terminates the worker. */
   readonly signal: AbortSignal;
   /** Per-process memory cap (process executor only). */
   readonly memoryLimitMb: number | undefined;
+  /**
+   * Move the context's ArrayBuffers (and typed arrays' buffers) to the worker thread and back instead
+   * of copying them (threads only; a process always copies). The caller gives them up: after the call
+   * the buffers this context held are detached everywhere they are shared (other branches, the
+   * caller's own objects), and the context holds the ones that came back. Set by the engine when a
+   * step or Parallel block opts in; absent means copy.
+   */
+  readonly transfer?: boolean;
+}
+
+/** The four methods of the pipeline's logger an executor writes a worker's log lines to. */
+export interface StepCallLogger {
+  debug(objOrMessage: object | string, message?: string): void;
+  info(objOrMessage: object | string, message?: string): void;
+  warn(objOrMessage: object | string, message?: string): void;
+  error(objOrMessage: object | string, message?: string): void;
 }
 
 /**
