@@ -7,6 +7,11 @@ import {
 } from '../src/parallel/index.js';
 import { WpipeError } from '../src/errors.js';
 
+// Importing src/parallel registers the real worker executors (test/parallel-*.test.ts cover them);
+// this file checks the contract and the placement rule with fakes, from an empty registry.
+registerExecutor('threads', null);
+registerExecutor('processes', null);
+
 test('the inline executor calls the step in this thread', () => {
   const call = { fn: (c: Context) => ({ got: c.x }), context: { x: 1 }, info: {} } as unknown as StepCall;
   assert.deepEqual(inlineExecutor.call(call), { got: 1 });

@@ -1,0 +1,198 @@
+/**
+ * The 'threads' executor: step attempts on piscina 5 worker threads (thread-worker.ts).
+ *
+ * One pool per process, shared by every pipeline and created at the first call (nothing at import):
+ * `max(os.availableParallelism(), largest maxWorkers asked)` threads, as many as there are cores
+ * kept alive, the rest retired after a minute idle. It is reference-counted by the executors using
+ * it (one per pipeline, made at the pipeline's first worker call) and destroyed when the last one
+ * closes; idle threads are unref'd by piscina, so the pool never keeps the process alive on its own.
+ * A pipeline that asks for more workers than the pool has gets a larger pool; the old one finishes
+ * its tasks and closes.
+ *
+ * Hard timeouts: the engine aborts `call.signal` at the attempt's deadline or on cancellation; the
+ * signal goes to `pool.run`, and piscina terminates the thread running the task (a synchronous
+ * `for (;;) {}` included) and starts another. A step that calls `process.exit()` ends only its
+ * thread; the call fails with WPIPE_ERR_WORKER_EXITED and the pool replaces the thread.
+ *
+ * @example
+ * ```ts
+ * import './threads.js';                       // registers 'threads'
+ * const ex = createExecutor('threads', { maxWorkers: 4 });
+ * const value = await ex.call(stepCall);       // runs in a worker thread
+ * await ex.close();                            // the last close destroys the pool
+ * ```
+ */
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import { WpipeError } from '../errors.js';
+import { registerExecutor, type Executor, type ExecutorFactoryOptions, type StepCall } from './executor.js';
+import {
+  LOG_TAG, applyReply, cloneError, collectTransferables, encodeRequest, findUncloneable, isLogMessage, writeLog,
+  type AttemptReply, type LogMessage,
+} from './protocol.js';
+import { workerEntry } from './worker-entry.js';
+
+/** Threads above the core count are kept this long when idle (piscina idleTimeout; its timer is unref'd). */
+const IDLE_MS = 60_000;
+/** How long a reply waits for log lines still in flight on the other channel before it settles anyway. */
+const LOG_GRACE_MS = 1_000;
+
+interface PendingCall {
+  readonly logger: StepCall['info']['logger'];
+  seen: number;
+  /** Set when the reply arrived before all its log lines. */
+  waiting: { expected: number; resolve: () => void } | undefined;
+}
+
+/** The process-wide pool and who uses it. */
+const shared = {
+  users: 0,
+  /** Largest maxWorkers of the executors open now. */
+  wanted: 1,
+  pool: undefined as Piscina | undefined,
+  size: 0,
+  retiring: new Set<Promise<void>>(),
+  pending: new Map<number, PendingCall>(),
+  nextId: 1,
+};
+
+function onPoolMessage(m: unknown): void {
+  if (!isLogMessage(m)) return;
+  const p = shared.pending.get(m[LOG_TAG]);
+  if (p === undefined) return; // a line from a step whose call has settled: nobody to give it to
+  writeLog(p.logger, m as LogMessage);
+  p.seen++;
+  if (p.waiting !== undefined && p.seen >= p.waiting.expected) p.waiting.resolve();
+}
+
+function onPoolError(e: unknown): void {
+  // A thread failed outside any task (a step's leftover timer threw after it returned): piscina
+  // replaces it; without a listener the 'error' event would take this process down.
+  process.emitWarning(`wpipe: a worker thread failed outside any step: ${e instanceof Error ? e.message : String(e)}`);
+}
+
+function currentPool(): Piscina {
+  const size = Math.max(availableParallelism(), shared.wanted);
+  if (shared.pool !== undefined && shared.size >= size) return shared.pool;
+  if (shared.pool !== undefined) retire(shared.pool);
+  const entry = workerEntry('thread-worker');
+  const pool = new Piscina({
+    filename: entry.file,
+    execArgv: [...entry.execArgv],
+    maxThreads: size,
+    minThreads: Math.min(size, availableParallelism()),
+    idleTimeout: IDLE_MS,
+  });
+  pool.on('message', onPoolMessage);
+  pool.on('error', onPoolError);
+  shared.pool = pool;
+  shared.size = size;
+  return pool;
+}
+
+/** Lets a pool finish its tasks, then destroys it. */
+function retire(pool: Piscina): void {
+  const done: Promise<void> = pool.close().catch(() => {}).finally(() => shared.retiring.delete(done));
+  shared.retiring.add(done);
+}
+
+async function releasePool(): Promise<void> {
+  shared.users--;
+  if (shared.users > 0) return;
+  const pool = shared.pool;
+  shared.pool = undefined;
+  shared.size = 0;
+  shared.wanted = 1;
+  const closing = [...shared.retiring];
+  if (pool !== undefined) closing.push(pool.destroy());
+  await Promise.allSettled(closing);
+}
+
+function waitForLogs(p: PendingCall, expected: number): Promise<void> | undefined {
+  if (p.seen >= expected) return undefined;
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, LOG_GRACE_MS);
+    p.waiting = { expected, resolve: () => { clearTimeout(timer); resolve(); } };
+  });
+}
+
+/** What a failed `pool.run` means for the step. */
+function poolFailure(e: unknown, call: StepCall): unknown {
+  if (call.signal.aborted) return call.signal.reason ?? e; // the engine has settled the attempt already
+  const message = e instanceof Error ? e.message : String(e);
+  const stepName = call.info.stepName;
+  const exited = /^worker exited with code: (-?\d+)/.exec(message);
+  const why = exited
+    ? `exited with code ${exited[1]} before the step settled (a step that calls process.exit() ends its thread)`
+    : message === 'Terminating worker thread'
+      ? 'was stopped: the thread pool was destroyed'
+      : `died: ${message}`;
+  return new WpipeError('WPIPE_ERR_WORKER_EXITED', `the worker thread running step '${stepName}' ${why}; the pool starts another thread`, {
+    cause: e, details: { stepName, executor: 'threads', exitCode: exited ? Number(exited[1]) : undefined },
+  });
+}
+
+/**
+ * A 'threads' executor on the shared pool.
+ *
+ * @example
+ * ```ts
+ * const ex = createThreadExecutor({ maxWorkers: 2 });
+ * ```
+ */
+export function createThreadExecutor(options: ExecutorFactoryOptions): Executor {
+  shared.users++;
+  shared.wanted = Math.max(shared.wanted, options.maxWorkers);
+  const inflight = new Set<Promise<unknown>>();
+  let closed = false;
+  return {
+    kind: 'threads',
+    call(call: StepCall): Promise<unknown> {
+      if (closed) return Promise.reject(new WpipeError('WPIPE_ERR_WORKER_EXITED', `step '${call.info.stepName}': the threads executor is closed`));
+      const bad = findUncloneable(call.context, 'ctx');
+      if (bad !== undefined) return Promise.reject(cloneError('thread', call.info.stepName, 'to', bad));
+      const id = shared.nextId++;
+      const req = encodeRequest(call, id);
+      const pending: PendingCall = { logger: call.info.logger, seen: 0, waiting: undefined };
+      shared.pending.set(id, pending);
+      const transferList = call.transfer === true ? collectTransferables(call.context) : undefined;
+      const run = currentPool().run(req, { signal: call.signal, transferList: transferList as never }) as Promise<AttemptReply>;
+      const done = run.then(
+        async (reply) => {
+          const wait = waitForLogs(pending, reply.logs);
+          if (wait !== undefined) await wait;
+          shared.pending.delete(id);
+          return applyReply(call, reply);
+        },
+        (e: unknown) => {
+          shared.pending.delete(id);
+          throw poolFailure(e, call);
+        },
+      );
+      inflight.add(done);
+      const forget = (): void => { inflight.delete(done); };
+      done.then(forget, forget);
+      return done;
+    },
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      await Promise.allSettled([...inflight]);
+      await releasePool();
+    },
+  };
+}
+
+/**
+ * The pool's state, for tests and diagnostics: executors open, threads alive, calls awaiting a reply.
+ *
+ * @example
+ * ```ts
+ * threadPoolStats(); // { users: 0, threads: 0, pending: 0 }
+ * ```
+ */
+export function threadPoolStats(): { users: number; threads: number; size: number; pending: number } {
+  return { users: shared.users, threads: shared.pool?.threads.length ?? 0, size: shared.size, pending: shared.pending.size };
+}
+
+registerExecutor('threads', createThreadExecutor);
