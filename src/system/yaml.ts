@@ -31,7 +31,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { Document, LineCounter, Scalar, isScalar, parseDocument, visit } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as YamlModule from 'yaml';
+import type { Document as YamlDocument, LineCounter as YamlLineCounter } from 'yaml';
 import { WpipeError, checkOptions, invalidOption } from '../errors.js';
 
 /** Options of {@link readYaml}. */
@@ -49,6 +51,13 @@ export interface WriteYamlOptions {
 }
 
 type YamlErrorKind = 'not-found' | 'io' | 'parse' | 'variable';
+
+/** The `yaml` package, loaded on first use: importing wpipe must stay cheap (test/package.test.ts). */
+let yamlModule: typeof YamlModule | undefined;
+function yamlLib(): typeof YamlModule {
+  yamlModule ??= createRequire(import.meta.url)('yaml') as typeof YamlModule;
+  return yamlModule;
+}
 
 function yamlError(kind: YamlErrorKind, message: string, details: Record<string, unknown>, cause?: unknown): WpipeError {
   return new WpipeError('WPIPE_ERR_YAML', message, { details: { kind, ...details }, ...(cause === undefined ? {} : { cause }) });
@@ -83,6 +92,7 @@ export function readYaml(filePath: string, options: ReadYamlOptions = {}): unkno
     if (code === 'ENOENT') throw yamlError('not-found', `readYaml: ${filePath} does not exist`, { file: filePath }, error);
     throw yamlError('io', `readYaml: cannot read ${filePath}: ${(error as Error).message}`, { file: filePath, errno: code }, error);
   }
+  const { LineCounter, parseDocument } = yamlLib();
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -96,7 +106,8 @@ export function readYaml(filePath: string, options: ReadYamlOptions = {}): unkno
   return value === null || value === undefined ? {} : value;
 }
 
-function substitute(doc: Document, env: Readonly<Record<string, string | undefined>>, file: string, lines: LineCounter): void {
+function substitute(doc: YamlDocument, env: Readonly<Record<string, string | undefined>>, file: string, lines: YamlLineCounter): void {
+  const { Scalar, isScalar, parseDocument, visit } = yamlLib();
   visit(doc, {
     Scalar(key, node) {
       if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('${')) return undefined;
@@ -119,7 +130,7 @@ function substitute(doc: Document, env: Readonly<Record<string, string | undefin
       if (whole === true && node.type === Scalar.PLAIN) {
         // An unquoted value that is one reference alone takes the type its text has (8080, true, null).
         const typed = parseDocument(replaced).contents;
-        if (typed === null || isScalar(typed)) node.value = (typed as Scalar | null)?.value ?? null;
+        if (typed === null || isScalar(typed)) node.value = (typed as { value: unknown } | null)?.value ?? null;
       }
       return undefined;
     },
@@ -140,6 +151,7 @@ export function writeYaml(filePath: string, data: unknown, options: WriteYamlOpt
   checkOptions('writeYaml', options, ['sortKeys']);
   let text: string;
   try {
+    const { Document } = yamlLib();
     text = new Document(data, { sortMapEntries: options.sortKeys === true }).toString({ lineWidth: 0 });
   } catch (error) {
     throw yamlError('io', `writeYaml: cannot write this value as YAML: ${(error as Error).message}`, { file: filePath }, error);
