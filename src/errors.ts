@@ -36,6 +36,7 @@ export const ERROR_CATALOG = Object.freeze({
   WPIPE_ERR_TASK_TIMEOUT: { errorCode: Codes.TASK_FAILED, meaning: 'a step attempt passed its deadline' },
   WPIPE_ERR_TASK_RETURN: { errorCode: Codes.TASK_FAILED, meaning: 'a step returned something other than a plain object, undefined or null' },
   WPIPE_ERR_MEMORY_LIMIT: { errorCode: Codes.TASK_FAILED, meaning: 'a step exceeded the memory cap of its worker process' },
+  WPIPE_ERR_LOOP_LIMIT: { errorCode: Codes.TASK_FAILED, meaning: 'a For loop would run past its maxIterations' },
   WPIPE_ERR_TASK_NOT_ADDRESSABLE: { errorCode: Codes.TASK_FAILED, meaning: 'a closure was asked to run in a worker' },
   WPIPE_ERR_PROCESS_FAILED: { errorCode: Codes.TASK_FAILED, meaning: 'a pipeline run failed' },
   WPIPE_ERR_PROCESS_CANCELLED: { errorCode: Codes.UPDATE_PROCESS_ERROR, meaning: 'a pipeline run was cancelled' },

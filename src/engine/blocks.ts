@@ -79,6 +79,12 @@ export interface ForOptions {
   iterations?: number;
   /** Checked before every iteration, `_loop_iteration` already set to the index about to run. */
   validationExpression?: string;
+  /**
+   * A safety bound: a loop that would start iteration number `maxIterations` + 1 fails with
+   * `WPIPE_ERR_LOOP_LIMIT` instead (a loop bounded by its expression alone stops only when the
+   * expression turns false, or when the run's signal aborts).
+   */
+  maxIterations?: number;
   name?: string;
 }
 
@@ -97,15 +103,17 @@ export class For {
   readonly steps: readonly StepItem[];
   readonly iterations: number | undefined;
   readonly validationExpression: string | undefined;
+  readonly maxIterations: number | undefined;
   readonly name: string;
   /** @internal */ readonly _compiled: CompiledExpression | undefined;
 
   constructor(options: ForOptions) {
     const where = 'For';
-    checkOptions(where, options, ['steps', 'iterations', 'validationExpression', 'name']);
+    checkOptions(where, options, ['steps', 'iterations', 'validationExpression', 'maxIterations', 'name']);
     if (options === undefined) throw invalidOption(`${where}: options { steps, iterations | validationExpression } are required`);
     this.name = optString(where, 'name', options.name) ?? 'For';
     this.iterations = optNumber(where, 'iterations', options.iterations, { min: 0, integer: true });
+    this.maxIterations = optNumber(where, 'maxIterations', options.maxIterations, { min: 1, integer: true });
     this._compiled = options.validationExpression === undefined
       ? undefined
       : compileFor(where, 'validationExpression', options.validationExpression);

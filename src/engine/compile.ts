@@ -195,7 +195,7 @@ function compileItem(item: unknown, path: string, d: CompileDefaults, par: Place
     acc.sig.push(`for:${item.name}:${item.iterations ?? ''}:${item.validationExpression ?? ''}`);
     const node: Node = {
       kind: 'for', path, name: item.name, version: DEFAULT_VERSION, owner,
-      iterations: item.iterations, expression: item._compiled, source: item.validationExpression,
+      iterations: item.iterations, expression: item._compiled, source: item.validationExpression, maxIterations: item.maxIterations,
       body: compileList(item.steps, `${path}.steps`, d, par, acc),
     };
     acc.sig.push('end');

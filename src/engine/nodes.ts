@@ -54,6 +54,8 @@ export interface ForNode extends NodeBase {
   readonly iterations: number | undefined;
   readonly expression: CompiledExpression | undefined;
   readonly source: string | undefined;
+  /** A loop that would run more iterations than this fails (WPIPE_ERR_LOOP_LIMIT). */
+  readonly maxIterations: number | undefined;
   readonly body: readonly Node[];
 }
 

@@ -67,6 +67,8 @@ class RunState {
   position = -1;
   lastTopEnd: StepEndEvent | undefined = undefined;
   lastYield = 0;
+  /** Steps and iterations left before dueYield looks at the clock (a short run never does). */
+  yieldCountdown = YIELD_FIRST_CHECK;
   plan: Plan | undefined = undefined;
   bar: ProgressBar | undefined = undefined;
   /** Whether anything happens between top-level steps (progress, checkpoints, observers, yields). */
@@ -384,6 +386,7 @@ function stepFailed(node: Node, st: RunState, parent: number, start: StepStartEv
 
 function execSeq(nodes: readonly Node[], i: number, ctx: Context, st: RunState, parent: number): Pending {
   for (; i < nodes.length; i++) {
+    if (dueYield(st)) return execSeqAsync(nodes, i - 1, yieldTurn(), ctx, st, parent);
     const p = exec(nodes[i]!, ctx, st, parent);
     if (p !== undefined) return execSeqAsync(nodes, i, p, ctx, st, parent);
   }
@@ -396,9 +399,41 @@ function execSeq(nodes: readonly Node[], i: number, ctx: Context, st: RunState, 
 async function execSeqAsync(nodes: readonly Node[], i: number, pending: Promise<void>, ctx: Context, st: RunState, parent: number): Promise<void> {
   await pending;
   for (i++; i < nodes.length; i++) {
+    if (dueYield(st)) await yieldTurn();
     const p = exec(nodes[i]!, ctx, st, parent);
     if (p !== undefined) await p;
   }
+}
+
+/**
+ * Steps and loop iterations an async run executes between two looks at the clock, and how long it
+ * may go without letting the event loop turn. Without this, a loop of steps that resolve at once
+ * (or of synchronous steps) in `run()` never gives timers a turn: a deadline or an AbortSignal
+ * could never fire, and the process spun forever. Counting first keeps the clock off the hot path
+ * (bench/engine.ts measures it).
+ */
+const YIELD_CHECK_EVERY = 8;
+const YIELD_AFTER_MS = 10;
+/** A run's first look at the clock comes after this many: short runs pay only a decrement per step. */
+const YIELD_FIRST_CHECK = 64;
+
+/** Whether an async run should let the event loop turn now (see YIELD_AFTER_MS). Never in runSync. */
+function dueYield(st: RunState): boolean {
+  if (st.sync || --st.yieldCountdown > 0) return false;
+  st.yieldCountdown = YIELD_CHECK_EVERY;
+  const now = performance.now();
+  if (st.lastYield === 0) {
+    st.lastYield = now;
+    return false;
+  }
+  if (now - st.lastYield < YIELD_AFTER_MS) return false;
+  st.lastYield = now;
+  return true;
+}
+
+/** One turn of the event loop (timers and I/O run), as a promise. */
+function yieldTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediateCb(resolve));
 }
 
 /** Merges a step's return value: a plain object merges, undefined/null merge nothing, else an error. */
@@ -625,6 +660,12 @@ function execFor(node: ForNode, ctx: Context, st: RunState, self: number): Pendi
         throw evalFailure(node, e);
       }
     }
+    if (go && node.maxIterations !== undefined && i >= node.maxIterations) {
+      throw new TaskError(`${label(node)} at ${node.path}: would start iteration ${i + 1}, past its maxIterations (${node.maxIterations})` +
+        `${node.source === undefined ? '' : `; '${node.source}' still holds`}`, {
+        code: 'WPIPE_ERR_LOOP_LIMIT', details: { ...stepDetails(node, 1), maxIterations: node.maxIterations, expression: node.source },
+      });
+    }
     if (!go) {
       if (i > 0) ctx[LOOP_ITERATION_KEY] = i - 1; // the last iteration that ran, as in the original
       else if (had) ctx[LOOP_ITERATION_KEY] = previous;
@@ -633,6 +674,9 @@ function execFor(node: ForNode, ctx: Context, st: RunState, self: number): Pendi
     return go;
   };
   for (let i = 0; check(i); i++) {
+    // Let timers (a deadline, the run's AbortSignal) fire between iterations: checked before the
+    // iteration runs, and resumed at the same index (its check is repeated, which is pure).
+    if (dueYield(st)) return execForAsync(node, i - 1, yieldTurn(), check, ctx, st, self);
     const p = execSeq(node.body, 0, ctx, st, self);
     if (p !== undefined) return execForAsync(node, i, p, check, ctx, st, self);
   }
@@ -643,6 +687,7 @@ async function execForAsync(
 ): Promise<void> {
   await pending;
   for (i++; check(i); i++) {
+    if (dueYield(st)) await yieldTurn();
     const p = execSeq(node.body, 0, ctx, st, self);
     if (p !== undefined) await p;
   }
@@ -830,6 +875,7 @@ function onTopFailure(node: Node, position: number, e: unknown, ctx: Context, st
 function runTop(plan: Plan, i: number, ctx: Context, st: RunState, coe: boolean, outer: boolean, parent: number): Pending {
   const nodes = plan.nodes;
   for (; i < nodes.length; i++) {
+    if (dueYield(st)) return runTopAsync(plan, i - 1, yieldTurn(), true, ctx, st, coe, outer, parent);
     const node = nodes[i]!;
     if (outer) st.position = i;
     let p: Pending = undefined;
@@ -870,6 +916,7 @@ async function runTopAsync(
     }
     i++;
     if (i >= nodes.length) return;
+    if (dueYield(st)) await yieldTurn();
     const node = nodes[i]!;
     if (outer) st.position = i;
     p = undefined;
