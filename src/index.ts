@@ -11,12 +11,19 @@ export {
   type StepItem, type Context, type StepFn, type StepInfo, type StepResult, type RunOptions, type StepFailure,
   type StepDescriptor, type RunObserver, type RunStartEvent, type RunStartDecision, type StepStartEvent,
   type StepEndEvent, type BoundaryEvent, type RunEndEvent, type BackgroundRecord, type Logger,
-  type RunEvent, type AlertOptions, type AlertSeverity, type FiredAlert, type StepErrorDetails,
+  type RunEvent, type AlertOptions, type AlertSeverity, type FiredAlert, type StepErrorDetails, type RunEachOptions, type RunOutcome,
 } from './engine/index.js';
 export { type ModuleRef, type ExecutorKind } from './parallel/index.js';
 export { Wsqlite, SQLite, type WsqliteOptions, type WriteRecordArgs, type StoredRecord } from './storage/wsqlite.js';
 export { PipelineExporter, type ExportOptions, type ExportFormat } from './observe/exporter.js';
 export { readYaml, writeYaml, leerYaml, escribirYaml, type ReadYamlOptions, type WriteYamlOptions } from './system/yaml.js';
+export {
+  ResourceMonitor, type ResourceMonitorOptions, type ResourceSummary, type ResourceSamples,
+} from './observe/monitor.js';
+export {
+  memoryLimit, memoryLimitSignal, onMemoryLimitExceeded, memoryLimitGuard, MEMORY_LIMIT_MECHANISMS,
+  type MemoryLimitOptions, type MemoryLimitResult, type MemoryLimitMechanism,
+} from './system/memory.js';
 export { newLogger, type NewLoggerOptions, type LogRotation, type WpipeLogger } from './observe/logger.js';
 // Installs run history for `trackingDb` (a pointer assignment; the database opens at the first run).
 import './storage/observer.js';

@@ -1,5 +1,7 @@
 // The engine's exports (src/index.ts re-exports the public part).
-export { Pipeline, PipelineAsync, type PipelineOptions, type PipelineAsyncOptions, type RunManyOptions } from './pipeline.js';
+export {
+  Pipeline, PipelineAsync, type PipelineOptions, type PipelineAsyncOptions, type RunManyOptions, type RunEachOptions, type RunOutcome,
+} from './pipeline.js';
 export {
   Condition, For, Parallel, Background,
   type ConditionOptions, type ForOptions, type ParallelOptions, type BackgroundOptions,

@@ -20,7 +20,7 @@ import {
 } from './hooks.js';
 import { getDefaultLogger, isLogger, type Logger } from './logger.js';
 import type { Node, Plan } from './nodes.js';
-import { runPlanAsync, runPlanSync, type RunHost } from './run.js';
+import { RUN_ID_SINK, runPlanAsync, runPlanSync, type RunHost } from './run.js';
 import type { RetryPredicate } from './step.js';
 import type { Context, RunOptions, StepDescriptor } from './types.js';
 import {
@@ -97,6 +97,27 @@ export interface PipelineAsyncOptions extends PipelineOptions {
  * ```
  */
 export interface RunManyOptions {
+  /** Runs in flight at once (default 10). */
+  concurrency?: number;
+  /** Cancels every run still going and stops starting new ones. */
+  signal?: AbortSignal;
+  /**
+   * Resolve to one {@link RunOutcome} per input (in input order, as `Promise.allSettled` does)
+   * instead of rejecting at the first failure (default false).
+   */
+  settled?: boolean;
+}
+
+/**
+ * How one run of `runMany({ settled: true })` or `runEach` ended: `value` (the final context) or
+ * `reason` (the error `run()` rejected with), the run's id and the input's index.
+ */
+export type RunOutcome<T extends Context = Context> =
+  | { readonly status: 'fulfilled'; readonly value: T; readonly runId: string; readonly index: number }
+  | { readonly status: 'rejected'; readonly reason: unknown; readonly runId: string; readonly index: number };
+
+/** Options of `runEach`. */
+export interface RunEachOptions {
   /** Runs in flight at once (default 10). */
   concurrency?: number;
   /** Cancels every run still going and stops starting new ones. */
@@ -555,23 +576,33 @@ export class PipelineAsync extends Pipeline {
   /**
    * Runs the pipeline once per input, at most `concurrency` at a time; resolves to the results in
    * input order. On the first failure no new run starts; runs in flight finish, then it rejects with
-   * that failure.
+   * that failure. With `settled: true` it never rejects for a run: it resolves to one
+   * {@link RunOutcome} per input (`{ status, value | reason, runId, index }`), so one bad input among
+   * thousands loses none of the others' results.
    *
    * @example
    * ```ts
    * const out = await pipe.runMany([{ n: 1 }, { n: 2 }], { concurrency: 2 });
+   * const all = await pipe.runMany(events, { settled: true });
+   * const failed = all.filter((r) => r.status === 'rejected');
    * ```
    */
-  async runMany<T extends Context = Context>(inputs: Iterable<Context>, options: RunManyOptions = {}): Promise<T[]> {
+  runMany<T extends Context = Context>(inputs: Iterable<Context>, options: RunManyOptions & { settled: true }): Promise<RunOutcome<T>[]>;
+  runMany<T extends Context = Context>(inputs: Iterable<Context>, options?: RunManyOptions & { settled?: false }): Promise<T[]>;
+  async runMany<T extends Context = Context>(inputs: Iterable<Context>, options: RunManyOptions = {}): Promise<T[] | RunOutcome<T>[]> {
     const where = 'runMany';
-    checkOptions(where, options, ['concurrency', 'signal']);
-    const concurrency = optNumber(where, 'concurrency', options.concurrency, { min: 1, integer: true }) ?? 10;
-    const signal = options.signal;
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidOption(`${where}: signal must be an AbortSignal, got ${describeType(signal)}`);
+    checkOptions(where, options, ['concurrency', 'signal', 'settled']);
+    const { concurrency, signal } = this.batchOptions(where, options);
+    const settled = optBool(where, 'settled', options.settled) ?? false;
     if (inputs === null || typeof (inputs as Iterable<Context>)[Symbol.iterator] !== 'function') {
       throw invalidOption(`${where}: inputs must be an iterable of objects, got ${describeType(inputs)}`);
     }
     const list = Array.from(inputs);
+    if (settled) {
+      const out: RunOutcome<T>[] = new Array(list.length);
+      for await (const r of this.runEach<T>(list, { concurrency, ...(signal === undefined ? {} : { signal }) })) out[r.index] = r;
+      return out;
+    }
     const results: T[] = new Array(list.length);
     let next = 0;
     let failure: { error: unknown } | undefined;
@@ -591,5 +622,70 @@ export class PipelineAsync extends Pipeline {
     await Promise.all(workers);
     if (failure !== undefined) throw failure.error;
     return results;
+  }
+
+  /**
+   * Runs the pipeline once per input (an iterable or an async iterable, read lazily) and yields each
+   * run's {@link RunOutcome} as it finishes, at most `concurrency` in flight. Back-pressure: a new
+   * input is read and started only when a result has been taken, so a slow consumer holds at most
+   * `concurrency` results and a stream of inputs is never read ahead. Leaving the loop early
+   * (`break`) starts nothing more and waits for the runs in flight.
+   *
+   * @example
+   * ```ts
+   * for await (const r of pipe.runEach(readEvents(), { concurrency: 16 })) {
+   *   if (r.status === 'rejected') log.warn({ runId: r.runId }, String(r.reason));
+   * }
+   * ```
+   */
+  async *runEach<T extends Context = Context>(inputs: Iterable<Context> | AsyncIterable<Context>, options: RunEachOptions = {}): AsyncGenerator<RunOutcome<T>, void, undefined> {
+    const where = 'runEach';
+    checkOptions(where, options, ['concurrency', 'signal']);
+    const { concurrency, signal } = this.batchOptions(where, options);
+    const source = inputs as Partial<Iterable<Context> & AsyncIterable<Context>> | null;
+    const asyncIt = source?.[Symbol.asyncIterator];
+    const syncIt = source?.[Symbol.iterator];
+    if (typeof asyncIt !== 'function' && typeof syncIt !== 'function') {
+      throw invalidOption(`${where}: inputs must be an iterable or async iterable of objects, got ${describeType(inputs)}`);
+    }
+    const it: AsyncIterator<Context> | Iterator<Context> = typeof asyncIt === 'function' ? asyncIt.call(inputs) : syncIt!.call(inputs);
+    type Settled = { slot: number; outcome: RunOutcome<T> };
+    const inFlight = new Map<number, Promise<Settled>>();
+    let index = 0;
+    let exhausted = false;
+    const startOne = async (): Promise<void> => {
+      const n = await it.next();
+      if (n.done === true) {
+        exhausted = true;
+        return;
+      }
+      const i = index++;
+      let runId = '';
+      const runOptions = { ...(signal === undefined ? {} : { signal }), [RUN_ID_SINK]: (id: string) => { runId = id; } };
+      const p = this.run<T>(n.value, runOptions as RunOptions).then(
+        (value): Settled => ({ slot: i, outcome: { status: 'fulfilled', value, runId, index: i } }),
+        (reason: unknown): Settled => ({ slot: i, outcome: { status: 'rejected', reason, runId, index: i } }),
+      );
+      inFlight.set(i, p);
+    };
+    try {
+      for (;;) {
+        while (!exhausted && inFlight.size < concurrency && !(signal?.aborted ?? false)) await startOne();
+        if (inFlight.size === 0) return;
+        const { slot, outcome } = await Promise.race(inFlight.values());
+        inFlight.delete(slot);
+        yield outcome;
+      }
+    } finally {
+      await Promise.all(inFlight.values());
+      if (!exhausted) await (it as { return?: () => unknown }).return?.();
+    }
+  }
+
+  private batchOptions(where: string, options: { concurrency?: number; signal?: AbortSignal }): { concurrency: number; signal: AbortSignal | undefined } {
+    const concurrency = optNumber(where, 'concurrency', options.concurrency, { min: 1, integer: true }) ?? 10;
+    const signal = options.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidOption(`${where}: signal must be an AbortSignal, got ${describeType(signal)}`);
+    return { concurrency, signal };
   }
 }

@@ -1043,8 +1043,10 @@ function runOptionHint(key: string): string | undefined {
   return undefined;
 }
 
-function checkRunOptions(where: string, options: unknown): { runId: string | undefined; signal: AbortSignal | undefined; ifRunning: IfRunning } {
-  if (options === undefined) return { runId: undefined, signal: undefined, ifRunning: 'wait' };
+function checkRunOptions(where: string, options: unknown): {
+  runId: string | undefined; signal: AbortSignal | undefined; ifRunning: IfRunning; onRunId: ((id: string) => void) | undefined;
+} {
+  if (options === undefined) return { runId: undefined, signal: undefined, ifRunning: 'wait', onRunId: undefined };
   if (options === null || typeof options !== 'object') throw invalidOption(`${where}: options must be an object, got ${describeType(options)}`);
   const o = options as Record<string, unknown>;
   for (const k of Object.keys(o)) {
@@ -1067,8 +1069,15 @@ function checkRunOptions(where: string, options: unknown): { runId: string | und
       isString ? 'RangeError' : 'TypeError',
     );
   }
-  return { runId: o.runId as string | undefined, signal: o.signal as AbortSignal | undefined, ifRunning };
+  return { runId: o.runId as string | undefined, signal: o.signal as AbortSignal | undefined, ifRunning, onRunId: (options as { [RUN_ID_SINK]?: (id: string) => void })[RUN_ID_SINK] };
 }
+
+/**
+ * @internal A run option (a symbol key, invisible to option checks) receiving the run's id, so
+ * runMany and runEach can report the generated id of each run without choosing ids themselves
+ * (a chosen id is claimed, a generated one is not).
+ */
+export const RUN_ID_SINK: unique symbol = Symbol('wpipe.runIdSink');
 
 /**
  * Everything before the first boundary: checks, the run's copy of the input, and the observers'
@@ -1077,12 +1086,13 @@ function checkRunOptions(where: string, options: unknown): { runId: string | und
 function begin(host: RunHost, plan: Plan, input: unknown, options: unknown, sync: boolean): Begun | Promise<Begun> {
   const where = sync ? 'runSync' : 'run';
   const data = checkInput(where, input);
-  const { runId, signal, ifRunning } = checkRunOptions(where, options);
+  const { runId, signal, ifRunning, onRunId } = checkRunOptions(where, options);
   // The caller's object is never mutated at top level: the run works on its own copy.
   const ctx: Context = Object.assign({}, data);
   if (Array.isArray(ctx[ERRORS_KEY])) ctx[ERRORS_KEY] = (ctx[ERRORS_KEY] as unknown[]).slice();
   const observers = host._observersForRun();
   const st = new RunState(host, runId, signal, sync, observers);
+  if (onRunId !== undefined) onRunId(st.runId);
   st.plan = plan;
   if (host._cooperative && !sync) st.lastYield = performance.now();
   if (signal !== undefined && signal.aborted) throw cancelled(st);
