@@ -2,8 +2,8 @@
  * The 'processes' executor: step attempts in child processes (process-worker.ts), for isolation
  * and a per-process memory cap.
  *
- * Why not piscina: piscina 5 runs worker threads only (its process mode was proposed, never
- * shipped), and a thread cannot have its own RLIMIT_DATA or be SIGKILLed. So this is a small pool of
+ * Why not piscina: piscina 5 runs worker threads only (no child-process mode in its API or its
+ * source), and a thread cannot have its own RLIMIT_DATA or be SIGKILLed. So this is a small pool of
  * `child_process.spawn`ed Node processes with an IPC channel in 'advanced' serialization (structured
  * clone, like a thread's postMessage; no transfer: a process always copies).
  *

@@ -369,6 +369,9 @@ function loadModule(moduleUrl: string): Promise<Loaded> {
 
 type StepFnLike = (ctx: Record<string, unknown>, info: unknown) => unknown;
 
+/** Steps already resolved, by module URL and export: the common call takes no await to find its function. */
+const resolved = new Map<string, StepFnLike>();
+
 async function resolveStep(req: AttemptRequest): Promise<StepFnLike> {
   let mod: Loaded;
   try {
@@ -388,10 +391,62 @@ async function resolveStep(req: AttemptRequest): Promise<StepFnLike> {
   }
   // A step(...) wrapper: call the function it wraps (one frame less); calling the wrapper works too.
   const inner = (exported as { meta?: { fn?: unknown } }).meta?.fn;
-  return (typeof inner === 'function' ? inner : exported) as StepFnLike;
+  const fn = (typeof inner === 'function' ? inner : exported) as StepFnLike;
+  resolved.set(`${req.moduleUrl}#${req.exportName}`, fn);
+  return fn;
 }
 
 const NEVER = new AbortController().signal;
+
+/**
+ * The `info` a step receives in a worker: the plain fields of the parent's, and a logger (made on
+ * first use: most steps never log) whose lines go to the parent, counted for the reply.
+ */
+class WorkerInfo {
+  readonly attempt: number;
+  readonly runId: string;
+  readonly stepName: string;
+  readonly stepVersion: string;
+  readonly #id: number;
+  readonly #post: (line: LogMessage) => void;
+  #logger: Record<LogLevel, (obj: object | string, msg?: string) => void> | undefined;
+  #sent = 0;
+
+  constructor(req: AttemptRequest, post: (line: LogMessage) => void, readonly signal: AbortSignal) {
+    this.attempt = req.attempt;
+    this.runId = req.runId;
+    this.stepName = req.stepName;
+    this.stepVersion = req.stepVersion;
+    this.#id = req.id;
+    this.#post = post;
+  }
+
+  get logger(): Record<LogLevel, (obj: object | string, msg?: string) => void> {
+    return (this.#logger ??= { debug: this.#emit('debug'), info: this.#emit('info'), warn: this.#emit('warn'), error: this.#emit('error') });
+  }
+
+  linesSent(): number {
+    return this.#sent;
+  }
+
+  #emit(level: LogLevel): (obj: object | string, msg?: string) => void {
+    return (obj, msg) => {
+      try {
+        this.#post({ [LOG_TAG]: this.#id, level, obj, msg });
+      } catch {
+        // Fields structured clone refuses: send them as text rather than lose the line.
+        let text: string;
+        try { text = JSON.stringify(obj); } catch { text = '[unserializable fields]'; }
+        try {
+          this.#post({ [LOG_TAG]: this.#id, level, obj: msg === undefined ? text : `${msg} ${text}`, msg: undefined });
+        } catch {
+          return; // the channel is gone (the parent is going away): nothing to count
+        }
+      }
+      this.#sent++;
+    };
+  }
+}
 
 /**
  * Runs one attempt in a worker and builds the reply; never throws. `post` sends a log line to the
@@ -406,43 +461,25 @@ const NEVER = new AbortController().signal;
 export async function runAttempt(
   req: AttemptRequest, post: (line: LogMessage) => void, signal: AbortSignal = NEVER,
 ): Promise<AttemptReply> {
-  let logs = 0;
-  const emit = (level: LogLevel) => (obj: object | string, msg?: string): void => {
-    const line: LogMessage = { [LOG_TAG]: req.id, level, obj, msg };
-    try {
-      post(line);
-    } catch {
-      // Fields structured clone refuses: send them as text rather than lose the line.
-      let text: string;
-      try { text = JSON.stringify(obj); } catch { text = '[unserializable fields]'; }
-      try {
-        post({ [LOG_TAG]: req.id, level, obj: msg === undefined ? text : `${msg} ${text}`, msg: undefined });
-      } catch {
-        return; // the channel is gone (the parent is going away): nothing to count
-      }
-    }
-    logs++;
-  };
-  const logger = { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') };
   const ctx = req.context;
-  const info = { signal, attempt: req.attempt, runId: req.runId, stepName: req.stepName, stepVersion: req.stepVersion, logger };
+  const info = new WorkerInfo(req, post, signal);
   let value: unknown;
   try {
-    const fn = await resolveStep(req);
+    const fn = resolved.get(`${req.moduleUrl}#${req.exportName}`) ?? await resolveStep(req);
     value = fn(ctx, info);
     if (value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as PromiseLike<unknown>).then === 'function') {
       value = await value;
     }
   } catch (e) {
     const bad = findUncloneable(ctx, 'ctx');
-    return { id: req.id, ok: false, failure: encodeFailure(e), context: bad === undefined ? ctx : undefined, logs };
+    return { id: req.id, ok: false, failure: encodeFailure(e), context: bad === undefined ? ctx : undefined, logs: info.linesSent() };
   }
   const result = encodeReturn(value, ctx);
   const bad = findUncloneable(ctx, 'ctx') ?? (result.kind === 'value' ? findUncloneable(result.value, 'return value') : undefined);
   if (bad !== undefined) {
-    return { id: req.id, ok: false, failure: { kind: 'error', error: serializeError(cloneError(whereAmI(), req.stepName, 'from', bad)) }, context: undefined, logs };
+    return { id: req.id, ok: false, failure: { kind: 'error', error: serializeError(cloneError(whereAmI(), req.stepName, 'from', bad)) }, context: undefined, logs: info.linesSent() };
   }
-  return { id: req.id, ok: true, result, context: ctx, logs };
+  return { id: req.id, ok: true, result, context: ctx, logs: info.linesSent() };
 }
 
 function whereAmI(): 'thread' | 'process' {

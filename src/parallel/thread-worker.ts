@@ -14,10 +14,13 @@ const post = (line: LogMessage): void => parentPort!.postMessage(line);
  * require this file, but on Node 20 the ESM hooks it registers do not serve the thread's own
  * `import()`: register tsx's ESM API here, once, before the first step module is imported.
  */
-let tsxReady: Promise<void> | undefined;
-function ready(): Promise<void> | undefined {
-  if (tsxReady === undefined && import.meta.url.endsWith('.ts')) {
-    tsxReady = import('tsx/esm/api').then((m: { register: () => unknown }) => { m.register(); });
+let tsxReady: Promise<void> | undefined | null = import.meta.url.endsWith('.ts') ? undefined : null;
+function ready(): Promise<void> | null {
+  if (tsxReady === undefined) {
+    tsxReady = import('tsx/esm/api').then((m: { register: () => unknown }) => {
+      m.register();
+      tsxReady = null; // registered: later tasks need not wait
+    });
   }
   return tsxReady;
 }
@@ -32,7 +35,7 @@ function ready(): Promise<void> | undefined {
  */
 export default async function runTask(req: AttemptRequest): Promise<AttemptReply | unknown> {
   const pending = ready();
-  if (pending !== undefined) await pending;
+  if (pending !== null) await pending;
   const reply = await runAttempt(req, post);
   if (!req.transfer) return reply;
   const list = collectTransferables([reply.context, reply.ok && reply.result.kind === 'value' ? reply.result.value : undefined]);

@@ -71,8 +71,12 @@ function onPoolError(e: unknown): void {
   process.emitWarning(`wpipe: a worker thread failed outside any step: ${e instanceof Error ? e.message : String(e)}`);
 }
 
+/** os.availableParallelism() costs a syscall (about 3 µs): read once. */
+let cores = 0;
+
 function currentPool(): Piscina {
-  const size = Math.max(availableParallelism(), shared.wanted);
+  if (cores === 0) cores = availableParallelism();
+  const size = Math.max(cores, shared.wanted);
   if (shared.pool !== undefined && shared.size >= size) return shared.pool;
   if (shared.pool !== undefined) retire(shared.pool);
   const entry = workerEntry('thread-worker');
@@ -80,7 +84,7 @@ function currentPool(): Piscina {
     filename: entry.file,
     execArgv: [...entry.execArgv],
     maxThreads: size,
-    minThreads: Math.min(size, availableParallelism()),
+    minThreads: Math.min(size, cores),
     idleTimeout: IDLE_MS,
   });
   pool.on('message', onPoolMessage);
@@ -157,12 +161,14 @@ export function createThreadExecutor(options: ExecutorFactoryOptions): Executor 
       shared.pending.set(id, pending);
       const transferList = call.transfer === true ? collectTransferables(call.context) : undefined;
       const run = currentPool().run(req, { signal: call.signal, transferList: transferList as never }) as Promise<AttemptReply>;
+      const finish = (reply: AttemptReply): unknown => {
+        shared.pending.delete(id);
+        return applyReply(call, reply);
+      };
       const done = run.then(
-        async (reply) => {
+        (reply) => {
           const wait = waitForLogs(pending, reply.logs);
-          if (wait !== undefined) await wait;
-          shared.pending.delete(id);
-          return applyReply(call, reply);
+          return wait === undefined ? finish(reply) : wait.then(() => finish(reply));
         },
         (e: unknown) => {
           shared.pending.delete(id);
