@@ -5,13 +5,19 @@
 // Worker-safe by construction: no mutable statics; per-environment scratch lives in napi instance
 // data (freed by its finalizer when the environment is torn down); programs are external objects
 // owned by the environment that prepared them; process-wide setup (CPU feature detection) runs once
-// under std::call_once.
+// under std::call_once. The one deliberate process-wide object is the resource sampler (sampler.h):
+// RSS and CPU time are the process's, so one thread serves every environment; each environment's
+// cleanup hook releases what it holds.
 #include <napi.h>
+#include <sys/resource.h>
 
+#include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <mutex>
 #include <new>
 
+#include "sampler.h"
 #include "vm.h"
 
 namespace {
@@ -163,6 +169,159 @@ Napi::Value RunBatch(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, (double)r);
 }
 
+// ---------------------------------------------------------------------------------------------
+// The resource sampler (sampler.h) and rlimits. src/backend/native.ts validates every argument; these
+// only check what would make C++ misbehave (types, lengths).
+
+double* f64(Napi::Env env, napi_value v, size_t min, const char* what) {
+  size_t n;
+  auto* p = typedArray<double>(env, v, napi_float64_array, &n, what);
+  if (n < min) throwType(env, what);
+  return p;
+}
+
+double number(Napi::Env env, const Napi::Value& v, const char* what) {
+  if (!v.IsNumber()) throwType(env, what);
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+uint32_t slotId(Napi::Env env, const Napi::Value& v) {
+  double d = number(env, v, "a sampler slot id must be a number");
+  if (!(d >= 1 && d <= 4294967295.0)) throwType(env, "a sampler slot id must be a positive integer");
+  return (uint32_t)d;
+}
+
+/** samplerNow(out: Float64Array(3)): [monotonic ms, RSS bytes, process CPU seconds]. */
+Napi::Value SamplerNow(const Napi::CallbackInfo& info) {
+  wpipe::sampler::now(f64(info.Env(), info[0], 3, "out must be a Float64Array of at least 3"));
+  return info.Env().Undefined();
+}
+
+/** samplerStart(intervalMs): a slot id; the sampler thread runs while any slot or watchdog is active. */
+Napi::Value SamplerStart(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double iv = number(env, info[0], "intervalMs must be a number");
+  if (!(iv >= 1 && iv <= 3600000)) throwType(env, "intervalMs must be from 1 to 3600000");
+  return Napi::Number::New(env, wpipe::sampler::start(env, iv));
+}
+
+/** samplerRead(id, header: Float64Array(10)): false for an unknown slot. */
+Napi::Value SamplerRead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t id = slotId(env, info[0]);
+  double* h = f64(env, info[1], wpipe::sampler::kHeaderFields, "header must be a Float64Array of at least 10");
+  return Napi::Boolean::New(env, wpipe::sampler::read(id, h));
+}
+
+/** samplerCopy(id, fromSeq, out: Float64Array): samples copied (4 doubles each). */
+Napi::Value SamplerCopy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t id = slotId(env, info[0]);
+  double from = number(env, info[1], "fromSeq must be a number");
+  size_t n;
+  auto* out = typedArray<double>(env, info[2], napi_float64_array, &n, "out must be a Float64Array");
+  size_t copied = wpipe::sampler::copy(id, from > 0 ? (uint64_t)from : 0, out, n / wpipe::sampler::kSampleFields);
+  return Napi::Number::New(env, (double)copied);
+}
+
+/** samplerStop(id): false for an unknown slot. */
+Napi::Value SamplerStop(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Napi::Boolean::New(env, wpipe::sampler::stop(slotId(env, info[0])));
+}
+
+/** samplerInfo(out: Float64Array(8)). */
+Napi::Value SamplerInfo(const Napi::CallbackInfo& info) {
+  wpipe::sampler::info(f64(info.Env(), info[0], wpipe::sampler::kInfoFields, "out must be a Float64Array of at least 8"));
+  return info.Env().Undefined();
+}
+
+void CallWatchdog(napi_env env, napi_value callback, void*, void* data) {
+  double* rss = static_cast<double*>(data);
+  double value = *rss;
+  delete rss;
+  if (env == nullptr || callback == nullptr) return;  // aborted with queued calls: just free them
+  napi_value arg, global;
+  napi_create_double(env, value, &arg);
+  napi_get_global(env, &global);
+  napi_call_function(env, global, callback, 1, &arg, nullptr);
+}
+
+// finalize_data is a box holding the tsfn (its handle is only known after creation): when Node
+// destroys the tsfn (released, or its environment torn down), the sampler forgets it.
+void FinalizeWatchdog(napi_env, void* data, void*) {
+  auto* box = static_cast<napi_threadsafe_function*>(data);
+  wpipe::sampler::forgetTsfn(*box);
+  delete box;
+}
+
+/**
+ * samplerWatchdog(limitBytes, intervalMs, callback | null): arms (or, with 0 / null, disarms) the
+ * process's RSS watchdog; callback(rssBytes) runs on this thread's event loop.
+ */
+Napi::Value SamplerWatchdog(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double limit = number(env, info[0], "limitBytes must be a number");
+  double iv = number(env, info[1], "intervalMs must be a number");
+  if (!(iv >= 1 && iv <= 3600000)) throwType(env, "intervalMs must be from 1 to 3600000");
+  if (!(limit > 0) || info[2].IsNull() || info[2].IsUndefined()) {
+    wpipe::sampler::watchdog(env, 0, iv, nullptr);
+    return env.Undefined();
+  }
+  if (!info[2].IsFunction()) throwType(env, "callback must be a function or null");
+  napi_threadsafe_function tsfn = nullptr;
+  auto* box = new napi_threadsafe_function(nullptr);
+  napi_value name = Napi::String::New(env, "wpipe memory watchdog");
+  napi_status st = napi_create_threadsafe_function(env, info[2], nullptr, name, 0, 1, box, FinalizeWatchdog, nullptr,
+                                                   CallWatchdog, &tsfn);
+  if (st != napi_ok) {
+    delete box;
+    throw internalError(env, "could not create the watchdog callback");
+  }
+  *box = tsfn;
+  // Unref'd: an armed watchdog never keeps the process alive on its own.
+  napi_unref_threadsafe_function(env, tsfn);
+  wpipe::sampler::watchdog(env, limit, iv, tsfn);
+  return env.Undefined();
+}
+
+int rlimitResource(Napi::Env env, const Napi::Value& v) {
+  if (!v.IsString()) throwType(env, "resource must be a string");
+  std::string r = v.As<Napi::String>().Utf8Value();
+  if (r == "data") return RLIMIT_DATA;
+  if (r == "as") return RLIMIT_AS;
+  if (r == "stack") return RLIMIT_STACK;
+  throwType(env, "resource must be 'data', 'as' or 'stack'");
+}
+
+double fromRlim(rlim_t v) { return v == RLIM_INFINITY ? INFINITY : (double)v; }
+
+/** getrlimit(resource, out: Float64Array(2)): 0 with [soft, hard] (Infinity for unlimited) in out, or errno. */
+Napi::Value GetRlimit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int res = rlimitResource(env, info[0]);
+  double* out = f64(env, info[1], 2, "out must be a Float64Array of at least 2");
+  struct rlimit rl;
+  if (getrlimit(res, &rl) != 0) return Napi::Number::New(env, errno);
+  out[0] = fromRlim(rl.rlim_cur);
+  out[1] = fromRlim(rl.rlim_max);
+  return Napi::Number::New(env, 0);
+}
+
+/** setrlimit(resource, soft, hard): 0 or errno (Infinity for unlimited). */
+Napi::Value SetRlimit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int res = rlimitResource(env, info[0]);
+  double soft = number(env, info[1], "soft must be a number");
+  double hard = number(env, info[2], "hard must be a number");
+  if (!(soft >= 0) || !(hard >= 0)) throwType(env, "limits must be non-negative");
+  struct rlimit rl;
+  rl.rlim_cur = std::isinf(soft) ? RLIM_INFINITY : (rlim_t)soft;
+  rl.rlim_max = std::isinf(hard) ? RLIM_INFINITY : (rlim_t)hard;
+  if (setrlimit(res, &rl) != 0) return Napi::Number::New(env, errno);
+  return Napi::Number::New(env, 0);
+}
+
 /** info(): { napiVersion, features, abi } */
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -172,7 +331,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   std::vector<std::string> feats = wpipe::cpuFeatures();
   for (uint32_t i = 0; i < feats.size(); i++) f.Set(i, Napi::String::New(env, feats[i]));
   o.Set("features", f);
-  o.Set("abi", Napi::Number::New(env, 2));
+  o.Set("abi", Napi::Number::New(env, 3));
   return o;
 }
 
@@ -183,6 +342,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("evaluate", Napi::Function::New(env, Evaluate, "evaluate"));
   exports.Set("takeResult", Napi::Function::New(env, TakeResult, "takeResult"));
   exports.Set("runBatch", Napi::Function::New(env, RunBatch, "runBatch"));
+  exports.Set("samplerNow", Napi::Function::New(env, SamplerNow, "samplerNow"));
+  exports.Set("samplerStart", Napi::Function::New(env, SamplerStart, "samplerStart"));
+  exports.Set("samplerRead", Napi::Function::New(env, SamplerRead, "samplerRead"));
+  exports.Set("samplerCopy", Napi::Function::New(env, SamplerCopy, "samplerCopy"));
+  exports.Set("samplerStop", Napi::Function::New(env, SamplerStop, "samplerStop"));
+  exports.Set("samplerInfo", Napi::Function::New(env, SamplerInfo, "samplerInfo"));
+  exports.Set("samplerWatchdog", Napi::Function::New(env, SamplerWatchdog, "samplerWatchdog"));
+  exports.Set("getrlimit", Napi::Function::New(env, GetRlimit, "getrlimit"));
+  exports.Set("setrlimit", Napi::Function::New(env, SetRlimit, "setrlimit"));
   return exports;
 }
 

@@ -7,9 +7,10 @@
  * why. The addon and the .wasm are loaded lazily, on the first call that needs them.
  */
 import { WpipeError, invalidOption } from '../errors.js';
-import type { BackendChoice, BackendName, BackendStatus, ExprVm } from './types.js';
+import type { BackendChoice, BackendName, BackendStatus, ExprVm, HostSampler } from './types.js';
 import { loadWasmVm, wasmStatus } from './wasm.js';
-import { loadNativeVm, nativeStatus } from './native.js';
+import { loadNativeRlimits, loadNativeSampler, loadNativeVm, nativeStatus, type NativeRlimits } from './native.js';
+import { workerSampler } from './js-sampler.js';
 
 /**
  * `auto` evaluates single expressions in JS: against a JS object, the closure evaluator needs no
@@ -116,6 +117,48 @@ export function batchVm(choice: BackendChoice, rows: number): ExprVm | undefined
   return undefined;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The host: sampling RSS/CPU off the JS thread, and rlimits. JS cannot do either the native way (a
+// thread without a V8 isolate; setrlimit), so js and wasm degrade to the best pure-JS substitute.
+
+/** A sampler and why it was chosen. `backend` is 'native' for the addon's thread, 'js' for the worker. */
+export interface SamplerChoice {
+  readonly sampler: HostSampler;
+  readonly backend: 'native' | 'js';
+  readonly reason: string;
+}
+
+const WORKER_REASON = 'a worker thread samples into a SharedArrayBuffer (it keeps sampling while the event loop is blocked; ~10 MiB of RSS)';
+
+/**
+ * The sampler for a ResourceMonitor or the memory watchdog: native (the addon's one thread per
+ * process) under auto when the addon loads, else the worker-thread substitute. Forced native without
+ * the addon throws; forced wasm or js use the worker (wasm has no thread of its own).
+ */
+export function hostSampler(explicit?: unknown): SamplerChoice {
+  const choice = requestedBackend(explicit);
+  if (choice === 'native') {
+    requireVm('native');
+    return { sampler: loadNativeSampler(), backend: 'native', reason: 'forced native: the addon\'s sampler thread' };
+  }
+  if (choice === 'auto') {
+    const native = tryLoad('native');
+    if (native.vm) return { sampler: loadNativeSampler(), backend: 'native', reason: 'auto: the addon\'s sampler thread (one per process, no V8 calls)' };
+    return { sampler: workerSampler(), backend: 'js', reason: `auto: native unavailable (${native.error?.message.split('\n')[0] ?? '?'}); ${WORKER_REASON}` };
+  }
+  const why = choice === 'wasm' ? 'forced wasm: WebAssembly has no thread of its own; ' : 'forced js: ';
+  return { sampler: workerSampler(), backend: 'js', reason: why + WORKER_REASON };
+}
+
+/** getrlimit/setrlimit when the addon serves the host (native or auto with the addon), else why not. */
+export function hostRlimits(explicit?: unknown): { rlimits: NativeRlimits } | { unavailable: string } {
+  const choice = requestedBackend(explicit);
+  if (choice === 'js' || choice === 'wasm') return { unavailable: `backend ${choice}: setrlimit needs the native addon (Node has no setrlimit)` };
+  if (choice === 'native') requireVm('native');
+  const native = tryLoad('native');
+  if (!native.vm) return { unavailable: `the native addon is not available (${native.error?.message.split('\n')[0] ?? '?'}); Node has no setrlimit` };
+  return { rlimits: loadNativeRlimits() };
+}
 
 export interface CapabilityInfo {
   /** The backend that serves it under the current choice (for batch: at large sizes). */
@@ -165,11 +208,23 @@ export function getBackendInfo(): BackendInfo {
         ? `auto: native unavailable (${native.error?.message ?? '?'}); batches of ≥ ${AUTO_BATCH_MIN_ROWS_WASM} rows run in wasm, smaller ones in js`
         : `auto: native and wasm unavailable (${native.error?.message ?? '?'}; ${wasm.error?.message ?? '?'}); js serves every batch`;
     capabilities['expr.batch'] = { backend: big, reason: why };
+    capabilities['host.sampler'] = native.vm
+      ? { backend: 'native', reason: 'auto: the addon\'s sampler thread (one per process; samples while the event loop is blocked)' }
+      : { backend: 'js', reason: `auto: native unavailable; ${WORKER_REASON}` };
+    capabilities['host.rlimit'] = native.vm
+      ? { backend: 'native', reason: 'auto: setrlimit(RLIMIT_DATA) through the addon' }
+      : { backend: 'js', reason: 'auto: native unavailable: no setrlimit; memoryLimit uses cgroups or the RSS watchdog' };
   } else {
     const available = backends[choice].available;
     const reason = available ? `forced by ${source === 'env' ? 'WPIPE_BACKEND' : 'option'}` : `forced but unavailable: ${backends[choice].detail}`;
     capabilities['expr.scalar'] = { backend: choice, reason };
     capabilities['expr.batch'] = { backend: choice, reason: `${reason}; expressions outside the column subset run row by row in the same backend` };
+    capabilities['host.sampler'] = choice === 'native'
+      ? { backend: 'native', reason: `${reason}: the addon's sampler thread` }
+      : { backend: 'js', reason: `forced ${choice}: ${choice === 'wasm' ? 'WebAssembly has no thread of its own; ' : ''}${WORKER_REASON}` };
+    capabilities['host.rlimit'] = choice === 'native'
+      ? { backend: 'native', reason: `${reason}: setrlimit(RLIMIT_DATA) through the addon` }
+      : { backend: 'js', reason: `forced ${choice}: no setrlimit; memoryLimit uses cgroups or the RSS watchdog` };
   }
   return { requested: choice, source, backends, capabilities };
 }

@@ -1,5 +1,6 @@
 /**
- * The native backend: the C++ addon's expression VM (native/, built to build/Release/wpipe.node).
+ * The native backend: the C++ addon's expression VM, resource sampler thread and rlimit calls
+ * (native/, built to build/Release/wpipe.node).
  *
  * This module is the only place that loads the .node file, lazily (never at import time), through
  * `createRequire(import.meta.url)`. `NativeBinding` types every export of the addon. Values cross as
@@ -15,12 +16,18 @@
  * ```
  */
 import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
 import { addonPath } from '../paths.js';
 import { Tag, type Program } from '../expr/bytecode.js';
 import { readUtf16, restoreOpaque, TapeLimit, TapeWriter, encodeTape } from '../expr/tape.js';
 import { PyFloat, PyTuple } from '../expr/values.js';
 import {
+  SAMPLE_FIELDS,
   VmFault,
+  type HostSampler,
+  type RlimitPair,
+  type SamplerInfo,
+  type SlotReading,
   type BackendStatus,
   type BatchEvaluator,
   type BatchProgram,
@@ -52,15 +59,39 @@ export interface NativeBinding {
   takeResult(out: Uint8Array): number;
   /** Runs a batch program; writes 0/1 per row into `out`; returns -1 or the first failing row. */
   runBatch(program: NativeProgram, columns: readonly VmColumn[], rows: number, out: Uint8Array, fault: Int32Array): number;
+  /** [monotonic ms, RSS bytes (NaN when /proc/self/statm is unreadable), process CPU s] into out[0..2]. */
+  samplerNow(out: Float64Array): void;
+  /** Opens a slot of the process-wide sampler thread (native/sampler.h); returns its id. */
+  samplerStart(intervalMs: number): number;
+  /**
+   * header[0..9] = [samples, peak RSS, peak CPU %, first seq still in the ring, start seq, end seq,
+   * thread interval ms, sum of CPU %, last sample's RSS, last sample's time]; false for an unknown slot.
+   */
+  samplerRead(slot: number, header: Float64Array): boolean;
+  /** Copies the slot's samples with seq ≥ fromSeq still in the ring (4 doubles each); returns how many. */
+  samplerCopy(slot: number, fromSeq: number, out: Float64Array): number;
+  samplerStop(slot: number): boolean;
+  /** out[0..7] = [running, interval ms, slots, samples taken, ring capacity, watchdog limit, watchdog fired, environments]. */
+  samplerInfo(out: Float64Array): void;
+  /** Arms (limitBytes > 0 and a callback) or disarms the process's RSS watchdog. */
+  samplerWatchdog(limitBytes: number, intervalMs: number, callback: ((rssBytes: number) => void) | null): void;
+  /** 0 with [soft, hard] in out (Infinity for unlimited), or an errno. */
+  getrlimit(resource: 'data' | 'as' | 'stack', out: Float64Array): number;
+  /** 0 or an errno. */
+  setrlimit(resource: 'data' | 'as' | 'stack', soft: number, hard: number): number;
 }
 
 /** The ABI version native/addon.cpp reports; bumped when the export list or a signature changes. */
-const ADDON_ABI = 2;
+const ADDON_ABI = 3;
+
+const EXPORTS = [
+  'info', 'prepare', 'evaluate', 'takeResult', 'runBatch',
+  'samplerNow', 'samplerStart', 'samplerRead', 'samplerCopy', 'samplerStop', 'samplerInfo', 'samplerWatchdog',
+  'getrlimit', 'setrlimit',
+] as const;
 
 let binding: NativeBinding | undefined;
 let loadError: Error | undefined;
-
-
 
 function loadBinding(): NativeBinding {
   if (binding) return binding;
@@ -68,7 +99,7 @@ function loadBinding(): NativeBinding {
   const path = addonPath();
   try {
     const b = createRequire(import.meta.url)(path) as NativeBinding;
-    for (const fn of ['info', 'prepare', 'evaluate', 'takeResult', 'runBatch'] as const) {
+    for (const fn of EXPORTS) {
       if (typeof b[fn] !== 'function') throw new Error(`the addon has no ${fn}() export (a stale build?)`);
     }
     const abi = b.info().abi;
@@ -264,4 +295,122 @@ export function nativeStatus(): BackendStatus {
   } catch (error) {
     return { name: 'native', available: false, detail: (error as Error).message, features: [] };
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The host: the sampler thread and rlimits.
+
+const HEADER_FIELDS = 10;
+
+class NativeSampler implements HostSampler {
+  readonly kind = 'native' as const;
+  private readonly header = new Float64Array(HEADER_FIELDS);
+
+  constructor(private readonly b: NativeBinding) {}
+
+  now(out: Float64Array): void {
+    this.b.samplerNow(out);
+  }
+
+  start(intervalMs: number): number {
+    return this.b.samplerStart(intervalMs);
+  }
+
+  read(slot: number, withSamples: boolean): SlotReading {
+    const h = this.header;
+    if (!this.b.samplerRead(slot, h)) {
+      return { count: 0, peakRssBytes: 0, peakCpuPercent: 0, sumCpuPercent: 0, samples: new Float64Array(0), intervalMs: 0 };
+    }
+    let samples = new Float64Array(0);
+    if (withSamples) {
+      const available = h[5]! - h[3]!;
+      // A few spare rows: the thread may add samples between the two calls.
+      samples = new Float64Array((available + 4) * SAMPLE_FIELDS);
+      const n = this.b.samplerCopy(slot, h[3]!, samples);
+      samples = samples.subarray(0, n * SAMPLE_FIELDS);
+    }
+    return { count: h[0]!, peakRssBytes: h[1]!, peakCpuPercent: h[2]!, sumCpuPercent: h[7]!, samples, intervalMs: h[6]! };
+  }
+
+  stop(slot: number): void {
+    this.b.samplerStop(slot);
+  }
+
+  watchdog(limitBytes: number, intervalMs: number, onExceeded: ((rssBytes: number) => void) | null): void {
+    this.b.samplerWatchdog(onExceeded === null ? 0 : limitBytes, intervalMs, onExceeded);
+  }
+
+  info(): SamplerInfo {
+    const o = new Float64Array(8);
+    this.b.samplerInfo(o);
+    return {
+      running: o[0] === 1, intervalMs: o[1]!, slots: o[2]!, samplesTaken: o[3]!, ringCapacity: o[4]!,
+      watchdogLimitBytes: o[5]!, watchdogFired: o[6]!,
+    };
+  }
+}
+
+/** The rlimit calls of the addon: Linux getrlimit/setrlimit, bytes in, bytes out. */
+export interface NativeRlimits {
+  /** The current limits, or throws an Error with the errno's name as `code`. */
+  get(resource: 'data' | 'as' | 'stack'): RlimitPair;
+  /** Sets both limits; throws an Error with the errno's name as `code` (EPERM: raising a hard limit). */
+  set(resource: 'data' | 'as' | 'stack', soft: number, hard: number): void;
+}
+
+function errnoError(call: string, errno: number): Error {
+  const name = osErrnoName(errno);
+  return Object.assign(new Error(`${call} failed: ${name}`), { code: name, errno });
+}
+
+function osErrnoName(errno: number): string {
+  for (const [name, value] of Object.entries(osConstants.errno)) if (value === errno) return name;
+  return `errno ${errno}`;
+}
+
+let sampler: NativeSampler | undefined;
+
+/**
+ * The addon's sampler thread (one per process, shared by every thread and worker; see
+ * native/sampler.h). Throws like {@link loadNativeVm} when the addon cannot load.
+ *
+ * @example
+ * ```ts
+ * const s = loadNativeSampler();
+ * const slot = s.start(10);       // the thread samples every 10 ms, also while this thread is blocked
+ * busyWork();
+ * const r = s.read(slot, true);    // r.count, r.peakRssBytes, r.samples (4 doubles per sample)
+ * s.stop(slot);
+ * ```
+ */
+export function loadNativeSampler(): HostSampler {
+  sampler ??= new NativeSampler(loadBinding());
+  return sampler;
+}
+
+/**
+ * getrlimit/setrlimit through the addon (Node has no setrlimit). Throws like {@link loadNativeVm}
+ * when the addon cannot load.
+ *
+ * @example
+ * ```ts
+ * const rl = loadNativeRlimits();
+ * const { hard } = rl.get('data');
+ * rl.set('data', 512 * 2 ** 20, hard); // lower only the soft limit: it can be raised again up to `hard`
+ * ```
+ */
+export function loadNativeRlimits(): NativeRlimits {
+  const b = loadBinding();
+  const out = new Float64Array(2);
+  return {
+    get(resource) {
+      const e = b.getrlimit(resource, out);
+      if (e !== 0) throw errnoError(`getrlimit(${resource})`, e);
+      return { soft: out[0]!, hard: out[1]! };
+    },
+    set(resource, soft, hard) {
+      const e = b.setrlimit(resource, soft, hard);
+      if (e !== 0) throw errnoError(`setrlimit(${resource}, ${soft}, ${hard})`, e);
+    },
+  };
 }

@@ -64,3 +64,74 @@ export interface BackendStatus {
   /** Features this build has (e.g. 'simd128', 'avx2'). */
   readonly features: readonly string[];
 }
+
+// ---------------------------------------------------------------------------------------------
+// The host sampler: RSS and CPU time of this process, sampled off the JS thread (ResourceMonitor,
+// memoryLimit's watchdog). Two implementations: the addon's C++ thread (native.ts) and a worker
+// thread writing into a SharedArrayBuffer (js-sampler.ts); load.ts chooses.
+
+/** Doubles per sample in {@link SlotReading.samples}: time (ms), RSS (bytes), process CPU time (s), CPU % of one core since the previous sample. */
+export const SAMPLE_FIELDS = 4;
+
+/** What a sampler slot (one monitor) has seen since it started. */
+export interface SlotReading {
+  /** Samples taken while the slot was active (all of them, also those the ring no longer holds). */
+  readonly count: number;
+  /** Highest RSS of those samples, in bytes (0 when none). */
+  readonly peakRssBytes: number;
+  /** Highest CPU % of one core between two consecutive samples (0 when none). */
+  readonly peakCpuPercent: number;
+  /** Sum of the samples' CPU % (for an average over samples). */
+  readonly sumCpuPercent: number;
+  /** The samples the ring still holds (the most recent ones), {@link SAMPLE_FIELDS} doubles each. */
+  readonly samples: Float64Array;
+  /** The sampler's current interval in ms: the smallest any user asked for. */
+  readonly intervalMs: number;
+}
+
+/** Facts about a sampler, for tests and getBackendInfo. */
+export interface SamplerInfo {
+  /** Whether its thread (or worker) is running now. */
+  readonly running: boolean;
+  readonly intervalMs: number;
+  /** Active slots (monitors) of the whole process (native) or of this thread (worker). */
+  readonly slots: number;
+  /** Samples taken since the sampler was created. */
+  readonly samplesTaken: number;
+  /** Samples the ring holds. */
+  readonly ringCapacity: number;
+  /** The armed watchdog's RSS limit in bytes (0: none). */
+  readonly watchdogLimitBytes: number;
+  /** How many times the watchdog fired. */
+  readonly watchdogFired: number;
+}
+
+/**
+ * Samples this process's RSS and CPU time off the JS thread, so it sees what happens while the event
+ * loop is blocked. One sampler serves every monitor: slots are reference-counted, the thread runs
+ * while any slot or the watchdog is active, at the smallest interval any of them asked for.
+ */
+export interface HostSampler {
+  /** 'native': the addon's C++ thread (one per process); 'worker': a worker thread (one per JS thread). */
+  readonly kind: 'native' | 'worker';
+  /** Fills out[0..2] with the time (ms, the samples' clock), RSS (bytes) and process CPU time (s), read now on this thread. */
+  now(out: Float64Array): void;
+  /** Opens a slot sampled at least every `intervalMs`; returns its id. */
+  start(intervalMs: number): number;
+  /** What the slot has seen so far; `withSamples` false leaves `samples` empty. */
+  read(slot: number, withSamples: boolean): SlotReading;
+  /** Closes a slot (idempotent). */
+  stop(slot: number): void;
+  /**
+   * Arms the process's RSS watchdog: `onExceeded(rssBytes)` runs on this thread's event loop when a
+   * sample's RSS exceeds `limitBytes` (once per crossing). `limitBytes` 0 or a null callback disarms.
+   */
+  watchdog(limitBytes: number, intervalMs: number, onExceeded: ((rssBytes: number) => void) | null): void;
+  info(): SamplerInfo;
+}
+
+/** A resource limit as the addon reads it: bytes, Infinity for unlimited. */
+export interface RlimitPair {
+  readonly soft: number;
+  readonly hard: number;
+}
