@@ -17,6 +17,9 @@ export { type ModuleRef, type ExecutorKind } from './parallel/index.js';
 export { Wsqlite, SQLite, type WsqliteOptions, type WriteRecordArgs, type StoredRecord } from './storage/wsqlite.js';
 export { PipelineExporter, type ExportOptions, type ExportFormat } from './observe/exporter.js';
 export { readYaml, writeYaml, leerYaml, escribirYaml, type ReadYamlOptions, type WriteYamlOptions } from './system/yaml.js';
+export {
+  ResourceMonitor, type ResourceMonitorOptions, type ResourceSummary, type ResourceSamples,
+} from './observe/monitor.js';
 export { newLogger, type NewLoggerOptions, type LogRotation, type WpipeLogger } from './observe/logger.js';
 // Installs run history for `trackingDb` (a pointer assignment; the database opens at the first run).
 import './storage/observer.js';
