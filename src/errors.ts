@@ -94,8 +94,17 @@ export class TaskError extends WpipeError {
   constructor(message: string, options: WpipeErrorOptions & { code?: WpipeErrorCode } = {}) {
     super(options.code ?? 'WPIPE_ERR_TASK_FAILED', message, options);
   }
+  /** The step that failed. */
   get stepName(): string | undefined {
     return this.details.stepName as string | undefined;
+  }
+  /** Its version (`step({ version })`, 'v1.0' by default). */
+  get stepVersion(): string | undefined {
+    return (this.details.stepVersion ?? this.details.version) as string | undefined;
+  }
+  /** Attempts made before it failed (retries included). */
+  get attempts(): number | undefined {
+    return this.details.attempts as number | undefined;
   }
 }
 
@@ -283,11 +292,32 @@ export function checkOptions(where: string, options: unknown, known: readonly st
   }
   for (const key of Object.keys(options)) {
     if (!known.includes(key)) {
-      const hint = closestName(key, known);
+      const alias = OPTION_ALIASES[key]?.find((a) => known.includes(a.option));
+      const hint = alias !== undefined ? `${alias.option}${alias.note ? `, ${alias.note}` : ''}` : closestName(key, known);
       throw invalidOption(`${where}: unknown option '${key}'${hint ? ` (did you mean ${hint}?)` : ''}`);
     }
   }
 }
+
+/**
+ * Names users bring from other libraries, with the option they mean here (when the options being
+ * checked have it): a spelling distance cannot find `retryCount` from `retries`.
+ */
+const OPTION_ALIASES: Record<string, readonly { option: string; note?: string }[]> = {
+  retries: [{ option: 'retryCount' }, { option: 'maxRetries' }],
+  maxRetries: [{ option: 'retryCount' }],
+  retryCount: [{ option: 'maxRetries' }],
+  retry: [{ option: 'retryCount' }, { option: 'maxRetries' }],
+  attempts: [{ option: 'retryCount', note: 'the number of retries after the first attempt' }],
+  timeoutMs: [{ option: 'timeout', note: 'in seconds' }],
+  timeoutSeconds: [{ option: 'timeout' }],
+  delay: [{ option: 'retryDelay', note: 'in seconds' }],
+  retryDelayMs: [{ option: 'retryDelay', note: 'in seconds' }],
+  backoff: [{ option: 'retryBackoff' }],
+  db: [{ option: 'trackingDb' }],
+  database: [{ option: 'trackingDb' }],
+  name: [{ option: 'pipelineName' }],
+};
 
 /** A short type description for messages: 'null', 'array', 'Date', 'number' … */
 export function describeType(value: unknown): string {

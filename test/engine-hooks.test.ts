@@ -7,6 +7,11 @@ import {
 } from '../src/engine/index.js';
 import { ExpressionError, ProcessError, TaskError, WpipeError } from '../src/errors.js';
 
+/** What run() rejects with for a WpipeError of a finer kind: a ProcessError with its code, the original as cause. */
+function wrapping(original: WpipeError): (x: unknown) => boolean {
+  return (x) => x instanceof ProcessError && x.code === original.code && x.cause === original;
+}
+
 function recorder(): RunObserver & { log: string[]; ends: StepEndEvent[]; bounds: BoundaryEvent[]; runEnd?: RunEndEvent } {
   const r: RunObserver & { log: string[]; ends: StepEndEvent[]; bounds: BoundaryEvent[]; runEnd?: RunEndEvent } = {
     log: [], ends: [], bounds: [],
@@ -136,11 +141,11 @@ test('an observer that throws fails the run, even under continueOnError', async 
   assert.equal(e.code, 'WPIPE_ERR_OBSERVER_FAILED');
   assert.equal(e.errorCode, 504);
   assert.equal((e.cause as Error).message, 'disk full');
-  // A WpipeError from onRunStart (e.g. a resume mismatch) is passed through as is.
+  // A WpipeError from onRunStart (e.g. a resume mismatch) becomes a ProcessError with its code, the original as cause.
   const mismatch = new WpipeError('WPIPE_ERR_RESUME_MISMATCH', 'steps changed since the checkpoint');
   const q = new Pipeline({ observers: [{ onRunStart: () => { throw mismatch; } }] }).setSteps([() => assert.fail('ran')]);
-  await assert.rejects(q.run(), (x: unknown) => x === mismatch);
-  assert.throws(() => q.runSync(), (x: unknown) => x === mismatch);
+  await assert.rejects(q.run(), wrapping(mismatch));
+  assert.throws(() => q.runSync(), wrapping(mismatch));
 });
 
 test('trackingDb gets its observer from the installed factory, lazily; close() closes it', async () => {

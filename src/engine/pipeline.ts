@@ -27,7 +27,7 @@ import {
   AlertEvaluator, compileAlert, duplicateAlert,
   type AlertOptions, type AlertRule, type AlertSeverity, type FinishedRun, type StepErrorDetails,
 } from './alerts.js';
-import { optBool, optFunction, optNumber, optString } from './validate.js';
+import { optBool, optFunction, optNumber, optString, warnIfMilliseconds } from './validate.js';
 
 /**
  * Options of `new Pipeline(…)`. Unknown or misspelt options are errors.
@@ -184,6 +184,7 @@ export class Pipeline implements RunHost {
     this.trackingDb = optString(where, 'trackingDb', options.trackingDb);
     this.maxRetries = optNumber(where, 'maxRetries', options.maxRetries, { min: 0, integer: true }) ?? 0;
     this.retryDelay = optNumber(where, 'retryDelay', options.retryDelay, { min: 0 }) ?? 1;
+    warnIfMilliseconds(where, 'retryDelay', this.retryDelay);
     this.retryBackoff = optNumber(where, 'retryBackoff', options.retryBackoff, { min: 1 }) ?? 1;
     this.retryOn = optFunction<RetryPredicate>(where, 'retryOn', options.retryOn);
     this._continueOnError = optBool(where, 'continueOnError', options.continueOnError) ?? false;

@@ -1243,8 +1243,36 @@ function open(b: Begun): Pending {
   return boundary(b.start - 1, ctx, st);
 }
 
+/**
+ * The rule for what run() rejects with: a ProcessError (errorCode of its code's family) whose cause
+ * chain leads to what failed. A WpipeError of a finer kind (a resume mismatch, a run id in progress
+ * or recorded for another pipeline, storage, an observer) becomes a ProcessError with the same
+ * `code` and the original as `cause`, so `instanceof ProcessError` and `code` both hold. Exceptions,
+ * documented in the README: misuse of the API is a TypeError/RangeError (WPIPE_ERR_INVALID_OPTION)
+ * thrown before the run, and runSync on a pipeline it cannot run (WPIPE_ERR_RUN_SYNC_UNSUPPORTED).
+ */
+function asRunFailure(e: unknown, pipelineName: string, runId: string | undefined): unknown {
+  if (!(e instanceof WpipeError) || e instanceof ProcessError) return e;
+  const f = new ProcessError(`pipeline '${pipelineName}' failed: ${e.message}`, {
+    code: e.code, cause: e, details: { pipelineName, ...(runId === undefined ? {} : { runId }) },
+  });
+  return isFatal(e) ? fatal(f) : f;
+}
+
+/** begin(), with what it throws made a run failure (see asRunFailure). */
+function beginOrFail(host: RunHost, plan: Plan, input: unknown, options: unknown, sync: boolean): Begun | Promise<Begun> {
+  const runId = (options as { runId?: unknown } | null | undefined)?.runId;
+  const id = typeof runId === 'string' ? runId : undefined;
+  try {
+    const b = begin(host, plan, input, options, sync);
+    return b instanceof Promise ? b.catch((e: unknown) => { throw asRunFailure(e, host.pipelineName, id); }) : b;
+  } catch (e) {
+    throw asRunFailure(e, host.pipelineName, id);
+  }
+}
+
 function runError(e: unknown, b: Begun): Error {
-  if (isFatal(e)) return e as Error;
+  if (isFatal(e)) return asRunFailure(e, b.st.host.pipelineName, b.st.runId) as Error;
   const st = b.st;
   if (e instanceof TaskError) {
     return new ProcessError(`pipeline '${st.host.pipelineName}' failed: ${e.message}`, {
@@ -1315,7 +1343,7 @@ export function runPlanSync(host: RunHost, plan: Plan, input: unknown, options: 
     throw new WpipeError('WPIPE_ERR_RUN_SYNC_UNSUPPORTED', `runSync cannot run pipeline '${host.pipelineName}': ${plan.syncBlocker}; use await pipeline.run() instead`);
   }
   // In a sync run nothing returns a promise: a `wait` or a promise from a hook throws instead.
-  const b = begin(host, plan, input, options, true) as Begun;
+  const b = beginOrFail(host, plan, input, options, true) as Begun;
   if (b.replay !== undefined) {
     finish(b, undefined, true);
     return b.replay;
@@ -1326,7 +1354,11 @@ export function runPlanSync(host: RunHost, plan: Plan, input: unknown, options: 
   } catch (e) {
     throw endWithError(b, e) as Error;
   }
-  finish(b, undefined, false);
+  try {
+    finish(b, undefined, false);
+  } catch (e) {
+    throw asRunFailure(e, host.pipelineName, b.st.runId);
+  }
   return b.ctx;
 }
 
@@ -1339,7 +1371,7 @@ export function runPlanSync(host: RunHost, plan: Plan, input: unknown, options: 
  * ```
  */
 export async function runPlanAsync(host: RunHost, plan: Plan, input: unknown, options: unknown): Promise<Context> {
-  const begun = begin(host, plan, input, options, false);
+  const begun = beginOrFail(host, plan, input, options, false);
   const b = begun instanceof Promise ? await begun : begun;
   if (b.replay !== undefined) {
     const f = finish(b, undefined, true);
@@ -1356,6 +1388,12 @@ export async function runPlanAsync(host: RunHost, plan: Plan, input: unknown, op
     throw err instanceof Promise ? await err : err;
   }
   const f = finish(b, undefined, false);
-  if (f !== undefined) await f;
+  if (f !== undefined) {
+    try {
+      await f;
+    } catch (e) {
+      throw asRunFailure(e, host.pipelineName, b.st.runId);
+    }
+  }
   return b.ctx;
 }

@@ -18,7 +18,7 @@
 import { checkOptions, closestName, describeType, invalidOption } from '../errors.js';
 import { EXECUTOR_KINDS, type ExecutorKind, type ModuleRef } from '../parallel/executor.js';
 import type { StepFn } from './types.js';
-import { optFunction, optNumber, optString } from './validate.js';
+import { optFunction, optNumber, optString, warnIfMilliseconds } from './validate.js';
 
 /**
  * Decides whether a failed attempt is retried (return false to fail at once).
@@ -144,6 +144,8 @@ export function step(options: StepOptions = {}): <F extends StepFn>(fn: F) => St
   const retryBackoff = optNumber(where, 'retryBackoff', options.retryBackoff, { min: 1 });
   const retryOn = optFunction<RetryPredicate>(where, 'retryOn', options.retryOn);
   const timeout = optNumber(where, 'timeout', options.timeout, { min: 0, minExclusive: true, max: 2 ** 31 / 1000 - 1 });
+  warnIfMilliseconds(where, 'timeout', timeout);
+  warnIfMilliseconds(where, 'retryDelay', retryDelay);
   const description = optString(where, 'description', options.description, true) ?? '';
   const tags = checkTags(where, options.tags);
   const module = checkModuleRef(where, options.module);

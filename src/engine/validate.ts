@@ -71,3 +71,25 @@ export function optFunction<T extends (...args: never[]) => unknown>(where: stri
   if (typeof v !== 'function') throw invalidOption(`${where}: ${name} must be a function, got ${describeType(v)}`);
   return v as T;
 }
+
+const warnedSeconds = new Set<string>();
+
+/**
+ * Durations here are seconds (the contract, kept from the Python original), but Node users write
+ * milliseconds: a value of 1,000 s or more warns once per option name and value with the likely
+ * mistake (`timeout: 5000` is 83 minutes).
+ *
+ * @example
+ * ```ts
+ * warnIfMilliseconds('step()', 'timeout', 5000); // process warning WPIPE_WARN_SECONDS, once
+ * ```
+ */
+export function warnIfMilliseconds(where: string, name: string, seconds: number | undefined): void {
+  if (seconds === undefined || seconds < 1000) return;
+  const key = `${where}:${name}:${seconds}`;
+  if (warnedSeconds.has(key)) return;
+  warnedSeconds.add(key);
+  const minutes = Math.round(seconds / 60);
+  process.emitWarning(`${where}: ${name} is in seconds: ${seconds} is ${minutes.toLocaleString('en-US')} minutes. ` +
+    `If you meant ${seconds} ms, write ${name}: ${seconds / 1000}.`, { code: 'WPIPE_WARN_SECONDS' });
+}
