@@ -20,6 +20,10 @@ export { readYaml, writeYaml, leerYaml, escribirYaml, type ReadYamlOptions, type
 export {
   ResourceMonitor, type ResourceMonitorOptions, type ResourceSummary, type ResourceSamples,
 } from './observe/monitor.js';
+export {
+  memoryLimit, memoryLimitSignal, onMemoryLimitExceeded, memoryLimitGuard, MEMORY_LIMIT_MECHANISMS,
+  type MemoryLimitOptions, type MemoryLimitResult, type MemoryLimitMechanism,
+} from './system/memory.js';
 export { newLogger, type NewLoggerOptions, type LogRotation, type WpipeLogger } from './observe/logger.js';
 // Installs run history for `trackingDb` (a pointer assignment; the database opens at the first run).
 import './storage/observer.js';

@@ -57,6 +57,17 @@ test('worker codes: over the memory cap, a worker that died, a value that cannot
   assert.equal('WPIPE_ERR_TASK_MEMORY_LIMIT' in ERROR_CATALOG, false, 'one code for the memory cap');
 });
 
+test('memoryLimit codes: the watchdog firing is a step failure (502), no mechanism available an internal error (500)', () => {
+  for (const [code, family] of [['WPIPE_ERR_MEMORY_LIMIT', 502], ['WPIPE_ERR_MEMORY_LIMIT_UNAVAILABLE', 500]] as const) {
+    assert.equal(ERROR_CATALOG[code].errorCode, family, code);
+    const e = deserializeError(structuredClone(serializeError(new WpipeError(code, 'cap 512 MiB', { details: { limitBytes: 536870912 } }))));
+    assert.ok(e instanceof WpipeError);
+    assert.equal(e.code, code);
+    assert.equal(e.errorCode, family);
+    assert.deepEqual(e.details, { limitBytes: 536870912 });
+  }
+});
+
 test('the classes share the base class and carry their default codes', () => {
   const table: Array<[WpipeError, string, number, string]> = [
     [new TaskError('t'), 'WPIPE_ERR_TASK_FAILED', 502, 'TaskError'],
