@@ -228,10 +228,20 @@ export interface TrackingOptions {
   readonly verbose: boolean;
   /** 'step': commit at every step boundary (default); 'run': once per run (see PipelineOptions). */
   readonly durability?: 'step' | 'fsync' | 'run';
+  /** Keys redacted from what the history records (PipelineOptions.trackingRedact). */
+  readonly redact?: readonly (string | RegExp)[] | ((key: string, value: unknown, path: string) => boolean);
+  /** Largest stored value (PipelineOptions.trackingMaxValueBytes). */
+  readonly maxValueBytes?: number;
+  /** Runs pruned when the history opens and at close (PipelineOptions.trackingRetention). */
+  readonly retention?: { readonly olderThanDays?: number; readonly keepLast?: number };
 }
 
 /** Builds the run-history/checkpoint observer of a pipeline that has `trackingDb`. */
-export type TrackingObserverFactory = (options: TrackingOptions) => RunObserver & { close?(): void | Promise<void> };
+export type TrackingObserverFactory = (options: TrackingOptions) => RunObserver & {
+  close?(): void | Promise<void>;
+  /** Deletes old runs from the history; returns how many (see Pipeline.pruneHistory). */
+  prune?(options: { olderThanDays?: number; keepLast?: number; perPipeline?: boolean }): number;
+};
 
 let trackingFactory: TrackingObserverFactory | undefined;
 

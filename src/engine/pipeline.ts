@@ -16,7 +16,7 @@ import { createExecutor, type Executor, type ExecutorKind } from '../parallel/ex
 import { PIPELINE_BRAND, compilePlan, checkItem, describePlan, type StepItem } from './compile.js';
 import { compileFor, type CompiledExpression } from './expression.js';
 import {
-  getTrackingObserverFactory, type BackgroundRecord, type RunObserver, type TrackingObserverFactory,
+  getTrackingObserverFactory, type BackgroundRecord, type RunObserver, type TrackingObserverFactory, type TrackingOptions,
 } from './hooks.js';
 import { getDefaultLogger, isLogger, type Logger } from './logger.js';
 import type { Node, Plan } from './nodes.js';
@@ -66,6 +66,15 @@ export interface PipelineOptions {
    * loses every unfinished run's steps and checkpoints: it restarts from the beginning).
    */
   trackingDurability?: 'step' | 'fsync' | 'run';
+  /**
+   * Keys the history records as '[REDACTED]' (in run inputs and outputs, step outputs, event data;
+   * not in checkpoints, which resume needs): names, RegExps, or `(key, value, path) => boolean`.
+   */
+  trackingRedact?: readonly (string | RegExp)[] | ((key: string, value: unknown, path: string) => boolean);
+  /** Largest value the history stores, in bytes of JSON (default 1 MiB); longer ones become a truncation marker. */
+  trackingMaxValueBytes?: number;
+  /** Prune the history when it opens and at close(): runs older than `olderThanDays`, beyond the newest `keepLast`. */
+  trackingRetention?: { olderThanDays?: number; keepLast?: number };
   /** Where verbose lines, warnings and background failures go (pino-compatible); default stderr. */
   logger?: Logger;
   /** Observers of every run (see RunObserver). */
@@ -126,7 +135,8 @@ export interface RunEachOptions {
 
 const PIPELINE_OPTIONS = [
   'pipelineName', 'verbose', 'trackingDb', 'maxRetries', 'retryDelay', 'retryBackoff', 'retryOn',
-  'continueOnError', 'showProgress', 'collectSystemMetrics', 'trackingDurability', 'logger', 'observers',
+  'continueOnError', 'showProgress', 'collectSystemMetrics', 'trackingDurability', 'trackingRedact', 'trackingMaxValueBytes',
+  'trackingRetention', 'logger', 'observers',
 ] as const;
 
 const MAX_KEPT_BACKGROUND_FAILURES = 1000;
@@ -148,6 +158,7 @@ export class Pipeline implements RunHost {
   readonly trackingDb: string | undefined;
   readonly collectSystemMetrics: boolean;
   readonly trackingDurability: 'step' | 'fsync' | 'run';
+  private readonly trackingControls: Partial<Pick<TrackingOptions, 'redact' | 'maxValueBytes' | 'retention'>>;
 
   /** @internal */ readonly _verbose: boolean;
   /** @internal */ readonly _continueOnError: boolean;
@@ -195,6 +206,25 @@ export class Pipeline implements RunHost {
       throw invalidOption(`${where}: trackingDurability must be 'step', 'fsync' or 'run', got ${JSON.stringify(durability)}`, 'RangeError');
     }
     this.trackingDurability = durability;
+    const controls: { redact?: PipelineOptions['trackingRedact']; maxValueBytes?: number; retention?: PipelineOptions['trackingRetention'] } = {};
+    if (options.trackingRedact !== undefined) {
+      if (!Array.isArray(options.trackingRedact) && typeof options.trackingRedact !== 'function') {
+        throw invalidOption(`${where}: trackingRedact must be an array of key names and RegExps, or a function, got ${describeType(options.trackingRedact)}`);
+      }
+      controls.redact = options.trackingRedact;
+    }
+    const maxValueBytes = optNumber(where, 'trackingMaxValueBytes', options.trackingMaxValueBytes, { min: 256, integer: true });
+    if (maxValueBytes !== undefined) controls.maxValueBytes = maxValueBytes;
+    if (options.trackingRetention !== undefined) {
+      const r = options.trackingRetention;
+      if (r === null || typeof r !== 'object') throw invalidOption(`${where}: trackingRetention must be an object { olderThanDays?, keepLast? }`);
+      checkOptions(`${where} trackingRetention`, r, ['olderThanDays', 'keepLast']);
+      optNumber(where, 'trackingRetention.olderThanDays', r.olderThanDays, { min: 0 });
+      optNumber(where, 'trackingRetention.keepLast', r.keepLast, { min: 0, integer: true });
+      if (r.olderThanDays === undefined && r.keepLast === undefined) throw invalidOption(`${where}: trackingRetention needs olderThanDays, keepLast or both`);
+      controls.retention = r;
+    }
+    this.trackingControls = controls;
     if (options.logger !== undefined && !isLogger(options.logger)) {
       throw invalidOption(`${where}: logger must have debug, info, warn and error methods, got ${describeType(options.logger)}`);
     }
@@ -368,6 +398,23 @@ export class Pipeline implements RunHost {
   }
 
   /**
+   * Deletes old runs of the history (`trackingDb`) with everything recorded about them; runs still
+   * running are kept. Returns how many went.
+   *
+   * @example
+   * ```ts
+   * pipe.pruneHistory({ olderThanDays: 30, keepLast: 1000 });
+   * ```
+   */
+  pruneHistory(options: { olderThanDays?: number; keepLast?: number; perPipeline?: boolean }): number {
+    if (this.trackingDb === undefined) throw invalidOption('pruneHistory: this pipeline has no trackingDb');
+    this._observersForRun();
+    const tracking = this.tracking as { prune?: (o: typeof options) => number } | undefined;
+    if (tracking?.prune === undefined) throw new WpipeError('WPIPE_ERR_STORAGE', 'pruneHistory: the run history is not available (storage layer not loaded)');
+    return tracking.prune(options);
+  }
+
+  /**
    * The checkpoints added so far.
    *
    * @example
@@ -407,6 +454,7 @@ export class Pipeline implements RunHost {
         this.tracking = factory({
           trackingDb: this.trackingDb, collectSystemMetrics: this.collectSystemMetrics,
           pipelineName: this.pipelineName, verbose: this._verbose, durability: this.trackingDurability,
+          ...this.trackingControls,
         });
         this.observerSnapshot = null;
       }

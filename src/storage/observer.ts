@@ -35,6 +35,7 @@ import { ProcessError, WpipeError, deserializeError, type SerializedError } from
 import { deserialize } from './serialize.js';
 import type { RunRecord } from './records.js';
 import { RunTracker, type StepId, type RunTrackerOptions } from './tracker.js';
+import type { PruneOptions } from './history-controls.js';
 
 /** How often a run waiting for another process's run of the same id claims again. */
 const BUSY_POLL_MS = 10;
@@ -75,6 +76,7 @@ function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
 /** The observer a pipeline with `trackingDb` gets; `close()` commits and releases the database. */
 export interface TrackingObserver extends RunObserver {
   readonly tracker: RunTracker;
+  prune(options: PruneOptions): number;
   close(): void;
 }
 
@@ -88,13 +90,34 @@ export interface TrackingObserver extends RunObserver {
  * ```
  */
 export function createTrackingObserver(options: TrackingOptions, trackerOptions: RunTrackerOptions = {}): TrackingObserver {
-  const tracker = new RunTracker(options.trackingDb, { durability: options.durability ?? 'step', ...trackerOptions });
+  const tracker = new RunTracker(options.trackingDb, {
+    durability: options.durability ?? 'step',
+    ...(options.redact === undefined ? {} : { redact: options.redact }),
+    ...(options.maxValueBytes === undefined ? {} : { maxValueBytes: options.maxValueBytes }),
+    ...trackerOptions,
+  });
+  const retention = options.retention;
+  let pruned = false;
+  /** Retention (trackingRetention): once when the history is first used, and at close. */
+  const pruneForRetention = (): void => {
+    if (retention === undefined) return;
+    try {
+      tracker.prune({ ...(retention.olderThanDays === undefined ? {} : { olderThanDays: retention.olderThanDays }),
+        ...(retention.keepLast === undefined ? {} : { keepLast: retention.keepLast }) });
+    } catch (error) {
+      process.emitWarning(`trackingRetention: pruning ${options.trackingDb} failed: ${(error as Error).message}`, { code: 'WPIPE_ERR_STORAGE' });
+    }
+  };
   /** Engine step id → tracker step handle, per run in flight. */
   const steps = new Map<string, Map<number, StepId>>();
 
   return {
     tracker,
     onRunStart(e) {
+      if (!pruned) {
+        pruned = true;
+        pruneForRetention();
+      }
       const r = tracker.beginRun({
         runId: e.runId, pipelineName: e.pipelineName, input: e.context, structureHash: e.signature, fresh: e.generatedId, sync: e.sync,
         waited: e.waited,
@@ -111,7 +134,14 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
         return { wait: r.wait ?? delay(BUSY_POLL_MS, e.signal) };
       }
       steps.set(e.runId, new Map());
-      if (r.outcome === 'completed') return { completed: { result: (r.run.output ?? {}) as Context } };
+      if (r.outcome === 'completed') {
+        if (!r.run.outputExact) {
+          // Redacted, truncated or not serializable when it was recorded: still never run again.
+          process.emitWarning(`run '${e.runId}' of '${e.pipelineName}' is completed; its recorded output is not exact (redacted, truncated ` +
+            'or not serializable), and that is what this replay returns', { code: 'WPIPE_WARN_REPLAY_INEXACT' });
+        }
+        return { completed: { result: (r.run.output ?? {}) as Context } };
+      }
       if (r.outcome === 'resumed' && r.checkpoint) {
         // Tracker positions name the next step to run; the engine's name the last step done.
         return { resume: { position: r.checkpoint.position - 1, context: r.checkpoint.context as Context } };
@@ -204,7 +234,11 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
         data: { status: b.status, durationMs: b.durationMs, changes: b.changes, error: b.error },
       });
     },
+    prune(o) {
+      return tracker.prune(o);
+    },
     close() {
+      pruneForRetention();
       tracker.close();
     },
   };

@@ -76,6 +76,7 @@ import {
   type RunState, type StepId, type StepState,
 } from './run-state.js';
 import { CLAIM_SQL, claimRun, enterRun, inFlightRun, leaveRun } from './claim.js';
+import { DEFAULT_MAX_VALUE_BYTES, capText, pruneHistory, redact, redactTest, type PruneOptions, type RedactOption } from './history-controls.js';
 import { decode, rowToCheckpoint, rowToRun, rowToStep, type CheckpointRecord, type RunRecord, type RunStatus, type StepKind, type StepExecutor, type StepRecord, type StepStatus } from './records.js';
 
 export { rowToRun, rowToStep };
@@ -111,6 +112,13 @@ export interface RunTrackerOptions extends OpenDbOptions {
   journal?: boolean;
   /** Size past which the journal file is replaced by a new one once everything in it is folded (default 64 MiB; at least 4096). */
   journalRotateBytes?: number;
+  /**
+   * Keys recorded as '[REDACTED]' in run inputs, outputs, step outputs and event data (names,
+   * RegExps, or a function); see src/storage/history-controls.ts (checkpoints keep what resume needs).
+   */
+  redact?: RedactOption;
+  /** Largest stored value in bytes of JSON (default 1 MiB); a longer one is stored as a truncation marker. */
+  maxValueBytes?: number;
 }
 
 /** What a tracker did, for tests and benchmarks. */
@@ -132,7 +140,7 @@ export interface TrackerStats {
 }
 
 const TRACKER_OPTIONS = [
-  'durability', 'workerId', 'workerName', 'autoFlushMs', 'onError', 'journal', 'journalRotateBytes',
+  'durability', 'workerId', 'workerName', 'autoFlushMs', 'onError', 'journal', 'journalRotateBytes', 'redact', 'maxValueBytes',
   'busyTimeoutMs', 'busyDeadlineMs', 'fileMustExist', 'walAutocheckpoint', 'pageSize',
 ] as const;
 
@@ -303,6 +311,8 @@ export class RunTracker {
   private readonly runs = new Map<string, RunState>();
   private closed = false;
   private readonly ownsDb: boolean;
+  private readonly redactKey: ((key: string, value: unknown, path: string) => boolean) | undefined;
+  private readonly maxValueBytes: number;
   /** alerts_config ids by configuration (see alertConfigId). */
   private readonly alertConfigs = new Map<string, number>();
 
@@ -337,6 +347,12 @@ export class RunTracker {
     this.target = db;
     this.options = options;
     this.ownsDb = typeof db === 'string';
+    this.redactKey = redactTest('RunTracker', options.redact);
+    const maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
+    if (typeof maxValueBytes !== 'number' || !(maxValueBytes >= 256)) {
+      throw invalidOption(`RunTracker: maxValueBytes must be a number ≥ 256, got ${String(maxValueBytes)}`, 'RangeError');
+    }
+    this.maxValueBytes = maxValueBytes;
     this.c = new Committer(this, { durability, autoFlushMs, journal: options.journal !== false, rotateBytes: rotate }, () => this.exitQuietly());
   }
 
@@ -589,7 +605,7 @@ export class RunTracker {
       finished: false,
       claimed: false,
       sync: args.sync === true,
-      inputText: lenient(args.input),
+      inputText: this.recordText(args.input),
       parentRunId: args.parentRunId ?? parent?.run.runId ?? null,
       parentStepOrder: parent ? parent.order : null,
       yamlPath: args.yamlPath ?? null,
@@ -622,9 +638,10 @@ export class RunTracker {
     run.completedAt = isoAt(now);
     run.durationMs = roundMs(args.durationMs ?? now - run.startedMs);
     if (args.output !== undefined) {
-      const out = serializeBestEffort(args.output);
-      run.outputText = out.text;
-      run.outputExact = out.exact ? 1 : 0;
+      const out = serializeBestEffort(this.redactKey ? redact(args.output, this.redactKey) : args.output);
+      const capped = capText(out.text, this.maxValueBytes);
+      run.outputText = capped.text;
+      run.outputExact = out.exact && capped.exact && this.redactKey === undefined ? 1 : 0;
     }
     if (args.error !== undefined) {
       const e = errorParts(args.error);
@@ -690,7 +707,7 @@ export class RunTracker {
       executor: args.executor ?? null,
       startedAt: isoAt(startedMs),
       startedMs,
-      inputText: args.input === undefined ? null : lenient(args.input),
+      inputText: this.recordText(args.input),
       status: 'running',
       attempts: 0,
       completedAt: null,
@@ -729,7 +746,7 @@ export class RunTracker {
     const now = Date.now();
     step.completedAt = isoAt(now);
     step.durationMs = roundMs(args.durationMs ?? now - step.startedMs);
-    if (args.output !== undefined) step.outputText = lenient(args.output);
+    if (args.output !== undefined) step.outputText = this.recordText(args.output);
     if (args.error !== undefined) {
       const e = errorParts(args.error);
       step.errorMessage = e.message;
@@ -866,7 +883,7 @@ export class RunTracker {
     if (typeof args.type !== 'string' || typeof args.name !== 'string') throw invalidOption('recordEvent: type and name must be strings');
     const step = args.stepId === undefined ? undefined : stepsById.get(args.stepId);
     this.c.push([Code.InsertEvent, args.runId ?? step?.run.runId ?? null, step ? step.order : null, args.type, args.name, args.message ?? null,
-        lenient(args.data), args.tags === undefined ? null : JSON.stringify(args.tags), isoNow()]);
+        this.recordText(args.data), args.tags === undefined ? null : JSON.stringify(args.tags), isoNow()]);
     this.c.afterQueued();
   }
 
@@ -954,6 +971,20 @@ export class RunTracker {
     return (this.stmts.getSteps.all(runId) as Record<string, unknown>[]).map(rowToStep);
   }
 
+  /**
+   * Deletes old runs and everything recorded about them (see pruneHistory in
+   * src/storage/history-controls.ts); returns how many runs went.
+   *
+   * @example
+   * ```ts
+   * tracker.prune({ olderThanDays: 30, keepLast: 100 });
+   * ```
+   */
+  prune(options: PruneOptions): number {
+    this.readable();
+    return pruneHistory(this.db, options);
+  }
+
   /** The step_order of a step handle (what the database and the query API call a step). */
   stepOrder(stepId: StepId): number | undefined {
     return stepsById.get(stepId)?.order;
@@ -1016,6 +1047,12 @@ export class RunTracker {
       // What SQLite has is still worth reading (a read-only file, a lock held too long): say why it may be behind.
       this.report(storageError(error, 'folding other step journals before a read', db.path));
     }
+  }
+
+  /** A value as the history records it: redacted, leniently serialized, capped (null for undefined). */
+  private recordText(value: unknown): string | null {
+    if (value === undefined) return null;
+    return capText(lenient(this.redactKey ? redact(value, this.redactKey) : value)!, this.maxValueBytes).text;
   }
 
   /** @internal Runs in flight in this tracker (the committer's group commit asks). */
