@@ -96,7 +96,7 @@ export interface RunStartEvent {
  * ```
  */
 export type RunStartDecision =
-  | { readonly resume: { readonly position: number; readonly context: Context } }
+  | { readonly resume: { readonly position: number; readonly context: Context; readonly checkpoint?: string } }
   | { readonly completed: { readonly result: Context } }
   | { readonly wait: Promise<unknown> };
 

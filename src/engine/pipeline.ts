@@ -20,7 +20,7 @@ import {
 } from './hooks.js';
 import { getDefaultLogger, isLogger, type Logger } from './logger.js';
 import type { Node, Plan } from './nodes.js';
-import { RUN_ID_SINK, runPlanAsync, runPlanSync, type RunHost } from './run.js';
+import { RUN_DETAIL_SINK, RUN_ID_SINK, runPlanAsync, runPlanSync, type RunHost, type RunStartDetail } from './run.js';
 import type { RetryPredicate } from './step.js';
 import type { Context, RunOptions, StepDescriptor } from './types.js';
 import {
@@ -395,6 +395,23 @@ export class Pipeline implements RunHost {
         });
       },
     };
+  }
+
+  /**
+   * `run()`, telling how the result came about: `replayed` (a completed run id: its recorded result,
+   * nothing executed), `resumedFrom` (a stopped run resumed from that position and checkpoint), and
+   * the run's id.
+   *
+   * @example
+   * ```ts
+   * const { result, replayed, resumedFrom } = await pipe.runDetailed(order, { runId: `order-${order.id}` });
+   * if (replayed) log.info('already done');
+   * ```
+   */
+  async runDetailed<T extends Context = Context>(initialData?: Context, options?: RunOptions): Promise<RunStartDetail & { result: T }> {
+    let detail: RunStartDetail | undefined;
+    const result = await this.run<T>(initialData, { ...(options ?? {}), [RUN_DETAIL_SINK]: (d: RunStartDetail) => { detail = d; } } as RunOptions);
+    return { ...detail!, result };
   }
 
   /**

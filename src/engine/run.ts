@@ -1016,6 +1016,8 @@ interface Begun {
   replay: Context | undefined;
   t0: number;
   startedAt: number;
+  /** The checkpoint a resumed run starts from, when the observer named it. */
+  resumedFrom?: string | undefined;
 }
 
 type IfRunning = 'wait' | 'fail';
@@ -1078,6 +1080,27 @@ function checkRunOptions(where: string, options: unknown): {
  * (a chosen id is claimed, a generated one is not).
  */
 export const RUN_ID_SINK: unique symbol = Symbol('wpipe.runIdSink');
+
+/** How a run began, as `Pipeline.runDetailed` reports it. */
+export interface RunStartDetail {
+  readonly runId: string;
+  /** A completed run's recorded result was returned; nothing executed. */
+  readonly replayed: boolean;
+  /** The run resumed a stopped one: from this top-level position (and checkpoint, when named). */
+  readonly resumedFrom: { readonly position: number; readonly checkpoint: string | undefined } | undefined;
+}
+
+/** @internal A run option (symbol key) receiving the {@link RunStartDetail} once the run has begun. */
+export const RUN_DETAIL_SINK: unique symbol = Symbol('wpipe.runDetailSink');
+
+function reportDetail(options: unknown, b: Begun): void {
+  const sink = (options as { [RUN_DETAIL_SINK]?: (d: RunStartDetail) => void } | undefined)?.[RUN_DETAIL_SINK];
+  if (sink === undefined) return;
+  sink({
+    runId: b.st.runId, replayed: b.replay !== undefined,
+    resumedFrom: b.start > 0 || b.resumedFrom !== undefined ? { position: b.start, checkpoint: b.resumedFrom } : undefined,
+  });
+}
 
 /**
  * Everything before the first boundary: checks, the run's copy of the input, and the observers'
@@ -1228,6 +1251,7 @@ function decide(b: Begun, decision: Decision | undefined): void {
   } else {
     b.ctx = Object.assign({}, decision.resume.context);
     b.start = decision.resume.position + 1;
+    b.resumedFrom = decision.resume.checkpoint;
     const host = b.st.host;
     if (host._verbose) host._logger.info(`[CHECKPOINT] Resuming '${b.st.runId}' from step ${b.start}`);
   }
@@ -1373,6 +1397,7 @@ export function runPlanSync(host: RunHost, plan: Plan, input: unknown, options: 
 export async function runPlanAsync(host: RunHost, plan: Plan, input: unknown, options: unknown): Promise<Context> {
   const begun = beginOrFail(host, plan, input, options, false);
   const b = begun instanceof Promise ? await begun : begun;
+  reportDetail(options, b);
   if (b.replay !== undefined) {
     const f = finish(b, undefined, true);
     if (f !== undefined) await f;

@@ -134,6 +134,13 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
         return { wait: r.wait ?? delay(BUSY_POLL_MS, e.signal) };
       }
       steps.set(e.runId, new Map());
+      if ((r.outcome === 'completed' || r.outcome === 'resumed') && !tracker.inputMatches(r.run, e.context)) {
+        // Warned, not refused: a retry of a crashed job with one changed field (a timestamp, say)
+        // must still resume; the input of record is the one the run started with.
+        process.emitWarning(`run '${e.runId}' of '${e.pipelineName}' ${r.outcome === 'completed' ? 'is completed: its recorded result is returned'
+          : 'resumes from its checkpoint'}, and the input given now differs from the one it was started with; the new input is ignored`,
+        { code: 'WPIPE_WARN_INPUT_IGNORED' });
+      }
       if (r.outcome === 'completed') {
         if (!r.run.outputExact) {
           // Redacted, truncated or not serializable when it was recorded: still never run again.
@@ -144,7 +151,7 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
       }
       if (r.outcome === 'resumed' && r.checkpoint) {
         // Tracker positions name the next step to run; the engine's name the last step done.
-        return { resume: { position: r.checkpoint.position - 1, context: r.checkpoint.context as Context } };
+        return { resume: { position: r.checkpoint.position - 1, context: r.checkpoint.context as Context, checkpoint: r.checkpoint.name } };
       }
       return undefined;
     },

@@ -1055,6 +1055,19 @@ export class RunTracker {
     return capText(lenient(this.redactKey ? redact(value, this.redactKey) : value)!, this.maxValueBytes).text;
   }
 
+  /**
+   * Whether `input` is what `run` recorded as its input (compared as the history records inputs:
+   * redacted and capped alike). A replayed or resumed run ignores the input given now.
+   *
+   * @example
+   * ```ts
+   * if (!tracker.inputMatches(r.run, input)) console.warn('this input is ignored');
+   * ```
+   */
+  inputMatches(run: RunRecord, input: unknown): boolean {
+    return this.recordText(run.input ?? {}) === this.recordText(input ?? {});
+  }
+
   /** @internal Runs in flight in this tracker (the committer's group commit asks). */
   runsInFlight(): number {
     return this.runs.size;
