@@ -370,6 +370,29 @@ for (const durability of ['step', 'run'] as const) {
       `${fixed(manySyncs)} fdatasync per run ${note}`);
 }
 
+// ---------------------------------------------------------------- a run whose context holds 10 MB
+// What the history costs when the context is large: the default cap (1 MiB) stores a truncation
+// marker instead of the value, but the value is still serialized once to learn its size.
+{
+  const big = Array.from({ length: 100_000 }, (_v, i) => ({ i, text: 'x'.repeat(80) })); // ~10 MB as JSON
+  const load = (): Context => ({ rows: big });
+  const N = quick ? 3 : 10;
+  const untracked = new Pipeline({ pipelineName: 'bench-big' }).setSteps([[load, 'load']]);
+  const base = await measure(async () => { for (let i = 0; i < N; i++) consume(await untracked.run({})); }, N, undefined, 3);
+  row('1-step run returning a 10 MB context, untracked', base);
+  for (const [label, options] of [
+    ['tracked, default cap (1 MiB: stored as a truncation marker)', {}],
+    ['tracked, trackingMaxValueBytes 64 KiB', { trackingMaxValueBytes: 64 * 1024 }],
+  ] as const) {
+    const tracked = new Pipeline({ pipelineName: 'bench-big', trackingDb: freshFile(), ...options }).setSteps([[load, 'load']]);
+    await tracked.run({});
+    const ns = await measure(async () => { for (let i = 0; i < N; i++) consume(await tracked.run({})); }, N, undefined, 3);
+    const file = trackerOf(tracked).db.path;
+    await tracked.close();
+    row(`1-step run returning a 10 MB context, ${label}`, ns, base, `database ${(fs.statSync(file).size / 2 ** 20).toFixed(1)} MiB after ${N + 1} runs`);
+  }
+}
+
 // ---------------------------------------------------------------- 5: short-lived processes
 {
   const fixture = path.join(here, 'fixtures', 'short-lived.ts');
