@@ -47,6 +47,19 @@ export interface SerializeOptions {
   mode?: 'strict' | 'lenient';
   /** Name used for the root in error messages when the root itself is unsupported (default `context`). */
   rootName?: string;
+  /**
+   * Lenient mode: stop as soon as the text is sure to be longer than this many bytes and return a
+   * truncation marker instead (`{"$truncated":true,"atLeast":N}`), without walking the rest.
+   */
+  maxBytes?: number;
+}
+
+/** Thrown by an encoder past its byte budget (caught by the callers that set one). */
+const TOO_BIG: unique symbol = Symbol('wpipe.serialize.tooBig');
+
+/** The text recorded for a value past a byte budget. */
+export function truncationMarker(atLeast: number): string {
+  return JSON.stringify({ $truncated: true, atLeast });
 }
 
 const TAG = '$t';
@@ -120,7 +133,17 @@ class Encoder {
   /** False once a placeholder was written. */
   exact = true;
   /** The error this encoder threw, told apart from whatever user code (a getter, a Proxy trap) threw. */
-  private failure: WpipeError | undefined;
+  private failure: WpipeError | typeof TOO_BIG | undefined;
+  /**
+   * A lower bound of the text's bytes still allowed (Infinity: no limit): each string and key costs
+   * its length, every other entry a few bytes, so running out proves the text is longer.
+   */
+  budget = Infinity;
+
+  private overBudget(): never {
+    this.failure = TOO_BIG;
+    throw TOO_BIG;
+  }
   private readonly active = new Set<object>();
 
   constructor(mode: Mode, readonly rootName: string, copy: boolean) {
@@ -162,6 +185,8 @@ class Encoder {
   encode(value: unknown, path: PathNode | null, depth: number): unknown {
     switch (typeof value) {
       case 'string':
+        if ((this.budget -= value.length) < 0) this.overBudget();
+        return value;
       case 'boolean':
         return value;
       case 'number':
@@ -213,6 +238,7 @@ class Encoder {
     const n = arr.length;
     for (let i = 0; i < n; i++) {
       const item = arr[i];
+      if ((this.budget -= typeof item === 'string' ? item.length + 3 : 2) < 0) this.overBudget();
       // Fast path: strings, booleans and ordinary numbers need no path node and no work.
       const enc = isPlainPrimitive(item) ? item : this.encode(item, { parent: path, key: i, kind: 'index' }, depth + 1);
       if (out === undefined && enc !== item) out = arr.slice(0, i);
@@ -233,6 +259,7 @@ class Encoder {
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i]!;
       const item = obj[k];
+      if ((this.budget -= k.length + (typeof item === 'string' ? item.length + 6 : 4)) < 0) this.overBudget();
       const enc = isPlainPrimitive(item) ? item : this.encode(item, { parent: path, key: k, kind: 'prop' }, depth + 1);
       if (enc !== item) {
         // Clone once, then overwrite changed keys.
@@ -483,7 +510,21 @@ function defineKey(target: Record<string, unknown>, key: string, value: unknown)
 export function serialize(value: unknown, options: SerializeOptions = {}): string {
   const mode = options.mode === 'lenient' ? 'lenient' : 'strict';
   const rootName = options.rootName ?? 'context';
+  if (options.maxBytes !== undefined && mode === 'lenient') {
+    try {
+      return fastText(budgeted(new Encoder(mode, rootName, false), options.maxBytes), value)
+        ?? carefulText(budgeted(new Encoder(mode, rootName, true), options.maxBytes), value);
+    } catch (error) {
+      if (error === TOO_BIG) return truncationMarker(options.maxBytes);
+      throw error;
+    }
+  }
   return fastText(new Encoder(mode, rootName, false), value) ?? carefulText(new Encoder(mode, rootName, true), value);
+}
+
+function budgeted(encoder: Encoder, maxBytes: number): Encoder {
+  encoder.budget = maxBytes;
+  return encoder;
 }
 
 /**
@@ -524,15 +565,17 @@ function carefulText(encoder: Encoder, value: unknown): string {
  * serializeBestEffort({ a: () => 1 });  // { text: '{"a":"[Function a]"}', exact: false }
  * ```
  */
-export function serializeBestEffort(value: unknown): { text: string; exact: boolean } {
+export function serializeBestEffort(value: unknown, options: { maxBytes?: number } = {}): { text: string; exact: boolean } {
+  const maxBytes = options.maxBytes ?? Infinity;
   try {
     // One lenient pass that notes whether strict would have refused (not a strict pass, then a lenient one).
-    const fast = new Encoder('bestEffort', 'context', false);
+    const fast = budgeted(new Encoder('bestEffort', 'context', false), maxBytes);
     const text = fastText(fast, value);
     if (text !== undefined) return { text, exact: fast.exact };
-    const careful = new Encoder('bestEffort', 'context', true);
+    const careful = budgeted(new Encoder('bestEffort', 'context', true), maxBytes);
     return { text: carefulText(careful, value), exact: careful.exact };
   } catch (error) {
+    if (error === TOO_BIG) return { text: truncationMarker(maxBytes), exact: false };
     // Not reached (the lenient passes do not throw): the last guard that a run's end gets recorded.
     return { text: JSON.stringify(`[Unreadable: ${describeThrown(error)}]`), exact: false };
   }

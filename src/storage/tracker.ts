@@ -638,7 +638,7 @@ export class RunTracker {
     run.completedAt = isoAt(now);
     run.durationMs = roundMs(args.durationMs ?? now - run.startedMs);
     if (args.output !== undefined) {
-      const out = serializeBestEffort(this.redactKey ? redact(args.output, this.redactKey) : args.output);
+      const out = serializeBestEffort(this.redactKey ? redact(args.output, this.redactKey) : args.output, { maxBytes: this.maxValueBytes });
       const capped = capText(out.text, this.maxValueBytes);
       run.outputText = capped.text;
       run.outputExact = out.exact && capped.exact && this.redactKey === undefined ? 1 : 0;
@@ -1052,7 +1052,8 @@ export class RunTracker {
   /** A value as the history records it: redacted, leniently serialized, capped (null for undefined). */
   private recordText(value: unknown): string | null {
     if (value === undefined) return null;
-    return capText(lenient(this.redactKey ? redact(value, this.redactKey) : value)!, this.maxValueBytes).text;
+    const text = serialize(this.redactKey ? redact(value, this.redactKey) : value, { mode: 'lenient', maxBytes: this.maxValueBytes });
+    return capText(text, this.maxValueBytes).text;
   }
 
   /**
