@@ -56,8 +56,9 @@ const parallel = (steps: ConstructorParameters<typeof Parallel>[0]['steps'], opt
 }
 
 // ---------------------------------------------------------------- per-branch overhead
+/** One signal for every call, as the engine passes its never-aborting one to steps without a deadline. */
+const signal = new AbortController().signal;
 function stepCall(exportName: string, context: Record<string, unknown>, transfer = false): StepCall {
-  const signal = new AbortController().signal;
   return {
     fn: () => { throw new Error('runs in a worker'); },
     moduleRef: { moduleUrl: new URL('./fixtures/parallel-steps.ts', import.meta.url).href, exportName },
