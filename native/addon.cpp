@@ -230,9 +230,9 @@ Napi::Value SamplerStop(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, wpipe::sampler::stop(slotId(env, info[0])));
 }
 
-/** samplerInfo(out: Float64Array(8)). */
+/** samplerInfo(out: Float64Array(9)). */
 Napi::Value SamplerInfo(const Napi::CallbackInfo& info) {
-  wpipe::sampler::info(f64(info.Env(), info[0], wpipe::sampler::kInfoFields, "out must be a Float64Array of at least 8"));
+  wpipe::sampler::info(f64(info.Env(), info[0], wpipe::sampler::kInfoFields, "out must be a Float64Array of at least 9"));
   return info.Env().Undefined();
 }
 
@@ -331,7 +331,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   std::vector<std::string> feats = wpipe::cpuFeatures();
   for (uint32_t i = 0; i < feats.size(); i++) f.Set(i, Napi::String::New(env, feats[i]));
   o.Set("features", f);
-  o.Set("abi", Napi::Number::New(env, 3));
+  o.Set("abi", Napi::Number::New(env, 4));
   return o;
 }
 

@@ -177,6 +177,7 @@ class Sampler {
     out[5] = watchLimit_;
     out[6] = (double)watchFired_;
     out[7] = (double)envs_.size();
+    out[8] = selfCpuDone_ + selfCpu_;
   }
 
   void watchdog(napi_env owner, double limitBytes, double intervalMs, napi_threadsafe_function tsfn) {
@@ -259,6 +260,9 @@ class Sampler {
     thread_.join();
     lock.lock();
     running_ = false;
+    // The finished thread's CPU time, kept for info() (the bench's exact cost of sampling).
+    selfCpuDone_ += selfCpu_;
+    selfCpu_ = 0;
   }
 
   void loop() {
@@ -272,7 +276,10 @@ class Sampler {
       lock.unlock();
       double s[3];
       now(s);
+      timespec own;
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &own);
       lock.lock();
+      selfCpu_ = (double)own.tv_sec + (double)own.tv_nsec / 1e9;
       if (quit_) break;
       double cpuPct = havePrev && s[0] > lastT ? (s[2] - lastCpu) * 1e3 / (s[0] - lastT) * 100.0 : 0.0;
       if (!(cpuPct >= 0)) cpuPct = 0;
@@ -330,6 +337,8 @@ class Sampler {
   napi_env watchEnv_ = nullptr;
   bool watchArmed_ = true;
   uint64_t watchFired_ = 0;
+  double selfCpu_ = 0;      // CPU seconds of the running thread, as of its last sample
+  double selfCpuDone_ = 0;  // of the threads that have finished
   int statmFd_ = -1;
   double pageSize_ = 4096;
 };

@@ -3,15 +3,19 @@
  * SharedArrayBuffer. It serves ResourceMonitor and memoryLimit's watchdog when the addon is not
  * loaded (backend js or wasm, or no build); load.ts chooses.
  *
- * Why a worker thread and not a timer (measured by bench/host.ts, Node 20.20, 2 cores): a timer on
- * the main thread takes no sample at all while a synchronous step blocks the event loop (0 samples
- * in a 500 ms blocked loop, where the worker takes ~50 at 10 ms), so it misses exactly the peaks a
- * monitor exists to see — a 300 MiB buffer made and freed inside one step is invisible to it. The
- * worker costs about 10 MiB of RSS (an isolate) and its start (~30–50 ms before the first sample);
- * the timer costs nothing. Seeing the blocked loop is the point, so the worker it is. What this
- * substitute still misses compared with the native thread: the first tens of milliseconds after the
- * first monitor starts (the worker is booting), and one worker serves one JS thread (a monitor in a
- * worker thread starts a sampler worker of its own), where the addon's thread serves the process.
+ * Why a worker thread and not a timer (bench/host.ts, each case in a fresh process, AMD EPYC VM with
+ * 2 cores, Node 20.20, three runs on a loaded machine): a timer on the main thread takes no sample
+ * at all while a synchronous step blocks the event loop — 0 samples in a 500 ms blocked loop
+ * started right after start(), where the worker takes 35–43 and the addon's thread 46–51 — so it
+ * misses exactly the peaks a monitor exists to see (a 300 MiB buffer made and freed inside one
+ * step). The worker costs 6–10 MiB of RSS (an isolate; the addon's thread 0.1–0.4 MiB), 85–110 ms
+ * before its first sample (it boots; the addon's thread: 0.15 ms), and 1.2–1.7 % of one core at a
+ * 10 ms interval (the addon's thread 0.66–0.98 %, the timer 1.4–2.1 %). Seeing the blocked loop is
+ * the point, so the worker it is. What this substitute still misses compared with the native
+ * thread: the first ~100 ms after the first monitor of a thread starts (the worker is booting; a
+ * monitor started within {@link IDLE_MS} of the last one reuses it), and one worker serves one JS
+ * thread (a monitor in a worker thread starts a sampler worker of its own), where the addon's
+ * thread serves the process.
  *
  * Protocol: the main side owns the slots' life (start/stop) and the interval; the worker only
  * writes samples and slot aggregates. Slot aggregates are guarded by a per-slot seqlock (an Int32

@@ -128,7 +128,7 @@ export interface SamplerChoice {
   readonly reason: string;
 }
 
-const WORKER_REASON = 'a worker thread samples into a SharedArrayBuffer (it keeps sampling while the event loop is blocked; ~10 MiB of RSS)';
+const WORKER_REASON = 'a worker thread samples into a SharedArrayBuffer (it keeps sampling while the event loop is blocked; 6–10 MiB of RSS, ~100 ms to boot)';
 
 /**
  * The sampler for a ResourceMonitor or the memory watchdog: native (the addon's one thread per

@@ -71,7 +71,10 @@ export interface NativeBinding {
   /** Copies the slot's samples with seq ≥ fromSeq still in the ring (4 doubles each); returns how many. */
   samplerCopy(slot: number, fromSeq: number, out: Float64Array): number;
   samplerStop(slot: number): boolean;
-  /** out[0..7] = [running, interval ms, slots, samples taken, ring capacity, watchdog limit, watchdog fired, environments]. */
+  /**
+   * out[0..8] = [running, interval ms, slots, samples taken, ring capacity, watchdog limit, watchdog fired,
+   * environments, CPU seconds the sampler thread has used].
+   */
   samplerInfo(out: Float64Array): void;
   /** Arms (limitBytes > 0 and a callback) or disarms the process's RSS watchdog. */
   samplerWatchdog(limitBytes: number, intervalMs: number, callback: ((rssBytes: number) => void) | null): void;
@@ -82,7 +85,7 @@ export interface NativeBinding {
 }
 
 /** The ABI version native/addon.cpp reports; bumped when the export list or a signature changes. */
-const ADDON_ABI = 3;
+const ADDON_ABI = 4;
 
 const EXPORTS = [
   'info', 'prepare', 'evaluate', 'takeResult', 'runBatch',
@@ -341,11 +344,11 @@ class NativeSampler implements HostSampler {
   }
 
   info(): SamplerInfo {
-    const o = new Float64Array(8);
+    const o = new Float64Array(9);
     this.b.samplerInfo(o);
     return {
       running: o[0] === 1, intervalMs: o[1]!, slots: o[2]!, samplesTaken: o[3]!, ringCapacity: o[4]!,
-      watchdogLimitBytes: o[5]!, watchdogFired: o[6]!,
+      watchdogLimitBytes: o[5]!, watchdogFired: o[6]!, threadCpuSeconds: o[8]!,
     };
   }
 }

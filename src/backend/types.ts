@@ -104,6 +104,8 @@ export interface SamplerInfo {
   readonly watchdogLimitBytes: number;
   /** How many times the watchdog fired. */
   readonly watchdogFired: number;
+  /** CPU seconds the sampler's own thread has used (native only: Node 20 cannot read a worker's own CPU time). */
+  readonly threadCpuSeconds?: number;
 }
 
 /**
