@@ -46,8 +46,8 @@ const LOG_COLUMNS = [
 const JSON_COLUMNS = new Set(['input_data', 'output_data']);
 
 const METRIC_COLUMNS = [
-  'id', 'pipeline_id', 'cpu_percent', 'memory_percent', 'memory_used_mb', 'memory_available_mb', 'disk_io_read_mb',
-  'disk_io_write_mb', 'rss_mb', 'recorded_at',
+  'id', 'pipeline_id', 'scope', 'step_order', 'cpu_percent', 'peak_cpu_percent', 'rss_mb', 'peak_rss_mb', 'samples', 'duration_ms',
+  'sampler', 'memory_percent', 'memory_used_mb', 'memory_available_mb', 'disk_io_read_mb', 'disk_io_write_mb', 'recorded_at',
 ] as const;
 
 const STAT_COLUMNS = [

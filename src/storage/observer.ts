@@ -31,11 +31,24 @@
  */
 import { setTrackingObserverFactory, type RunObserver, type TrackingOptions } from '../engine/hooks.js';
 import type { Context } from '../engine/types.js';
+import os from 'node:os';
+import { ResourceMonitor } from '../observe/monitor.js';
 import { ProcessError, WpipeError, deserializeError, type SerializedError } from '../errors.js';
 import { deserialize } from './serialize.js';
 import type { RunRecord } from './records.js';
 import { RunTracker, type StepId, type RunTrackerOptions } from './tracker.js';
 import type { PruneOptions } from './history-controls.js';
+
+/** Sampling interval of collectSystemMetrics windows (the host sampler: one thread per process). */
+const METRICS_INTERVAL_MS = 50;
+
+let metricsWarned = false;
+function warnMetricsOnce(error: unknown): void {
+  if (metricsWarned) return;
+  metricsWarned = true;
+  process.emitWarning(`collectSystemMetrics: resource sampling failed, runs go on without it: ${(error as Error)?.message ?? String(error)}`,
+    { code: 'WPIPE_WARN_METRICS' });
+}
 
 /** How often a run waiting for another process's run of the same id claims again. */
 const BUSY_POLL_MS = 10;
@@ -96,6 +109,33 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
     ...(options.maxValueBytes === undefined ? {} : { maxValueBytes: options.maxValueBytes }),
     ...trackerOptions,
   });
+  /** collectSystemMetrics: a resource window per run and per top-level step in flight. */
+  const windows = options.collectSystemMetrics ? new Map<string, ResourceMonitor>() : undefined;
+  const openWindow = (key: string): void => {
+    if (windows === undefined) return;
+    try {
+      windows.set(key, new ResourceMonitor(key, { intervalMs: METRICS_INTERVAL_MS }).start());
+    } catch (error) {
+      warnMetricsOnce(error);
+    }
+  };
+  const closeWindow = (key: string, runId: string, stepId: StepId | undefined): void => {
+    const monitor = windows?.get(key);
+    if (monitor === undefined) return;
+    windows!.delete(key);
+    try {
+      const s = monitor.stop();
+      const total = os.totalmem() / 2 ** 20;
+      const free = os.freemem() / 2 ** 20;
+      tracker.recordResourceSummary({
+        runId, ...(stepId === undefined ? {} : { stepId }), avgCpuPercent: s.avgCpuPercent, peakCpuPercent: s.peakCpuPercent,
+        endRssMb: s.endRamMb, peakRssMb: s.peakRamMb, samples: s.samples, durationMs: s.elapsedSeconds * 1000, sampler: s.backend,
+        memoryPercent: ((total - free) / total) * 100, memoryUsedMb: total - free, memoryAvailableMb: free,
+      });
+    } catch (error) {
+      warnMetricsOnce(error);
+    }
+  };
   const retention = options.retention;
   let pruned = false;
   /** Retention (trackingRetention): once when the history is first used, and at close. */
@@ -134,6 +174,7 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
         return { wait: r.wait ?? delay(BUSY_POLL_MS, e.signal) };
       }
       steps.set(e.runId, new Map());
+      if (r.outcome !== 'completed') openWindow(e.runId);
       if ((r.outcome === 'completed' || r.outcome === 'resumed') && !tracker.inputMatches(r.run, e.context)) {
         // Warned, not refused: a retry of a crashed job with one changed field (a timestamp, say)
         // must still resume; the input of record is the one the run started with.
@@ -169,11 +210,13 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
         ...(e.executor === undefined || e.executor === 'inline' ? {} : { executor: e.executor }),
       });
       map?.set(e.id, id);
+      if (windows !== undefined && e.parentId === -1) openWindow(`${e.runId}\0${e.id}`);
       return tracker.takeSync();
     },
     onStepEnd(e) {
       const id = steps.get(e.runId)?.get(e.id);
       if (id === undefined) return;
+      if (windows !== undefined && e.parentId === -1) closeWindow(`${e.runId}\0${e.id}`, e.runId, id);
       tracker.finishStep({
         stepId: id,
         status: e.status === 'failed' ? 'error' : e.status,
@@ -201,6 +244,7 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
     onRunEnd(e) {
       steps.delete(e.runId);
       if (e.replayed) return;
+      closeWindow(e.runId, e.runId, undefined);
       tracker.finishRun({
         runId: e.runId,
         status: e.status,

@@ -41,6 +41,8 @@ export const enum Code {
    * of one step and the start of the next in the same run; see {@link compactBoundary}.
    */
   StepBoundary = 13,
+  /** A system metrics row of a run or a step (schema v6 columns). */
+  InsertMetricSummary = 14,
 }
 
 export const WRITE_SQL = {
@@ -76,6 +78,9 @@ export const WRITE_SQL = {
   dropCheckpoint: 'DELETE FROM checkpoints WHERE pipeline_id = ?',
   insertAlert: `INSERT INTO alerts_fired (alert_config_id, pipeline_id, step_id, metric, metric_value, threshold_value, severity, message, fired_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  insertMetricSummary: `INSERT INTO system_metrics (pipeline_id, scope, step_order, cpu_percent, peak_cpu_percent, rss_mb, peak_rss_mb,
+      memory_percent, memory_used_mb, memory_available_mb, samples, duration_ms, sampler, recorded_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   insertMetric: `INSERT INTO system_metrics (pipeline_id, cpu_percent, memory_percent, memory_used_mb, memory_available_mb,
       disk_io_read_mb, disk_io_write_mb, rss_mb, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 } as const;
@@ -90,9 +95,11 @@ const INSERT_STEP_DONE_SQL = `INSERT INTO steps (pipeline_id, step_order, step_n
       started_at, completed_at, duration_ms, output_data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 /** Statement of each {@link Code}, in opcode order. */
-export const CODE_SQL: readonly (keyof typeof WRITE_SQL)[] = [
+export const CODE_SQL: readonly (keyof typeof WRITE_SQL | null)[] = [
   'insertRun', 'finishRun', 'insertStep', 'insertStepStart', 'insertStepStartLean', 'finishStep', 'finishStepLean',
   'insertAttempt', 'insertEvent', 'upsertCheckpoint', 'dropCheckpoint', 'insertAlert', 'insertMetric',
+  null, // 13: StepBoundary, a journal form expanded when read, never executed
+  'insertMetricSummary',
 ];
 
 /** Statements of the journal's offset table. */
@@ -121,7 +128,7 @@ export interface WriteStatements {
  */
 export function prepareWrites(db: StorageDb, have: Partial<Record<keyof typeof WRITE_SQL, BetterSqlite3.Statement>> = {}): WriteStatements {
   return {
-    byCode: CODE_SQL.map((k) => have[k] ?? db.prepare(WRITE_SQL[k])),
+    byCode: CODE_SQL.map((k) => (k === null ? undefined : have[k] ?? db.prepare(WRITE_SQL[k]))) as BetterSqlite3.Statement[],
     upsertCheckpointTimes: db.prepare(UPSERT_CHECKPOINT_TIMES_SQL),
     insertStepDone: db.prepare(INSERT_STEP_DONE_SQL),
     insertStepsDone: [],
@@ -310,7 +317,7 @@ export function applyOps(s: WriteStatements, ops: readonly JournalOp[]): void {
 }
 
 /** Position of the run id in each opcode's parameters (index into the op), by {@link Code}. */
-const RUN_ID_AT: readonly number[] = [1, 11, 1, 1, 1, 9, 6, 1, 1, 1, 1, 2, 1, 1];
+const RUN_ID_AT: readonly number[] = [1, 11, 1, 1, 1, 9, 6, 1, 1, 1, 1, 2, 1, 1, 1];
 
 /** The run ids a write names (none for writes about no run). */
 export function runIdsOf(op: JournalOp): string[] {

@@ -310,6 +310,21 @@ CREATE INDEX pipelines_parent ON pipelines (parent_pipeline_id) WHERE parent_pip
 CREATE INDEX pipelines_running_owner ON pipelines (owner) WHERE status = 'running';
 `,
   },
+  {
+    // collectSystemMetrics: a row per run and per top-level step, with its peaks from the host
+    // sampler (src/observe/monitor.ts). New columns only, so no rebuild.
+    version: 6,
+    name: 'system metrics per run and step',
+    sql: `
+ALTER TABLE system_metrics ADD COLUMN scope TEXT;
+ALTER TABLE system_metrics ADD COLUMN step_order INTEGER;
+ALTER TABLE system_metrics ADD COLUMN peak_rss_mb REAL;
+ALTER TABLE system_metrics ADD COLUMN peak_cpu_percent REAL;
+ALTER TABLE system_metrics ADD COLUMN samples INTEGER;
+ALTER TABLE system_metrics ADD COLUMN duration_ms REAL;
+ALTER TABLE system_metrics ADD COLUMN sampler TEXT;
+`,
+  },
 ];
 
 /** The version a database has once every migration ran. */

@@ -239,6 +239,24 @@ export interface RecordSystemMetricsArgs {
   recordedAt?: Date;
 }
 
+/** Arguments of {@link RunTracker.recordResourceSummary}: what a run or a step used (collectSystemMetrics). */
+export interface RecordResourceSummaryArgs {
+  runId: string;
+  /** The step it is about (a top-level step); omit for the whole run. */
+  stepId?: StepId;
+  avgCpuPercent: number;
+  peakCpuPercent: number;
+  endRssMb: number;
+  peakRssMb: number;
+  samples: number;
+  durationMs: number;
+  /** Which sampler measured it ('native' thread or the 'js' worker). */
+  sampler: string;
+  memoryPercent?: number;
+  memoryUsedMb?: number;
+  memoryAvailableMb?: number;
+}
+
 /** Arguments of {@link RunTracker.saveCheckpoint}. */
 export interface SaveCheckpointArgs {
   runId: string;
@@ -938,6 +956,23 @@ export class RunTracker {
     this.c.push([Code.InsertMetric, args.runId ?? null, args.cpuPercent ?? null, args.memoryPercent ?? null, args.memoryUsedMb ?? null,
         args.memoryAvailableMb ?? null, args.diskIoReadMb ?? null, args.diskIoWriteMb ?? null, args.rssMb ?? null,
         (args.recordedAt ?? new Date()).toISOString()]);
+    this.c.afterQueued();
+  }
+
+  /**
+   * Records what a run or one of its steps used (a `system_metrics` row with `scope` 'run' or 'step'),
+   * queued.
+   *
+   * @example
+   * ```ts
+   * tracker.recordResourceSummary({ runId: 'r1', avgCpuPercent: 40, peakCpuPercent: 98, endRssMb: 80, peakRssMb: 310, samples: 12, durationMs: 1200, sampler: 'native' });
+   * ```
+   */
+  recordResourceSummary(args: RecordResourceSummaryArgs): void {
+    const step = args.stepId === undefined ? undefined : stepsById.get(args.stepId);
+    this.c.push([Code.InsertMetricSummary, args.runId, step ? 'step' : 'run', step ? step.order : null, args.avgCpuPercent, args.peakCpuPercent,
+      args.endRssMb, args.peakRssMb, args.memoryPercent ?? null, args.memoryUsedMb ?? null, args.memoryAvailableMb ?? null, args.samples,
+      roundMs(args.durationMs), args.sampler, isoNow()]);
     this.c.afterQueued();
   }
 
