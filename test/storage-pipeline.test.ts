@@ -180,3 +180,20 @@ test("run history records where each step ran: 'threads' for a branch on a (fake
     registerExecutor('threads', null);
   }
 });
+
+test('started_at is when the run started, not when its database finished opening', async () => {
+  const t = tempDir();
+  try {
+    const file = t.file('timing.db');
+    const pipe = new Pipeline({ pipelineName: 'timing', trackingDb: file }).setSteps([[async () => { await new Promise((r) => setTimeout(r, 30)); return {}; }, 'wait']]);
+    await pipe.run({}, { runId: 't-1' }); // the first run opens and migrates the database
+    await pipe.close();
+    const q = new HistoryQuery(file);
+    const run = q.getRunDetail('t-1')!;
+    q.close();
+    const wall = Date.parse(run.completedAt!) - Date.parse(run.startedAt);
+    assert.ok(Math.abs(wall - run.durationMs!) <= 5, `completed_at − started_at = ${wall} ms, total_duration_ms = ${run.durationMs}`);
+  } finally {
+    t.cleanup();
+  }
+});

@@ -160,6 +160,7 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
       }
       const r = tracker.beginRun({
         runId: e.runId, pipelineName: e.pipelineName, input: e.context, structureHash: e.signature, fresh: e.generatedId, sync: e.sync,
+        startedAt: e.startedAt,
         waited: e.waited,
       });
       if (r.outcome === 'failed') throw outcomeOf(r.run);

@@ -160,6 +160,8 @@ export interface StartRunArgs {
    * be recorded yet: no claim, its row is journaled with its first step.
    */
   fresh?: boolean;
+  /** Epoch ms the run started at (default: now); the engine passes its own, read before the database opened. */
+  startedAt?: number;
   /** `beginRun` only: the run is executed synchronously (runSync): durability 'fsync' syncs inline. */
   sync?: boolean;
   /** `beginRun` only: this start waited for another run of the id: that run's failure is answered `failed`, not resumed. */
@@ -607,7 +609,8 @@ export class RunTracker {
   private newRunState(args: StartRunArgs): RunState {
     const { runId, pipelineName } = args;
     const parent = args.parentStepId === undefined ? undefined : stepsById.get(args.parentStepId);
-    const now = Date.now();
+    // When the run started (the engine's clock, read before the database opened), else now.
+    const now = args.startedAt ?? Date.now();
     const run: RunState = {
       tracker: this,
       runId,
