@@ -27,3 +27,5 @@ export {
 export { newLogger, type NewLoggerOptions, type LogRotation, type WpipeLogger } from './observe/logger.js';
 // Installs run history for `trackingDb` (a pointer assignment; the database opens at the first run).
 import './storage/observer.js';
+// Registers the worker executors ('threads', 'processes'); neither creates anything until its first call.
+import './parallel/index.js';

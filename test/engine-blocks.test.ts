@@ -206,7 +206,7 @@ test('Parallel options and worker placement are checked at construction and setS
   );
   const addressable = step({ module: { moduleUrl: 'file:///tmp/steps.js', exportName: 'load' } })(closure);
   assert.throws(
-    () => new Pipeline().setSteps([new Parallel({ steps: [addressable], useProcesses: true, memoryLimitMb: 128 })]),
+    () => new Pipeline().setSteps([new Parallel({ steps: [addressable], useProcesses: true, memoryLimitMb: 256 })]),
     (e: unknown) => e instanceof WpipeError && e.code === 'WPIPE_ERR_EXECUTOR_UNAVAILABLE',
   );
   // Without a threads executor registered, addressable steps stay inline by default.

@@ -156,18 +156,18 @@ test("placement precedence: a Parallel's executor or useProcesses wins; a step's
 
 test("memory caps: a step's own cap wins over its Parallel's; a forced placement that would drop it is refused", async () => {
   await withFakes(['threads', 'processes'], async (calls) => {
-    const own = step({ name: 'own', executor: 'processes', memoryLimitMb: 128, module: ref('own') })(() => ({}));
+    const own = step({ name: 'own', executor: 'processes', memoryLimitMb: 256, module: ref('own') })(() => ({}));
     const inherits = step({ name: 'inherits', module: ref('inherits') })(() => ({}));
     const pipe = new Pipeline().setSteps([new Parallel({ steps: [own, inherits], useProcesses: true, memoryLimitMb: 512 })]);
     await pipe.run({});
     await pipe.close();
     assert.deepEqual(calls.map((c) => [c.call.moduleRef!.exportName, c.kind, c.call.memoryLimitMb]), [
-      ['own', 'processes', 128],
+      ['own', 'processes', 256],
       ['inherits', 'processes', 512],
     ]);
     assert.throws(() => new Pipeline().setSteps([new Parallel({ steps: [inherits, own], executor: 'threads' })]),
       codeIs('WPIPE_ERR_INVALID_STEP',
-        /^steps\[0\]\.steps\[1\] \(step 'own'\) has memoryLimitMb 128, which caps a child process, but its Parallel block forces executor 'threads': remove the block's executor or the step's memoryLimitMb$/));
+        /^steps\[0\]\.steps\[1\] \(step 'own'\) has memoryLimitMb 256, which caps a child process, but its Parallel block forces executor 'threads': remove the block's executor or the step's memoryLimitMb$/));
   });
 });
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { Pipeline, Parallel, type Context } from '../src/engine/index.js';
+import { Pipeline, Parallel, step, type Context } from '../src/engine/index.js';
 import {
   checkMemoryLimitMb, createExecutor, isExecutorAvailable, minMemoryLimitMb, processPoolStats, type StepCall,
 } from '../src/parallel/index.js';
@@ -27,8 +27,9 @@ function chain(e: unknown): unknown[] {
   return out;
 }
 
+/** The deepest error of the chain with `code` (the original: the engine promotes some codes to the step's TaskError). */
 function find(e: unknown, code: string): WpipeError | undefined {
-  return chain(e).find((c) => (c as { code?: unknown } | null)?.code === code) as WpipeError | undefined;
+  return chain(e).reverse().find((c) => (c as { code?: unknown } | null)?.code === code) as WpipeError | undefined;
 }
 
 const pipes: Pipeline[] = [];
@@ -205,8 +206,9 @@ test('caps below the measured safe minimum are refused with a RangeError', T, as
     e instanceof RangeError && (e as { code?: string }).code === 'WPIPE_ERR_INVALID_OPTION' &&
     e.message.includes(`memoryLimitMb must be at least ${min}`) && e.message.includes('got 40'));
   assert.doesNotThrow(() => checkMemoryLimitMb('new Parallel()', min));
-  const err = await failureOf(pipeline([S.add], { memoryLimitMb: 64 }).run({ a: 1, b: 1 }));
-  assert.ok(chain(err).some((c) => c instanceof RangeError && /at least/.test(c.message)));
+  // Refused where the cap is written, not at the first run.
+  assert.throws(() => pipeline([S.add], { memoryLimitMb: 64 }), (e: unknown) => e instanceof RangeError && /at least/.test(e.message));
+  assert.throws(() => step({ name: 'capped', executor: 'processes', memoryLimitMb: 64, module: { moduleUrl: import.meta.url, exportName: 'x' } })(() => ({})), RangeError);
 });
 
 test('a context that cannot be cloned is a clear error, not a dead child', T, async () => {

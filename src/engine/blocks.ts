@@ -13,6 +13,7 @@
  * ]);
  * ```
  */
+import { checkMemoryLimitMb } from '../parallel/limits.js';
 import { checkOptions, describeType, invalidOption } from '../errors.js';
 import { EXECUTOR_KINDS, type ExecutorKind } from '../parallel/executor.js';
 import { checkItems, checkItem, type StepItem } from './compile.js';
@@ -174,6 +175,8 @@ export class Parallel {
     this.maxWorkers = optNumber(where, 'maxWorkers', options.maxWorkers, { min: 1, integer: true });
     this.useProcesses = optBool(where, 'useProcesses', options.useProcesses) ?? false;
     this.memoryLimitMb = optNumber(where, 'memoryLimitMb', options.memoryLimitMb, { min: 0, minExclusive: true });
+    // A cap a worker process cannot even start under is refused here, not at the first run.
+    if (this.memoryLimitMb !== undefined) checkMemoryLimitMb(where, this.memoryLimitMb);
     if (options.executor !== undefined && !EXECUTOR_KINDS.includes(options.executor)) {
       throw invalidOption(`${where}: executor must be one of ${EXECUTOR_KINDS.join(', ')}, got ${typeof options.executor === 'string' ? `'${options.executor}'` : describeType(options.executor)}`);
     }

@@ -203,14 +203,20 @@ function syncUnsupported(node: Node, why: string): WpipeError {
   ));
 }
 
+/** Codes of a failed attempt that name the step's failure better than WPIPE_ERR_TASK_FAILED does. */
+const PROMOTED_CODES = new Set(['WPIPE_ERR_MEMORY_LIMIT', 'WPIPE_ERR_WORKER_EXITED']);
+
 function finalTaskError(node: TaskNode, error: unknown, attempts: number): TaskError {
   const own = error instanceof TaskError && error.code === 'WPIPE_ERR_TASK_TIMEOUT' && error.details.stepName === node.name;
   const plural = attempts === 1 ? 'attempt' : 'attempts';
   const why = own ? `timed out after ${node.timeoutMs / 1000} s` : messageOf(error);
+  const code = (error as { code?: unknown } | null)?.code;
+  const promoted = !own && typeof code === 'string' && PROMOTED_CODES.has(code);
   return new TaskError(`${label(node)} failed after ${attempts} ${plural}: ${why}`, {
-    code: own ? 'WPIPE_ERR_TASK_TIMEOUT' : 'WPIPE_ERR_TASK_FAILED',
+    code: own ? 'WPIPE_ERR_TASK_TIMEOUT' : promoted ? code as 'WPIPE_ERR_MEMORY_LIMIT' : 'WPIPE_ERR_TASK_FAILED',
     cause: error,
-    details: stepDetails(node, attempts),
+    // A promoted failure keeps what it said (the cap, the exit code) beside the step's own details.
+    details: promoted ? { ...(error as WpipeError).details, ...stepDetails(node, attempts) } : stepDetails(node, attempts),
   });
 }
 

@@ -19,6 +19,7 @@ import { checkOptions, closestName, describeType, invalidOption } from '../error
 import { EXECUTOR_KINDS, type ExecutorKind, type ModuleRef } from '../parallel/executor.js';
 import type { StepFn } from './types.js';
 import { optFunction, optNumber, optString, warnIfMilliseconds } from './validate.js';
+import { checkMemoryLimitMb } from '../parallel/limits.js';
 
 /**
  * Decides whether a failed attempt is retried (return false to fail at once).
@@ -151,6 +152,7 @@ export function step(options: StepOptions = {}): <F extends StepFn>(fn: F) => St
   const module = checkModuleRef(where, options.module);
   const executor = checkExecutor(where, options.executor);
   const memoryLimitMb = optNumber(where, 'memoryLimitMb', options.memoryLimitMb, { min: 0, minExclusive: true });
+  if (memoryLimitMb !== undefined) checkMemoryLimitMb(where, memoryLimitMb);
   if (memoryLimitMb !== undefined && executor !== 'processes') {
     throw invalidOption(`${where}: memoryLimitMb caps the child process running the step; it needs executor: 'processes'${executor === undefined ? '' : `, got executor: '${executor}'`}`);
   }

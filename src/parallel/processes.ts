@@ -54,53 +54,11 @@ export const ABORT_GRACE_MS = 100;
 /** RSS poll interval of the memory watchdog, while a capped child runs a step. */
 export const WATCHDOG_MS = 50;
 
-/**
- * The smallest memory cap a child is started with, in MiB. Measured on Node 20.20 (x86-64, Debian
- * 12) with the smallest RLIMIT_DATA at which a child starts and runs a trivial step, three times
- * each: 84 MiB from dist/ (80 fails with "Committing semi space failed"; with a step module that
- * imports the whole wpipe bundle 88 MiB was enough), about 120 MiB from the .ts sources under tsx
- * (tsx's module hooks run on a thread of their own; 112 fails, 116 sometimes). Node hangs instead of
- * failing at 40 MiB or less, so small caps are refused, never tried. The minimum is the measured
- * floor plus about 50 % for the step's own modules and data.
- */
-export const MIN_MEMORY_LIMIT_MB = 128;
-/** The same minimum when wpipe runs from its .ts sources under tsx (tests, benchmarks). */
-export const MIN_MEMORY_LIMIT_MB_TSX = 192;
+export { MIN_MEMORY_LIMIT_MB, MIN_MEMORY_LIMIT_MB_TSX, minMemoryLimitMb, checkMemoryLimitMb } from './limits.js';
+import { minMemoryLimitMb, checkMemoryLimitMb } from './limits.js';
 
 /** Room below the cap left for what is not V8's old space (code, new space, buffers, stacks). */
 const HEAP_RESERVE_MB = 64;
-
-/**
- * The smallest `memoryLimitMb` this process accepts (see {@link MIN_MEMORY_LIMIT_MB}).
- *
- * @example
- * ```ts
- * minMemoryLimitMb(); // 128 (192 under tsx)
- * ```
- */
-export function minMemoryLimitMb(): number {
-  return workerEntry('process-worker').execArgv.length > 0 ? MIN_MEMORY_LIMIT_MB_TSX : MIN_MEMORY_LIMIT_MB;
-}
-
-/**
- * Checks a memory cap, for option validation (setSteps) and at each call: a RangeError with code
- * WPIPE_ERR_INVALID_OPTION below the safe minimum.
- *
- * @example
- * ```ts
- * checkMemoryLimitMb('new Parallel()', 256);
- * ```
- */
-export function checkMemoryLimitMb(where: string, mb: number): void {
-  const min = minMemoryLimitMb();
-  if (!(typeof mb === 'number' && Number.isFinite(mb) && mb >= min)) {
-    throw invalidOption(
-      `${where}: memoryLimitMb must be at least ${min} (a worker process needs about ${min === MIN_MEMORY_LIMIT_MB ? 84 : 120} MiB ` +
-        `just to start and run a step on Node 20, and hangs instead of failing under about 40 MiB), got ${String(mb)}`,
-      'RangeError',
-    );
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Children.

@@ -23,7 +23,8 @@
  * ```
  */
 import { availableParallelism } from 'node:os';
-import { Piscina } from 'piscina';
+import { createRequire } from 'node:module';
+import type { Piscina } from 'piscina';
 import { WpipeError } from '../errors.js';
 import { registerExecutor, type Executor, type ExecutorFactoryOptions, type StepCall } from './executor.js';
 import {
@@ -74,13 +75,20 @@ function onPoolError(e: unknown): void {
 /** os.availableParallelism() costs a syscall (about 3 µs): read once. */
 let cores = 0;
 
+/** piscina, loaded at the first pool: importing wpipe must stay cheap (~20 ms to require it here). */
+let PiscinaClass: typeof Piscina | undefined;
+function piscina(): typeof Piscina {
+  PiscinaClass ??= (createRequire(import.meta.url)('piscina') as { Piscina: typeof Piscina }).Piscina;
+  return PiscinaClass;
+}
+
 function currentPool(): Piscina {
   if (cores === 0) cores = availableParallelism();
   const size = Math.max(cores, shared.wanted);
   if (shared.pool !== undefined && shared.size >= size) return shared.pool;
   if (shared.pool !== undefined) retire(shared.pool);
   const entry = workerEntry('thread-worker');
-  const pool = new Piscina({
+  const pool = new (piscina())({
     filename: entry.file,
     execArgv: [...entry.execArgv],
     maxThreads: size,
