@@ -225,3 +225,31 @@ export function chooseExecutorKind(req: PlacementRequest): ExecutorKind {
   }
   return kind;
 }
+
+/**
+ * The calls an executor has in flight, so `close()` can wait for them (the thread and process
+ * executors share this).
+ *
+ * @example
+ * ```ts
+ * const inflight = new InFlight();
+ * return inflight.track(pool.run(task));   // in call()
+ * await inflight.settled();                // in close()
+ * ```
+ */
+export class InFlight {
+  private readonly calls = new Set<Promise<unknown>>();
+
+  /** Keeps `done` until it settles and returns it. */
+  track<T>(done: Promise<T>): Promise<T> {
+    this.calls.add(done);
+    const forget = (): void => { this.calls.delete(done); };
+    done.then(forget, forget);
+    return done;
+  }
+
+  /** Settles once every call tracked so far has. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.calls]);
+  }
+}

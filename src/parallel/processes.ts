@@ -40,7 +40,7 @@ import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs
 import { availableParallelism } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { TaskError, WpipeError, invalidOption } from '../errors.js';
-import { registerExecutor, type Executor, type ExecutorFactoryOptions, type StepCall } from './executor.js';
+import { InFlight, registerExecutor, type Executor, type ExecutorFactoryOptions, type StepCall } from './executor.js';
 import type { FromChild, ToChild } from './process-worker.js';
 import {
   LOG_TAG, applyReply, cloneError, encodeRequest, findUncloneable, isLogMessage, writeLog, type AttemptReply,
@@ -479,7 +479,7 @@ async function releasePools(): Promise<void> {
 export function createProcessExecutor(options: ExecutorFactoryOptions): Executor {
   shared.users++;
   shared.wanted = Math.max(shared.wanted, options.maxWorkers);
-  const inflight = new Set<Promise<unknown>>();
+  const inflight = new InFlight();
   let closed = false;
   const attempt = async (call: StepCall): Promise<unknown> => {
     if (closed) throw new WpipeError('WPIPE_ERR_WORKER_EXITED', `step '${call.info.stepName}': the processes executor is closed`);
@@ -495,15 +495,12 @@ export function createProcessExecutor(options: ExecutorFactoryOptions): Executor
     kind: 'processes',
     call(call: StepCall): Promise<unknown> {
       const done = attempt(call);
-      inflight.add(done);
-      const forget = (): void => { inflight.delete(done); };
-      done.then(forget, forget);
-      return done;
+      return inflight.track(done);
     },
     async close(): Promise<void> {
       if (closed) return;
       closed = true;
-      await Promise.allSettled([...inflight]);
+      await inflight.settled();
       await releasePools();
     },
   };

@@ -26,7 +26,7 @@ import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import type { Piscina } from 'piscina';
 import { WpipeError } from '../errors.js';
-import { registerExecutor, type Executor, type ExecutorFactoryOptions, type StepCall } from './executor.js';
+import { InFlight, registerExecutor, type Executor, type ExecutorFactoryOptions, type StepCall } from './executor.js';
 import {
   LOG_TAG, applyReply, cloneError, collectTransferables, encodeRequest, findUncloneable, isLogMessage, writeLog,
   type AttemptReply, type LogMessage,
@@ -155,7 +155,7 @@ function poolFailure(e: unknown, call: StepCall): unknown {
 export function createThreadExecutor(options: ExecutorFactoryOptions): Executor {
   shared.users++;
   shared.wanted = Math.max(shared.wanted, options.maxWorkers);
-  const inflight = new Set<Promise<unknown>>();
+  const inflight = new InFlight();
   let closed = false;
   return {
     kind: 'threads',
@@ -183,15 +183,12 @@ export function createThreadExecutor(options: ExecutorFactoryOptions): Executor 
           throw poolFailure(e, call);
         },
       );
-      inflight.add(done);
-      const forget = (): void => { inflight.delete(done); };
-      done.then(forget, forget);
-      return done;
+      return inflight.track(done);
     },
     async close(): Promise<void> {
       if (closed) return;
       closed = true;
-      await Promise.allSettled([...inflight]);
+      await inflight.settled();
       await releasePool();
     },
   };
