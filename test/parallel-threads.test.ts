@@ -206,6 +206,27 @@ test('typed arrays are copied by default and moved with transfer: true (64 MiB w
   }
 });
 
+test('Parallel({ transfer: true }) and step({ transfer: true }) move buffers through the engine; without it they are copied', T, async () => {
+  const run = async (parallelTransfer: boolean): Promise<{ before: Float64Array; out: Context }> => {
+    const before = new Float64Array(1 << 16).fill(1);
+    const p = new Pipeline({ pipelineName: 'transfer' }).setSteps([
+      new Parallel({ steps: [S.scales], executor: 'threads', transfer: parallelTransfer }),
+    ]);
+    const out = await p.run({ floats: before });
+    await p.close();
+    return { before, out };
+  };
+  const copied = await run(false);
+  assert.equal(copied.before.buffer.byteLength, 8 << 16, 'copied: the caller keeps its buffer');
+  assert.equal((copied.out.floats as Float64Array)[0], 2);
+  const moved = await run(true);
+  assert.equal(moved.before.buffer.byteLength, 0, 'moved: detached on this side');
+  assert.equal((moved.out.floats as Float64Array)[0], 2);
+  assert.equal(step({ name: 't', transfer: true })(() => undefined).meta.transfer, true);
+  assert.throws(() => step({ transfer: 'yes' } as never), TypeError);
+  assert.throws(() => new Parallel({ steps: [], transfer: 1 } as never), TypeError);
+});
+
 test('close() destroys the shared pool once its last user closes; a new executor makes a new pool', T, async () => {
   const a = createExecutor('threads', { maxWorkers: 1 });
   const b = createExecutor('threads', { maxWorkers: 3 });

@@ -143,6 +143,8 @@ export interface ParallelOptions {
   useProcesses?: boolean;
   /** Memory cap of each worker process, in MiB (needs `useProcesses`). */
   memoryLimitMb?: number;
+  /** Branches on threads move the context's ArrayBuffers instead of copying them (see step({ transfer })). */
+  transfer?: boolean;
   /** Forces where branches run: 'inline' (this thread), 'threads' (piscina) or 'processes'. */
   executor?: ExecutorKind;
   name?: string;
@@ -164,12 +166,13 @@ export class Parallel {
   readonly maxWorkers: number | undefined;
   readonly useProcesses: boolean;
   readonly memoryLimitMb: number | undefined;
+  readonly transfer: boolean;
   readonly executor: ExecutorKind | undefined;
   readonly name: string;
 
   constructor(options: ParallelOptions) {
     const where = 'Parallel';
-    checkOptions(where, options, ['steps', 'maxWorkers', 'useProcesses', 'memoryLimitMb', 'executor', 'name']);
+    checkOptions(where, options, ['steps', 'maxWorkers', 'useProcesses', 'memoryLimitMb', 'executor', 'name', 'transfer']);
     if (options === undefined) throw invalidOption(`${where}: options { steps } are required`);
     this.name = optString(where, 'name', options.name) ?? 'Parallel';
     this.maxWorkers = optNumber(where, 'maxWorkers', options.maxWorkers, { min: 1, integer: true });
@@ -177,6 +180,7 @@ export class Parallel {
     this.memoryLimitMb = optNumber(where, 'memoryLimitMb', options.memoryLimitMb, { min: 0, minExclusive: true });
     // A cap a worker process cannot even start under is refused here, not at the first run.
     if (this.memoryLimitMb !== undefined) checkMemoryLimitMb(where, this.memoryLimitMb);
+    this.transfer = optBool(where, 'transfer', options.transfer) ?? false;
     if (options.executor !== undefined && !EXECUTOR_KINDS.includes(options.executor)) {
       throw invalidOption(`${where}: executor must be one of ${EXECUTOR_KINDS.join(', ')}, got ${typeof options.executor === 'string' ? `'${options.executor}'` : describeType(options.executor)}`);
     }

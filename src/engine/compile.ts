@@ -146,6 +146,7 @@ interface Placement {
   readonly forced: ExecutorKind | undefined;
   readonly useProcesses: boolean;
   readonly memoryLimitMb: number | undefined;
+  readonly transfer: boolean;
 }
 
 interface Acc {
@@ -203,7 +204,7 @@ function compileItem(item: unknown, path: string, d: CompileDefaults, par: Place
   }
   if (item instanceof Parallel) {
     acc.sig.push(`parallel:${item.name}`);
-    const placement: Placement = { forced: item.executor, useProcesses: item.useProcesses, memoryLimitMb: item.memoryLimitMb };
+    const placement: Placement = { forced: item.executor, useProcesses: item.useProcesses, memoryLimitMb: item.memoryLimitMb, transfer: item.transfer };
     const branches = compileList(item.steps, `${path}.steps`, d, placement, acc);
     acc.sig.push('end');
     return {
@@ -246,6 +247,7 @@ function taskNode(
     timeoutMs: meta?.timeout === undefined ? 0 : meta.timeout * 1000,
     moduleRef, placement,
     memoryLimitMb: placement === 'processes' ? meta?.memoryLimitMb ?? par?.memoryLimitMb : undefined,
+    transfer: placement === 'threads' && (meta?.transfer === true || par?.transfer === true),
   };
 }
 

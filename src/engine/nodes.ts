@@ -38,6 +38,8 @@ export interface TaskNode extends NodeBase {
   /** Where attempts run: the Parallel placement, or step({ executor }); 'inline' otherwise (compile.ts placeTask). */
   readonly placement: ExecutorKind;
   readonly memoryLimitMb: number | undefined;
+  /** Move ArrayBuffers to the worker thread instead of copying them. */
+  readonly transfer: boolean;
 }
 
 export interface ConditionNode extends NodeBase {

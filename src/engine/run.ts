@@ -473,6 +473,7 @@ function execTask(node: TaskNode, ctx: Context, st: RunState, attempt: number, r
         ? node.fn(ctx, info)
         : st.host._executor(node.placement).call({
           fn: node.fn as never, moduleRef: node.moduleRef, context: ctx, info, signal: info.signal, memoryLimitMb: node.memoryLimitMb,
+          transfer: node.transfer,
         });
     } catch (e) {
       failed = true;

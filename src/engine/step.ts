@@ -18,7 +18,7 @@
 import { checkOptions, closestName, describeType, invalidOption } from '../errors.js';
 import { EXECUTOR_KINDS, type ExecutorKind, type ModuleRef } from '../parallel/executor.js';
 import type { StepFn } from './types.js';
-import { optFunction, optNumber, optString, warnIfMilliseconds } from './validate.js';
+import { optBool, optFunction, optNumber, optString, warnIfMilliseconds } from './validate.js';
 import { checkMemoryLimitMb } from '../parallel/limits.js';
 
 /**
@@ -70,6 +70,12 @@ export interface StepOptions {
   executor?: ExecutorKind;
   /** Memory cap of the child process running this step, in MiB (needs `executor: 'processes'`). */
   memoryLimitMb?: number;
+  /**
+   * In a worker thread, move the context's ArrayBuffers and typed arrays to the worker (and the
+   * result's back) instead of copying them (default false). After a transfer the caller's buffers
+   * are detached: only for data the run does not read again on this side.
+   */
+  transfer?: boolean;
 }
 
 /**
@@ -94,6 +100,7 @@ export interface StepMeta {
   /** The executor step() asked for; undefined = the placement of where the step sits. */
   readonly executor: ExecutorKind | undefined;
   readonly memoryLimitMb: number | undefined;
+  readonly transfer: boolean;
   /** The function that was wrapped; the engine calls it directly. */
   readonly fn: StepFn;
 }
@@ -110,7 +117,7 @@ export type Step<F extends StepFn = StepFn> = F & { readonly meta: StepMeta };
 
 const STEP_OPTIONS = [
   'name', 'version', 'retryCount', 'retryDelay', 'retryBackoff', 'retryOn', 'timeout', 'description', 'tags', 'module',
-  'executor', 'memoryLimitMb',
+  'executor', 'memoryLimitMb', 'transfer',
 ] as const;
 
 /**
@@ -152,6 +159,7 @@ export function step(options: StepOptions = {}): <F extends StepFn>(fn: F) => St
   const module = checkModuleRef(where, options.module);
   const executor = checkExecutor(where, options.executor);
   const memoryLimitMb = optNumber(where, 'memoryLimitMb', options.memoryLimitMb, { min: 0, minExclusive: true });
+  const transfer = optBool(where, 'transfer', options.transfer) ?? false;
   if (memoryLimitMb !== undefined) checkMemoryLimitMb(where, memoryLimitMb);
   if (memoryLimitMb !== undefined && executor !== 'processes') {
     throw invalidOption(`${where}: memoryLimitMb caps the child process running the step; it needs executor: 'processes'${executor === undefined ? '' : `, got executor: '${executor}'`}`);
@@ -163,7 +171,7 @@ export function step(options: StepOptions = {}): <F extends StepFn>(fn: F) => St
     const stepName = name ?? (fn.name || 'step');
     const meta: StepMeta = Object.freeze({
       name: stepName, version, retryCount, retryDelay, retryBackoff, retryOn, timeout, description, tags, module,
-      executor, memoryLimitMb, fn: inner,
+      executor, memoryLimitMb, transfer, fn: inner,
     });
     // A named wrapper (not `fn` itself with a property added): wrapping one function twice with
     // different settings must give two independent steps.
