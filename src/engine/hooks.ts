@@ -269,3 +269,33 @@ export function setTrackingObserverFactory(factory: TrackingObserverFactory | un
 export function getTrackingObserverFactory(): TrackingObserverFactory | undefined {
   return trackingFactory;
 }
+
+/** Observers of every run of every pipeline in this thread (see {@link addProcessObserver}). */
+const processObservers: RunObserver[] = [];
+let processObserversVersion = 0;
+
+/**
+ * Adds an observer to every run of every pipeline in this thread (memoryLimit's RSS watchdog uses
+ * it to fail the runs in progress once the process passes its cap). Returns a function that
+ * removes it. Pipelines pick the change up at their next run.
+ *
+ * @example
+ * ```ts
+ * const remove = addProcessObserver({ onRunEnd: (e) => metrics.count(e.status) });
+ * ```
+ */
+export function addProcessObserver(observer: RunObserver): () => void {
+  processObservers.push(observer);
+  processObserversVersion++;
+  return () => {
+    const i = processObservers.indexOf(observer);
+    if (i < 0) return;
+    processObservers.splice(i, 1);
+    processObserversVersion++;
+  };
+}
+
+/** @internal The process-wide observers and a version that changes with them. */
+export function processObserverState(): { readonly list: readonly RunObserver[]; readonly version: number } {
+  return { list: processObservers, version: processObserversVersion };
+}

@@ -16,7 +16,7 @@ import { createExecutor, type Executor, type ExecutorKind } from '../parallel/ex
 import { PIPELINE_BRAND, compilePlan, checkItem, describePlan, type StepItem } from './compile.js';
 import { compileFor, type CompiledExpression } from './expression.js';
 import {
-  getTrackingObserverFactory, type BackgroundRecord, type RunObserver, type TrackingObserverFactory, type TrackingOptions,
+  getTrackingObserverFactory, processObserverState, type BackgroundRecord, type RunObserver, type TrackingObserverFactory, type TrackingOptions,
 } from './hooks.js';
 import { getDefaultLogger, isLogger, type Logger } from './logger.js';
 import type { Node, Plan } from './nodes.js';
@@ -174,6 +174,8 @@ export class Pipeline implements RunHost {
   private items: StepItem[] = [];
   private readonly observers: RunObserver[] = [];
   private observerSnapshot: RunObserver[] | null = null;
+  /** The version of the process-wide observers the snapshot holds. */
+  private processObserversSeen = -1;
   private tracking: (RunObserver & { close?(): void | Promise<void> }) | undefined;
   private readonly executors = new Map<ExecutorKind, Executor>();
   private readonly background = new Set<Promise<void>>();
@@ -476,11 +478,14 @@ export class Pipeline implements RunHost {
         this.observerSnapshot = null;
       }
     }
-    if (this.observerSnapshot === null) {
+    const shared = processObserverState();
+    if (this.observerSnapshot === null || this.processObserversSeen !== shared.version) {
       const all = this.tracking === undefined ? this.observers.slice() : [this.tracking, ...this.observers];
+      all.push(...shared.list);
       // Alerts are evaluated last: the run's own end is recorded first.
       if (this.alertRules.length > 0) all.push((this.alertHook ??= this.alertObserver()));
       this.observerSnapshot = all;
+      this.processObserversSeen = shared.version;
     }
     return this.observerSnapshot.length === 0 ? null : this.observerSnapshot;
   }

@@ -52,7 +52,7 @@ import path from 'node:path';
 import { WpipeError, checkOptions, invalidOption } from '../errors.js';
 import { hostRlimits, hostSampler } from '../backend/load.js';
 import type { BackendChoice } from '../backend/types.js';
-import type { RunObserver } from '../engine/hooks.js';
+import { addProcessObserver, type RunObserver } from '../engine/hooks.js';
 
 /** The mechanisms, in the order they are tried. */
 export const MEMORY_LIMIT_MECHANISMS = ['cgroup2', 'cgroup1', 'rlimit', 'watchdog'] as const;
@@ -205,7 +205,12 @@ let armedWith: ReturnType<typeof hostSampler>['sampler'] | undefined;
 export function disarmMemoryWatchdog(): void {
   armedWith?.watchdog(0, WATCHDOG_INTERVAL_MS, null);
   armedWith = undefined;
+  removeGlobalGuard?.();
+  removeGlobalGuard = undefined;
 }
+
+/** Removes the guard the armed watchdog added to every pipeline's runs. */
+let removeGlobalGuard: (() => void) | undefined;
 
 // ---------------------------------------------------------------------------------------------
 // Reading the host.
@@ -590,6 +595,8 @@ export function memoryLimitSync(options: MemoryLimitOptions): MemoryLimitResult 
     disarmMemoryWatchdog();
     armedWith = sampler;
     sampler.watchdog(limitBytes, WATCHDOG_INTERVAL_MS, (rssBytes) => fire(limitBytes, rssBytes, backend === 'native' ? 'native thread' : 'worker-thread'));
+    // Every pipeline's runs in progress fail when it fires, not only those that observe a guard.
+    removeGlobalGuard ??= addProcessObserver(memoryLimitGuard());
   }
   return done('watchdog', `RSS watchdog (${backend === 'native' ? 'the addon\'s sampler thread' : 'a worker thread'}, every ${WATCHDOG_INTERVAL_MS} ms)`);
 }
