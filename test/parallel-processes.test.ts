@@ -9,7 +9,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Pipeline, Parallel, step, type Context } from '../src/engine/index.js';
 import {
-  checkMemoryLimitMb, createExecutor, isExecutorAvailable, minMemoryLimitMb, processPoolStats, type StepCall,
+  ABORT_GRACE_MS, checkMemoryLimitMb, createExecutor, isExecutorAvailable, minMemoryLimitMb, processPoolStats, type StepCall,
 } from '../src/parallel/index.js';
 import { TaskError, WpipeError } from '../src/errors.js';
 import * as S from './fixtures/parallel/steps.js';
@@ -127,13 +127,14 @@ test('a step that never settles times out; one that honours info.signal keeps it
   const err = await failureOf(pipeline([S.neverSettles]).run());
   assert.equal((err as { cause: TaskError }).cause.code, 'WPIPE_ERR_TASK_TIMEOUT');
   assert.ok(performance.now() - t0 < 1000 + 2000, 'the deadline plus at most a child start');
+  await new Promise((r) => setTimeout(r, ABORT_GRACE_MS + 200)); // the never-settling child is killed after the grace
 
   const p = pipeline([S.waitsForAbort]);
   const e1 = await failureOf(p.run());
   assert.equal((e1 as { cause: TaskError }).cause.code, 'WPIPE_ERR_TASK_TIMEOUT');
   const pids = processPoolStats().children.flatMap((c) => c.pids);
-  await new Promise((r) => setTimeout(r, 300)); // past the grace: nothing was killed
-  assert.deepEqual(processPoolStats().children.flatMap((c) => c.pids), pids);
+  await new Promise((r) => setTimeout(r, ABORT_GRACE_MS + 200)); // past the grace: nothing was killed
+  assert.deepEqual(processPoolStats().children.flatMap((c) => c.pids), pids, JSON.stringify(processPoolStats()));
 });
 
 test('a synchronous infinite loop is SIGKILLed at its deadline; the retry runs in a new child; siblings are untouched', T, async () => {

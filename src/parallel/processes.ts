@@ -49,8 +49,8 @@ import { workerEntry } from './worker-entry.js';
 
 /** How long a child may take to say `ready` (tsx on a loaded 2-core CI machine needs about a second). */
 export const START_TIMEOUT_MS = 30_000;
-/** How long an aborted step gets to settle (it sees `info.signal` abort) before its child is SIGKILLed. */
-export const ABORT_GRACE_MS = 100;
+/** How long an aborted step gets to settle (it sees `info.signal` abort) before its child is SIGKILLed (100 ms was too short on a loaded 2-core machine: a step that honoured the signal lost its child). */
+export const ABORT_GRACE_MS = 500;
 /** RSS poll interval of the memory watchdog, while a capped child runs a step. */
 export const WATCHDOG_MS = 50;
 
