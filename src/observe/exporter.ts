@@ -11,9 +11,6 @@
  * exporter.close();
  * ```
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { WpipeError, checkOptions, invalidOption } from '../errors.js';
 import { HistoryQuery } from '../storage/query.js';
 import { openDb, storageError, type StorageDb } from '../storage/db.js';
@@ -88,32 +85,8 @@ export function toCsv(columns: readonly string[], rows: readonly Record<string, 
   return out;
 }
 
-/**
- * Writes `text` to `file` so that readers see the old content or the new, never a part: a temp
- * file in the same folder, flushed, then renamed over the target.
- *
- * @example
- * ```ts
- * writeFileAtomic('out/stats.json', '{}');
- * ```
- */
-export function writeFileAtomic(file: string, text: string): void {
-  const dir = path.dirname(path.resolve(file));
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(tmp, 'wx', 0o644);
-    fs.writeFileSync(fd, text, 'utf8');
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = undefined;
-    fs.renameSync(tmp, file);
-  } catch (error) {
-    if (fd !== undefined) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw error;
-  }
-}
+export { writeFileAtomic } from '../system/files.js';
+import { writeFileAtomic } from '../system/files.js';
 
 /**
  * Exports a tracking database's run history.

@@ -29,12 +29,11 @@
  * ```
  */
 import fs from 'node:fs';
-import path from 'node:path';
-import crypto from 'node:crypto';
 import { createRequire } from 'node:module';
 import type * as YamlModule from 'yaml';
 import type { Document as YamlDocument, LineCounter as YamlLineCounter } from 'yaml';
 import { WpipeError, checkOptions, invalidOption } from '../errors.js';
+import { writeFileAtomic } from './files.js';
 
 /** Options of {@link readYaml}. */
 export interface ReadYamlOptions {
@@ -156,19 +155,9 @@ export function writeYaml(filePath: string, data: unknown, options: WriteYamlOpt
   } catch (error) {
     throw yamlError('io', `writeYaml: cannot write this value as YAML: ${(error as Error).message}`, { file: filePath }, error);
   }
-  const dir = path.dirname(path.resolve(filePath));
-  const temp = path.join(dir, `.${path.basename(filePath)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
-  let fd: number | undefined;
   try {
-    fd = fs.openSync(temp, 'wx', 0o644);
-    fs.writeFileSync(fd, text);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = undefined;
-    fs.renameSync(temp, filePath);
+    writeFileAtomic(filePath, text);
   } catch (error) {
-    if (fd !== undefined) fs.closeSync(fd);
-    fs.rmSync(temp, { force: true });
     const code = (error as { code?: unknown }).code;
     throw yamlError('io', `writeYaml: cannot write ${filePath}: ${(error as Error).message}`, { file: filePath, errno: code }, error);
   }
