@@ -47,6 +47,9 @@ test('the summary has exactly the contract fields; stop() is idempotent; start()
   assert.equal(mon.start(), mon);
   assert.equal(mon.start(), mon);
   await sleep(60);
+  // The worker sampler (js and wasm backends) takes its first sample only once its thread has
+  // started (~100 ms here, more on a loaded machine): wait for a few, within a bound.
+  for (let i = 0; i < 150 && mon.getSummary().samples < 3; i++) await sleep(20);
   const live = mon.getSummary();
   assert.equal(live.endTime, null);
   assert.ok(mon.isRunning);
