@@ -70,6 +70,7 @@ export namespace Method {
   export const endswith: i32 = 4;
   export const replace: i32 = 5;
   export const split: i32 = 6;
+  export const get: i32 = 7;
 }
 
 export namespace Tag {

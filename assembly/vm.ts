@@ -1027,7 +1027,26 @@ function splitSep(p: usize, n: i32, sp: usize, sn: i32, maxsplit: f64, out: usiz
   setPtr(out, Tag.LIST, items, count);
 }
 
+/** dict.get(key[, default]): like `key in d` for which keys are allowed, the default (None) when missing. */
+function dictGet(d: usize, argc: i32, out: usize): void {
+  const td = vtag(d);
+  if (td != Tag.DICT) fail(ErrorKind.AttributeError, Reason.NO_ATTRIBUTE, td, -1);
+  argCount(argc, 1, 2);
+  spend(1);
+  const key = d + 16;
+  const tk = vtag(key);
+  if (tk == Tag.STR) {
+    const w = dictFind(d, vptr(key), vlen(key));
+    if (w != 0) { copySlot(out, w); return; }
+  } else if (tk == Tag.LIST || tk == Tag.DICT) {
+    fail(ErrorKind.TypeError, Reason.UNHASHABLE, tk, -1);
+  }
+  if (argc == 2) copySlot(out, d + 32);
+  else setNone(out);
+}
+
 function callMethod(m: i32, recv: usize, argc: i32, out: usize): void {
+  if (m == Method.get) { dictGet(recv, argc, out); return; }
   const tr = vtag(recv);
   if (tr != Tag.STR) fail(ErrorKind.AttributeError, Reason.NO_ATTRIBUTE, tr, -1);
   const p = vptr(recv), n = vlen(recv);

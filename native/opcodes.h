@@ -77,6 +77,7 @@ constexpr int32_t startswith = 3;
 constexpr int32_t endswith = 4;
 constexpr int32_t replace = 5;
 constexpr int32_t split = 6;
+constexpr int32_t get = 7;  // dict.get(key[, default])
 }  // namespace Method
 
 namespace Tag {

@@ -954,7 +954,22 @@ struct Machine {
     return v.s;
   }
 
+  // dict.get(key[, default]): like `key in d` for which keys are allowed, the default (None) when missing.
+  Value dictGet(const Value& d, const Value* args, int argc) {
+    if (d.tag != Tag::DICT) fail(ErrorKind::AttributeError, Reason::NO_ATTRIBUTE, d.tag);
+    argCount(argc, 1, 2);
+    W.spend(1);
+    const Value& key = args[0];
+    if (key.tag == Tag::STR) {
+      if (const Value* v = dictFind(d, key.s)) return *v;
+    } else if (key.tag == Tag::LIST || key.tag == Tag::DICT) {
+      typeError(Reason::UNHASHABLE, key.tag);
+    }
+    return argc == 2 ? args[1] : mkNone();
+  }
+
   Value method(int m, const Value& recv, const Value* args, int argc) {
+    if (m == Method::get) return dictGet(recv, args, argc);
     if (recv.tag != Tag::STR) fail(ErrorKind::AttributeError, Reason::NO_ATTRIBUTE, recv.tag);
     const Str* s = recv.s;
     W.spend(s->len);
@@ -1179,7 +1194,7 @@ void validate(Program& p, size_t nNames, bool batch) {
       case Op::JUMP: arrive(a, d, pc); falls = false; break;
       case Op::COMPARE_CHAIN: need(2); if (a < 0 || a > CmpOp::IS_NOT) bad("compare op", pc); d -= 1; arrive(b, d, pc); break;
       case Op::CALL: if (a < 0 || a > Fn::all || b < 0) bad("call", pc); need(b); d = d - b + 1; break;
-      case Op::METHOD: if (a < 0 || a > Method::split || b < 0) bad("method", pc); need(b + 1); d -= b; break;
+      case Op::METHOD: if (a < 0 || a > Method::get || b < 0) bad("method", pc); need(b + 1); d -= b; break;
     }
     if (d > maxDepth) maxDepth = d;
     reachable = falls;

@@ -58,7 +58,7 @@ MAX_INT = 2**53 - 1
 MAX_VALUE_SIZE = 1_000_000
 MAX_TEXT_LENGTH = 10_000
 FUNCTIONS = ('len', 'abs', 'min', 'max', 'round', 'int', 'float', 'str', 'bool', 'sum', 'any', 'all')
-METHODS = ('lower', 'upper', 'strip', 'startswith', 'endswith', 'replace', 'split')
+METHODS = ('lower', 'upper', 'strip', 'startswith', 'endswith', 'replace', 'split', 'get')
 
 
 # --------------------------------------------------------------------------------------------------
@@ -184,6 +184,14 @@ def w_attr(obj, name):
     raise AttributeError(name)
 
 
+def w_get(obj, *args):
+    """`d.get(k[, default])` in the language: dict.get on a context dict (whose attribute lookup reads
+    only keys); on anything else Python's own lookup, which fails with AttributeError."""
+    if isinstance(obj, AttrDict):
+        return dict.get(obj, *args)
+    return obj.get(*args)
+
+
 def make_builtins():
     b = {name: getattr(builtins, name) for name in FUNCTIONS}
     b['sum'] = w_sum
@@ -299,6 +307,9 @@ class Instrument(ast.NodeTransformer):
         if isinstance(node.func, ast.Attribute):  # a str method call: Python's own lookup
             node.func.value = self.visit(node.func.value)
         node.args = [self.visit(a) for a in node.args]
+        if isinstance(node.func, ast.Attribute) and node.func.attr == 'get':  # dict.get, even on AttrDict
+            args = [node.func.value, *node.args]
+            node = ast.copy_location(ast.Call(func=ast.Name(id='_wp_get', ctx=ast.Load()), args=args, keywords=[]), node)
         fn = ast.Name(id='_wp_call', ctx=ast.Load())
         return ast.copy_location(ast.Call(func=fn, args=[node], keywords=[]), node)
 
@@ -339,7 +350,7 @@ def evaluate(text: str, ctx: dict):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         code = compile(ast.fix_missing_locations(Instrument().visit(tree)), '<expr>', 'eval')
-    env = {'__builtins__': make_builtins(), '_wp_call': w_call, '_wp_attr': w_attr}
+    env = {'__builtins__': make_builtins(), '_wp_call': w_call, '_wp_attr': w_attr, '_wp_get': w_get}
     for op, name in BINOP_NAMES.items():
         env[name] = BINOPS[op]
     try:
@@ -857,6 +868,15 @@ for src in [
     "'ǈ'.upper()", "'Ω'.lower()", "'K'.lower()", "'Å'.lower()", "u.upper()", "u.lower()", "emoji.upper()",
     "'ﬀ'.upper()", "'ᾳ'.upper()", "'Ⓐ'.lower()", "'𐐀'.lower()", "'𐐨'.upper()", "len('ﬃ'.upper())",
     "'abc'.lower", "s.upper", "x.real", "f.imag", "l.append", "d.keys", "d.get", "'abc'.split()[5]", "'a'.startswith('a', 'b')",
+    # dict.get and `in` on dicts: reading a key that may be missing
+    "d.get('a')", "d.get('a', 5)", "d.get('missing')", "d.get('missing', 5)", "d.get('missing', None)",
+    "d.get('b').get('c')", "d.b.get('n', 0) + 1", "ed.get('x', 'dflt')",
+    "d.get(1)", "d.get(1, 'one')", "d.get(1.5, 2)", "d.get(True, 3)", "d.get(None, 4)", "d.get((1, 2), 5)",
+    "d.get([1])", "d.get([1], 2)", "d.get(d)", "d.get()", "d.get('a', 1, 2)", "d.get('items')[1]",
+    "d.get('z') is None", "d.get('z', 7)", "d.get('missing') is None", "d.get('name').lower()",
+    "s.get('a')", "l.get(0)", "x.get('a')", "n.get('a')", "(1, 2).get(0)", "d.items.get(0)",
+    "'a' in d", "'missing' in d", "1 in d", "[1] in d", "'c' in d.b", "'a' not in ed",
+    "d.get('a') if 'a' in d else -1", "d['missing'] if 'missing' in d else d.get('missing', -1)",
 ]:
     add('method', src, strv=False)
 

@@ -25,6 +25,34 @@ describe(`expressions (${backend})`, () => {
     assert.equal(compile('1 < 2 < 3 > 2').evaluate({}), true);
   });
 
+  test("optional keys: 'k' in d and d.get(k, default), in conditions and over batches", () => {
+    const ctx = { data: { k: 1, get: 'shadow', nested: { n: 2 } } };
+    assert.equal(compile("'k' in data").evaluate(ctx), true);
+    assert.equal(compile("'z' in data").evaluate(ctx), false);
+    assert.equal(compile("data.get('k', 3)").evaluate(ctx), 1);
+    assert.equal(compile("data.get('z', 3)").evaluate(ctx), 3);
+    assert.equal(compile("data.get('z')").evaluate(ctx), null);
+    assert.equal(compile("data.get('nested').get('n') + data.get('z', 0)").evaluate(ctx), 2);
+    // A key named `get`: the call is the method, the bare attribute the key.
+    assert.equal(compile("data.get('get')").evaluate(ctx), 'shadow');
+    assert.equal(compile('data.get').evaluate(ctx), 'shadow');
+    assert.equal(compile("data.get('k') == 1").test(ctx), true);
+    const fault = (text: string, c: object, message: RegExp) =>
+      assert.throws(() => compile(text).evaluate(c), (e: unknown) => {
+        assert.ok(e instanceof ExpressionError);
+        assert.match((e as Error).message, message);
+        return true;
+      });
+    fault("s.get('a')", { s: 'abc' }, /AttributeError: 'str' object has no attribute 'get'/);
+    fault("m.get('a')", { m: new Map([['a', 1]]) }, /AttributeError/);
+    fault('data.get()', ctx, /TypeError/);
+    fault("data.get('k', 1, 2)", ctx, /TypeError/);
+    fault('data.get([1])', ctx, /TypeError: unhashable type: 'list'/);
+    // Over a batch: a column of dicts, row by row.
+    const rows = compile("d.get('x', 0) > 1").testBatch({ d: [{ x: 2 }, {}, { x: 1 }, { y: 5, x: 5 }] });
+    assert.deepEqual([...rows], [1, 0, 0, 1]);
+  });
+
   test('Python arithmetic', () => {
     assert.equal(compile('-7 // 2').evaluate({}), -4);
     assert.equal(compile('-7 % 3').evaluate({}), 2);

@@ -187,13 +187,13 @@ function cases(): SecCase[] {
     "n['__proto__']", "l['__proto__']"], { types: ['TypeError'] });
   add('dict-proto', 'eval', ["'__proto__' in d", "'constructor' in d", "'toString' in e", "'hasOwnProperty' in d"].map((t) => `(${t}) + []`),
     { types: ['TypeError'] });
-  add('dict-proto', 'value-or-eval', ["'__proto__' in d", "'constructor' in e", 'len(e)', 'str(e)', 'e == e', 'min(d)']);
+  add('dict-proto', 'value-or-eval', ["d.get('__proto__')", "d.get('constructor', 1)", "e.get('toString')", "'__proto__' in d", "'constructor' in e", 'len(e)', 'str(e)', 'e == e', 'min(d)']);
 
   // ---- expr-eval CVE-2025-12735: calling functions from the context, member calls
   add('expr-eval', 'syntax', [
     'f()', 'f(1)', "f('x')", 'obj.fn()', "obj['fn']()", '(f)()', '[f][0]()', 'arr[0]()', '(f if x else f)()',
     'f.call(None)', 'f.apply(None, l)', 'f.bind(None)()', 'obj.toString()', 'obj.valueOf()', 's.toUpperCase()',
-    's.charCodeAt(0)', 's.lower.call(1)', 'l.map(len)', 'l.push(1)', 'l.pop()', 'l.index(1)', 'd.update(x)', 'd.get("a")',
+    's.charCodeAt(0)', 's.lower.call(1)', 'l.map(len)', 'l.push(1)', 'l.pop()', 'l.index(1)', 'd.update(x)', 'd.setdefault("a")',
     'd.keys()', 's.format(x)', "'{0.__class__}'.format(1)", 's.join(l)', "', '.join(l)", 's.encode()', 's.count("a")',
     's.find("a")', 's.title()', 's.isdigit()', 's.zfill(5)', "s.lstrip('a')", "s.rsplit(',')", 's.splitlines()',
     's.casefold()', 'x.bit_length()', 'x.to_bytes(8)', 'f.constructor', "f.constructor('return process')()",
@@ -203,7 +203,9 @@ function cases(): SecCase[] {
   ], { ctx: withFunctions, noCall: true });
   add('expr-eval', 'value-or-eval', ['f', 'obj.fn', 'obj', 'arr', 'f if x else 1', 'f is None', 'not f', 'f == f', 'f != obj.fn',
     'str(f)', 'str(obj)', 'str(arr)', '[f]', '(f,)', 'min([f])', 'any([f])', 'bool(f)', 'f in l', 'f in arr',
-    'obj.toString', 'obj.valueOf', 'obj == obj', 'f == 1'],
+    'obj.toString', 'obj.valueOf', 'obj == obj', 'f == 1',
+    // dict.get returns a function as a value, never calls it
+    "obj.get('fn')", "obj.get('toString')", "obj.get('missing', f)", "arr.get(0)"],
   { ctx: withFunctions, noCall: true });
   add('expr-eval', 'eval', ['f + 1', '1 + f', "'a' + f", 'f < 1', 'f * 2', '-f', 'len(f)', 'int(f)', 'float(f)', 'abs(f)',
     'round(f)', 'sum([f])', 'max(f, f)', 'f[0]', "f['call']", 'f.call', 'f.bind', 'f.name', 'f.length',
@@ -216,9 +218,11 @@ function cases(): SecCase[] {
     'round(v)', 'sum([v])', 'max(v, v)', 'v.x', 'v.g', "v['x']", "v['g']", 'v in s', "'a' in v", "s.replace(v, 'x')",
     'l[v]', 's[v]', 'v[0]', 'v[1:]', "m['a']", 'm.a', 'm.size', 'len(m)', 'st.size', 'len(st)', 'dt + 1', 'dt < dt',
     'dt.getTime', 're.source', 'len(re)', 'buf[0]', 'len(buf)', 'ta[0]', 'len(ta)', 'ta + ta', 'big + 1', 'sym + 1',
-    'err.message', 'err.stack', 'prom.then', "hg['h']", 'hg.h', 'np.toString', "np['toString']"],
+    'err.message', 'err.stack', 'prom.then', "hg['h']", 'hg.h', 'np.toString', "np['toString']",
+    // dict.get on a host object that is not a plain dict: AttributeError, never Map.prototype.get
+    "m.get('a')", "v.get('x')", "dt.get('x')"],
   { ctx: withObjects, noCall: true });
-  add('opaque', 'syntax', ['v.method()', 'v.constructor', "m.get('a')", 'dt.getTime()', "re.exec('a')", 'buf.toString()',
+  add('opaque', 'syntax', ['v.method()', 'v.constructor', 'dt.getTime()', "re.exec('a')", 'buf.toString()',
     'ta.fill(0)', 'prom.then(f)', 'err.constructor', 'v.toJSON()', 'v.valueOf()', "m.set('a', 2)", 'st.add(2)'],
   { ctx: withObjects, noCall: true });
   add('opaque', 'value-or-eval', ['v', 'v == v', 'v is None', 'not v', 'bool(v)', 'str(v)', 'str([v])', '[v] * 2', 'v == 1',

@@ -83,8 +83,8 @@ export const Fn = { len: 0, abs: 1, min: 2, max: 3, round: 4, int: 5, float: 6, 
 export const FN_NAMES = ['len', 'abs', 'min', 'max', 'round', 'int', 'float', 'str', 'bool', 'sum', 'any', 'all'] as const;
 
 /** The fixed string-method set, by id. */
-export const Method = { lower: 0, upper: 1, strip: 2, startswith: 3, endswith: 4, replace: 5, split: 6 } as const;
-export const METHOD_NAMES = ['lower', 'upper', 'strip', 'startswith', 'endswith', 'replace', 'split'] as const;
+export const Method = { lower: 0, upper: 1, strip: 2, startswith: 3, endswith: 4, replace: 5, split: 6, get: 7 } as const;
+export const METHOD_NAMES = ['lower', 'upper', 'strip', 'startswith', 'endswith', 'replace', 'split', 'get'] as const;
 
 /** Type tags of the value tape; also the "type" details of error reports. */
 export const Tag = {

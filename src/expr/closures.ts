@@ -3,7 +3,7 @@
  * shapes (`name op constant`, numeric arithmetic, and/or of booleans) get specialised closures with a
  * fast path for plain numbers and strings; everything else goes through pyops.ts.
  */
-import { BinOp, CmpOp, Op, ErrorKind, Reason } from './bytecode.js';
+import { BinOp, CmpOp, Op, ErrorKind, Reason, METHOD_NAMES } from './bytecode.js';
 import type { Node } from './parse.js';
 import {
   EvalFault, binop, callFunction, callMethod, compare, getAttr, getItem, getSlice, negate, plus, truthy,
@@ -217,7 +217,7 @@ function build(node: Node, unit: Unit): Evaluator {
       const args = node.args.map((n) => build(n, unit));
       const method = node.method;
       const site: Site = { op: Op.METHOD, arg: method, pos: node.pos };
-      const name = ['lower', 'upper', 'strip', 'startswith', 'endswith', 'replace', 'split'][method]!;
+      const name = METHOD_NAMES[method]!;
       return (c) => {
         const r = receiver(c);
         const values = new Array<unknown>(args.length);

@@ -3,7 +3,7 @@
  * text for the same fault (see bytecode.ts, "Errors").
  */
 import {
-  BINOP_SYMBOL, BinOp, CMPOP_SYMBOL, CmpOp, ERROR_KINDS, FN_NAMES, Limits, METHOD_NAMES, Op, Reason, Tag, TAG_TYPE_NAME,
+  BINOP_SYMBOL, BinOp, CMPOP_SYMBOL, CmpOp, ERROR_KINDS, FN_NAMES, Limits, Method, METHOD_NAMES, Op, Reason, Tag, TAG_TYPE_NAME,
 } from './bytecode.js';
 import type { PythonErrorType } from '../errors.js';
 
@@ -35,7 +35,7 @@ export function describeFault(
   const A = typeName(tagA);
   const B = typeName(tagB);
   const { op, arg } = site;
-  const fnName = op === Op.CALL ? `${FN_NAMES[arg] ?? '?'}()` : op === Op.METHOD ? `str.${METHOD_NAMES[arg] ?? '?'}()` : 'operation';
+  const fnName = op === Op.CALL ? `${FN_NAMES[arg] ?? '?'}()` : op === Op.METHOD ? `${arg === Method.get ? 'dict' : 'str'}.${METHOD_NAMES[arg] ?? '?'}()` : 'operation';
   const sym = op === Op.BINOP ? BINOP_SYMBOL[arg] : op === Op.COMPARE || op === Op.COMPARE_CHAIN ? CMPOP_SYMBOL[arg] : '';
   let text: string;
   switch (reason) {

@@ -934,8 +934,24 @@ function strArg(s: string, v: unknown): string {
   return v;
 }
 
-/** Calls a string method of the fixed set. */
+/** dict.get(key[, default]): like `key in d` for which keys are allowed, the default (None) when missing. */
+function methodGet(name: string, d: unknown, args: readonly unknown[]): unknown {
+  if (!isPlainObject(d)) throw new EvalFault(ErrorKind.AttributeError, Reason.NO_ATTRIBUTE, tagOf(d), -1, name);
+  argCount(args, 1, 2);
+  spend(1);
+  const key = args[0];
+  if (typeof key === 'string') {
+    const value = dictGet(d, key);
+    if (value !== MISSING) return value;
+  } else if (Array.isArray(key) || isPlainObject(key)) {
+    throw typeFault(Reason.UNHASHABLE, key);
+  }
+  return args.length === 2 ? args[1] : null;
+}
+
+/** Calls a method of the fixed set: str methods, and dict.get. */
 export function callMethod(method: number, name: string, receiver: unknown, args: readonly unknown[]): unknown {
+  if (method === Method.get) return methodGet(name, receiver, args);
   if (typeof receiver !== 'string') {
     throw new EvalFault(ErrorKind.AttributeError, Reason.NO_ATTRIBUTE, tagOf(receiver), -1, name);
   }
