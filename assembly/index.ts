@@ -1,4 +1,4 @@
-// The wpipe expression VM, compiled to build/wasm/wpipe.wasm. The host (src/backend/wasm.ts) drives it
+// The wpipe expression VM, compiled to wasm/wpipe.wasm. The host (src/backend/wasm.ts) drives it
 // through pointer-taking functions: it writes tapes and columns into linear memory, calls, and reads
 // the RESULT descriptor or the six fault words at faultPtr().
 

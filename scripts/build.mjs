@@ -1,13 +1,20 @@
 #!/usr/bin/env node
 // Builds wpipe from source, offline: the TypeScript (dist/), the AssemblyScript module
-// (build/wasm/wpipe.wasm) and the C++ addon (build/Release/wpipe.node). `npm install` runs the
-// native stage ("install" script, also when wpipe is installed as a dependency) and, in a checkout,
-// the ts and wasm stages ("prepare").
-// `node scripts/build.mjs [ts] [wasm] [native]` builds a subset. A failed native build is a warning,
-// not a failure: installation still succeeds and `auto` serves from wasm and js.
+// (wasm/wpipe.wasm) and the C++ addon (build/Release/wpipe.node).
+// `node scripts/build.mjs [ts] [wasm] [native] [install] [prebuild]` builds a subset:
+// - native: compiles the addon (cmake-js). A failed build is a warning, not a failure: the
+//   installation still succeeds and `auto` serves from wasm and js.
+// - install (the package's "install" script, also when wpipe is installed as a dependency): uses the
+//   prebuilt addon shipped in prebuilds/<platform>-<arch>/ when one matches this machine and loads;
+//   compiles (as native) only when none does, or when asked to (--build-from-source, which npm passes
+//   as npm_config_build_from_source, or WPIPE_BUILD_FROM_SOURCE=1).
+// - prebuild ("prepack", so `npm pack` and `npm publish` ship it): compiles the addon and copies it to
+//   prebuilds/<platform>-<arch>/wpipe.napi[.glibc|.musl].node. Node-API is ABI-stable: one file per
+//   platform serves every Node version from 20 on.
+// In a checkout, "prepare" runs the ts and wasm stages.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -57,25 +64,69 @@ if (all || wanted.has('ts')) {
 
 if (all || wanted.has('wasm')) {
   if (existsSync(bin('asc'))) {
-    mkdirSync(join(root, 'build', 'wasm'), { recursive: true });
+    mkdirSync(join(root, 'wasm'), { recursive: true });
     run('wasm', bin('asc'), ['assembly/index.ts', '--config', 'assembly/asconfig.json', '--target', 'release']);
-  } else if (!existsSync(join(root, 'build', 'wasm', 'wpipe.wasm'))) {
+  } else if (!existsSync(join(root, 'wasm', 'wpipe.wasm'))) {
     console.warn('wpipe build: WARNING: assemblyscript is not installed; the wasm backend is unavailable');
   }
 }
 
-if (all || wanted.has('native')) {
+/** src/paths.ts prebuildName(), for this script (which runs before dist/ exists). */
+function prebuildName() {
+  let libc = '';
+  if (process.platform === 'linux') libc = process.report.getReport().header.glibcVersionRuntime ? '.glibc' : '.musl';
+  return join('prebuilds', `${process.platform}-${process.arch}`, `wpipe.napi${libc}.node`);
+}
+
+function compileNative() {
   if (process.env.WPIPE_SKIP_NATIVE_BUILD === '1') {
     console.warn('wpipe build: native build skipped (WPIPE_SKIP_NATIVE_BUILD=1)');
-  } else {
-    // cmake-js is a dependency: in an app it may be hoisted above this package, so resolve it.
-    let cmakeJs = join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js');
-    try {
-      cmakeJs = createRequire(join(root, 'package.json')).resolve('cmake-js/bin/cmake-js');
-    } catch {
-      // keep the local path; the build reports what is missing
-    }
-    // cmake-js builds into ./build of the current directory: always this package's root.
-    run('native', process.execPath, [cmakeJs, 'compile', '--log-level', 'warn', '--directory', root], { optional: true });
+    return false;
   }
+  // cmake-js is a dependency: in an app it may be hoisted above this package, so resolve it.
+  let cmakeJs = join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js');
+  try {
+    cmakeJs = createRequire(join(root, 'package.json')).resolve('cmake-js/bin/cmake-js');
+  } catch {
+    // keep the local path; the build reports what is missing
+  }
+  // cmake-js builds into ./build of the current directory: always this package's root.
+  return run('native', process.execPath, [cmakeJs, 'compile', '--log-level', 'warn', '--directory', root], { optional: true });
+}
+
+/** The prebuild for this machine, if there is one and it loads here (right libc, new enough glibc). */
+function usablePrebuild() {
+  const file = join(root, prebuildName());
+  if (!existsSync(file)) return { file, ok: false, why: 'none for this platform' };
+  try {
+    const addon = createRequire(import.meta.url)(file);
+    if (typeof addon.info !== 'function') return { file, ok: false, why: 'not a wpipe addon' };
+    return { file, ok: true };
+  } catch (error) {
+    return { file, ok: false, why: String(error?.message ?? error).split('\n')[0] };
+  }
+}
+
+if (all || wanted.has('native')) compileNative();
+
+if (wanted.has('install')) {
+  const forced = process.env.WPIPE_BUILD_FROM_SOURCE === '1' || /^(true|1)$/.test(process.env.npm_config_build_from_source ?? '');
+  const prebuild = forced ? undefined : usablePrebuild();
+  if (prebuild?.ok) {
+    console.log(`wpipe build: native: using the prebuilt addon ${prebuildName()} (no compiler needed)`);
+  } else {
+    if (prebuild) console.log(`wpipe build: native: no usable prebuilt addon (${prebuild.why}); compiling from source`);
+    compileNative();
+  }
+}
+
+if (wanted.has('prebuild')) {
+  if (!compileNative()) {
+    console.error('wpipe build: prebuild: the addon did not compile, so there is nothing to ship');
+    process.exit(1);
+  }
+  const target = join(root, prebuildName());
+  mkdirSync(dirname(target), { recursive: true });
+  copyFileSync(join(root, 'build', 'Release', 'wpipe.node'), target);
+  console.log(`wpipe build: prebuild ok (${prebuildName()})`);
 }

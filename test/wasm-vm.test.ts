@@ -1,5 +1,5 @@
 /**
- * The AssemblyScript VM (build/wasm/wpipe.wasm) driven directly through src/backend/wasm.ts:
+ * The AssemblyScript VM (wasm/wpipe.wasm) driven directly through src/backend/wasm.ts:
  * hand-assembled programs, parity with the js evaluator on many expressions, batch programs against
  * row-by-row evaluation (boundary sizes, errors, short-circuits), memory reuse, and loading inside a
  * worker thread with a module compiled by the main thread.

@@ -15,9 +15,10 @@
  * scalar.evaluate({ x: 7, kind: 'a' }); // the result, or throws VmFault
  * ```
  */
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
-import { addonPath } from '../paths.js';
+import { addonCandidates } from '../paths.js';
 import { Tag, type Program } from '../expr/bytecode.js';
 import { readUtf16, restoreOpaque, TapeLimit, TapeWriter, encodeTape } from '../expr/tape.js';
 import { PyFloat, PyTuple } from '../expr/values.js';
@@ -94,31 +95,51 @@ const EXPORTS = [
 ] as const;
 
 let binding: NativeBinding | undefined;
+let bindingPath = '';
 let loadError: Error | undefined;
 
+function loadFrom(path: string): NativeBinding {
+  const b = createRequire(import.meta.url)(path) as NativeBinding;
+  for (const fn of EXPORTS) {
+    if (typeof b[fn] !== 'function') throw new Error(`the addon has no ${fn}() export (a stale build?)`);
+  }
+  const abi = b.info().abi;
+  if (abi !== ADDON_ABI) throw new Error(`the addon has ABI ${abi}, this code needs ${ADDON_ABI} (a stale build?)`);
+  return b;
+}
+
+/**
+ * Loads the first addon that exists and loads (src/paths.ts addonCandidates: WPIPE_NATIVE_PATH, the
+ * local build, the prebuild for this platform). A file that exists but does not load (built for
+ * another libc, a stale ABI) is named in the error when nothing else loads either.
+ */
 function loadBinding(): NativeBinding {
   if (binding) return binding;
   if (loadError) throw loadError;
-  const path = addonPath();
-  try {
-    const b = createRequire(import.meta.url)(path) as NativeBinding;
-    for (const fn of EXPORTS) {
-      if (typeof b[fn] !== 'function') throw new Error(`the addon has no ${fn}() export (a stale build?)`);
+  const tried: string[] = [];
+  let lastCause: Error | undefined;
+  for (const path of addonCandidates()) {
+    if (!existsSync(path)) {
+      tried.push(`${path} (missing)`);
+      continue;
     }
-    const abi = b.info().abi;
-    if (abi !== ADDON_ABI) throw new Error(`the addon has ABI ${abi}, this code needs ${ADDON_ABI} (a stale build?)`);
-    binding = b;
-    return b;
-  } catch (error) {
-    const cause = error instanceof Error ? error : new Error(String(error));
-    loadError = new Error(
-      `could not load the native addon from ${path}: ${cause.message.split('\n')[0]}. ` +
-        `Build it with \`npm run build:native\` (cmake, a C++17 compiler; the addon targets Node-API 8, ` +
-        `this is Node ${process.versions.node} with Node-API ${process.versions.napi ?? '?'}).`,
-      { cause },
-    );
-    throw loadError;
+    try {
+      binding = loadFrom(path);
+      bindingPath = path;
+      return binding;
+    } catch (error) {
+      lastCause = error instanceof Error ? error : new Error(String(error));
+      tried.push(`${path} (${lastCause.message.split('\n')[0]})`);
+    }
   }
+  loadError = new Error(
+    `could not load the native addon: tried ${tried.join('; ')}. ` +
+      `Build it with \`npm run build:native\` (cmake, a C++17 compiler; the addon targets Node-API 8, ` +
+      `this is Node ${process.versions.node} with Node-API ${process.versions.napi ?? '?'}, ` +
+      `${process.platform}-${process.arch}).`,
+    lastCause ? { cause: lastCause } : undefined,
+  );
+  throw loadError;
 }
 
 /** native/value.h kResultRef: a u32 index of an earlier container or long string of the result. */
@@ -294,7 +315,7 @@ export function nativeStatus(): BackendStatus {
   try {
     const b = loadBinding();
     const info = b.info();
-    return { name: 'native', available: true, detail: `${addonPath()} (Node-API ${info.napiVersion})`, features: info.features };
+    return { name: 'native', available: true, detail: `${bindingPath} (${/[\\/]prebuilds[\\/]/.test(bindingPath) ? 'prebuilt, ' : ''}Node-API ${info.napiVersion})`, features: info.features };
   } catch (error) {
     return { name: 'native', available: false, detail: (error as Error).message, features: [] };
   }

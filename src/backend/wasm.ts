@@ -1,5 +1,5 @@
 /**
- * The wasm backend: the AssemblyScript expression VM (assembly/, built to build/wasm/wpipe.wasm).
+ * The wasm backend: the AssemblyScript expression VM (assembly/, built to wasm/wpipe.wasm).
  *
  * The module is compiled once per thread, lazily (never at import), and can be handed to worker
  * threads: pass `getWasmModule()` in `workerData` as `wpipeWasmModule` (or call `useWasmModule()` in
@@ -29,7 +29,7 @@ import {
 } from './types.js';
 
 /** Where the module is: src/backend/wasm.ts (tsx) and dist/backend/wasm.js both sit two levels down. */
-/** build/wasm/wpipe.wasm (or WPIPE_wasmPath(), which points the loader at another build, or hides it in tests). */
+/** wasm/wpipe.wasm (or WPIPE_wasmPath(), which points the loader at another build, or hides it in tests). */
 export { wasmPath };
 
 /** The exports of wpipe.wasm (assembly/index.ts). */
@@ -739,7 +739,7 @@ class WasmBatch implements BatchEvaluator {
 
 /**
  * The wasm ExprVm of this thread (instantiated on first call). Throws an Error explaining what
- * failed when build/wasm/wpipe.wasm is missing, invalid or stale.
+ * failed when wasm/wpipe.wasm is missing, invalid or stale.
  */
 export function loadWasmVm(): ExprVm {
   if (!vmCache) vmCache = new WasmVm(getWasmModule());
