@@ -97,8 +97,8 @@ export function createOrdersPipeline(options: { verbose?: boolean; trackingDb?: 
   const pipe = new Pipeline({ pipelineName: 'orders', continueOnError: true, ...options });
   pipe.setSteps([
     load,
-    // I/O-bound branches: concurrent in this process. Worker threads are for CPU-bound work, and a
-    // worker's first call pays its start-up (0.3-1.5 s) inside the step's 1 s deadline.
+    // I/O-bound branches: concurrent in this process. Worker threads are for CPU-bound work: a
+    // round trip to a thread costs tens of microseconds, and a new worker takes 0.3-1.5 s to start.
     new Parallel({ name: 'enrich', steps: [lookupPrices, checkStock], maxWorkers: 2, executor: 'inline' }),
     new Condition({ name: 'route', expression: "total > 100 and status == 'new'", branchTrue: [review], branchFalse: [approve] }),
     new For({ name: 'packing', iterations: 10, validationExpression: 'pending > 0', steps: [pack] }),

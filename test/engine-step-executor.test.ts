@@ -196,6 +196,63 @@ test('a worker step past its timeout fails with WPIPE_ERR_TASK_TIMEOUT and the e
   }
 });
 
+test("a worker's start-up does not count against the deadline: it runs from the executor's onStarted", async () => {
+  // A fake worker executor that takes 300 ms to "start" (a new thread or process under tsx takes
+  // 0.3–1.5 s), then runs a 30 ms step. The step's timeout is 0.15 s: counted from the call it would
+  // fail, counted from the start it passes. A second step hangs after its start: it still times out.
+  let starts = 0;
+  registerExecutor('processes', () => ({
+    kind: 'processes',
+    reportsStart: true,
+    call: (c) => new Promise((resolve, reject) => {
+      c.signal.addEventListener('abort', () => reject(c.signal.reason), { once: true });
+      setTimeout(() => {
+        starts++;
+        c.onStarted?.();
+        if (c.info.stepName === 'hang') return; // never settles: only the deadline ends it
+        setTimeout(() => resolve(c.fn(c.context, c.info as never)), 30);
+      }, 300);
+    }),
+    close: async () => {},
+  }));
+  try {
+    const quick = step({ name: 'quick', executor: 'processes', timeout: 0.15, module: ref('quick') })(() => ({ quick: true }));
+    const pipe = new Pipeline().setSteps([quick]);
+    assert.deepEqual(await pipe.run({}), { quick: true });
+    const hang = step({ name: 'hang', executor: 'processes', timeout: 0.15, module: ref('hang') })(() => ({}));
+    const pipe2 = new Pipeline().setSteps([hang]);
+    const err = await pipe2.run({}).then(() => assert.fail('must time out'), (e: unknown) => e);
+    assert.equal(((err as ProcessError).cause as TaskError).code, 'WPIPE_ERR_TASK_TIMEOUT');
+    assert.equal(starts, 2);
+    await pipe.close();
+    await pipe2.close();
+  } finally {
+    registerExecutor('processes', null);
+  }
+});
+
+test('an executor that does not report starts keeps the deadline from the call', async () => {
+  registerExecutor('processes', () => ({
+    kind: 'processes',
+    // no reportsStart: onStarted is not offered, and the 300 ms "start-up" counts
+    call: (c) => new Promise((resolve, reject) => {
+      assert.equal(c.onStarted, undefined);
+      c.signal.addEventListener('abort', () => reject(c.signal.reason), { once: true });
+      setTimeout(() => resolve(c.fn(c.context, c.info as never)), 300);
+    }),
+    close: async () => {},
+  }));
+  try {
+    const slow = step({ name: 'slow', executor: 'processes', timeout: 0.15, module: ref('slow') })(() => ({}));
+    const pipe = new Pipeline().setSteps([slow]);
+    const err = await pipe.run({}).then(() => assert.fail('must time out'), (e: unknown) => e);
+    assert.equal(((err as ProcessError).cause as TaskError).code, 'WPIPE_ERR_TASK_TIMEOUT');
+    await pipe.close();
+  } finally {
+    registerExecutor('processes', null);
+  }
+});
+
 test('AutoRegister + step({ executor }): a registered module step runs in its worker with its module reference', async () => {
   await withFakes(['threads', 'processes'], async (calls) => {
     const url = new URL('./fixtures/autoregister/worker-steps.ts', import.meta.url);

@@ -227,6 +227,29 @@ test('Parallel({ transfer: true }) and step({ transfer: true }) move buffers thr
   assert.throws(() => new Parallel({ steps: [], transfer: 1 } as never), TypeError);
 });
 
+test('each attempt reports its start (the deadline starts there, not at the call): once, before it settles', T, async () => {
+  const ex = createExecutor('threads', { maxWorkers: 1 });
+  try {
+    const order: string[] = [];
+    const ac = new AbortController();
+    const call = (n: number): StepCall => ({
+      fn: S.add as never, moduleRef: { moduleUrl: new URL('./fixtures/parallel/steps.ts', import.meta.url).href, exportName: 'add' },
+      context: { a: n, b: 1 }, info: { signal: ac.signal, attempt: 1, runId: 'r', stepName: 'add' }, signal: ac.signal,
+      memoryLimitMb: undefined, onStarted: () => order.push(`started ${n}`),
+    });
+    assert.equal(ex.reportsStart, true);
+    // The first call also starts the pool's first worker; the second waits for it to be free.
+    const results = await Promise.all([1, 2].map((n) => Promise.resolve(ex.call(call(n))).then((v) => { order.push(`settled ${n}`); return v; })));
+    assert.deepEqual(results, [{ sum: 2 }, { sum: 3 }]);
+    for (const n of [1, 2]) {
+      assert.equal(order.filter((e) => e === `started ${n}`).length, 1, order.join(', '));
+      assert.ok(order.indexOf(`started ${n}`) < order.indexOf(`settled ${n}`), order.join(', '));
+    }
+  } finally {
+    await ex.close();
+  }
+});
+
 test('close() destroys the shared pool once its last user closes; a new executor makes a new pool', T, async () => {
   const a = createExecutor('threads', { maxWorkers: 1 });
   const b = createExecutor('threads', { maxWorkers: 3 });

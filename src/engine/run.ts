@@ -468,13 +468,19 @@ function execTask(node: TaskNode, ctx: Context, st: RunState, attempt: number, r
     let error: unknown;
     let failed = false;
     const t0 = node.timeoutMs > 0 ? performance.now() : 0;
+    // In a worker, the deadline starts when the worker begins the attempt (StepCall.onStarted).
+    let started: Promise<void> | undefined;
     try {
-      value = node.placement === 'inline'
-        ? node.fn(ctx, info)
-        : st.host._executor(node.placement).call({
+      if (node.placement === 'inline') value = node.fn(ctx, info);
+      else {
+        const executor = st.host._executor(node.placement);
+        let onStarted: (() => void) | undefined;
+        if (node.timeoutMs > 0 && executor.reportsStart === true) started = new Promise<void>((resolve) => { onStarted = resolve; });
+        value = executor.call({
           fn: node.fn as never, moduleRef: node.moduleRef, context: ctx, info, signal: info.signal, memoryLimitMb: node.memoryLimitMb,
-          transfer: node.transfer,
+          transfer: node.transfer, onStarted,
         });
+      }
     } catch (e) {
       failed = true;
       error = e;
@@ -498,7 +504,7 @@ function execTask(node: TaskNode, ctx: Context, st: RunState, attempt: number, r
           throw syncUnsupported(node, 'it returned a promise');
         }
         const a = attempt;
-        return settleAttempt(node, value, info, t0, st).then(
+        return settleAttempt(node, value, info, t0, st, started).then(
           (v) => {
             if (rec !== null) rec.attempts = a;
             mergeResult(node, ctx, v, a);
@@ -561,8 +567,12 @@ function nextDelay(node: TaskNode, error: unknown, attempt: number, rec: Attempt
  * deliberately ref'd while the attempt is pending: if the step awaits something that holds no
  * handle, an unref'd timer would let the process exit with run() unsettled instead of failing with
  * WPIPE_ERR_TASK_TIMEOUT. It is cleared the moment the attempt settles, so none outlives a step.
+ * With `started` (a step in a worker), the whole deadline runs from the moment the worker begins
+ * the attempt; until then only the run's cancellation applies (a queued call is aborted as well).
  */
-function settleAttempt(node: TaskNode, value: PromiseLike<unknown>, info: Info, t0: number, st: RunState): Promise<unknown> {
+function settleAttempt(
+  node: TaskNode, value: PromiseLike<unknown>, info: Info, t0: number, st: RunState, started?: Promise<void>,
+): Promise<unknown> {
   const p = Promise.resolve(value);
   const runSignal = st.signal;
   if (node.timeoutMs === 0 && runSignal === undefined) {
@@ -571,7 +581,9 @@ function settleAttempt(node: TaskNode, value: PromiseLike<unknown>, info: Info, 
   return new Promise((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;
+    let settled = false;
     const cleanup = (): void => {
+      settled = true;
       if (timer !== undefined) clearTimeout(timer);
       if (onAbort !== undefined) runSignal!.removeEventListener('abort', onAbort);
       info.done();
@@ -590,13 +602,16 @@ function settleAttempt(node: TaskNode, value: PromiseLike<unknown>, info: Info, 
       runSignal.addEventListener('abort', onAbort, { once: true });
     }
     if (node.timeoutMs > 0) {
-      const remaining = Math.max(0, node.timeoutMs - (performance.now() - t0));
-      timer = setTimeout(() => {
-        cleanup();
-        const err = timeoutError(node, info.attempt);
-        info.abort(err);
-        reject(err);
-      }, remaining);
+      const arm = (remaining: number): void => {
+        timer = setTimeout(() => {
+          cleanup();
+          const err = timeoutError(node, info.attempt);
+          info.abort(err);
+          reject(err);
+        }, remaining);
+      };
+      if (started === undefined) arm(Math.max(0, node.timeoutMs - (performance.now() - t0)));
+      else void started.then(() => { if (!settled) arm(node.timeoutMs); });
     }
     p.then((v) => { cleanup(); resolve(v); }, (e: unknown) => { cleanup(); reject(e); });
   });

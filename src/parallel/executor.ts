@@ -62,6 +62,14 @@ export interface StepCall {
   };
   /** Aborts at the attempt's deadline or when the run is cancelled: a worker executor terminates the worker. */
   readonly signal: AbortSignal;
+  /**
+   * Called once when a worker begins the attempt: its thread or process is up and the step's module
+   * is about to be imported. The engine starts the attempt's deadline here, so a worker's start-up
+   * (0.3–1.5 s for a new thread or process) and the wait for a free one never count against it; the
+   * step's own module loading does. Given only to executors whose `reportsStart` is true, which
+   * must then call it (a call never started has no deadline, only the run's cancellation).
+   */
+  readonly onStarted?: () => void;
   /** Per-process memory cap (process executor only). */
   readonly memoryLimitMb: number | undefined;
   /**
@@ -94,6 +102,8 @@ export interface StepCallLogger {
  */
 export interface Executor {
   readonly kind: ExecutorKind;
+  /** True when `call` reports StepCall.onStarted; otherwise the deadline runs from the call. */
+  readonly reportsStart?: boolean;
   call(call: StepCall): unknown;
   /** Releases pools and processes; awaits work in flight. */
   close(): Promise<void>;

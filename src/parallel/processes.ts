@@ -160,6 +160,8 @@ class Child {
       }
       if (this.pool.cap !== undefined) this.startWatchdog();
       if (call.signal.aborted) onAbort();
+      // The child is up and idle: it starts the attempt now, so its deadline starts now.
+      else call.onStarted?.();
     });
   }
 
@@ -493,6 +495,7 @@ export function createProcessExecutor(options: ExecutorFactoryOptions): Executor
   };
   return {
     kind: 'processes',
+    reportsStart: true,
     call(call: StepCall): Promise<unknown> {
       const done = attempt(call);
       return inflight.track(done);

@@ -83,6 +83,19 @@ export type AttemptReply =
 /** The property that marks a log line (and holds its call id). */
 export const LOG_TAG = '__wpipeLog';
 
+/** The property that marks a thread worker's "started" message (and holds its call id). */
+export const STARTED_TAG = '__wpipeStarted';
+
+/** A thread worker has begun an attempt (see StepCall.onStarted). */
+export interface StartedMessage {
+  readonly [STARTED_TAG]: number;
+}
+
+/** Whether a message from a thread is a {@link StartedMessage}. */
+export function isStartedMessage(m: unknown): m is StartedMessage {
+  return typeof m === 'object' && m !== null && typeof (m as Record<string, unknown>)[STARTED_TAG] === 'number';
+}
+
 /** One line written through `info.logger` in a worker. */
 export interface LogMessage {
   readonly [LOG_TAG]: number;

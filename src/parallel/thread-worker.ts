@@ -5,7 +5,9 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { collectTransferables, runAttempt, type AttemptReply, type AttemptRequest, type LogMessage } from './protocol.js';
+import {
+  STARTED_TAG, collectTransferables, runAttempt, type AttemptReply, type AttemptRequest, type LogMessage, type StartedMessage,
+} from './protocol.js';
 
 const post = (line: LogMessage): void => parentPort!.postMessage(line);
 
@@ -36,6 +38,8 @@ function ready(): Promise<void> | null {
 export default async function runTask(req: AttemptRequest): Promise<AttemptReply | unknown> {
   const pending = ready();
   if (pending !== null) await pending;
+  // The thread is up (tsx registered, if needed): the attempt's deadline starts now.
+  parentPort!.postMessage({ [STARTED_TAG]: req.id } satisfies StartedMessage);
   const reply = await runAttempt(req, post);
   if (!req.transfer) return reply;
   const list = collectTransferables([reply.context, reply.ok && reply.result.kind === 'value' ? reply.result.value : undefined]);

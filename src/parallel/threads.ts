@@ -28,7 +28,7 @@ import type { Piscina } from 'piscina';
 import { WpipeError } from '../errors.js';
 import { InFlight, registerExecutor, type Executor, type ExecutorFactoryOptions, type StepCall } from './executor.js';
 import {
-  LOG_TAG, applyReply, cloneError, collectTransferables, encodeRequest, findUncloneable, isLogMessage, writeLog,
+  LOG_TAG, STARTED_TAG, applyReply, cloneError, collectTransferables, encodeRequest, findUncloneable, isLogMessage, isStartedMessage, writeLog,
   type AttemptReply, type LogMessage,
 } from './protocol.js';
 import { workerEntry } from './worker-entry.js';
@@ -40,6 +40,8 @@ const LOG_GRACE_MS = 1_000;
 
 interface PendingCall {
   readonly logger: StepCall['info']['logger'];
+  /** StepCall.onStarted, until the thread says it has begun. */
+  onStarted: (() => void) | undefined;
   seen: number;
   /** Set when the reply arrived before all its log lines. */
   waiting: { expected: number; resolve: () => void } | undefined;
@@ -57,7 +59,18 @@ const shared = {
   nextId: 1,
 };
 
+function reportStarted(p: PendingCall | undefined): void {
+  const started = p?.onStarted;
+  if (started === undefined) return;
+  p!.onStarted = undefined;
+  started();
+}
+
 function onPoolMessage(m: unknown): void {
+  if (isStartedMessage(m)) {
+    reportStarted(shared.pending.get(m[STARTED_TAG]));
+    return;
+  }
   if (!isLogMessage(m)) return;
   const p = shared.pending.get(m[LOG_TAG]);
   if (p === undefined) return; // a line from a step whose call has settled: nobody to give it to
@@ -159,18 +172,21 @@ export function createThreadExecutor(options: ExecutorFactoryOptions): Executor 
   let closed = false;
   return {
     kind: 'threads',
+    reportsStart: true,
     call(call: StepCall): Promise<unknown> {
       if (closed) return Promise.reject(new WpipeError('WPIPE_ERR_WORKER_EXITED', `step '${call.info.stepName}': the threads executor is closed`));
       const bad = findUncloneable(call.context, 'ctx');
       if (bad !== undefined) return Promise.reject(cloneError('thread', call.info.stepName, 'to', bad));
       const id = shared.nextId++;
       const req = encodeRequest(call, id);
-      const pending: PendingCall = { logger: call.info.logger, seen: 0, waiting: undefined };
+      const pending: PendingCall = { logger: call.info.logger, onStarted: call.onStarted, seen: 0, waiting: undefined };
       shared.pending.set(id, pending);
       const transferList = call.transfer === true ? collectTransferables(call.context) : undefined;
       const run = currentPool().run(req, { signal: call.signal, transferList: transferList as never }) as Promise<AttemptReply>;
       const finish = (reply: AttemptReply): unknown => {
         shared.pending.delete(id);
+        // The reply can overtake the "started" message (they travel on two ports): it has started.
+        reportStarted(pending);
         return applyReply(call, reply);
       };
       const done = run.then(
