@@ -58,6 +58,16 @@ export const ERROR_CATALOG = Object.freeze({
   WPIPE_ERR_JOURNAL_CORRUPT: { errorCode: Codes.UPDATE_PROCESS_ERROR, meaning: 'lines of a step journal failed their checksum and were skipped (the rest applied)' },
   WPIPE_ERR_WORKER_EXITED: { errorCode: Codes.TASK_FAILED, meaning: 'the worker thread or process running a step exited or died before the step settled' },
   WPIPE_ERR_WORKER_CLONE: { errorCode: Codes.TASK_FAILED, meaning: 'a context or return value cannot be copied to or from a worker (structured clone)' },
+  WPIPE_ERR_DASHBOARD_TOKEN_REQUIRED: { errorCode: Codes.INTERNAL, meaning: 'the dashboard was asked to listen beyond loopback without a token' },
+  WPIPE_ERR_DASHBOARD_LISTEN: { errorCode: Codes.INTERNAL, meaning: 'the dashboard could not listen on its host and port (in use, not permitted, no such address)' },
+  WPIPE_ERR_DASHBOARD_BAD_REQUEST: { errorCode: Codes.INTERNAL, meaning: 'a dashboard API request had an unknown table, a bad query parameter or a method the path does not take (HTTP 400, 405)' },
+  WPIPE_ERR_DASHBOARD_UNAUTHORIZED: { errorCode: Codes.INTERNAL, meaning: 'a dashboard API request without the dashboard\'s token, or with a wrong one (HTTP 401)' },
+  WPIPE_ERR_DASHBOARD_FORBIDDEN: { errorCode: Codes.INTERNAL, meaning: 'a dashboard request from a non-loopback Host without a token, or a cross-origin state change (HTTP 403)' },
+  WPIPE_ERR_DASHBOARD_NOT_FOUND: { errorCode: Codes.INTERNAL, meaning: 'a dashboard request for a run, alert, file or API path that does not exist (HTTP 404)' },
+  WPIPE_ERR_PIPELINE_INVALID: { errorCode: Codes.INTERNAL, meaning: 'a pipeline file (loadPipeline, wpipe run) does not follow the format; details.errors lists every problem with its file, line and column' },
+  WPIPE_ERR_PIPELINE_MODULE_REFUSED: { errorCode: Codes.INTERNAL, meaning: 'a pipeline file named a module outside its steps folder, a node: builtin or a package the options do not allow' },
+  WPIPE_ERR_PIPELINE_EXPORT: { errorCode: Codes.INTERNAL, meaning: 'a pipeline file named an export its module does not have, or one that is not a step() function' },
+  WPIPE_ERR_CLI_USAGE: { errorCode: Codes.INTERNAL, meaning: 'the wpipe command was given bad arguments or an unreadable input (exit code 2)' },
 } as const);
 
 export type WpipeErrorCode = keyof typeof ERROR_CATALOG;

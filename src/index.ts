@@ -18,6 +18,10 @@ export { Wsqlite, SQLite, type WsqliteOptions, type WriteRecordArgs, type Stored
 export { PipelineExporter, type ExportOptions, type ExportFormat } from './observe/exporter.js';
 export { readYaml, writeYaml, leerYaml, escribirYaml, type ReadYamlOptions, type WriteYamlOptions } from './system/yaml.js';
 export {
+  loadPipeline, validatePipelineFile, type LoadPipelineOptions, type PipelineFileError, type PipelineFileReport,
+} from './engine/yaml-pipeline.js';
+export { pipelineJsonSchema, PIPELINE_FORMAT, PIPELINE_SCHEMA_ID, type FieldSpec, type FieldType, type MappingKind } from './engine/yaml-format.js';
+export {
   ResourceMonitor, type ResourceMonitorOptions, type ResourceSummary, type ResourceSamples,
 } from './observe/monitor.js';
 export {
@@ -25,6 +29,7 @@ export {
   type MemoryLimitOptions, type MemoryLimitResult, type MemoryLimitMechanism,
 } from './system/memory.js';
 export { newLogger, type NewLoggerOptions, type LogRotation, type WpipeLogger } from './observe/logger.js';
+export { startDashboard, type DashboardOptions, type DashboardHandle } from './dashboard/index.js';
 // Installs run history for `trackingDb` (a pointer assignment; the database opens at the first run).
 import './storage/observer.js';
 // Registers the worker executors ('threads', 'processes'); neither creates anything until its first call.
