@@ -1,0 +1,618 @@
+/**
+ * The dashboard's view of the run history: every query the HTTP API answers, on a READ-ONLY
+ * better-sqlite3 connection of its own, plus the one write the API allows (acknowledging an alert) on
+ * a second, short-lived writable connection.
+ *
+ * Why not HistoryQuery (src/storage/query.ts) as it is: its reads first fold the step journals of
+ * other processes into SQLite (a write), and its list pages by OFFSET. The dashboard must never take
+ * the write lock for a read (it would fight the pipelines it watches), and pages 100,000 runs by key.
+ * So it reads what SQLite has — a wpipe writer folds its journal every few milliseconds and at each
+ * run end, so finished runs are there — and the row shapes are HistoryQuery's own types (RunSummary,
+ * StepView, AttemptView, EventView, AlertView), so the JSON is the same wherever it comes from.
+ *
+ * Every query below is written for the schema's indexes (see src/storage/schema.ts): run lists walk
+ * `pipelines_started_at` backwards and stop at the page; a run's rows are primary-key ranges;
+ * events, alerts and metrics of a run use their `(pipeline_id, …)` indexes.
+ *
+ * @example
+ * ```ts
+ * const store = DashboardStore.open('runs.db');
+ * const page = store.listRuns({ limit: 50 }); // { runs, nextCursor }
+ * store.close();
+ * ```
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import type BetterSqlite3 from 'better-sqlite3';
+import { WpipeError } from '../errors.js';
+import { openDb, storageError } from '../storage/db.js';
+import { SCHEMA_VERSION } from '../storage/schema.js';
+import type { AlertView, AttemptView, EventView, RunSummary, StepView, TrendPoint } from '../storage/query.js';
+import type { RunStatus, StepStatus } from '../storage/records.js';
+
+type Database = BetterSqlite3.Database;
+type Row = Record<string, unknown>;
+
+/** Run statuses a filter may name. */
+export const RUN_STATUSES: readonly RunStatus[] = ['running', 'completed', 'error', 'cancelled', 'interrupted'];
+
+/**
+ * Tables `/api/data/:table` may browse, with the column they are ordered by (newest first) and the
+ * columns a `status` / `pipelineId` filter applies to. Nothing else can be named: the table name is
+ * checked against this list before any SQL is built.
+ */
+export const DATA_TABLES: Readonly<Record<string, { order: string; status: boolean; runColumn: string | null }>> = Object.freeze({
+  pipelines: { order: 'started_at DESC, id DESC', status: true, runColumn: 'id' },
+  steps: { order: 'pipeline_id DESC, step_order DESC', status: true, runColumn: 'pipeline_id' },
+  attempts: { order: 'pipeline_id DESC, step_order DESC, attempt DESC', status: true, runColumn: 'pipeline_id' },
+  events: { order: 'id DESC', status: false, runColumn: 'pipeline_id' },
+  alerts_fired: { order: 'id DESC', status: false, runColumn: 'pipeline_id' },
+  alerts_config: { order: 'id DESC', status: false, runColumn: null },
+  system_metrics: { order: 'id DESC', status: false, runColumn: 'pipeline_id' },
+  checkpoints: { order: 'created_at DESC', status: false, runColumn: 'pipeline_id' },
+});
+
+/** Longest text a table-browser cell carries (a context or an output can be a megabyte). */
+const CELL_MAX = 2000;
+
+/** A page of runs; `nextCursor` is null on the last page. */
+export interface RunPage {
+  runs: RunSummary[];
+  nextCursor: string | null;
+}
+
+/** A step as the dashboard shows it: HistoryQuery's StepView. */
+export type DashboardStep = StepView;
+
+/** A node of a run's graph (one step row). */
+export interface GraphNode {
+  id: string;
+  order: number;
+  name: string;
+  kind: string;
+  status: string;
+  durationMs: number | null;
+  attempts: number;
+  executor: string | null;
+  parentStepId: number | null;
+  parallelGroup: string | null;
+  error: string | null;
+}
+
+/** An edge of a run's graph: `next` (top-level sequence), `taken` (the Condition branch that ran), `iteration` (a For body step), `parallel` (fan-out), `child` (any other nesting). */
+export interface GraphEdge {
+  from: string;
+  to: string;
+  label: 'next' | 'taken' | 'iteration' | 'parallel' | 'background' | 'child';
+}
+
+function str(v: unknown): string | null {
+  return v === null || v === undefined ? null : String(v);
+}
+function num(v: unknown): number | null {
+  return v === null || v === undefined ? null : Number(v);
+}
+function json(text: unknown): unknown {
+  if (typeof text !== 'string') return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+const round2 = (x: number): number => Math.round(x * 100) / 100;
+
+const SUMMARY_COLUMNS = `id, name, status, started_at, completed_at, total_duration_ms, error_message, error_code, error_step,
+  parent_pipeline_id, parent_step_id, resumes, worker_id, worker_name, updated_at`;
+
+/** A run summary plus `updatedAt` (what the live feed compares). */
+export type DashboardRun = RunSummary & { updatedAt: string | null };
+
+function toSummary(r: Row): DashboardRun {
+  return {
+    runId: String(r.id),
+    pipelineName: String(r.name),
+    status: r.status as RunStatus,
+    startedAt: String(r.started_at),
+    completedAt: str(r.completed_at),
+    durationMs: num(r.total_duration_ms),
+    errorMessage: str(r.error_message),
+    errorCode: str(r.error_code),
+    errorStep: str(r.error_step),
+    parentRunId: str(r.parent_pipeline_id),
+    parentStepId: num(r.parent_step_id),
+    resumes: Number(r.resumes ?? 0),
+    workerId: str(r.worker_id),
+    workerName: str(r.worker_name),
+    updatedAt: str(r.updated_at),
+  };
+}
+
+function toStep(s: Row): StepView {
+  return {
+    order: Number(s.step_order),
+    name: String(s.step_name),
+    version: str(s.step_version),
+    kind: String(s.step_type),
+    position: num(s.position),
+    status: s.status as StepStatus,
+    attempts: Number(s.attempts),
+    parentStepId: num(s.parent_step_id),
+    parallelGroup: str(s.parallel_group),
+    executor: str(s.executor),
+    startedAt: String(s.started_at),
+    completedAt: str(s.completed_at),
+    durationMs: num(s.duration_ms),
+    input: json(s.input_data),
+    output: json(s.output_data),
+    errorMessage: str(s.error_message),
+    errorCode: str(s.error_code),
+    errorTraceback: str(s.error_traceback),
+  };
+}
+
+function toEvent(e: Row): EventView {
+  return {
+    id: Number(e.id),
+    runId: str(e.pipeline_id),
+    stepId: num(e.step_id),
+    type: String(e.event_type),
+    name: String(e.event_name),
+    message: str(e.message),
+    data: json(e.data),
+    tags: (json(e.tags) as string[] | null) ?? null,
+    createdAt: String(e.created_at),
+  };
+}
+
+function toAlert(a: Row): AlertView {
+  return {
+    id: Number(a.id),
+    configId: num(a.alert_config_id),
+    runId: str(a.pipeline_id),
+    stepId: num(a.step_id),
+    metric: String(a.metric),
+    value: num(a.metric_value),
+    threshold: num(a.threshold_value),
+    severity: String(a.severity),
+    message: str(a.message),
+    acknowledged: a.acknowledged === 1,
+    firedAt: String(a.fired_at),
+  };
+}
+
+/** Encodes a keyset cursor (the last row's start time and id). */
+export function encodeCursor(startedAt: string, id: string): string {
+  return Buffer.from(JSON.stringify([startedAt, id]), 'utf8').toString('base64url');
+}
+
+/** Decodes a cursor; undefined when it is not one this server made. */
+export function decodeCursor(cursor: string): [string, string] | undefined {
+  if (!/^[A-Za-z0-9_-]{1,2000}$/.test(cursor)) return undefined;
+  try {
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string') return [v[0], v[1]];
+  } catch {
+    /* not ours */
+  }
+  return undefined;
+}
+
+/** Filters of {@link DashboardStore.listRuns}. */
+export interface ListRunsFilter {
+  status?: RunStatus;
+  name?: string;
+  /** Substring of the run id, the pipeline name or the error message (case-insensitive). */
+  q?: string;
+  limit: number;
+  cursor?: [string, string];
+}
+
+/**
+ * Read-only queries for the dashboard (see the module comment).
+ *
+ * @example
+ * ```ts
+ * const store = DashboardStore.open('runs.db');
+ * store.getRun('order-7')?.steps.length;
+ * store.close();
+ * ```
+ */
+export class DashboardStore {
+  readonly file: string;
+  private readonly db: Database;
+  private readonly statements = new Map<string, BetterSqlite3.Statement>();
+  private writer: Database | undefined;
+  private readonly Driver: new (f: string, o?: BetterSqlite3.Options) => Database;
+
+  private constructor(file: string, db: Database, Driver: new (f: string, o?: BetterSqlite3.Options) => Database) {
+    this.file = file;
+    this.db = db;
+    this.Driver = Driver;
+  }
+
+  /**
+   * Opens `file` read-only. The file must exist (a dashboard over a typo'd path would show an empty
+   * history and create a stray file); a database of an older schema is migrated once, through the
+   * storage layer's own opener, before the read-only connection is made.
+   */
+  static open(file: string): DashboardStore {
+    const resolved = path.resolve(file);
+    if (!fs.existsSync(resolved)) {
+      throw new WpipeError('WPIPE_ERR_STORAGE', `dashboard: no run history at ${resolved}: pass the trackingDb file your pipelines write (it is created by their first tracked run)`,
+        { details: { file: resolved, operation: 'open' } });
+    }
+    const Driver = createRequire(import.meta.url)('better-sqlite3') as new (f: string, o?: BetterSqlite3.Options) => Database;
+    let db: Database;
+    try {
+      db = new Driver(resolved, { readonly: true, fileMustExist: true, timeout: 1000 });
+    } catch (error) {
+      throw storageError(error, 'open (read-only)', resolved);
+    }
+    let version: number;
+    try {
+      version = db.pragma('user_version', { simple: true }) as number;
+    } catch (error) {
+      db.close();
+      throw storageError(error, 'read schema version', resolved);
+    }
+    if (version > SCHEMA_VERSION) {
+      db.close();
+      throw new WpipeError('WPIPE_ERR_STORAGE', `${resolved} has schema version ${version}, newer than the ${SCHEMA_VERSION} this wpipe understands: upgrade wpipe`,
+        { details: { file: resolved, schemaVersion: version, supported: SCHEMA_VERSION } });
+    }
+    if (version < SCHEMA_VERSION) {
+      // One writable open migrates (the storage layer's BEGIN IMMEDIATE, safe against racing writers).
+      db.close();
+      openDb(resolved, { fileMustExist: true }).close();
+      try {
+        db = new Driver(resolved, { readonly: true, fileMustExist: true, timeout: 1000 });
+      } catch (error) {
+        throw storageError(error, 'open (read-only)', resolved);
+      }
+    }
+    return new DashboardStore(resolved, db, Driver);
+  }
+
+  private stmt(sql: string): BetterSqlite3.Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      try {
+        s = this.db.prepare(sql);
+      } catch (error) {
+        throw storageError(error, 'prepare', this.file);
+      }
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  private all(sql: string, params: unknown[] = []): Row[] {
+    try {
+      return this.stmt(sql).all(...params) as Row[];
+    } catch (error) {
+      throw storageError(error, 'query', this.file);
+    }
+  }
+
+  private get(sql: string, params: unknown[] = []): Row | undefined {
+    try {
+      return this.stmt(sql).get(...params) as Row | undefined;
+    } catch (error) {
+      throw storageError(error, 'query', this.file);
+    }
+  }
+
+  /** SQLite's `PRAGMA data_version`: changes whenever ANOTHER connection commits (a cheap change probe). */
+  dataVersion(): number {
+    return this.db.pragma('data_version', { simple: true }) as number;
+  }
+
+  /** Counts and rates over the whole history (see README "Dashboard" for what each costs). */
+  stats(): Record<string, number | null> {
+    const c = this.get(`SELECT count(*) AS total, sum(status = 'completed') AS completed, sum(status = 'error') AS errors,
+      sum(status = 'cancelled') AS cancelled, sum(status = 'running') AS running, sum(status = 'interrupted') AS interrupted,
+      avg(CASE WHEN status = 'completed' THEN total_duration_ms END) AS mean FROM pipelines`)!;
+    const s = this.get(`SELECT count(*) AS total, sum(status = 'completed') AS completed, sum(status = 'error') AS errors FROM steps`)!;
+    const a = this.get('SELECT count(*) AS n, sum(acknowledged = 0) AS open FROM alerts_fired')!;
+    const total = Number(c.total ?? 0);
+    const completed = Number(c.completed ?? 0);
+    const errors = Number(c.errors ?? 0);
+    const cancelled = Number(c.cancelled ?? 0);
+    const finished = completed + errors + cancelled;
+    const stepsTotal = Number(s.total ?? 0);
+    const stepsDone = Number(s.completed ?? 0) + Number(s.errors ?? 0);
+    return {
+      totalRuns: total,
+      completed,
+      errors,
+      cancelled,
+      running: Number(c.running ?? 0),
+      interrupted: Number(c.interrupted ?? 0),
+      successRate: finished ? round2((completed / finished) * 100) : 0,
+      meanDurationMs: c.mean === null || c.mean === undefined ? null : round2(Number(c.mean)),
+      totalSteps: stepsTotal,
+      stepErrors: Number(s.errors ?? 0),
+      stepSuccessRate: stepsDone ? round2((Number(s.completed ?? 0) / stepsDone) * 100) : 0,
+      alertsFired: Number(a.n ?? 0),
+      unacknowledgedAlerts: Number(a.open ?? 0),
+    };
+  }
+
+  /**
+   * Runs, newest first, by key: `(started_at, id) < cursor` walks the started_at index backwards from
+   * where the last page stopped, so page 2,000 costs what page 1 costs (OFFSET would skip rows one by one).
+   */
+  listRuns(filter: ListRunsFilter): RunPage {
+    const parts: string[] = [];
+    const params: unknown[] = [];
+    if (filter.status !== undefined) { parts.push('status = ?'); params.push(filter.status); }
+    if (filter.name !== undefined) { parts.push('name = ?'); params.push(filter.name); }
+    if (filter.q !== undefined) {
+      const like = `%${filter.q.replace(/[\\%_]/g, (m) => `\\${m}`)}%`;
+      parts.push("(id LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\' OR error_message LIKE ? ESCAPE '\\')");
+      params.push(like, like, like);
+    }
+    if (filter.cursor !== undefined) {
+      parts.push('(started_at < ? OR (started_at = ? AND id < ?))');
+      params.push(filter.cursor[0], filter.cursor[0], filter.cursor[1]);
+    }
+    const where = parts.length ? `WHERE ${parts.join(' AND ')}` : '';
+    const rows = this.all(`SELECT ${SUMMARY_COLUMNS} FROM pipelines INDEXED BY pipelines_started_at ${where}
+      ORDER BY started_at DESC, id DESC LIMIT ?`, [...params, filter.limit + 1]);
+    const more = rows.length > filter.limit;
+    const runs = rows.slice(0, filter.limit).map(toSummary);
+    const last = runs[runs.length - 1];
+    return { runs, nextCursor: more && last ? encodeCursor(last.startedAt, last.runId) : null };
+  }
+
+  /** Executions of one pipeline name, newest first (keyset paged as {@link listRuns}). */
+  runsByName(name: string, limit: number, cursor?: [string, string]): RunPage {
+    return this.listRuns({ name, limit, cursor });
+  }
+
+  /** Runs whose start is at or after `since`, newest first, at most `limit` (the live feed's window). */
+  runsSince(since: string, limit: number): DashboardRun[] {
+    return this.all(`SELECT ${SUMMARY_COLUMNS} FROM pipelines WHERE started_at >= ? ORDER BY started_at DESC, id DESC LIMIT ?`, [since, limit]).map(toSummary);
+  }
+
+  /** Summaries of these run ids (primary-key lookups). */
+  runsById(ids: readonly string[]): DashboardRun[] {
+    const out: DashboardRun[] = [];
+    for (const id of ids) {
+      const r = this.get(`SELECT ${SUMMARY_COLUMNS} FROM pipelines WHERE id = ?`, [id]);
+      if (r) out.push(toSummary(r));
+    }
+    return out;
+  }
+
+  /** The newest run's start time, or null on an empty history. */
+  newestStart(): string | null {
+    return str(this.get('SELECT max(started_at) AS m FROM pipelines')?.m);
+  }
+
+  /** One run with everything recorded about it, or undefined. */
+  getRun(runId: string): Record<string, unknown> | undefined {
+    const r = this.get('SELECT * FROM pipelines WHERE id = ?', [runId]);
+    if (!r) return undefined;
+    const steps = this.all('SELECT * FROM steps WHERE pipeline_id = ? ORDER BY step_order', [runId]).map(toStep);
+    const attempts = this.all('SELECT * FROM attempts WHERE pipeline_id = ? ORDER BY step_order, attempt', [runId]).map((a): AttemptView => ({
+      stepOrder: Number(a.step_order),
+      attempt: Number(a.attempt),
+      status: String(a.status),
+      startedAt: str(a.started_at),
+      durationMs: num(a.duration_ms),
+      errorMessage: str(a.error_message),
+      errorCode: str(a.error_code),
+    }));
+    const events = this.all('SELECT * FROM events WHERE pipeline_id = ? ORDER BY id LIMIT 1000', [runId]).map(toEvent);
+    const alerts = this.all('SELECT * FROM alerts_fired WHERE pipeline_id = ? ORDER BY id DESC LIMIT 1000', [runId]).map(toAlert);
+    const cp = this.get('SELECT name, position, step_order, saves, created_at FROM checkpoints WHERE pipeline_id = ?', [runId]);
+    const children = this.all(`SELECT ${SUMMARY_COLUMNS} FROM pipelines WHERE parent_pipeline_id = ? ORDER BY started_at LIMIT 1000`, [runId]).map(toSummary);
+    const metrics = this.all(`SELECT id, scope, step_order, cpu_percent, memory_percent, rss_mb, peak_rss_mb, peak_cpu_percent,
+        samples, duration_ms, sampler, recorded_at FROM system_metrics WHERE pipeline_id = ? ORDER BY recorded_at, id LIMIT 5000`, [runId])
+      .map((m) => ({
+        id: Number(m.id), scope: str(m.scope), stepOrder: num(m.step_order), cpuPercent: num(m.cpu_percent),
+        memoryPercent: num(m.memory_percent), rssMb: num(m.rss_mb), peakRssMb: num(m.peak_rss_mb),
+        peakCpuPercent: num(m.peak_cpu_percent), samples: num(m.samples), durationMs: num(m.duration_ms),
+        sampler: str(m.sampler), recordedAt: String(m.recorded_at),
+      }));
+    return {
+      ...toSummary(r),
+      input: json(r.input_data),
+      output: json(r.output_data),
+      outputExact: r.output_exact === 1,
+      errorData: json(r.error_data),
+      structureHash: str(r.structure_hash),
+      yamlPath: str(r.yaml_path),
+      pid: num(r.pid),
+      steps,
+      attempts,
+      events,
+      alerts,
+      checkpoint: cp
+        ? { name: String(cp.name), position: Number(cp.position), stepOrder: num(cp.step_order), saves: Number(cp.saves), createdAt: String(cp.created_at) }
+        : null,
+      children,
+      metrics,
+    };
+  }
+
+  /**
+   * The run as a graph: a node per step row; `next` edges chain the top-level steps, and each nested
+   * row hangs from its parent with what the parent is: the Condition branch that ran (`taken`: the
+   * history records the branch that executed, not the one skipped), a For body step (`iteration`,
+   * numbered), a Parallel branch (`parallel`).
+   */
+  graph(runId: string): Record<string, unknown> | undefined {
+    const r = this.get('SELECT id, name, status, total_duration_ms FROM pipelines WHERE id = ?', [runId]);
+    if (!r) return undefined;
+    const rows = this.all(`SELECT step_order, step_name, step_type, status, duration_ms, attempts, executor, parent_step_id,
+      parallel_group, error_message FROM steps WHERE pipeline_id = ? ORDER BY step_order`, [runId]);
+    const nodes: GraphNode[] = rows.map((s) => ({
+      id: `step_${String(s.step_order)}`,
+      order: Number(s.step_order),
+      name: String(s.step_name),
+      kind: String(s.step_type),
+      status: String(s.status),
+      durationMs: num(s.duration_ms),
+      attempts: Number(s.attempts),
+      executor: str(s.executor),
+      parentStepId: num(s.parent_step_id),
+      parallelGroup: str(s.parallel_group),
+      error: str(s.error_message),
+    }));
+    const byOrder = new Map(nodes.map((n) => [n.order, n]));
+    const edges: (GraphEdge & { iteration?: number })[] = [];
+    let previousTop: GraphNode | undefined;
+    const childCount = new Map<number, number>();
+    for (const n of nodes) {
+      const parent = n.parentStepId === null ? undefined : byOrder.get(n.parentStepId);
+      if (!parent) {
+        if (previousTop) edges.push({ from: previousTop.id, to: n.id, label: 'next' });
+        previousTop = n;
+        continue;
+      }
+      const k = (childCount.get(parent.order) ?? 0) + 1;
+      childCount.set(parent.order, k);
+      const label: GraphEdge['label'] = parent.kind === 'condition' ? 'taken' : parent.kind === 'for' ? 'iteration'
+        : parent.kind === 'parallel' ? 'parallel' : parent.kind === 'background' ? 'background' : 'child';
+      edges.push(label === 'iteration' ? { from: parent.id, to: n.id, label, iteration: k } : { from: parent.id, to: n.id, label });
+    }
+    return { runId: String(r.id), pipelineName: String(r.name), status: String(r.status), durationMs: num(r.total_duration_ms), nodes, edges };
+  }
+
+  /** Runs per UTC day over the last `days` days (index range on started_at), oldest first. */
+  trends(days: number, now = Date.now()): TrendPoint[] {
+    const since = new Date(now - days * 86_400_000).toISOString().slice(0, 10);
+    return this.all(`SELECT substr(started_at, 1, 10) AS b, count(*) AS runs, sum(status = 'completed') AS completed,
+        sum(status = 'error') AS errors, sum(status = 'cancelled') AS cancelled,
+        avg(CASE WHEN status != 'running' THEN total_duration_ms END) AS mean
+      FROM pipelines WHERE started_at >= ? GROUP BY b ORDER BY b`, [since]).map((r) => ({
+      bucket: `${String(r.b)}T00:00:00.000Z`,
+      runs: Number(r.runs),
+      completed: Number(r.completed ?? 0),
+      errors: Number(r.errors ?? 0),
+      cancelled: Number(r.cancelled ?? 0),
+      meanDurationMs: r.mean === null ? null : round2(Number(r.mean)),
+    }));
+  }
+
+  /** Fired alerts, newest first. */
+  alerts(options: { severity?: string; limit: number; unacknowledged?: boolean }): AlertView[] {
+    const parts: string[] = [];
+    const params: unknown[] = [];
+    if (options.severity !== undefined) { parts.push('severity = ?'); params.push(options.severity); }
+    if (options.unacknowledged) parts.push('acknowledged = 0');
+    return this.all(`SELECT * FROM alerts_fired ${parts.length ? `WHERE ${parts.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`, [...params, options.limit]).map(toAlert);
+  }
+
+  /** Alert configurations (what pipelines registered with addAlert). */
+  alertsConfig(): Record<string, unknown>[] {
+    return this.all('SELECT * FROM alerts_config ORDER BY name').map((c) => ({
+      id: Number(c.id), name: String(c.name), metric: String(c.metric), condition: String(c.condition), value: num(c.value),
+      severity: String(c.severity), message: str(c.message), enabled: c.enabled === 1,
+    }));
+  }
+
+  /** Events, newest first. */
+  events(options: { runId?: string; type?: string; limit: number }): EventView[] {
+    const parts: string[] = [];
+    const params: unknown[] = [];
+    if (options.runId !== undefined) { parts.push('pipeline_id = ?'); params.push(options.runId); }
+    if (options.type !== undefined) { parts.push('event_type = ?'); params.push(options.type); }
+    return this.all(`SELECT * FROM events ${parts.length ? `WHERE ${parts.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`, [...params, options.limit]).map(toEvent);
+  }
+
+  /** Step names by mean duration of their completed executions, slowest first. */
+  slowSteps(limit: number): Record<string, unknown>[] {
+    return this.all(`SELECT step_name, count(*) AS n, sum(duration_ms) AS total, max(duration_ms) AS max, avg(duration_ms) AS mean
+      FROM steps WHERE status = 'completed' AND duration_ms IS NOT NULL GROUP BY step_name ORDER BY mean DESC LIMIT ?`, [limit])
+      .map((r) => ({ stepName: String(r.step_name), count: Number(r.n), totalMs: round2(Number(r.total)), maxMs: round2(Number(r.max)), meanMs: round2(Number(r.mean)) }));
+  }
+
+  /** Per step name: executions, errors, time (the original's "states" analysis). */
+  statesAnalysis(): Record<string, unknown> {
+    const rows = this.all(`SELECT step_name AS name, count(*) AS n, sum(status = 'error') AS errors, sum(duration_ms) AS total,
+      sum(CASE WHEN status = 'completed' THEN duration_ms END) AS ok_total, sum(status = 'completed') AS ok FROM steps GROUP BY step_name`)
+      .map((r) => ({
+        name: String(r.name), executions: Number(r.n), errors: Number(r.errors ?? 0), totalMs: round2(Number(r.total ?? 0)),
+        meanMs: Number(r.n) ? round2(Number(r.total ?? 0) / Number(r.n)) : 0,
+        meanCompletedMs: Number(r.ok ?? 0) ? round2(Number(r.ok_total ?? 0) / Number(r.ok)) : null,
+        errorRate: Number(r.n) ? round2((Number(r.errors ?? 0) / Number(r.n)) * 100) : 0,
+      }));
+    return {
+      totalStates: rows.length,
+      totalExecutions: rows.reduce((x, r) => x + r.executions, 0),
+      totalErrors: rows.reduce((x, r) => x + r.errors, 0),
+      mostUsed: [...rows].sort((a, b) => b.executions - a.executions).slice(0, 20),
+      slowest: rows.filter((r) => r.meanCompletedMs !== null).sort((a, b) => (b.meanCompletedMs ?? 0) - (a.meanCompletedMs ?? 0)).slice(0, 15),
+      mostErrors: rows.filter((r) => r.errors > 0).sort((a, b) => b.errorRate - a.errorRate || b.errors - a.errors).slice(0, 15),
+    };
+  }
+
+  /** Per pipeline name: runs, errors, time; and the newest runs. */
+  pipelinesAnalysis(): Record<string, unknown> {
+    const rows = this.all(`SELECT name, count(*) AS n, sum(status = 'error') AS errors, sum(total_duration_ms) AS total,
+      avg(total_duration_ms) AS mean, max(started_at) AS last FROM pipelines GROUP BY name`).map((r) => ({
+      name: String(r.name), runs: Number(r.n), errors: Number(r.errors ?? 0), totalMs: round2(Number(r.total ?? 0)),
+      meanMs: r.mean === null ? null : round2(Number(r.mean)), errorRate: Number(r.n) ? round2((Number(r.errors ?? 0) / Number(r.n)) * 100) : 0,
+      lastStartedAt: String(r.last),
+    }));
+    return {
+      totalPipelines: rows.length,
+      totalRuns: rows.reduce((x, r) => x + r.runs, 0),
+      totalErrors: rows.reduce((x, r) => x + r.errors, 0),
+      pipelines: [...rows].sort((a, b) => a.name.localeCompare(b.name)),
+      slowest: rows.filter((r) => r.meanMs !== null).sort((a, b) => (b.meanMs ?? 0) - (a.meanMs ?? 0)).slice(0, 10),
+      mostErrors: rows.filter((r) => r.errors > 0).sort((a, b) => b.errorRate - a.errorRate).slice(0, 10),
+      recent: this.listRuns({ limit: 10 }).runs,
+    };
+  }
+
+  /** A page of a known table's raw rows (long text cut to {@link CELL_MAX} characters). */
+  tableData(table: string, options: { page: number; pageSize: number; status?: string; runId?: string }): Record<string, unknown> {
+    const spec = DATA_TABLES[table];
+    if (!spec || !Object.prototype.hasOwnProperty.call(DATA_TABLES, table)) throw new Error(`unknown table ${table}`);
+    const parts: string[] = [];
+    const params: unknown[] = [];
+    if (options.status !== undefined && spec.status) { parts.push('status = ?'); params.push(options.status); }
+    if (options.runId !== undefined && spec.runColumn) { parts.push(`${spec.runColumn} = ?`); params.push(options.runId); }
+    const where = parts.length ? `WHERE ${parts.join(' AND ')}` : '';
+    const rows = this.all(`SELECT * FROM ${table} ${where} ORDER BY ${spec.order} LIMIT ? OFFSET ?`,
+      [...params, options.pageSize + 1, (options.page - 1) * options.pageSize]);
+    const more = rows.length > options.pageSize;
+    const cut = rows.slice(0, options.pageSize).map((row) => {
+      const out: Row = {};
+      for (const [k, v] of Object.entries(row)) {
+        out[k] = typeof v === 'string' && v.length > CELL_MAX ? `${v.slice(0, CELL_MAX)}… (${v.length} characters)` : Buffer.isBuffer(v) ? `<${v.length} bytes>` : v;
+      }
+      return out;
+    });
+    return { table, page: options.page, pageSize: options.pageSize, hasMore: more, rows: cut };
+  }
+
+  /**
+   * Marks a fired alert acknowledged. The one write the dashboard makes: on a separate writable
+   * connection (the reader stays read-only), in a short `BEGIN IMMEDIATE` transaction with a busy
+   * timeout, so it queues behind a pipeline's commit instead of failing or holding it up.
+   * Returns false when no alert has that id.
+   */
+  acknowledgeAlert(id: number): boolean {
+    try {
+      this.writer ??= new this.Driver(this.file, { fileMustExist: true, timeout: 5000 });
+      const w = this.writer;
+      return w.transaction(() => w.prepare('UPDATE alerts_fired SET acknowledged = 1 WHERE id = ?').run(id).changes === 1).immediate();
+    } catch (error) {
+      throw storageError(error, 'acknowledge alert', this.file);
+    }
+  }
+
+  close(): void {
+    this.statements.clear();
+    if (this.writer?.open) this.writer.close();
+    this.writer = undefined;
+    if (this.db.open) this.db.close();
+  }
+}
