@@ -195,7 +195,7 @@ test('Parallel of sync steps runs under runSync too', () => {
 
 test('Parallel options and worker placement are checked at construction and setSteps', () => {
   assert.throws(() => new Parallel({ steps: [], maxWorkers: 0 }), RangeError);
-  assert.throws(() => new Parallel({ steps: [], memoryLimitMb: 256 }), /memoryLimitMb caps worker processes; it needs useProcesses: true/);
+  assert.throws(() => new Parallel({ steps: [], memoryLimitMb: 256 }), /memoryLimitMb caps the workers running the branches; it needs useProcesses: true \(caps each child process\) or executor: 'threads'/);
   assert.throws(() => new Parallel({ steps: [], executor: 'fibers' as never }), /executor must be one of inline, threads, processes/);
   assert.throws(() => new Parallel({ steps: [], useProcesses: true, executor: 'threads' }), /contradicts/);
   assert.throws(() => new Parallel({ step: [] } as never), /did you mean steps\?/);

@@ -56,8 +56,9 @@ test('step() validates executor and memoryLimitMb, and reads them back on .meta'
   assert.throws(() => step({ executor: 2 as never }), invalid(TypeError, /executor must be one of 'inline', 'threads', 'processes', got number$/));
   assert.throws(() => step({ executr: 'threads' } as never), invalid(TypeError, /unknown option 'executr' \(did you mean executor\?\)/));
   assert.throws(() => step({ memoryLimitMb: 256 }), invalid(TypeError,
-    /^step\(\): memoryLimitMb caps the child process running the step; it needs executor: 'processes'$/));
-  assert.throws(() => step({ executor: 'threads', memoryLimitMb: 256 }), invalid(TypeError, /it needs executor: 'processes', got executor: 'threads'$/));
+    /^step\(\): memoryLimitMb caps the worker running the step; it needs executor: 'processes' \(caps the child process\) or 'threads' \(caps the thread's JS heap\)$/));
+  assert.throws(() => step({ executor: 'inline', memoryLimitMb: 256 }), invalid(TypeError, /or 'threads' \(caps the thread's JS heap\), got executor: 'inline'$/));
+  assert.equal(step({ executor: 'threads', memoryLimitMb: 256 })(fn).meta.memoryLimitMb, 256);
   assert.throws(() => step({ executor: 'processes', memoryLimitMb: 0 }), invalid(RangeError, /memoryLimitMb must be > 0, got 0/));
   assert.throws(() => step({ executor: 'processes', memoryLimitMb: '1g' as never }), invalid(TypeError, /memoryLimitMb must be a number, got string/));
   const s = step({ executor: 'processes', memoryLimitMb: 256 })(fn);
@@ -165,9 +166,15 @@ test("memory caps: a step's own cap wins over its Parallel's; a forced placement
       ['own', 'processes', 256],
       ['inherits', 'processes', 512],
     ]);
-    assert.throws(() => new Pipeline().setSteps([new Parallel({ steps: [inherits, own], executor: 'threads' })]),
+    assert.throws(() => new Pipeline().setSteps([new Parallel({ steps: [inherits, own], executor: 'inline' })]),
       codeIs('WPIPE_ERR_INVALID_STEP',
-        /^steps\[0\]\.steps\[1\] \(step 'own'\) has memoryLimitMb 256, which caps a child process, but its Parallel block forces executor 'threads': remove the block's executor or the step's memoryLimitMb$/));
+        /^steps\[0\]\.steps\[1\] \(step 'own'\) has memoryLimitMb 256, which caps a worker, but its Parallel block forces executor 'inline': remove the block's executor or the step's memoryLimitMb$/));
+    // Forced onto threads, the step's own cap goes with it (a cap on the thread's heap).
+    calls.length = 0;
+    const onThreads = new Pipeline().setSteps([new Parallel({ steps: [inherits, own], executor: 'threads' })]);
+    await onThreads.run({});
+    await onThreads.close();
+    assert.deepEqual(calls.map((c) => [c.call.moduleRef!.exportName, c.kind, c.call.memoryLimitMb]), [['inherits', 'threads', undefined], ['own', 'threads', 256]]);
   });
 });
 

@@ -35,7 +35,7 @@ function pipeline(steps: ConstructorParameters<typeof Parallel>[0]['steps'], opt
 
 after(async () => {
   for (const p of pipes) await p.close();
-  assert.deepEqual(threadPoolStats(), { users: 0, threads: 0, size: 0, pending: 0 });
+  assert.deepEqual(threadPoolStats(), { users: 0, threads: 0, size: 0, pending: 0, pools: 0 });
 });
 
 test('importing src/parallel registers threads; addressable branches of Pipeline run on threads, PipelineAsync stays inline', T, async () => {
@@ -225,6 +225,23 @@ test('Parallel({ transfer: true }) and step({ transfer: true }) move buffers thr
   assert.equal(step({ name: 't', transfer: true })(() => undefined).meta.transfer, true);
   assert.throws(() => step({ transfer: 'yes' } as never), TypeError);
   assert.throws(() => new Parallel({ steps: [], transfer: 1 } as never), TypeError);
+});
+
+test("memoryLimitMb on threads caps each thread's JS heap: a branch past it fails with WPIPE_ERR_MEMORY_LIMIT, its sibling and the process live on", T, async () => {
+  const CAP = 256;
+  const p = pipeline([S.growsHeap, S.add], { executor: 'threads', memoryLimitMb: CAP });
+  const err = await p.run({ a: 1, b: 2 }).then(() => assert.fail('must fail'), (e: unknown) => e);
+  const mem = chain(err).find((c) => (c as { code?: unknown }).code === 'WPIPE_ERR_MEMORY_LIMIT') as TaskError | undefined;
+  assert.ok(mem instanceof TaskError, `a TaskError with WPIPE_ERR_MEMORY_LIMIT in the chain: ${codes(err).join(' > ')}`);
+  assert.equal(mem.errorCode, 502);
+  assert.deepEqual([mem.details.memoryLimitMb, mem.details.executor, mem.details.stepName], [CAP, 'threads', 'growsHeap']);
+  assert.match(mem.message, /step 'growsHeap' exceeded the memory cap of its worker thread's heap \(256 MB\): V8 stopped its thread at the heap limit/);
+  assert.equal(((err as { cause: TaskError }).cause.details.parallelFailures as { step: string }[]).length, 1, 'only the greedy branch failed');
+  // The capped pool serves the next call with a new thread, and the threads have their cap.
+  const limits = await pipeline([S.limits], { executor: 'threads', memoryLimitMb: CAP }).run({});
+  assert.equal((limits.resourceLimits as { maxOldGenerationSizeMb?: number } | undefined)?.maxOldGenerationSizeMb, CAP);
+  assert.equal((await pipeline([S.add]).run({ a: 3, b: 3 })).sum, 6, 'uncapped threads never noticed');
+  assert.ok(threadPoolStats().pools >= 2, 'a capped pool beside the uncapped one');
 });
 
 test('each attempt reports its start (the deadline starts there, not at the call): once, before it settles', T, async () => {

@@ -185,8 +185,9 @@ export class Parallel {
       throw invalidOption(`${where}: executor must be one of ${EXECUTOR_KINDS.join(', ')}, got ${typeof options.executor === 'string' ? `'${options.executor}'` : describeType(options.executor)}`);
     }
     this.executor = options.executor;
-    if (this.memoryLimitMb !== undefined && !this.useProcesses && this.executor !== 'processes') {
-      throw invalidOption(`${where}: memoryLimitMb caps worker processes; it needs useProcesses: true`);
+    if (this.memoryLimitMb !== undefined && !this.useProcesses && this.executor !== 'processes' && this.executor !== 'threads') {
+      throw invalidOption(`${where}: memoryLimitMb caps the workers running the branches; it needs useProcesses: true (caps each ` +
+        `child process) or executor: 'threads' (caps each thread's JS heap)`);
     }
     if (this.useProcesses && this.executor !== undefined && this.executor !== 'processes') {
       throw invalidOption(`${where}: useProcesses: true contradicts executor: '${this.executor}'`);

@@ -246,7 +246,7 @@ function taskNode(
     retryOn: meta?.retryOn ?? d.retryOn,
     timeoutMs: meta?.timeout === undefined ? 0 : meta.timeout * 1000,
     moduleRef, placement,
-    memoryLimitMb: placement === 'processes' ? meta?.memoryLimitMb ?? par?.memoryLimitMb : undefined,
+    memoryLimitMb: placement === 'inline' ? undefined : meta?.memoryLimitMb ?? par?.memoryLimitMb,
     transfer: placement === 'threads' && (meta?.transfer === true || par?.transfer === true),
   };
 }
@@ -271,9 +271,9 @@ function placeTask(
   const kind = chooseExecutorKind({
     forced, useProcesses: parallelForces && par.useProcesses, addressable, variant: d.variant, where,
   });
-  if (ownMemoryLimitMb !== undefined && kind !== 'processes') {
-    throw invalidStep(path, `(step '${name}') has memoryLimitMb ${ownMemoryLimitMb}, which caps a child process, but its ` +
-      `Parallel block forces executor '${kind}': remove the block's executor or the step's memoryLimitMb`);
+  if (ownMemoryLimitMb !== undefined && kind === 'inline') {
+    throw invalidStep(path, `(step '${name}') has memoryLimitMb ${ownMemoryLimitMb}, which caps a worker, but its ` +
+      `Parallel block forces executor 'inline': remove the block's executor or the step's memoryLimitMb`);
   }
   return kind;
 }

@@ -161,8 +161,9 @@ export function step(options: StepOptions = {}): <F extends StepFn>(fn: F) => St
   const memoryLimitMb = optNumber(where, 'memoryLimitMb', options.memoryLimitMb, { min: 0, minExclusive: true });
   const transfer = optBool(where, 'transfer', options.transfer) ?? false;
   if (memoryLimitMb !== undefined) checkMemoryLimitMb(where, memoryLimitMb);
-  if (memoryLimitMb !== undefined && executor !== 'processes') {
-    throw invalidOption(`${where}: memoryLimitMb caps the child process running the step; it needs executor: 'processes'${executor === undefined ? '' : `, got executor: '${executor}'`}`);
+  if (memoryLimitMb !== undefined && executor !== 'processes' && executor !== 'threads') {
+    throw invalidOption(`${where}: memoryLimitMb caps the worker running the step; it needs executor: 'processes' (caps the child ` +
+      `process) or 'threads' (caps the thread's JS heap)${executor === undefined ? '' : `, got executor: '${executor}'`}`);
   }
 
   return <F extends StepFn>(fn: F): Step<F> => {

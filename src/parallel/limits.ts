@@ -7,7 +7,7 @@
  * checkMemoryLimitMb('new Parallel()', 256);
  * ```
  */
-import { invalidOption } from '../errors.js';
+import { TaskError, invalidOption } from '../errors.js';
 import { workerEntry } from './worker-entry.js';
 
 /**
@@ -55,3 +55,19 @@ export function checkMemoryLimitMb(where: string, mb: number): void {
   }
 }
 
+
+/**
+ * The failure of a step that outgrew its worker's memory cap, wherever it ran: WPIPE_ERR_MEMORY_LIMIT
+ * (a TaskError, so the run's error chain has errorCode 502 as for any step failure).
+ *
+ * @example
+ * ```ts
+ * memoryLimitError('crunch', 256, 'processes', 'the RSS watchdog killed it at 262 MB', undefined);
+ * ```
+ */
+export function memoryLimitError(stepName: string, cap: number, executor: 'threads' | 'processes', how: string, cause: unknown): TaskError {
+  const what = executor === 'threads' ? 'its worker thread\'s heap' : 'its worker process';
+  return new TaskError(`step '${stepName}' exceeded the memory cap of ${what} (${cap} MB): ${how}`, {
+    code: 'WPIPE_ERR_MEMORY_LIMIT', cause, details: { stepName, memoryLimitMb: cap, executor },
+  });
+}

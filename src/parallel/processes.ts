@@ -55,7 +55,7 @@ export const ABORT_GRACE_MS = 500;
 export const WATCHDOG_MS = 50;
 
 export { MIN_MEMORY_LIMIT_MB, MIN_MEMORY_LIMIT_MB_TSX, minMemoryLimitMb, checkMemoryLimitMb } from './limits.js';
-import { minMemoryLimitMb, checkMemoryLimitMb } from './limits.js';
+import { memoryLimitError, minMemoryLimitMb, checkMemoryLimitMb } from './limits.js';
 
 /** Room below the cap left for what is not V8's old space (code, new space, buffers, stacks). */
 const HEAP_RESERVE_MB = 64;
@@ -294,10 +294,7 @@ function isAllocationFailure(e: unknown): boolean {
 }
 
 function memoryError(call: StepCall, cap: number, how: string, cause: unknown): TaskError {
-  const stepName = call.info.stepName;
-  return new TaskError(`step '${stepName}' exceeded the memory cap of its worker process (${cap} MB): ${how}`, {
-    code: 'WPIPE_ERR_MEMORY_LIMIT', cause, details: { stepName, memoryLimitMb: cap, executor: 'processes' },
-  });
+  return memoryLimitError(call.info.stepName, cap, 'processes', how, cause);
 }
 
 let pageBytes: number | undefined;

@@ -31,6 +31,7 @@ import {
   LOG_TAG, STARTED_TAG, applyReply, cloneError, collectTransferables, encodeRequest, findUncloneable, isLogMessage, isStartedMessage, writeLog,
   type AttemptReply, type LogMessage,
 } from './protocol.js';
+import { memoryLimitError } from './limits.js';
 import { workerEntry } from './worker-entry.js';
 
 /** Threads above the core count are kept this long when idle (piscina idleTimeout; its timer is unref'd). */
@@ -47,13 +48,18 @@ interface PendingCall {
   waiting: { expected: number; resolve: () => void } | undefined;
 }
 
-/** The process-wide pool and who uses it. */
+/** One pool: every thread of it has the same heap cap (piscina's resourceLimits are per pool). */
+interface CappedPool {
+  readonly pool: Piscina;
+  readonly size: number;
+}
+
+/** The process-wide pools (one per memory cap, `undefined` = uncapped) and who uses them. */
 const shared = {
   users: 0,
   /** Largest maxWorkers of the executors open now. */
   wanted: 1,
-  pool: undefined as Piscina | undefined,
-  size: 0,
+  pools: new Map<number | undefined, CappedPool>(),
   retiring: new Set<Promise<void>>(),
   pending: new Map<number, PendingCall>(),
   nextId: 1,
@@ -95,23 +101,31 @@ function piscina(): typeof Piscina {
   return PiscinaClass;
 }
 
-function currentPool(): Piscina {
+/**
+ * The pool for a memory cap. A capped pool's threads get V8 resourceLimits: the cap is the thread's
+ * heap (old generation; the young generation is V8's default, a few MiB), and a thread that
+ * outgrows it is terminated by V8 (ERR_WORKER_OUT_OF_MEMORY). Memory outside the heap (ArrayBuffer
+ * contents, native allocations) belongs to the process and is not capped: a hard cap is the
+ * processes executor's. Capped pools keep no idle threads warm (minThreads 0).
+ */
+function currentPool(cap: number | undefined): Piscina {
   if (cores === 0) cores = availableParallelism();
   const size = Math.max(cores, shared.wanted);
-  if (shared.pool !== undefined && shared.size >= size) return shared.pool;
-  if (shared.pool !== undefined) retire(shared.pool);
+  const current = shared.pools.get(cap);
+  if (current !== undefined && current.size >= size) return current.pool;
+  if (current !== undefined) retire(current.pool);
   const entry = workerEntry('thread-worker');
   const pool = new (piscina())({
     filename: entry.file,
     execArgv: [...entry.execArgv],
     maxThreads: size,
-    minThreads: Math.min(size, cores),
+    minThreads: cap === undefined ? Math.min(size, cores) : 0,
     idleTimeout: IDLE_MS,
+    ...(cap === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: cap } }),
   });
   pool.on('message', onPoolMessage);
   pool.on('error', onPoolError);
-  shared.pool = pool;
-  shared.size = size;
+  shared.pools.set(cap, { pool, size });
   return pool;
 }
 
@@ -124,12 +138,11 @@ function retire(pool: Piscina): void {
 async function releasePool(): Promise<void> {
   shared.users--;
   if (shared.users > 0) return;
-  const pool = shared.pool;
-  shared.pool = undefined;
-  shared.size = 0;
+  const pools = [...shared.pools.values()];
+  shared.pools.clear();
   shared.wanted = 1;
   const closing = [...shared.retiring];
-  if (pool !== undefined) closing.push(pool.destroy());
+  for (const p of pools) closing.push(p.pool.destroy());
   await Promise.allSettled(closing);
 }
 
@@ -146,6 +159,10 @@ function poolFailure(e: unknown, call: StepCall): unknown {
   if (call.signal.aborted) return call.signal.reason ?? e; // the engine has settled the attempt already
   const message = e instanceof Error ? e.message : String(e);
   const stepName = call.info.stepName;
+  const cap = call.memoryLimitMb;
+  if (cap !== undefined && (e as { code?: unknown } | null)?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
+    return memoryLimitError(stepName, cap, 'threads', `V8 stopped its thread at the heap limit (${message})`, e);
+  }
   const exited = /^worker exited with code: (-?\d+)/.exec(message);
   const why = exited
     ? `exited with code ${exited[1]} before the step settled (a step that calls process.exit() ends its thread)`
@@ -182,7 +199,7 @@ export function createThreadExecutor(options: ExecutorFactoryOptions): Executor 
       const pending: PendingCall = { logger: call.info.logger, onStarted: call.onStarted, seen: 0, waiting: undefined };
       shared.pending.set(id, pending);
       const transferList = call.transfer === true ? collectTransferables(call.context) : undefined;
-      const run = currentPool().run(req, { signal: call.signal, transferList: transferList as never }) as Promise<AttemptReply>;
+      const run = currentPool(call.memoryLimitMb).run(req, { signal: call.signal, transferList: transferList as never }) as Promise<AttemptReply>;
       const finish = (reply: AttemptReply): unknown => {
         shared.pending.delete(id);
         // The reply can overtake the "started" message (they travel on two ports): it has started.
@@ -218,8 +235,14 @@ export function createThreadExecutor(options: ExecutorFactoryOptions): Executor 
  * threadPoolStats(); // { users: 0, threads: 0, pending: 0 }
  * ```
  */
-export function threadPoolStats(): { users: number; threads: number; size: number; pending: number } {
-  return { users: shared.users, threads: shared.pool?.threads.length ?? 0, size: shared.size, pending: shared.pending.size };
+export function threadPoolStats(): { users: number; threads: number; size: number; pending: number; pools: number } {
+  let threads = 0;
+  let size = 0;
+  for (const p of shared.pools.values()) {
+    threads += p.pool.threads.length;
+    size = Math.max(size, p.size);
+  }
+  return { users: shared.users, threads, size, pending: shared.pending.size, pools: shared.pools.size };
 }
 
 registerExecutor('threads', createThreadExecutor);
