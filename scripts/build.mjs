@@ -56,10 +56,36 @@ if (all || wanted.has('ts')) {
       'dist/index.js', '--bundle', '--platform=node', '--format=esm', '--target=node20',
       '--packages=external', '--log-level=warning', '--outfile=dist/wpipe.js',
     ]);
+    await bundleCli();
   } else if (!existsSync(join(root, 'dist', 'index.js'))) {
     console.error('wpipe build: typescript is not installed and dist/ is missing');
     process.exit(1);
   }
+}
+
+/**
+ * The `wpipe` command in one file, dist/wpipe-cli.js (bin/wpipe.js loads it). Its imports of the
+ * library (dist/index.js) become imports of the library's own bundle ./wpipe.js: the command and the
+ * step modules it loads (`import { step } from 'wpipe'`) then share one copy, loaded once, and only
+ * by the subcommands that use it (start-up to a run's first step: README "The wpipe command").
+ */
+async function bundleCli() {
+  const started = Date.now();
+  const esbuild = await import('esbuild');
+  const library = join(root, 'dist', 'index.js');
+  await esbuild.build({
+    entryPoints: [join(root, 'dist', 'cli.js')],
+    outfile: join(root, 'dist', 'wpipe-cli.js'),
+    bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'warning',
+    plugins: [{
+      name: 'wpipe-library-bundle',
+      setup(build) {
+        build.onResolve({ filter: /(^|\/)index\.js$/ }, (args) =>
+          join(args.resolveDir, args.path) === library ? { path: './wpipe.js', external: true } : undefined);
+      },
+    }],
+  });
+  console.log(`wpipe build: cli bundle ok (${((Date.now() - started) / 1000).toFixed(1)} s)`);
 }
 
 if (all || wanted.has('wasm')) {

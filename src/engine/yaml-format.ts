@@ -158,11 +158,12 @@ export function pipelineJsonSchema(): JsonSchema & { definitions: Record<string,
   const forOptions = mappingSchema('for', 'A loop: `iterations`, `while` or both.');
   forOptions.anyOf = [{ required: ['iterations'] }, { required: ['while'] }];
   return {
+    $comment: 'Generated from src/engine/yaml-format.ts by `npm run build:schema`: do not edit by hand.',
     $schema: 'http://json-schema.org/draft-07/schema#',
     $id: PIPELINE_SCHEMA_ID,
     title: 'wpipe pipeline',
-    description: 'A wpipe pipeline written in YAML (loadPipeline, `wpipe run`). Generated from src/engine/yaml-format.ts: do not edit by hand.',
-    ...mappingSchema('pipeline', 'A pipeline: options, checkpoints and steps.'),
+    ...mappingSchema('pipeline', ''),
+    description: 'A wpipe pipeline written in YAML (loadPipeline, `wpipe run`).',
     definitions: {
       steps: { type: 'array', description: 'Steps and blocks, in order.', items: { $ref: '#/definitions/item' } },
       item: {
