@@ -361,3 +361,20 @@ test('close() ends open streams and frees the port; a second close is harmless',
   await d.close();
   await assert.rejects(fetch(`${d.url}/api/health`));
 });
+
+test('the page sets data as text: no HTML sinks in its scripts, no inline script or style in its HTML', async () => {
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  const dir = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'src', 'dashboard', 'public');
+  for (const name of fs.readdirSync(dir)) {
+    const src = fs.readFileSync(path.join(dir, name), 'utf8');
+    if (name.endsWith('.js')) {
+      const code = src.split('\n').filter((l) => !l.trim().startsWith('//')).join('\n');
+      assert.doesNotMatch(code, /\.innerHTML|\.outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function|\.href\s*=|setAttribute\(\s*['"](href|src|style|on)/, name);
+    }
+    if (name.endsWith('.html')) {
+      assert.doesNotMatch(src, /<script(?![^>]*\bsrc=)[^>]*>/, `${name}: every script has a src`);
+      assert.doesNotMatch(src, /\sstyle=|\son[a-z]+=/i, `${name}: no inline style or handlers`);
+    }
+  }
+});
