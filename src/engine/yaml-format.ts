@@ -62,7 +62,7 @@ export const PIPELINE_FORMAT: Readonly<Record<MappingKind, Readonly<Record<strin
     description: { type: 'string', description: 'Free text.' },
     tags: { type: 'strings', description: 'Tags of the step.' },
     executor: { type: 'enum', values: EXECUTORS, description: "Where the step runs: 'inline', 'threads' or 'processes'." },
-    memoryLimitMb: { type: 'number', min: 0, exclusiveMin: true, description: "Memory cap of the step's child process, in MiB (needs executor: processes)." },
+    memoryLimitMb: { type: 'number', min: 0, exclusiveMin: true, description: "Memory cap of the step's worker, in MiB (needs a worker executor)." },
   },
   condition: {
     expression: { type: 'expression', required: true, description: 'An expression over the context; it decides the branch.' },

@@ -216,13 +216,16 @@ function checkMapping(report: Report, kind: MappingKind, value: unknown, path: K
   const known = Object.keys(fields);
   // `key:` with no value (or a `${VAR:-}` that came out empty) is as if the key were absent.
   for (const [key, spec] of Object.entries(fields)) if (value[key] === null && !spec.required) delete value[key];
+  const hinted = new Set<string>();
   for (const key of Object.keys(value)) {
     if (key in fields) continue;
     const hint = closestName(key, known);
+    if (hint !== undefined) hinted.add(hint);
     report.add('WPIPE_ERR_PIPELINE_INVALID', [...path, key], `unknown key '${key}' in ${what}${hint ? ` (did you mean ${hint}?)` : ''}; expected one of: ${known.join(', ')}`, 'key');
   }
   for (const [key, spec] of Object.entries(fields)) {
-    if (spec.required && value[key] === undefined) {
+    // A misspelt required key is reported once, as the misspelling.
+    if (spec.required && value[key] === undefined && !hinted.has(key)) {
       report.add('WPIPE_ERR_PIPELINE_INVALID', path, `${what} is missing '${key}' (${spec.description})`);
     }
   }
@@ -358,7 +361,8 @@ class Checker {
   }
 
   step(value: Obj, path: Key[]): void {
-    if (!checkMapping(this.report, 'step', value, path, 'a step')) return;
+    const before = this.report.errors.length;
+    if (!checkMapping(this.report, 'step', value, path, 'a step') || this.report.errors.length > before) return;
     const module = typeof value.module === 'string' ? value.module : this.defaultModule;
     if (value.module === undefined && module === undefined) {
       this.report.add('WPIPE_ERR_PIPELINE_INVALID', path, "a step is missing 'module' (or give a default 'module' at the top of the file)");
