@@ -117,6 +117,9 @@ export async function runCommand(file: string, flags: RunFlags, io: CliIo): Prom
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // A step may wait on nothing but its signal (until Ctrl-C): without a handle the event loop would
+  // empty and Node would end the command with exit code 13 (an unsettled top-level await).
+  const keepAlive = setInterval(() => undefined, 1 << 30);
   const started = performance.now();
   let code: number;
   try {
@@ -150,6 +153,7 @@ export async function runCommand(file: string, flags: RunFlags, io: CliIo): Prom
     }
     code = cancelled ? EXIT.INTERRUPTED : isUsage(e) ? EXIT.USAGE : EXIT.FAILED;
   } finally {
+    clearInterval(keepAlive);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
