@@ -378,3 +378,47 @@ test('the page sets data as text: no HTML sinks in its scripts, no inline script
     }
   }
 });
+
+test('stats: step totals kept below a watermark stay exact through new runs, resumes and prunes', async () => {
+  const { buildHistory } = await import('../bench/dashboard.js');
+  const { DashboardStore } = await import('../src/dashboard/store.js');
+  const Database = (await import('node:module')).createRequire(import.meta.url)('better-sqlite3');
+  const t3 = tempDir('wpipe-dashboard-stats-');
+  const f3 = t3.file('stats.db');
+  buildHistory(f3, 300); // 300 runs over 30 days, 10 steps each, 5% failed part-way
+  const store = DashboardStore.open(f3);
+  const truth = (): { totalSteps: number; stepErrors: number; totalRuns: number } => {
+    const [r] = rows(f3, "SELECT (SELECT count(*) FROM steps) AS totalSteps, (SELECT count(*) FROM steps WHERE status = 'error') AS stepErrors, (SELECT count(*) FROM pipelines) AS totalRuns");
+    return r as { totalSteps: number; stepErrors: number; totalRuns: number };
+  };
+  const pick = (s: Record<string, unknown>): unknown => ({ totalSteps: s.totalSteps, stepErrors: s.stepErrors, totalRuns: s.totalRuns });
+  const w = new Database(f3);
+  try {
+    assert.deepEqual(pick(store.stats()), truth());
+    assert.equal(store.stepScans, 1);
+    assert.deepEqual(pick(store.stats()), truth());
+    assert.equal(store.stepScans, 1, 'the second call counts only recent steps');
+    // A new run with steps: counted through the recent part.
+    const now = new Date().toISOString();
+    w.prepare("INSERT INTO pipelines (id, name, status, started_at, resumes, updated_at) VALUES ('new-1', 'n', 'completed', ?, 0, ?)").run(now, now);
+    w.prepare("INSERT INTO steps (pipeline_id, step_order, step_name, status, started_at) VALUES ('new-1', 1, 'a', 'error', ?)").run(now);
+    assert.deepEqual(pick(store.stats()), truth());
+    assert.equal(store.stepScans, 1);
+    // An old run resumed (its resumes and steps change): noticed, counted again.
+    w.prepare("UPDATE pipelines SET resumes = resumes + 1, status = 'completed' WHERE id = 'run-0000003'").run();
+    w.prepare("UPDATE steps SET status = 'error' WHERE pipeline_id = 'run-0000003' AND step_order = 1").run();
+    assert.deepEqual(pick(store.stats()), truth());
+    assert.equal(store.stepScans, 2);
+    // An old run pruned: noticed, counted again.
+    w.prepare("DELETE FROM steps WHERE pipeline_id = 'run-0000010'").run();
+    w.prepare("DELETE FROM pipelines WHERE id = 'run-0000010'").run();
+    assert.deepEqual(pick(store.stats()), truth());
+    assert.equal(store.stepScans, 3);
+    assert.deepEqual(pick(store.stats()), truth());
+    assert.equal(store.stepScans, 3);
+  } finally {
+    w.close();
+    store.close();
+    t3.cleanup();
+  }
+});

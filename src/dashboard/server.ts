@@ -218,9 +218,11 @@ export class DashboardServer {
     });
   }
 
-  private send(res: http.ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
+  /** Sends JSON; with `t0`, a Server-Timing header says how long the query and serialization took. */
+  private send(res: http.ServerResponse, status: number, body: unknown, t0?: number): void {
     const data = Buffer.from(JSON.stringify(body));
-    res.writeHead(status, { ...SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': data.length, ...extra });
+    const timing: Record<string, string> = t0 === undefined ? {} : { 'Server-Timing': `app;dur=${(performance.now() - t0).toFixed(3)}` };
+    res.writeHead(status, { ...SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': data.length, ...timing });
     res.end(data);
   }
 
@@ -291,8 +293,9 @@ export class DashboardServer {
         if (route.method === 'POST' && !this.sameOrigin(req)) {
           throw new HttpError(403, 'WPIPE_ERR_DASHBOARD_FORBIDDEN', 'cross-origin request refused: state changes must come from the dashboard page itself');
         }
+        const t0 = performance.now();
         const body = route.handler({ url, params: m.slice(1), req });
-        this.send(res, 200, body);
+        this.send(res, 200, body, t0);
         return;
       }
       allowed = [...new Set(allowed)];
