@@ -6,7 +6,34 @@
  * throw usageError('--limit must be an integer from 1 to 1000, got abc');
  * ```
  */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { WpipeError } from '../errors.js';
+
+/**
+ * Loads the `yaml` package from its one-file bundle (dist/yaml-bundle.cjs, made by
+ * scripts/build.mjs) and registers it under the package's own path in the require cache, so that
+ * readYaml's `require('yaml')` finds it loaded. The package is 23 files: requiring them cost
+ * 120–210 ms on this 2-core machine under load against 22–42 ms for the bundle, the largest part of
+ * `wpipe run`'s start-up (bench/cli.ts). Does nothing outside the bundled command (no bundle file
+ * beside this module), when yaml is loaded already, or with WPIPE_YAML_BUNDLE=0 (the bench's off switch).
+ */
+export function preloadYaml(): void {
+  if (process.env.WPIPE_YAML_BUNDLE === '0') return;
+  const bundle = fileURLToPath(new URL('./yaml-bundle.cjs', import.meta.url));
+  if (!existsSync(bundle)) return;
+  const require = createRequire(import.meta.url);
+  let target: string;
+  try {
+    target = require.resolve('yaml');
+  } catch {
+    return;
+  }
+  if (require.cache[target] !== undefined) return;
+  require(bundle);
+  require.cache[target] = require.cache[bundle];
+}
 
 /** Exit codes of the command (README "The wpipe command"). */
 export const EXIT = Object.freeze({

@@ -19,7 +19,7 @@
 import { readFile } from 'node:fs/promises';
 import { timeOrderedUuid } from '../ids.js';
 import type { Pipeline } from '../engine/pipeline.js';
-import { EXIT, formatError, formatMs, isUsage, toJson, usageError, type CliIo } from './common.js';
+import { EXIT, formatError, formatMs, isUsage, preloadYaml, toJson, usageError, type CliIo } from './common.js';
 
 /** Flags of `wpipe run`. */
 export interface RunFlags {
@@ -81,6 +81,7 @@ export async function runCommand(file: string, flags: RunFlags, io: CliIo): Prom
     }
     if (flags.runId !== undefined && flags.runId.trim() === '') throw usageError('--run-id must not be empty');
     input = await readInput(flags.input, io);
+    preloadYaml();
     const { loadPipeline } = await import('../index.js');
     pipe = await loadPipeline(file, {
       ...(flags.stepsDir !== undefined ? { stepsDir: flags.stepsDir } : {}),

@@ -9,7 +9,7 @@
  * ```
  */
 import { existsSync } from 'node:fs';
-import { EXIT, formatError, intOption, isUsage, toJson, usageError, type CliIo } from './common.js';
+import { EXIT, formatError, intOption, isUsage, preloadYaml, toJson, usageError, type CliIo } from './common.js';
 
 /**
  * `wpipe validate FILE`: every problem of a pipeline file (format, expressions, modules, exports),
@@ -22,6 +22,7 @@ import { EXIT, formatError, intOption, isUsage, toJson, usageError, type CliIo }
  */
 export async function validateCommand(file: string, flags: { json?: boolean; stepsDir?: string; allowPackages?: boolean }, io: CliIo): Promise<number> {
   try {
+    preloadYaml();
     const { validatePipelineFile } = await import('../index.js');
     const report = await validatePipelineFile(file, {
       ...(flags.stepsDir !== undefined ? { stepsDir: flags.stepsDir } : {}),
