@@ -194,7 +194,14 @@ interface StepRef {
 /** Collects problems with their positions. */
 class Report {
   readonly errors: PipelineFileError[] = [];
-  constructor(private readonly file: string, private readonly positions: Positions | undefined) {}
+  private positionsCache: Positions | undefined;
+  /** @param text the file's text: parsed again for positions only when there is a problem to place (a valid file is parsed once). */
+  constructor(private readonly file: string, private readonly text: string | undefined) {}
+
+  private get positions(): Positions | undefined {
+    if (this.text === undefined) return undefined;
+    return (this.positionsCache ??= new Positions(this.text));
+  }
 
   add(code: WpipeErrorCode, path: readonly Key[], message: string, at: 'key' | 'value' = 'value', columnOffset?: number): void {
     const w = this.positions === undefined ? { line: 1, column: 1, quoted: false, singleLine: false } : at === 'key' ? this.positions.key(path) : this.positions.value(path);
@@ -459,7 +466,7 @@ async function parse(where: string, filePath: unknown, options: LoadPipelineOpti
     }
     throw e; // not found, unreadable: nothing to point at
   }
-  const report = new Report(filePath, new Positions(readFileSync(filePath, 'utf8')));
+  const report = new Report(filePath, readFileSync(filePath, 'utf8'));
   const parsed: Parsed = { file: filePath, report, doc: undefined, checker: undefined, steps: new Map() };
   if (!checkMapping(report, 'pipeline', value, [], 'a pipeline')) return parsed;
   parsed.doc = value;
