@@ -4,7 +4,8 @@
  * 1. runs the orders pipeline (examples/orders.ts: a retry, Parallel, Condition, For, a real timeout,
  *    Background, a checkpoint) with `trackingDb`, and prints the result;
  * 2. runs it again with the same runId: the recorded result comes back and nothing executes;
- * 3. reads the history back (statistics, the steps as CSV) with PipelineExporter;
+ * 3. reads the history back (statistics, the steps as CSV) with PipelineExporter (and names the same
+ *    pipeline in YAML, examples/orders.yaml, for the `wpipe` command);
  * 4. evaluates one expression over a million rows on every available backend.
  */
 import { mkdirSync, rmSync } from 'node:fs';
@@ -54,6 +55,7 @@ for (const row of csv.trimEnd().split('\r\n').slice(0, 3)) console.log(`    ${ro
 exporter.close();
 console.log(`\n  history file: ${relative(process.cwd(), dbPath)}`);
 console.log("  export it:    new PipelineExporter('.wpipe-demo/runs.db').exportPipelineLogs({ format: 'csv', outputPath: 'runs.csv' })");
+console.log('  the same pipeline written in YAML, from a terminal: npx wpipe run examples/orders.yaml --db .wpipe-demo/runs.db');
 
 line('one expression over 1,000,000 rows');
 const rows = 1_000_000;
