@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
-import { startDashboard } from '../src/dashboard/index.js';
+import { startDashboard, DashboardStore } from '../src/dashboard/index.js';
 import { openDb } from '../src/storage/db.js';
 import { quick, report, type Row } from './lib.js';
 
@@ -121,11 +121,16 @@ async function main(): Promise<void> {
         dRt.push(r.roundTrip);
       }
       row('/api/pipelines/:id (run detail, 10 steps)', median(dServer), `server ${median(dServer).toFixed(2)} ms median over ${n} different runs (target < 20), round trip ${median(dRt).toFixed(2)} ms`);
-      const firstStats = await timed(`${dash.url}/api/stats`, 1);
+      // Baseline: counting every step, as the first call on a fresh connection does (startDashboard
+      // makes that call right after it starts listening).
+      const cold = DashboardStore.open(file);
+      t = performance.now();
+      cold.stats();
+      const firstStats = performance.now() - t;
+      cold.close();
       const stats = await timed(`${dash.url}/api/stats`, quick ? 5 : 21);
       row('/api/stats', stats.server, `server ${stats.server.toFixed(1)} ms median (target < 100) over ${RUNS.toLocaleString('en')} runs and ~${(RUNS * STEPS).toLocaleString('en')} steps; `
-        + 'step counts kept below a watermark, only recent runs\' steps counted per call', firstStats.server);
-      rows[rows.length - 1]!.note += `; baseline: the first call, which counts every step: ${firstStats.server.toFixed(0)} ms`;
+        + `step counts kept below a watermark, only recent runs' steps counted per call; baseline: counting every step, ${firstStats.toFixed(0)} ms`, firstStats);
       // Deeper and heavier paths, for scale.
       let cursor = '';
       for (let p = 0; p < 1000 && p * 50 < RUNS - 50; p += 1) {

@@ -162,16 +162,22 @@ async function acknowledge(id) {
 
 let trendPlot = null;
 async function loadTrends() {
-  const days = $('trend-days').value;
-  const t = await api(`/api/trends?days=${encodeURIComponent(days)}`);
-  const pts = t.points;
+  const days = Number($('trend-days').value);
+  const t = await api(`/api/trends?days=${encodeURIComponent(String(days))}`);
+  // Every day of the period, days without runs as zeros (the API omits them).
+  const byDay = new Map(t.points.map((p) => [p.bucket.slice(0, 10), p]));
+  const pts = [];
+  for (let i = days - 1; i >= 0; i--) {
+    const day = new Date(Date.now() - i * 86_400_000).toISOString().slice(0, 10);
+    pts.push(byDay.get(day) ?? { bucket: `${day}T00:00:00.000Z`, runs: 0, completed: 0, errors: 0, cancelled: 0, meanDurationMs: null });
+  }
   table($('trend-table'), [
     { label: 'day', value: (p) => p.bucket.slice(0, 10) },
     { label: 'runs', value: (p) => p.runs },
     { label: 'completed', value: (p) => p.completed },
     { label: 'errors', value: (p) => p.errors },
     { label: 'mean time', value: (p) => ms(p.meanDurationMs) },
-  ], pts, 'no runs in this period');
+  ], pts.filter((p) => p.runs > 0).reverse(), 'no runs in this period');
   const box = $('trend-chart');
   if (trendPlot) { trendPlot.destroy(); trendPlot = null; }
   if (!window.uPlot || pts.length === 0) return;

@@ -128,7 +128,9 @@ function metricsChart(run) {
     new window.uPlot({
       width: Math.max(300, box.clientWidth || 600), height: 200,
       scales: { x: { time: false } },
-      axes: [{ values: (_u, ticks) => ticks.map((t) => names.get(source[t - 1]?.stepOrder) ?? String(t)) }, { label: 'MB' }, { side: 1, scale: '%', label: 'CPU %' }],
+      axes: [
+        { splits: () => xs, values: (_u, ticks) => ticks.map((t) => (source[t - 1]?.stepOrder === null ? 'run' : names.get(source[t - 1]?.stepOrder) ?? String(t))) },
+        { label: 'MB' }, { side: 1, scale: '%', label: 'CPU %', grid: { show: false } }],
       series: [{ label: 'step' }, { label: 'RSS MB', stroke: '#2563eb' }, { label: 'peak RSS MB', stroke: '#dc2626' }, { label: 'CPU %', stroke: '#16a34a', scale: '%' }],
     }, data, box);
   });
