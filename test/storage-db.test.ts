@@ -66,8 +66,9 @@ test('migration from version 1 keeps the data and adds the later tables', () => 
     assert.equal(db.raw.pragma('user_version', { simple: true }), SCHEMA_VERSION);
     assert.equal((db.prepare('SELECT count(*) AS n FROM recordmodel').get() as { n: number }).n, 0);
     assert.equal((db.prepare("SELECT status FROM pipelines WHERE id = 'old'").get() as { status: string }).status, 'completed');
-    // Versions 4 and 5 rebuilt pipelines and steps (status checks without IN lists, run owners): rows, keys, indexes kept.
-    assert.deepEqual(db.prepare('SELECT * FROM steps').all(), before);
+    // Versions 4 and 5 rebuilt pipelines and steps (status checks without IN lists, run owners): rows, keys, indexes kept;
+    // version 7 added the steps' worker column (NULL for old rows).
+    assert.deepEqual(db.prepare('SELECT * FROM steps').all(), (before as object[]).map((r) => ({ ...r, worker: null })));
     const schema = db.prepare("SELECT type, name, sql FROM sqlite_master WHERE tbl_name IN ('pipelines', 'steps') ORDER BY name").all() as { type: string; name: string; sql: string | null }[];
     assert.deepEqual(schema.map((r) => r.name), ['pipelines', 'pipelines_parent', 'pipelines_running_owner', 'pipelines_started_at', 'steps']);
     for (const r of schema) if (r.type === 'table') assert.doesNotMatch(r.sql!, / IN \(/, r.name);

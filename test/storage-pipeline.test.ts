@@ -130,21 +130,27 @@ test("trackingDurability: 'run' records the same history with one commit per run
 // registration and removes it after, which would also remove a real one registered at import.
 const workerSteps = new URL('./fixtures/autoregister/worker-steps.ts', import.meta.url);
 
-/** Runs a Parallel forced to 'threads' (one AutoRegister'd branch, one closure kept apart) with history; returns [name, executor] rows. */
-async function recordedExecutors(runId: string): Promise<Array<[string, string | null]>> {
+/**
+ * Runs a Parallel forced to `kind` (one AutoRegister'd branch, one closure kept apart) with history;
+ * returns [name, executor, worker] rows, the worker's number replaced by N.
+ */
+async function recordedExecutors(runId: string, kind: 'threads' | 'processes' = 'threads'): Promise<Array<[string, string | null, string | null]>> {
   const t = tempDir();
   const file = t.file('executor.db');
   try {
     const enrich = (await AutoRegister.fromModule(workerSteps, { tags: ['io'] }))[0]!;
     const pipe = new Pipeline({ pipelineName: 'placed', trackingDb: file }).setSteps([
       [() => ({ n: 2 }), 'load'],
-      new Parallel({ steps: [enrich], executor: 'threads' }),
+      new Parallel({ steps: [enrich], executor: kind }),
       new Parallel({ steps: [[() => ({ local: true }), 'local']] }),
     ]);
     assert.deepEqual(await pipe.run({}, { runId }), { n: 2, enriched: 2, local: true });
     await pipe.close();
     const q = new HistoryQuery(file);
-    const rows = q.getRunDetail(runId)!.steps.map((s): [string, string | null] => [s.name, s.executor]);
+    const steps = q.getRunDetail(runId)!.steps;
+    const pids = steps.map((s) => /^pid (\d+)$/.exec(s.worker ?? '')?.[1]).filter((p) => p !== undefined);
+    assert.ok(!pids.includes(String(process.pid)), 'a process worker is another process');
+    const rows = steps.map((s): [string, string | null, string | null] => [s.name, s.executor, s.worker?.replace(/\d+$/, 'N') ?? null]);
     q.close();
     return rows;
   } finally {
@@ -152,8 +158,8 @@ async function recordedExecutors(runId: string): Promise<Array<[string, string |
   }
 }
 
-const EXPECTED_PLACES: Array<[string, string | null]> = [
-  ['load', null], ['Parallel', null], ['enrich', 'threads'], ['Parallel', null], ['local', null],
+const EXPECTED_PLACES: Array<[string, string | null, string | null]> = [
+  ['load', null, null], ['Parallel', null, null], ['enrich', 'threads', 'thread N'], ['Parallel', null, null], ['local', null, null],
 ];
 
 test("run history records where each step ran: a Parallel branch forced to the real 'threads' executor", async (t) => {
@@ -166,6 +172,57 @@ test("run history records where each step ran: a Parallel branch forced to the r
   assert.deepEqual(await recordedExecutors('real-threads-1'), EXPECTED_PLACES);
 });
 
+test("run history records the worker of a step in a child process: 'pid N', another process", async () => {
+  assert.deepEqual(await recordedExecutors('real-processes-1', 'processes'), [
+    ['load', null, null], ['Parallel', null, null], ['enrich', 'processes', 'pid N'], ['Parallel', null, null], ['local', null, null],
+  ]);
+});
+
+test('resume and replay of a run whose Parallel branches ran in workers: the branches are not run again', async () => {
+  const t = tempDir();
+  try {
+    const file = t.file('resume-workers.db');
+    const log = t.file('branch-runs.log');
+    const { appendsLine } = await import('./fixtures/parallel/resume-steps.js');
+    let failNext = true;
+    const build = () => {
+      const pipe = new Pipeline({ pipelineName: 'resumable', trackingDb: file }).setSteps([
+        new Parallel({ steps: [appendsLine], executor: 'threads' }),
+        new Parallel({ steps: [appendsLine], useProcesses: true }),
+        [() => {
+          if (failNext) { failNext = false; throw new Error('flaky'); }
+          return { finished: true };
+        }, 'flaky'],
+      ]);
+      pipe.addCheckpoint('branches-done', 'appended >= 1');
+      return pipe;
+    };
+    const first = build();
+    await assert.rejects(first.run({ log }, { runId: 'w-1' }), /flaky/);
+    await first.close();
+    const ranFirst = (await import('node:fs')).readFileSync(log, 'utf8').trim().split('\n');
+    assert.equal(ranFirst.length, 2, 'both worker branches ran once');
+    assert.notEqual(ranFirst[0], ranFirst[1], 'one in a thread, one in a child process');
+
+    const second = build();
+    const result = await second.run({ log }, { runId: 'w-1' });
+    assert.equal(result.finished, true);
+    assert.equal((await import('node:fs')).readFileSync(log, 'utf8').trim().split('\n').length, 2, 'resumed after the checkpoint: no branch ran again');
+    // A completed run id replays its result without executing anything.
+    const detailed = await second.runDetailed({ log }, { runId: 'w-1' });
+    assert.equal(detailed.replayed, true);
+    assert.deepEqual(detailed.result, result);
+    assert.equal((await import('node:fs')).readFileSync(log, 'utf8').trim().split('\n').length, 2);
+    await second.close();
+    const q = new HistoryQuery(file);
+    const steps = q.getRunDetail('w-1')!.steps.filter((s) => s.name === 'appendsLine');
+    q.close();
+    assert.deepEqual(steps.map((s) => [s.executor, s.worker?.replace(/\d+$/, 'N')]), [['threads', 'thread N'], ['processes', 'pid N']]);
+  } finally {
+    t.cleanup();
+  }
+});
+
 test("run history records where each step ran: 'threads' for a branch on a (fake) thread executor, NULL in-process", async () => {
   const calls: string[] = [];
   registerExecutor('threads', () => ({
@@ -174,7 +231,8 @@ test("run history records where each step ran: 'threads' for a branch on a (fake
     close: async () => {},
   }));
   try {
-    assert.deepEqual(await recordedExecutors('fake-threads-1'), EXPECTED_PLACES);
+    // An executor that does not report its starts names no worker.
+    assert.deepEqual(await recordedExecutors('fake-threads-1'), EXPECTED_PLACES.map(([n, e]) => [n, e, null]));
     assert.deepEqual(calls, ['enrich']);
   } finally {
     registerExecutor('threads', null);

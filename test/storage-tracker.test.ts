@@ -145,6 +145,45 @@ test('default durability: a 10-step run is 11 journal appends, folded into SQLit
   }
 });
 
+test("a step's worker is recorded whether its start was written or not; another tracker folding the journal sees it", () => {
+  // Default durability journals each start at its boundary, so a worker step's end is an update
+  // (FinishStepWorker); durability 'run' journals the whole run at its end, so a worker step is one
+  // insert (InsertStepWorker); journal: false commits to SQLite directly.
+  for (const options of [{}, { durability: 'run' as const }, { journal: false }]) {
+    const t = tempDir();
+    const file = t.file('w.db');
+    const a = new RunTracker(file, { ...options, autoFlushMs: 60_000 });
+    const b = new RunTracker(file);
+    try {
+      a.startRun({ runId: 'r', pipelineName: 'p', fresh: true });
+      const top = a.startStep({ runId: 'r', name: 'in-thread', position: 0, executor: 'threads' });
+      a.finishStep({ stepId: top, status: 'completed', attempts: 1, durationMs: 1, worker: 'thread 3' });
+      const par = a.startStep({ runId: 'r', name: 'Parallel', position: 1, kind: 'parallel' });
+      const child = a.startStep({ runId: 'r', name: 'in-child', parentStepId: par, executor: 'processes' });
+      a.finishStep({ stepId: child, status: 'error', attempts: 2, durationMs: 1, error: new Error('boom'), worker: 'pid 4242' });
+      const local = a.startStep({ runId: 'r', name: 'inline', parentStepId: par });
+      a.finishStep({ stepId: local, status: 'completed', attempts: 1, durationMs: 1 });
+      a.finishStep({ stepId: par, status: 'error', attempts: 1, durationMs: 2 });
+      a.finishRun({ runId: 'r', status: 'error', error: new Error('boom') });
+      const expected = [
+        ['in-thread', 'threads', 'thread 3', null], ['Parallel', null, null, 'unknown error'],
+        ['in-child', 'processes', 'pid 4242', 'boom'], ['inline', null, null, null],
+      ];
+      const label = JSON.stringify(options);
+      // b folds a's journal (a has not folded it yet) before it reads.
+      assert.deepEqual(b.getSteps('r').map((x) => [x.name, x.executor, x.worker, x.error?.message ?? null]), expected, label);
+      a.close();
+      const view = committed(file);
+      assert.deepEqual(view.steps('r').map((x) => [x.step_name, x.executor, x.worker, x.error_message]), expected, label);
+      view.close();
+    } finally {
+      a.close();
+      b.close();
+      t.cleanup();
+    }
+  }
+});
+
 test('failures are recorded as failures: step and run error with message, code, stack and failing step', () => {
   const t = tempDir();
   const tracker = new RunTracker(t.file('f.db'));

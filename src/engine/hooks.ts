@@ -129,6 +129,8 @@ export interface StepEndEvent extends StepStartEvent {
   readonly durationMs: number;
   /** The TaskError (or cancellation error) when the step did not complete. */
   readonly error: Error | undefined;
+  /** Which worker ran the step's last attempt ('thread 7', 'pid 1234'); undefined in-process. */
+  readonly worker?: string | undefined;
 }
 
 /** Passed to `onBoundary`: before the first step (position -1) and after every top-level step. */

@@ -327,7 +327,11 @@ function exec(node: Node, ctx: Context, st: RunState, parent: number): Pending {
   return execRaw(node, ctx, st, -1, null);
 }
 
-interface AttemptCounter { attempts: number }
+interface AttemptCounter {
+  attempts: number;
+  /** The worker of the last attempt that reached one (StepCall.onStarted). */
+  worker?: string;
+}
 
 function execRaw(node: Node, ctx: Context, st: RunState, self: number, rec: AttemptCounter | null): Pending {
   switch (node.kind) {
@@ -378,6 +382,7 @@ function stepEnded(node: Node, st: RunState, parent: number, start: StepStartEve
     attempts: Math.max(1, counter.attempts),
     durationMs: performance.now() - t0,
     error: error === undefined ? undefined : error instanceof Error ? error : asTaskError(error, node),
+    worker: counter.worker,
   });
   if (parent === -1) st.lastTopEnd = event;
   return notify(st.observers!, 'onStepEnd', event, st.sync);
@@ -474,8 +479,15 @@ function execTask(node: TaskNode, ctx: Context, st: RunState, attempt: number, r
       if (node.placement === 'inline') value = node.fn(ctx, info);
       else {
         const executor = st.host._executor(node.placement);
-        let onStarted: (() => void) | undefined;
-        if (node.timeoutMs > 0 && executor.reportsStart === true) started = new Promise<void>((resolve) => { onStarted = resolve; });
+        let onStarted: ((worker?: string) => void) | undefined;
+        if (executor.reportsStart === true) {
+          let begin: (() => void) | undefined;
+          if (node.timeoutMs > 0) started = new Promise<void>((resolve) => { begin = resolve; });
+          onStarted = (worker) => {
+            if (rec !== null && worker !== undefined) rec.worker = worker;
+            begin?.();
+          };
+        }
         value = executor.call({
           fn: node.fn as never, moduleRef: node.moduleRef, context: ctx, info, signal: info.signal, memoryLimitMb: node.memoryLimitMb,
           transfer: node.transfer, onStarted,

@@ -67,9 +67,10 @@ export interface StepCall {
    * is about to be imported. The engine starts the attempt's deadline here, so a worker's start-up
    * (0.3–1.5 s for a new thread or process) and the wait for a free one never count against it; the
    * step's own module loading does. Given only to executors whose `reportsStart` is true, which
-   * must then call it (a call never started has no deadline, only the run's cancellation).
+   * must then call it (a call never started has no deadline, only the run's cancellation), with the
+   * worker's id ('thread 7', 'pid 1234') for the run history.
    */
-  readonly onStarted?: () => void;
+  readonly onStarted?: (worker?: string) => void;
   /** Per-process memory cap (process executor only). */
   readonly memoryLimitMb: number | undefined;
   /**

@@ -161,7 +161,7 @@ class Child {
       if (this.pool.cap !== undefined) this.startWatchdog();
       if (call.signal.aborted) onAbort();
       // The child is up and idle: it starts the attempt now, so its deadline starts now.
-      else call.onStarted?.();
+      else call.onStarted?.(`pid ${this.proc.pid}`);
     });
   }
 

@@ -68,8 +68,8 @@ export type EncodedFailure =
   /** A non-Error value was thrown and structured clone can carry it: it is rethrown as is. */
   | { readonly kind: 'thrown'; readonly value: unknown };
 
-/** What a worker answers for one attempt. */
-export type AttemptReply =
+/** What a worker answers for one attempt (a thread adds its id: the reply can overtake its "started" message). */
+export type AttemptReply = (
   | {
     readonly id: number; readonly ok: true; readonly result: EncodedReturn;
     readonly context: Record<string, unknown>; readonly logs: number;
@@ -78,7 +78,8 @@ export type AttemptReply =
     readonly id: number; readonly ok: false; readonly failure: EncodedFailure;
     /** The context as the failed attempt left it (a retry sees its in-place changes, as in-process); absent if it cannot cross. */
     readonly context: Record<string, unknown> | undefined; readonly logs: number;
-  };
+  }
+) & { readonly worker?: string };
 
 /** The property that marks a log line (and holds its call id). */
 export const LOG_TAG = '__wpipeLog';
@@ -89,6 +90,8 @@ export const STARTED_TAG = '__wpipeStarted';
 /** A thread worker has begun an attempt (see StepCall.onStarted). */
 export interface StartedMessage {
   readonly [STARTED_TAG]: number;
+  /** 'thread <threadId>'. */
+  readonly worker: string;
 }
 
 /** Whether a message from a thread is a {@link StartedMessage}. */

@@ -3,13 +3,15 @@
  * the parent on parentPort (piscina re-emits them as the pool's 'message' event). With
  * `transfer`, the reply's ArrayBuffers are moved back (Piscina.move) instead of copied.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, threadId } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import {
   STARTED_TAG, collectTransferables, runAttempt, type AttemptReply, type AttemptRequest, type LogMessage, type StartedMessage,
 } from './protocol.js';
 
 const post = (line: LogMessage): void => parentPort!.postMessage(line);
+/** This thread, as the run history names it. */
+const WORKER = `thread ${threadId}`;
 
 /**
  * From the .ts sources, step modules are .ts too. `--import tsx` in the thread's execArgv lets piscina
@@ -39,8 +41,8 @@ export default async function runTask(req: AttemptRequest): Promise<AttemptReply
   const pending = ready();
   if (pending !== null) await pending;
   // The thread is up (tsx registered, if needed): the attempt's deadline starts now.
-  parentPort!.postMessage({ [STARTED_TAG]: req.id } satisfies StartedMessage);
-  const reply = await runAttempt(req, post);
+  parentPort!.postMessage({ [STARTED_TAG]: req.id, worker: WORKER } satisfies StartedMessage);
+  const reply: AttemptReply = { ...await runAttempt(req, post), worker: WORKER };
   if (!req.transfer) return reply;
   const list = collectTransferables([reply.context, reply.ok && reply.result.kind === 'value' ? reply.result.value : undefined]);
   if (list.length === 0) return reply;

@@ -42,7 +42,7 @@ const LOG_GRACE_MS = 1_000;
 interface PendingCall {
   readonly logger: StepCall['info']['logger'];
   /** StepCall.onStarted, until the thread says it has begun. */
-  onStarted: (() => void) | undefined;
+  onStarted: ((worker?: string) => void) | undefined;
   seen: number;
   /** Set when the reply arrived before all its log lines. */
   waiting: { expected: number; resolve: () => void } | undefined;
@@ -65,16 +65,16 @@ const shared = {
   nextId: 1,
 };
 
-function reportStarted(p: PendingCall | undefined): void {
+function reportStarted(p: PendingCall | undefined, worker: string | undefined): void {
   const started = p?.onStarted;
   if (started === undefined) return;
   p!.onStarted = undefined;
-  started();
+  started(worker);
 }
 
 function onPoolMessage(m: unknown): void {
   if (isStartedMessage(m)) {
-    reportStarted(shared.pending.get(m[STARTED_TAG]));
+    reportStarted(shared.pending.get(m[STARTED_TAG]), m.worker);
     return;
   }
   if (!isLogMessage(m)) return;
@@ -203,7 +203,7 @@ export function createThreadExecutor(options: ExecutorFactoryOptions): Executor 
       const finish = (reply: AttemptReply): unknown => {
         shared.pending.delete(id);
         // The reply can overtake the "started" message (they travel on two ports): it has started.
-        reportStarted(pending);
+        reportStarted(pending, reply.worker);
         return applyReply(call, reply);
       };
       const done = run.then(

@@ -224,6 +224,7 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
         attempts: e.attempts,
         durationMs: e.durationMs,
         ...(e.error === undefined ? {} : { error: e.error }),
+        ...(e.worker === undefined ? {} : { worker: e.worker }),
       });
     },
     onBoundary(e) {

@@ -43,6 +43,10 @@ export const enum Code {
   StepBoundary = 13,
   /** A system metrics row of a run or a step (schema v6 columns). */
   InsertMetricSummary = 14,
+  /** {@link Code.FinishStep} of a step that ran in a worker: also sets `worker` (schema v7). */
+  FinishStepWorker = 15,
+  /** {@link Code.InsertStep} of a step that ran in a worker: also sets `worker` (schema v7). */
+  InsertStepWorker = 16,
 }
 
 export const WRITE_SQL = {
@@ -83,6 +87,12 @@ export const WRITE_SQL = {
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   insertMetric: `INSERT INTO system_metrics (pipeline_id, cpu_percent, memory_percent, memory_used_mb, memory_available_mb,
       disk_io_read_mb, disk_io_write_mb, rss_mb, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  finishStepWorker: `UPDATE steps SET status = ?, attempts = ?, completed_at = ?, duration_ms = ?, output_data = ?,
+      error_message = ?, error_code = ?, error_traceback = ?, worker = ? WHERE pipeline_id = ? AND step_order = ?`,
+  insertStepWorker: `INSERT INTO steps (pipeline_id, step_order, step_name, step_version, step_type, position, status, attempts,
+      parent_step_id, parallel_group, executor, started_at, completed_at, duration_ms, input_data, output_data,
+      error_message, error_code, error_traceback, worker)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 } as const;
 
 /** Several saves of one run's checkpoint folded into one upsert: the last one's values, `saves` += n. */
@@ -99,7 +109,7 @@ export const CODE_SQL: readonly (keyof typeof WRITE_SQL | null)[] = [
   'insertRun', 'finishRun', 'insertStep', 'insertStepStart', 'insertStepStartLean', 'finishStep', 'finishStepLean',
   'insertAttempt', 'insertEvent', 'upsertCheckpoint', 'dropCheckpoint', 'insertAlert', 'insertMetric',
   null, // 13: StepBoundary, a journal form expanded when read, never executed
-  'insertMetricSummary',
+  'insertMetricSummary', 'finishStepWorker', 'insertStepWorker',
 ];
 
 /** Statements of the journal's offset table. */
@@ -317,7 +327,7 @@ export function applyOps(s: WriteStatements, ops: readonly JournalOp[]): void {
 }
 
 /** Position of the run id in each opcode's parameters (index into the op), by {@link Code}. */
-const RUN_ID_AT: readonly number[] = [1, 11, 1, 1, 1, 9, 6, 1, 1, 1, 1, 2, 1, 1, 1];
+const RUN_ID_AT: readonly number[] = [1, 11, 1, 1, 1, 9, 6, 1, 1, 1, 1, 2, 1, 1, 1, 10, 1];
 
 /** The run ids a write names (none for writes about no run). */
 export function runIdsOf(op: JournalOp): string[] {

@@ -380,6 +380,7 @@ export class HistoryQuery {
       parentStepId: (s.parent_step_id as number | null) ?? null,
       parallelGroup: (s.parallel_group as string | null) ?? null,
       executor: (s.executor as string | null) ?? null,
+      worker: (s.worker as string | null) ?? null,
       startedAt: String(s.started_at),
       completedAt: (s.completed_at as string | null) ?? null,
       durationMs: (s.duration_ms as number | null) ?? null,

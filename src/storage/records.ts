@@ -73,6 +73,8 @@ export interface StepRecord {
    * this column was filled record.
    */
   executor: string | null;
+  /** Which worker ran it: 'thread <threadId>' or 'pid <pid>'; null in-process (and before schema v7). */
+  worker: string | null;
   startedAt: string;
   completedAt: string | null;
   durationMs: number | null;
@@ -147,6 +149,7 @@ export function rowToStep(row: Record<string, unknown>): StepRecord {
     parentStepId: num(row.parent_step_id),
     parallelGroup: str(row.parallel_group),
     executor: str(row.executor),
+    worker: str(row.worker),
     startedAt: String(row.started_at),
     completedAt: str(row.completed_at),
     durationMs: num(row.duration_ms),

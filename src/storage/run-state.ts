@@ -67,6 +67,8 @@ export interface StepState {
   parentOrder: number | null;
   parallelGroup: string | null;
   executor: string | null;
+  /** Which worker ran it ('thread 7', 'pid 1234'); null in-process or not known yet. */
+  worker: string | null;
   startedAt: string;
   startedMs: number;
   inputText: string | null;
@@ -149,6 +151,10 @@ export function resolveWrite(w: QueuedWrite, owner: string | null): JournalOp {
       const st = w.step;
       st.queued = false;
       if (st.inserted) {
+        if (st.worker !== null) {
+          return [Code.FinishStepWorker, st.status, st.attempts, st.completedAt, st.durationMs, st.outputText, st.errorMessage, st.errorCode,
+            st.errorTraceback, st.worker, st.run.runId, st.order];
+        }
         if (st.errorMessage === null && st.errorCode === null && st.errorTraceback === null) {
           return [Code.FinishStepLean, st.status, st.attempts, st.completedAt, st.durationMs, st.outputText, st.run.runId, st.order];
         }
@@ -164,6 +170,11 @@ export function resolveWrite(w: QueuedWrite, owner: string | null): JournalOp {
           st.executor, st.startedAt, st.inputText];
       }
       // Not written yet: insert the row as it is now (a started-and-finished step is one INSERT).
+      if (st.worker !== null) {
+        return [Code.InsertStepWorker, st.run.runId, st.order, st.name, st.version, st.kind, st.position, st.status, st.attempts, st.parentOrder,
+          st.parallelGroup, st.executor, st.startedAt, st.completedAt, st.durationMs, st.inputText, st.outputText, st.errorMessage,
+          st.errorCode, st.errorTraceback, st.worker];
+      }
       return [Code.InsertStep, st.run.runId, st.order, st.name, st.version, st.kind, st.position, st.status, st.attempts, st.parentOrder,
         st.parallelGroup, st.executor, st.startedAt, st.completedAt, st.durationMs, st.inputText, st.outputText, st.errorMessage,
         st.errorCode, st.errorTraceback];

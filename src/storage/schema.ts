@@ -325,6 +325,15 @@ ALTER TABLE system_metrics ADD COLUMN duration_ms REAL;
 ALTER TABLE system_metrics ADD COLUMN sampler TEXT;
 `,
   },
+  {
+    // Which worker ran a step in a thread or process: 'thread <threadId>' or 'pid <pid>' (the
+    // executor column says which kind); NULL in-process. New column only, so no rebuild.
+    version: 7,
+    name: 'the worker of a step',
+    sql: `
+ALTER TABLE steps ADD COLUMN worker TEXT;
+`,
+  },
 ];
 
 /** The version a database has once every migration ran. */

@@ -192,6 +192,8 @@ export interface FinishStepArgs {
   /** What the step returned (leniently serialized). */
   output?: unknown;
   error?: unknown;
+  /** Which worker ran the step ('thread 7', 'pid 1234'), for a step run by a worker executor. */
+  worker?: string;
 }
 
 /** Arguments of {@link RunTracker.recordAttempt}: one attempt of a step (typically a failed one before a retry). */
@@ -726,6 +728,7 @@ export class RunTracker {
       parentOrder: parent && parent.run === run ? parent.order : null,
       parallelGroup: args.parallelGroup ?? null,
       executor: args.executor ?? null,
+      worker: null,
       startedAt: isoAt(startedMs),
       startedMs,
       inputText: this.recordText(args.input),
@@ -768,6 +771,7 @@ export class RunTracker {
     step.completedAt = isoAt(now);
     step.durationMs = roundMs(args.durationMs ?? now - step.startedMs);
     if (args.output !== undefined) step.outputText = this.recordText(args.output);
+    if (args.worker !== undefined) step.worker = String(args.worker);
     if (args.error !== undefined) {
       const e = errorParts(args.error);
       step.errorMessage = e.message;
