@@ -244,6 +244,15 @@ test("memoryLimitMb on threads caps each thread's JS heap: a branch past it fail
   assert.ok(threadPoolStats().pools >= 2, 'a capped pool beside the uncapped one');
 });
 
+test('expressions inside a thread run on the backend this process uses (the addon and the .wasm load in workers)', T, async () => {
+  const forced = process.env.WPIPE_BACKEND;
+  const out = await pipeline([S.evaluates], { executor: 'threads' }).run({});
+  assert.equal(out.passed, 4096 / 8 * 2, 'x in 0..7: x * 2 > 10 for 6 and 7');
+  assert.notEqual(out.threadId, threadId, 'it ran in a worker thread');
+  if (forced === 'js' || forced === 'wasm' || forced === 'native') assert.equal(out.used, forced);
+  else assert.ok(['js', 'wasm', 'native'].includes(out.used as string));
+});
+
 test('each attempt reports its start (the deadline starts there, not at the call): once, before it settles', T, async () => {
   const ex = createExecutor('threads', { maxWorkers: 1 });
   try {
