@@ -392,30 +392,42 @@ test('stats: step totals kept below a watermark stay exact through new runs, res
     return r as { totalSteps: number; stepErrors: number; totalRuns: number };
   };
   const pick = (s: Record<string, unknown>): unknown => ({ totalSteps: s.totalSteps, stepErrors: s.stepErrors, totalRuns: s.totalRuns });
+  // Per step name, as the analysis endpoints report it, against a plain GROUP BY.
+  const byName = (): unknown => Object.fromEntries([...store.nameAggregates()].map(([k, a]) => [k, [a.n, a.errors, a.ok, Math.round(a.okTotal * 1000)]]).sort());
+  const byNameTruth = (): unknown => Object.fromEntries(rows(f3, `SELECT step_name AS k, count(*) AS n, sum(status = 'error') AS e,
+    sum(status = 'completed' AND duration_ms IS NOT NULL) AS ok, coalesce(sum(CASE WHEN status = 'completed' THEN duration_ms END), 0) AS t
+    FROM steps GROUP BY step_name`).map((r) => [r.k, [r.n, r.e, r.ok, Math.round(Number(r.t) * 1000)]]).sort());
   const w = new Database(f3);
   try {
     assert.deepEqual(pick(store.stats()), truth());
     assert.equal(store.stepScans, 1);
     assert.deepEqual(pick(store.stats()), truth());
     assert.equal(store.stepScans, 1, 'the second call counts only recent steps');
+    assert.deepEqual(byName(), byNameTruth());
+    assert.deepEqual(byName(), byNameTruth());
+    assert.equal(store.stepScans, 2, 'per-name totals: one full grouping, then recent runs only');
     // A new run with steps: counted through the recent part.
     const now = new Date().toISOString();
     w.prepare("INSERT INTO pipelines (id, name, status, started_at, resumes, updated_at) VALUES ('new-1', 'n', 'completed', ?, 0, ?)").run(now, now);
     w.prepare("INSERT INTO steps (pipeline_id, step_order, step_name, status, started_at) VALUES ('new-1', 1, 'a', 'error', ?)").run(now);
     assert.deepEqual(pick(store.stats()), truth());
-    assert.equal(store.stepScans, 1);
+    assert.deepEqual(byName(), byNameTruth());
+    assert.equal(store.stepScans, 2);
     // An old run resumed (its resumes and steps change): noticed, counted again.
     w.prepare("UPDATE pipelines SET resumes = resumes + 1, status = 'completed' WHERE id = 'run-0000003'").run();
     w.prepare("UPDATE steps SET status = 'error' WHERE pipeline_id = 'run-0000003' AND step_order = 1").run();
     assert.deepEqual(pick(store.stats()), truth());
-    assert.equal(store.stepScans, 2);
+    assert.deepEqual(byName(), byNameTruth());
+    assert.equal(store.stepScans, 4);
     // An old run pruned: noticed, counted again.
     w.prepare("DELETE FROM steps WHERE pipeline_id = 'run-0000010'").run();
     w.prepare("DELETE FROM pipelines WHERE id = 'run-0000010'").run();
     assert.deepEqual(pick(store.stats()), truth());
-    assert.equal(store.stepScans, 3);
+    assert.deepEqual(byName(), byNameTruth());
+    assert.equal(store.stepScans, 6);
     assert.deepEqual(pick(store.stats()), truth());
-    assert.equal(store.stepScans, 3);
+    assert.deepEqual(byName(), byNameTruth());
+    assert.equal(store.stepScans, 6);
   } finally {
     w.close();
     store.close();

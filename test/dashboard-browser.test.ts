@@ -196,3 +196,28 @@ test('with a token the page is opened as /?token=…, and without it the API say
     await guarded.close();
   }
 });
+
+test('a run with thousands of step rows draws the first 500 and says how many more', { skip, timeout: 120_000 }, async () => {
+  const { Pipeline, For } = await import('../src/index.js');
+  const f2 = t.file('big-loop.db');
+  const pipe = new Pipeline({ pipelineName: 'loop', trackingDb: f2 }).setSteps([
+    new For({ iterations: 1200, maxIterations: 2000, steps: [[(c: Record<string, unknown>) => ({ i: Number(c.i ?? 0) + 1 }), 'tick']] }),
+  ]);
+  await pipe.run({}, { runId: 'loop-1' });
+  await pipe.close();
+  const d = await startDashboard({ db: f2, port: 0 });
+  try {
+    const { page, errors } = await open(`${d.url}/#run=loop-1`);
+    try {
+      await page.waitForSelector('#timeline svg.gantt');
+      assert.equal(await page.locator('#timeline g.gantt-row').count(), 500);
+      assert.match((await page.textContent('#timeline')) ?? '', /… and 701 more steps/);
+      assert.equal(await page.locator('#graph li.node-item').count(), 500);
+      assert.deepEqual(errors, []);
+    } finally {
+      await page.close();
+    }
+  } finally {
+    await d.close();
+  }
+});

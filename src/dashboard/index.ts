@@ -88,12 +88,22 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   }
   // The first statistics count every step row (~1 s at a million steps, and SQLite reads block the
   // event loop); do it now, before anyone opens the page, so later calls only count what is new.
-  const warm = setTimeout(() => {
+  // The same for the per-step-name totals of the analysis views, a moment later, so that requests
+  // arriving in between are answered first.
+  let warm = setTimeout(() => {
     try {
       store.stats();
     } catch {
       /* the page's own request will report it */
     }
+    warm = setTimeout(() => {
+      try {
+        store.nameAggregates();
+      } catch {
+        /* idem */
+      }
+    }, 200);
+    warm.unref();
   }, 20);
   warm.unref();
   let closing: Promise<void> | undefined;

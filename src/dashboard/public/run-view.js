@@ -19,9 +19,16 @@ function depths(steps) {
   return depth;
 }
 
+/** Step rows drawn at most (a 10,000-iteration For loop records 10,000 rows; the Data tab has them all). */
+export const MAX_ROWS = 500;
+
+function more(n, what) {
+  return n > MAX_ROWS ? h('p', { class: 'muted' }, `… and ${n - MAX_ROWS} more ${what} (the Data tab pages through them all)`) : null;
+}
+
 /** The step timeline: one bar per step from its start to its end, on the run's time axis. */
 export function gantt(run) {
-  const steps = run.steps;
+  const steps = run.steps.slice(0, MAX_ROWS);
   if (steps.length === 0) return h('p', { class: 'muted' }, 'No steps recorded.');
   // The axis starts at the first step: the time before it (opening the history, the run's own
   // set-up) is said in the axis label instead of squeezing every bar to the right.
@@ -56,12 +63,14 @@ export function gantt(run) {
     );
     svg.append(g);
   });
-  return svg;
+  return [svg, more(run.steps.length, 'steps')];
 }
 
 /** The run's graph as a tree: top-level steps in order, nested steps under their block with the edge label. */
 export function graphTree(graph) {
   if (!graph || graph.nodes.length === 0) return h('p', { class: 'muted' }, 'No steps recorded.');
+  const total = graph.nodes.length;
+  graph = { ...graph, nodes: graph.nodes.slice(0, MAX_ROWS) };
   const edgeTo = new Map(graph.edges.filter((e) => e.label !== 'next').map((e) => [e.to, e]));
   const children = new Map();
   const top = [];
@@ -87,11 +96,11 @@ export function graphTree(graph) {
         n.executor ? h('span', { class: 'node-exec' }, n.executor) : null),
       kids.length ? h('ul', { class: `tree-children kind-${n.kind}` }, kids.map(node)) : null);
   };
-  return h('ul', { class: 'tree', 'aria-label': 'run graph' }, top.map(node));
+  return [h('ul', { class: 'tree', 'aria-label': 'run graph' }, top.map(node)), more(total, 'nodes')];
 }
 
 function stepDetails(run) {
-  return h('div', { class: 'steps' }, run.steps.map((st) => {
+  return h('div', { class: 'steps' }, run.steps.slice(0, MAX_ROWS).map((st) => {
     const attempts = run.attempts.filter((a) => a.stepOrder === st.order);
     return h('details', { class: 'step', 'data-status': st.status },
       h('summary', null, badge(st.status), ' ', h('b', null, st.name), ` #${st.order} · ${st.kind} · ${st.version ?? ''} · ${ms(st.durationMs)}`,
@@ -110,7 +119,7 @@ function stepDetails(run) {
         { label: 'duration', value: (a) => ms(a.durationMs) },
         { label: 'error', value: (a) => a.errorMessage ?? '' },
       ], attempts) : null);
-  }));
+  }), more(run.steps.length, 'steps'));
 }
 
 /** Resource chart (uPlot) for a run's system_metrics rows, when there are any. */
