@@ -399,3 +399,10 @@ test('the example pipeline (examples/orders.yaml) is valid and runs as examples/
   assert.equal(out.shippingSource, 'flat rate');
   assert.deepEqual((out._errors as { code: string }[]).map((e) => e.code), ['WPIPE_ERR_TASK_TIMEOUT']);
 });
+
+test('keys Object.prototype has (toString, constructor, __proto__) are unknown keys, never blocks or options', async () => {
+  await oneProblem('steps:\n  - toString: { module: ./steps.mjs, export: load }\n', 'WPIPE_ERR_PIPELINE_INVALID', 2, 5,
+    /expected a step \(module\/export\) or a block .*got a mapping with keys 'toString'/);
+  await oneProblem('constructor: x\nsteps:\n  - { module: ./steps.mjs, export: load }\n', 'WPIPE_ERR_PIPELINE_INVALID', 1, 1, /unknown key 'constructor' in a pipeline/);
+  await oneProblem('steps:\n  - { module: ./steps.mjs, export: load, __proto__: { timeout: 1 } }\n', 'WPIPE_ERR_PIPELINE_INVALID', 2, 42, /unknown key '__proto__' in a step/);
+});

@@ -225,7 +225,7 @@ function checkMapping(report: Report, kind: MappingKind, value: unknown, path: K
   for (const [key, spec] of Object.entries(fields)) if (value[key] === null && !spec.required) delete value[key];
   const hinted = new Set<string>();
   for (const key of Object.keys(value)) {
-    if (key in fields) continue;
+    if (Object.hasOwn(fields, key)) continue; // own keys only: 'toString' or 'constructor' is no key of the format
     const hint = closestName(key, known);
     if (hint !== undefined) hinted.add(hint);
     report.add('WPIPE_ERR_PIPELINE_INVALID', [...path, key], `unknown key '${key}' in ${what}${hint ? ` (did you mean ${hint}?)` : ''}; expected one of: ${known.join(', ')}`, 'key');
@@ -321,9 +321,9 @@ class Checker {
       return;
     }
     const keys = Object.keys(value);
-    const blockKeys = keys.filter((k): k is BlockKey => k in BLOCK_KEYS);
+    const blockKeys = keys.filter((k): k is BlockKey => Object.hasOwn(BLOCK_KEYS, k));
     if (blockKeys.length === 0) {
-      if (!('export' in value) && !('module' in value)) {
+      if (!Object.hasOwn(value, 'export') && !Object.hasOwn(value, 'module')) {
         const hint = keys.map((k) => closestName(k, [...Object.keys(BLOCK_KEYS), 'export', 'module'])).find((h) => h !== undefined);
         this.report.add('WPIPE_ERR_PIPELINE_INVALID', path,
           `expected a step (module/export) or a block (condition, for, parallel, background), got a mapping with ${keys.length === 0 ? 'no keys' : `keys ${keys.map((k) => `'${k}'`).join(', ')}`}${hint ? ` (did you mean ${hint}?)` : ''}`);
@@ -336,7 +336,7 @@ class Checker {
       for (const k of keys) {
         if (k === blockKeys[0]) continue;
         this.report.add('WPIPE_ERR_PIPELINE_INVALID', [...path, k],
-          `a '${blockKeys[0]}' block is a mapping with the one key '${blockKeys[0]}'; '${k}' belongs ${k in BLOCK_KEYS ? 'in a list item of its own' : `under '${blockKeys[0]}:' (indent it)`}`, 'key');
+          `a '${blockKeys[0]}' block is a mapping with the one key '${blockKeys[0]}'; '${k}' belongs ${Object.hasOwn(BLOCK_KEYS, k) ? 'in a list item of its own' : `under '${blockKeys[0]}:' (indent it)`}`, 'key');
       }
     }
     const key = blockKeys[0]!;
@@ -509,7 +509,7 @@ async function parse(where: string, filePath: unknown, options: LoadPipelineOpti
   const reportedModules = new Set<string>();
   for (const ref of checker.refs) {
     const m = await load(ref.module);
-    const modulePath = (ref.path.length > 0 && 'module' in (valueAt(value, ref.path) as Obj)) ? [...ref.path, 'module'] : ref.path;
+    const modulePath = (ref.path.length > 0 && Object.hasOwn(valueAt(value, ref.path) as Obj, 'module')) ? [...ref.path, 'module'] : ref.path;
     if (m.error !== undefined) {
       if (!reportedModules.has(ref.module)) report.add(m.error.code, modulePath, m.error.message);
       reportedModules.add(ref.module);
@@ -577,14 +577,14 @@ function build(parsed: Parsed, options: LoadPipelineOptions): Pipeline | undefin
   const items = (list: unknown, path: Key[]): StepItem[] => (list as unknown[]).map((v, i) => item(v, [...path, i])).filter((x): x is StepItem => x !== undefined);
   const item = (v: unknown, path: Key[]): StepItem | undefined => {
     const o = v as Obj;
-    if ('condition' in o) {
+    if (Object.hasOwn(o, 'condition')) {
       const c = o.condition as Obj;
       const p = [...path, 'condition'];
       const branchTrue = items(c.then, [...p, 'then']);
       const branchFalse = c.else === undefined ? undefined : items(c.else, [...p, 'else']);
       return guard(p, () => new Condition({ expression: c.expression as string, branchTrue, ...(branchFalse ? { branchFalse } : {}), ...(c.name ? { name: c.name as string } : {}) }));
     }
-    if ('for' in o) {
+    if (Object.hasOwn(o, 'for')) {
       const f = o.for as Obj;
       const p = [...path, 'for'];
       const steps = items(f.steps, [...p, 'steps']);
@@ -596,7 +596,7 @@ function build(parsed: Parsed, options: LoadPipelineOptions): Pipeline | undefin
         ...(f.name ? { name: f.name as string } : {}),
       }));
     }
-    if ('parallel' in o) {
+    if (Object.hasOwn(o, 'parallel')) {
       const b = o.parallel as Obj;
       const p = [...path, 'parallel'];
       const steps = items(b.steps, [...p, 'steps']);
@@ -604,7 +604,7 @@ function build(parsed: Parsed, options: LoadPipelineOptions): Pipeline | undefin
       for (const k of ['maxWorkers', 'executor', 'useProcesses', 'memoryLimitMb', 'name']) if (b[k] !== undefined) opts[k] = b[k];
       return guard(p, () => new Parallel(opts as never));
     }
-    if ('background' in o) {
+    if (Object.hasOwn(o, 'background')) {
       const p = [...path, 'background'];
       const inner = item(o.background, p);
       return inner === undefined ? undefined : guard(p, () => new Background(inner));
