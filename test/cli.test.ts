@@ -343,6 +343,12 @@ test('backends: what getBackendInfo says; --backend js forces the expression bac
   const dir = folder();
   const run = wpipe(['run', join(dir, 'p.yaml'), '--backend', 'js']);
   assert.equal(run.status, 0, run.stderr);
+  // A forced backend that does not load is a usage error (2) before anything runs.
+  const log = join(dir, 'log');
+  const missing = wpipe(['run', join(dir, 'p.yaml'), '--backend', 'native'], { env: { WPIPE_NATIVE_PATH: join(dir, 'no-such-addon.node'), WPIPE_TEST_LOG: log } });
+  assert.equal(missing.status, 2, missing.stderr);
+  assert.match(missing.stderr, /the native backend was requested but could not be loaded[\s\S]*\[WPIPE_ERR_BACKEND_UNAVAILABLE\]/);
+  assert.equal(existsSync(log), false, 'no step ran');
 });
 
 test('a run on a terminal (a pseudo-terminal through util-linux script) draws a progress bar on stderr', (t) => {

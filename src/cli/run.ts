@@ -82,7 +82,11 @@ export async function runCommand(file: string, flags: RunFlags, io: CliIo): Prom
     if (flags.runId !== undefined && flags.runId.trim() === '') throw usageError('--run-id must not be empty');
     input = await readInput(flags.input, io);
     preloadYaml();
-    const { loadPipeline } = await import('../index.js');
+    const { loadPipeline, compileExpression } = await import('../index.js');
+    if (flags.backend !== undefined && flags.backend !== 'auto') {
+      // A forced backend that cannot load is a usage error before anything is read or runs.
+      compileExpression('1', { backend: flags.backend as 'js' });
+    }
     pipe = await loadPipeline(file, {
       ...(flags.stepsDir !== undefined ? { stepsDir: flags.stepsDir } : {}),
       ...(flags.allowPackages ? { allowPackages: true } : {}),
@@ -91,11 +95,6 @@ export async function runCommand(file: string, flags: RunFlags, io: CliIo): Prom
         showProgress: io.stderr.isTTY === true,
       },
     });
-    if (flags.backend !== undefined && flags.backend !== 'auto') {
-      // A forced backend that cannot load is a usage error before anything runs, not a failed step.
-      const { compileExpression } = await import('../index.js');
-      compileExpression('1', { backend: flags.backend as 'js' });
-    }
   } catch (e) {
     io.stderr.write(formatError(e));
     return isUsage(e) ? EXIT.USAGE : EXIT.FAILED;
