@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -431,4 +431,31 @@ test('dashboard: serves the run history until SIGINT, printing its url', async (
   assert.equal(await exited, 0, stderr);
   const missing = wpipe(['dashboard', '--db', join(dir, 'none.db')]);
   assert.equal(missing.status, 2);
+});
+
+test('installed as a dependency (the packed files, beside their dependencies): node_modules/.bin/wpipe runs a pipeline whose steps import wpipe', (t) => {
+  const project = mkdtempSync(join(tmpdir(), 'wpipe-cli-installed-'));
+  const pack = spawnSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', project], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+  if (pack.status !== 0) {
+    t.skip(`npm pack failed here: ${pack.stderr.slice(0, 200)}`);
+    return;
+  }
+  const [{ filename, files }] = JSON.parse(pack.stdout) as [{ filename: string; files: { path: string }[] }];
+  const paths = new Set(files.map((f) => f.path));
+  for (const f of ['bin/wpipe.js', 'dist/wpipe-cli.js', 'dist/wpipe.js', 'dist/yaml-bundle.cjs', 'schema/pipeline.schema.json']) assert.ok(paths.has(f), `${f} is published`);
+  const pkgDir = join(project, 'node_modules', 'wpipe');
+  mkdirSync(pkgDir, { recursive: true });
+  assert.equal(spawnSync('tar', ['xzf', join(project, filename), '-C', pkgDir, '--strip-components=1']).status, 0);
+  // The dependencies, where npm would hoist them: beside the package.
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+  for (const dep of Object.keys(pkg.dependencies)) symlinkSync(join(root, 'node_modules', dep), join(project, 'node_modules', dep));
+  mkdirSync(join(project, 'node_modules', '.bin'));
+  symlinkSync('../wpipe/bin/wpipe.js', join(project, 'node_modules', '.bin', 'wpipe'));
+  writeFileSync(join(project, 'steps.mjs'), "import { step } from 'wpipe';\nexport const hi = step({ name: 'hi' })(() => ({ hi: 'from an installed wpipe' }));\n");
+  writeFileSync(join(project, 'p.yaml'), 'steps:\n  - { module: ./steps.mjs, export: hi }\n');
+  const r = spawnSync(join(project, 'node_modules', '.bin', 'wpipe'), ['run', 'p.yaml'], { cwd: project, encoding: 'utf8', timeout: 60_000, env: { ...process.env, WPIPE_DB: '' } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(json(r.stdout), { hi: 'from an installed wpipe' });
+  const version = spawnSync(join(project, 'node_modules', '.bin', 'wpipe'), ['--version'], { cwd: project, encoding: 'utf8' });
+  assert.equal(version.stdout.trim(), JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version);
 });
