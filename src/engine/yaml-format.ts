@@ -11,11 +11,25 @@
  * ```
  */
 
-/** What a key holds. `steps` is a list of items, `item` one step or block, `expression` a string compiled as an expression. */
+/**
+ * What a key holds. `steps` is a list of items, `item` one step or block, `expression` a string compiled as an expression.
+ *
+ * @example
+ * ```ts
+ * PIPELINE_FORMAT.condition.expression.type; // 'expression'
+ * ```
+ */
 export type FieldType =
   | 'string' | 'expression' | 'number' | 'integer' | 'boolean' | 'strings' | 'enum' | 'steps' | 'item' | 'checkpoints';
 
-/** One key of a mapping of the format. */
+/**
+ * One key of a mapping of the format.
+ *
+ * @example
+ * ```ts
+ * const f: FieldSpec = PIPELINE_FORMAT.step.timeout; // { type: 'number', min: 0, exclusiveMin: true, … }
+ * ```
+ */
 export interface FieldSpec {
   readonly type: FieldType;
   readonly description: string;
@@ -27,12 +41,27 @@ export interface FieldSpec {
   readonly values?: readonly string[];
 }
 
-/** The kinds of mapping in a pipeline file. */
+/**
+ * The kinds of mapping in a pipeline file.
+ *
+ * @example
+ * ```ts
+ * const kinds = Object.keys(PIPELINE_FORMAT) as MappingKind[]; // ['pipeline', 'step', 'condition', …]
+ * ```
+ */
 export type MappingKind = 'pipeline' | 'step' | 'condition' | 'for' | 'parallel' | 'checkpoint';
 
 const EXECUTORS = ['inline', 'threads', 'processes'] as const;
 
-/** Every mapping of the format and its keys, in the order the README documents them. */
+/**
+ * Every mapping of the format and its keys, in the order the README documents them: what the
+ * validator checks and what the JSON Schema is generated from.
+ *
+ * @example
+ * ```ts
+ * Object.keys(PIPELINE_FORMAT.parallel); // ['steps', 'maxWorkers', 'executor', 'useProcesses', 'memoryLimitMb', 'name']
+ * ```
+ */
 export const PIPELINE_FORMAT: Readonly<Record<MappingKind, Readonly<Record<string, FieldSpec>>>> = Object.freeze({
   pipeline: {
     pipelineName: { type: 'string', description: "The pipeline's name in the run history (default 'Pipeline')." },
@@ -91,11 +120,26 @@ export const PIPELINE_FORMAT: Readonly<Record<MappingKind, Readonly<Record<strin
   },
 });
 
-/** The keys that make a mapping a block, and the kind of what they hold. */
+/**
+ * The keys that make a mapping a block, and the kind of what they hold.
+ *
+ * @example
+ * ```ts
+ * Object.hasOwn(BLOCK_KEYS, 'for'); // true
+ * ```
+ */
 export const BLOCK_KEYS = Object.freeze({ condition: 'condition', for: 'for', parallel: 'parallel', background: 'item' } as const);
+/** A key that makes a mapping a block (`condition`, `for`, `parallel`, `background`). */
 export type BlockKey = keyof typeof BLOCK_KEYS;
 
-/** `$id` of the schema (also what `# yaml-language-server: $schema=` can point at in a checkout or an installed package). */
+/**
+ * `$id` of the schema. Editors find the schema by path: `# yaml-language-server: $schema=./node_modules/wpipe/schema/pipeline.schema.json`.
+ *
+ * @example
+ * ```ts
+ * pipelineJsonSchema().$id === PIPELINE_SCHEMA_ID; // true
+ * ```
+ */
 export const PIPELINE_SCHEMA_ID = 'https://wpipe.dev/schema/pipeline.schema.json';
 
 type JsonSchema = Record<string, unknown>;

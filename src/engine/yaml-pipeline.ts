@@ -173,7 +173,14 @@ function pathKey(path: readonly Key[]): string {
   return path.join('\u0000');
 }
 
-/** `steps[2].condition.then[0]`. */
+/**
+ * A key path as the errors show it.
+ *
+ * @example
+ * ```ts
+ * formatPath(['steps', 2, 'condition', 'then', 0]); // 'steps[2].condition.then[0]'
+ * ```
+ */
 export function formatPath(path: readonly Key[]): string {
   let out = '';
   for (const k of path) out += typeof k === 'number' ? `[${k}]` : out === '' ? k : `.${k}`;
