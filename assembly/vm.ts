@@ -1,7 +1,7 @@
 // The scalar VM: executes one program of src/expr/bytecode.ts against one context, with the
 // semantics of docs/expression-semantics.md as implemented by src/expr/pyops.ts (the reference).
 
-import { Op, BinOp, CmpOp, Fn, Method, Tag, ErrorKind, Reason, Limits } from './opcodes';
+import { Op, BinOp, CmpOp, Fn, Method, Tag, ErrorKind, Reason, Limits, TapeTag } from './opcodes';
 import {
   alloc, fail, setPc, top, reserveTo, hostFormatFloat, hostRoundDecimal, RESULT, ensureMemory,
 } from './mem';
@@ -135,7 +135,7 @@ let wEnd: usize = 0;
 /** Result tapes are bounded like the host's TapeWriter (256 MiB): beyond, a LimitError. */
 const MAX_RESULT_TAPE: usize = 256 << 20;
 /** Tape tag of a reference to a context value: u32 origin follows (only in result tapes). */
-const TAG_REF: i32 = 0xfe;
+const TAG_REF: i32 = TapeTag.CONTEXT_REF;
 
 function wRoom(n: usize): void {
   if (wp + n > wEnd) fail(ErrorKind.LimitError, Reason.VALUE_TOO_LARGE, -1, -1);

@@ -31,7 +31,7 @@ namespace {
 
 /** Rows per chunk: big enough to amortize the per-instruction dispatch (measured: 256 is ~2x slower). */
 constexpr int kChunk = 1024;
-constexpr double kMaxInt = 9007199254740991.0;
+constexpr double kMaxInt = Limits::MAX_INT;
 constexpr double kTwo52 = 4503599627370496.0;
 static_assert(Tag::INT == Tag::FLOAT - 1, "kernels derive the tag from the int flag");
 static_assert(Tag::TRUE == Tag::FALSE + 1, "kernels derive the tag from the bool byte");

@@ -146,7 +146,7 @@ void encodeValue(std::vector<uint8_t>& out, const Value& v);
  * of an earlier container (or long string) in encoding order, so a value that shares parts (`[l] *
  * 999999`) stays as small as it is in memory and decodes with the same sharing.
  */
-constexpr uint8_t kResultRef = 0xFF;
+constexpr uint8_t kResultRef = TapeTag::SHARED_REF;
 void encodeResult(std::vector<uint8_t>& out, const Value& v);
 
 }  // namespace wpipe

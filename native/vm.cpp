@@ -1187,14 +1187,14 @@ void validate(Program& p, size_t nNames, bool batch) {
       }
       case Op::LIST: case Op::TUPLE: if (a < 0) bad("item count", pc); need(a); d = d - a + 1; break;
       case Op::NEG: case Op::POS: case Op::NOT: need(1); break;
-      case Op::BINOP: need(2); if (a < 0 || a > BinOp::POW) bad("binop", pc); d -= 1; break;
-      case Op::COMPARE: need(2); if (a < 0 || a > CmpOp::IS_NOT) bad("compare op", pc); d -= 1; break;
+      case Op::BINOP: need(2); if (a < 0 || a >= kBinOpCount) bad("binop", pc); d -= 1; break;
+      case Op::COMPARE: need(2); if (a < 0 || a >= kCmpOpCount) bad("compare op", pc); d -= 1; break;
       case Op::JUMP_IF_FALSE_OR_POP: case Op::JUMP_IF_TRUE_OR_POP: need(1); arrive(a, d, pc); d -= 1; break;
       case Op::POP_JUMP_IF_FALSE: need(1); d -= 1; arrive(a, d, pc); break;
       case Op::JUMP: arrive(a, d, pc); falls = false; break;
-      case Op::COMPARE_CHAIN: need(2); if (a < 0 || a > CmpOp::IS_NOT) bad("compare op", pc); d -= 1; arrive(b, d, pc); break;
-      case Op::CALL: if (a < 0 || a > Fn::all || b < 0) bad("call", pc); need(b); d = d - b + 1; break;
-      case Op::METHOD: if (a < 0 || a > Method::get || b < 0) bad("method", pc); need(b + 1); d -= b; break;
+      case Op::COMPARE_CHAIN: need(2); if (a < 0 || a >= kCmpOpCount) bad("compare op", pc); d -= 1; arrive(b, d, pc); break;
+      case Op::CALL: if (a < 0 || a >= kFnCount || b < 0) bad("call", pc); need(b); d = d - b + 1; break;
+      case Op::METHOD: if (a < 0 || a >= kMethodCount || b < 0) bad("method", pc); need(b + 1); d -= b; break;
     }
     if (d > maxDepth) maxDepth = d;
     reachable = falls;

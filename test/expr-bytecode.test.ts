@@ -1,45 +1,94 @@
-// The bytecode contract (src/expr/bytecode.ts) is mirrored by hand in assembly/opcodes.ts and
-// native/opcodes.h: every namespace and number there must equal the TypeScript one.
+// The VM contract (src/vm/contract.ts) reaches the AssemblyScript VM (assembly/opcodes.ts) and the
+// C++ VM (native/opcodes.h) only through scripts/gen-vm-contract.mjs. These tests fail when a
+// checked-in copy is not what the script makes (a number edited in a copy, an extra member, a
+// contract change without `npm run gen:vm`), and check that the script itself refuses a contract
+// it cannot mirror faithfully.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { BinOp, CmpOp, ErrorKind, Fn, Limits, Method, Op, OPERAND_COUNT, Reason, Tag } from '../src/expr/bytecode.js';
-import { ColumnKind } from '../src/backend/types.js';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Limits, OPERAND_COUNT, Op } from '../src/vm/contract.js';
 
-const contract: Record<string, Record<string, number>> = { Op, BinOp, CmpOp, Fn, Method, Tag, ErrorKind, Reason, ColumnKind };
+const root = fileURLToPath(new URL('..', import.meta.url));
 
-/** namespace NAME { … const KEY: type = VALUE … } blocks of a C++ or AssemblyScript file. */
-function namespaces(path: string): Record<string, Record<string, number>> {
-  const text = readFileSync(new URL(`../${path}`, import.meta.url), 'utf8');
-  const out: Record<string, Record<string, number>> = {};
-  for (const block of text.matchAll(/namespace\s+(\w+)\s*\{([^{}]*)\}/g)) {
-    const entries: Record<string, number> = {};
-    for (const m of block[2]!.matchAll(/const(?:expr)?\s+(?:\w+\s+)?(\w+)\s*(?::\s*\w+\s*)?=\s*(-?[\d_]+(?:\.\d+)?)\s*;/g)) {
-      // C++ keywords get a trailing underscore there (int_ for Fn.int).
-      entries[m[1]!.replace(/_$/, '')] = Number(m[2]!.replace(/_/g, ''));
-    }
-    out[block[1]!] = entries;
+/** Runs the generator against a copy of the repository parts it reads and writes. */
+function generator(args: string[], change?: (dir: string) => void): { status: number | null; out: string; dir: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'wpipe-gen-'));
+  for (const f of ['scripts/gen-vm-contract.mjs', 'src/vm/contract.ts', 'assembly/opcodes.ts', 'native/opcodes.h']) {
+    mkdirSync(join(dir, f, '..'), { recursive: true });
+    cpSync(join(root, f), join(dir, f));
   }
-  return out;
+  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+  change?.(dir);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(dir, 'scripts', 'gen-vm-contract.mjs'), ...args], { cwd: dir, encoding: 'utf8' });
+  return { status: r.status, out: `${r.stdout}${r.stderr}`, dir };
 }
 
-for (const path of ['assembly/opcodes.ts', 'native/opcodes.h']) {
-  test(`${path} mirrors bytecode.ts`, () => {
-    const mirror = namespaces(path);
-    for (const [name, values] of Object.entries(contract)) {
-      if (name === 'ColumnKind' && !mirror[name]) continue; // the wasm VM takes column kinds as bytes
-      assert.ok(mirror[name], `${path} has no namespace ${name}`);
-      for (const [key, value] of Object.entries(values)) {
-        assert.equal(mirror[name]![key], value, `${path}: ${name}.${key}`);
-      }
+function edit(dir: string, file: string, from: string | RegExp, to: string): void {
+  const path = join(dir, file);
+  const text = readFileSync(path, 'utf8');
+  const next = text.replace(from, to);
+  assert.notEqual(next, text, `the edit of ${file} applies`);
+  writeFileSync(path, next);
+}
+
+test('the checked-in assembly/opcodes.ts and native/opcodes.h are what src/vm/contract.ts generates', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'scripts', 'gen-vm-contract.mjs'), '--check'], { cwd: root, encoding: 'utf8' });
+  assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+});
+
+test('a copy edited by hand fails the check: a limit, an operand count, an extra opcode', () => {
+  const cases: Array<[string, string | RegExp, string]> = [
+    ['assembly/opcodes.ts', `export const MAX_DEPTH: i32 = ${Limits.MAX_DEPTH};`, 'export const MAX_DEPTH: i32 = 99;'],
+    ['native/opcodes.h', /OPERAND_COUNT\[kOpCount\] = \{0, 1/, 'OPERAND_COUNT[kOpCount] = {0, 2'],
+    ['native/opcodes.h', `constexpr int32_t METHOD = ${Op.METHOD};`, `constexpr int32_t METHOD = ${Op.METHOD};\nconstexpr int32_t EXTRA = ${Op.METHOD + 1};`],
+  ];
+  for (const [file, from, to] of cases) {
+    const r = generator(['--check'], (dir) => edit(dir, file, from, to));
+    try {
+      assert.equal(r.status, 1, r.out);
+      assert.match(r.out, new RegExp(`${file.replace('.', '\\.')} is not what src/vm/contract.ts generates`));
+    } finally {
+      rmSync(r.dir, { recursive: true, force: true });
     }
-  });
-}
+  }
+});
 
-test('native/opcodes.h has the operand counts and limits of bytecode.ts', () => {
-  const text = readFileSync(new URL('../native/opcodes.h', import.meta.url), 'utf8');
-  const counts = /OPERAND_COUNT\[kOpCount\]\s*=\s*\{([^}]*)\}/.exec(text)![1]!.split(',').map((x) => Number(x.trim()));
-  assert.deepEqual(counts, [...OPERAND_COUNT]);
-  const limits = namespaces('native/opcodes.h').Limits!;
-  for (const key of ['MAX_DEPTH', 'MAX_VALUE_SIZE', 'MAX_WORK'] as const) assert.equal(limits[key], Limits[key], key);
+test('a contract change reaches both copies: a new opcode moves the counts and the operand table', () => {
+  const r = generator([], (dir) => {
+    edit(dir, 'src/vm/contract.ts', /METHOD: 19,([^\n]*)\n/, 'METHOD: 19,$1\n  NOP: 20,\n');
+    edit(dir, 'src/vm/contract.ts', /OPERAND_COUNT: readonly number\[\] = \[([^\]]*)\]/, 'OPERAND_COUNT: readonly number[] = [$1, 0]');
+  });
+  try {
+    assert.equal(r.status, 0, r.out);
+    const h = readFileSync(join(r.dir, 'native/opcodes.h'), 'utf8');
+    const a = readFileSync(join(r.dir, 'assembly/opcodes.ts'), 'utf8');
+    assert.match(h, /constexpr int32_t NOP = 20;/);
+    assert.match(h, new RegExp(`constexpr int32_t kOpCount = ${OPERAND_COUNT.length + 1};`));
+    assert.match(h, new RegExp(`OPERAND_COUNT\\[kOpCount\\] = \\{${[...OPERAND_COUNT, 0].join(', ')}\\}`));
+    assert.match(a, /export const NOP: i32 = 20;/);
+    assert.match(a, new RegExp(`export const OP_COUNT: i32 = ${OPERAND_COUNT.length + 1};`));
+  } finally {
+    rmSync(r.dir, { recursive: true, force: true });
+  }
+});
+
+test('the generator refuses a contract it cannot mirror: gaps in a numbering, a missing operand count, a tag clash', () => {
+  const cases: Array<[string | RegExp, string, RegExp]> = [
+    ['BinOp = { ADD: 0, SUB: 1,', 'BinOp = { ADD: 0, SUB: 2,', /BinOp\.SUB is 2: members must be numbered 0, 1, 2 … in order/],
+    [/METHOD: 19,([^\n]*)\n/, 'METHOD: 19,$1\n  NOP: 20,\n', /OPERAND_COUNT must give 0, 1 or 2 operands for each of the 21 opcodes/],
+    ['CONTEXT_REF: 0xfe', 'CONTEXT_REF: 9', /TapeTag\.CONTEXT_REF \(9\) collides with a value tag/],
+  ];
+  for (const [from, to, message] of cases) {
+    const r = generator([], (dir) => edit(dir, 'src/vm/contract.ts', from, to));
+    try {
+      assert.equal(r.status, 2, r.out);
+      assert.match(r.out, message);
+    } finally {
+      rmSync(r.dir, { recursive: true, force: true });
+    }
+  }
 });

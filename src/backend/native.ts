@@ -19,7 +19,8 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { addonCandidates } from '../paths.js';
-import { Tag, type Program } from '../expr/bytecode.js';
+import type { Program } from '../expr/bytecode.js';
+import { Tag, TapeTag } from '../vm/contract.js';
 import { readUtf16, restoreOpaque, TapeLimit, TapeWriter, encodeTape } from '../expr/tape.js';
 import { PyFloat, PyTuple } from '../expr/values.js';
 import {
@@ -143,13 +144,14 @@ function loadBinding(): NativeBinding {
 }
 
 /** native/value.h kResultRef: a u32 index of an earlier container or long string of the result. */
-const RESULT_REF = 0xff;
+const RESULT_REF = TapeTag.SHARED_REF;
 /** Strings at least this long are numbered for RESULT_REF (native/value.cpp ResultEncoder). */
 const REF_MIN_STRING = 32;
 
 /**
- * Decodes a result tape into the js evaluator's representation, like tape.ts's TapeReader, with two
- * differences: RESULT_REF restores the sharing the value had in the VM (`[l] * 999999` crosses as one
+ * Decodes a result tape (the value tape of src/expr/bytecode.ts) into the js evaluator's
+ * representation: integral floats boxed as PyFloat, tuples as PyTuple, with two particulars of the
+ * C++ VM's results: RESULT_REF restores the sharing the value had in the VM (`[l] * 999999` crosses as one
  * list and 999999 references), and values inside a dict decode as the context values they came from
  * (dicts exist only in contexts), so an integral float there is a plain number, not a PyFloat box.
  */

@@ -3,6 +3,7 @@
  * load.ts decides which one serves a call.
  */
 import type { Program } from '../expr/bytecode.js';
+import { ColumnKind } from '../vm/contract.js';
 
 export type BackendName = 'js' | 'wasm' | 'native';
 export type BackendChoice = BackendName | 'auto';
@@ -16,8 +17,7 @@ export interface ScalarEvaluator {
 /** A column of a batch program, as the VMs take it. */
 export type VmColumn = Float64Array | Uint8Array;
 
-/** Column kinds of a batch program (the static type of NAME k). */
-export const ColumnKind = { NUMBER: 0, BOOL: 1 } as const;
+export { ColumnKind };
 export type ColumnKindValue = (typeof ColumnKind)[keyof typeof ColumnKind];
 
 /**

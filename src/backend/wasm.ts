@@ -18,7 +18,8 @@
 import { readFileSync } from 'node:fs';
 import { wasmPath } from '../paths.js';
 import { workerData } from 'node:worker_threads';
-import { CmpOp, Fn, Op, OPERAND_COUNT, Tag, type Program } from '../expr/bytecode.js';
+import type { Program } from '../expr/bytecode.js';
+import { CmpOp, Fn, Op, OPERAND_COUNT, Tag, TapeTag } from '../vm/contract.js';
 import { TapeLimit, TapeWriter, encodeTape } from '../expr/tape.js';
 import { PyFloat, PyTuple, dictGet, dictKeys, makeFloat, tagOf } from '../expr/values.js';
 import { floatRepr, roundDecimal } from '../expr/pyops.js';
@@ -640,7 +641,7 @@ class WasmVm implements ExprVm {
 }
 
 /** Tag of a reference to a context value in a result tape (assembly/vm.ts TAG_REF). */
-const TAG_REF = 0xfe;
+const TAG_REF = TapeTag.CONTEXT_REF;
 
 /**
  * Reads a result tape (bytecode.ts value tape, plus TAG_REF) into the js evaluator's representation:
