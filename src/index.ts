@@ -29,7 +29,9 @@ export {
   type MemoryLimitOptions, type MemoryLimitResult, type MemoryLimitMechanism,
 } from './system/memory.js';
 export { newLogger, type NewLoggerOptions, type LogRotation, type WpipeLogger } from './observe/logger.js';
-export { startDashboard, type DashboardOptions, type DashboardHandle } from './dashboard/index.js';
+export {
+  startDashboard, ApiReporter, type DashboardOptions, type DashboardHandle, type ApiReporterOptions, type ApiReporterStats,
+} from './dashboard/index.js';
 // Installs run history for `trackingDb` (a pointer assignment; the database opens at the first run).
 import './storage/observer.js';
 // Registers the worker executors ('threads', 'processes'); neither creates anything until its first call.

@@ -27,7 +27,7 @@ import type { AddressInfo } from 'node:net';
 import { WpipeError } from '../errors.js';
 import { packageRoot } from '../paths.js';
 import { LiveFeed } from './live.js';
-import { DATA_TABLES, DashboardStore, RUN_STATUSES, decodeCursor } from './store.js';
+import { DATA_TABLES, DashboardStore, RUN_STATUSES, decodeCursor, type IngestReport, type IngestRunReport, type IngestStepReport } from './store.js';
 import type { RunStatus } from '../storage/records.js';
 
 /** Headers on every response. */
@@ -116,6 +116,81 @@ function decodeSegment(raw: string, name: string): string {
   }
   if (v.length === 0 || v.length > 500) throw bad(`${name} must be 1–500 characters`);
   return v;
+}
+
+// ---- ingest (reports from other hosts) ----
+
+/** Largest body POST /api/ingest reads. */
+export const INGEST_MAX_BYTES = 4 * 1024 * 1024;
+/** Most reports in one batch. */
+export const INGEST_MAX_REPORTS = 5000;
+
+const RUN_REPORT_STATUSES = ['running', 'completed', 'error', 'cancelled'];
+const STEP_REPORT_STATUSES = ['running', 'completed', 'error', 'skipped', 'cancelled', 'interrupted'];
+
+function checkIngest(body: unknown): { source: { host: string; worker: string | null }; reports: IngestReport[] } {
+  const obj = (v: unknown, where: string): Record<string, unknown> => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw bad(`${where} must be an object`);
+    return v as Record<string, unknown>;
+  };
+  const strIn = (o: Record<string, unknown>, k: string, where: string, max: number, optional = false): string | null => {
+    const v = o[k];
+    if (v === undefined || v === null) {
+      if (optional) return null;
+      throw bad(`${where}.${k} is required`);
+    }
+    if (typeof v !== 'string' || v.length === 0 || v.length > max) throw bad(`${where}.${k} must be a string of 1–${max} characters`);
+    return v;
+  };
+  const time = (o: Record<string, unknown>, k: string, where: string, optional = false): string | null => {
+    const v = strIn(o, k, where, 40, optional);
+    if (v === null) return null;
+    const d = new Date(v);
+    if (Number.isNaN(d.getTime())) throw bad(`${where}.${k} must be an ISO-8601 time, got ${JSON.stringify(v)}`);
+    return d.toISOString();
+  };
+  const numIn = (o: Record<string, unknown>, k: string, where: string, integer: boolean, min: number): number | null => {
+    const v = o[k];
+    if (v === undefined || v === null) return null;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
+      throw bad(`${where}.${k} must be ${integer ? 'an integer' : 'a number'} ≥ ${min}`);
+    }
+    return v;
+  };
+  const b = obj(body, 'the body');
+  const src = obj(b.source, 'source');
+  const source = { host: strIn(src, 'host', 'source', 200)!, worker: strIn(src, 'worker', 'source', 200, true) };
+  if (!Array.isArray(b.reports)) throw bad('reports must be an array');
+  if (b.reports.length > INGEST_MAX_REPORTS) throw bad(`at most ${INGEST_MAX_REPORTS} reports per batch, got ${b.reports.length}`);
+  const reports = b.reports.map((raw: unknown, i: number): IngestReport => {
+    const where = `reports[${i}]`;
+    const r = obj(raw, where);
+    const runId = strIn(r, 'runId', where, 500)!;
+    if (r.type === 'run') {
+      const status = strIn(r, 'status', where, 20)!;
+      if (!RUN_REPORT_STATUSES.includes(status)) throw bad(`${where}.status must be one of ${RUN_REPORT_STATUSES.join(', ')}`);
+      return {
+        type: 'run', runId, pipelineName: strIn(r, 'pipelineName', where, 500)!, status: status as IngestRunReport['status'],
+        startedAt: time(r, 'startedAt', where)!, completedAt: time(r, 'completedAt', where, true), durationMs: numIn(r, 'durationMs', where, false, 0),
+        errorMessage: strIn(r, 'errorMessage', where, 100_000, true), errorCode: strIn(r, 'errorCode', where, 200, true),
+        errorStep: strIn(r, 'errorStep', where, 500, true), parentRunId: strIn(r, 'parentRunId', where, 500, true),
+      };
+    }
+    if (r.type === 'step') {
+      const status = strIn(r, 'status', where, 20)!;
+      if (!STEP_REPORT_STATUSES.includes(status)) throw bad(`${where}.status must be one of ${STEP_REPORT_STATUSES.join(', ')}`);
+      return {
+        type: 'step', runId, order: numIn(r, 'order', where, true, 1) ?? (() => { throw bad(`${where}.order is required`); })(),
+        name: strIn(r, 'name', where, 500)!, kind: strIn(r, 'kind', where, 40, true) ?? 'task', version: strIn(r, 'version', where, 100, true),
+        status: status as IngestStepReport['status'], attempts: numIn(r, 'attempts', where, true, 0) ?? 1,
+        parentOrder: numIn(r, 'parentOrder', where, true, 1), executor: strIn(r, 'executor', where, 40, true),
+        startedAt: time(r, 'startedAt', where)!, durationMs: numIn(r, 'durationMs', where, false, 0),
+        errorMessage: strIn(r, 'errorMessage', where, 100_000, true), errorCode: strIn(r, 'errorCode', where, 200, true),
+      };
+    }
+    throw bad(`${where}.type must be 'run' or 'step'`);
+  });
+  return { source, reports };
 }
 
 // ---- static files ----
@@ -279,6 +354,19 @@ export class DashboardServer {
         return;
       }
       if (!this.authorized(req, url)) throw new HttpError(401, 'WPIPE_ERR_DASHBOARD_UNAUTHORIZED', 'this dashboard needs its token: open the page as /?token=…, or send Authorization: Bearer …');
+      if (url.pathname === '/api/ingest') {
+        if (req.method !== 'POST') throw new HttpError(405, 'WPIPE_ERR_DASHBOARD_BAD_REQUEST', `${req.method ?? '?'} is not allowed here; use POST`);
+        if (this.token === undefined) {
+          throw new HttpError(403, 'WPIPE_ERR_DASHBOARD_FORBIDDEN', 'this dashboard takes reports from other hosts only with a token: start it with one (--token T) and give the same token to the reporters');
+        }
+        if (!this.sameOrigin(req)) throw new HttpError(403, 'WPIPE_ERR_DASHBOARD_FORBIDDEN', 'cross-origin request refused');
+        parseQuery(url, {});
+        this.ingest(req, res).catch((error: unknown) => {
+          if (error instanceof HttpError) this.fail(res, error);
+          else this.send(res, 500, { error: { code: (error as { code?: string }).code ?? 'WPIPE_ERR_INTERNAL', message: (error as Error).message } });
+        });
+        return;
+      }
       if (url.pathname === '/api/stream') {
         if (req.method !== 'GET') throw new HttpError(405, 'WPIPE_ERR_DASHBOARD_BAD_REQUEST', 'use GET');
         parseQuery(url, {});
@@ -334,6 +422,34 @@ export class DashboardServer {
     }
     res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': file.type, 'Content-Length': file.body.length, ETag: file.etag, 'Cache-Control': 'no-cache' });
     res.end(req.method === 'HEAD' ? undefined : file.body);
+  }
+
+  /** POST /api/ingest: a batch of run and step reports from another host's ApiReporter. */
+  private async ingest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const type = req.headers['content-type'] ?? '';
+    if (!/^application\/json\b/i.test(type)) throw new HttpError(415, 'WPIPE_ERR_DASHBOARD_BAD_REQUEST', 'send the reports as Content-Type: application/json');
+    const declared = Number(req.headers['content-length'] ?? NaN);
+    if (declared > INGEST_MAX_BYTES) throw new HttpError(413, 'WPIPE_ERR_DASHBOARD_BAD_REQUEST', `a batch of reports is at most ${INGEST_MAX_BYTES} bytes`);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > INGEST_MAX_BYTES) {
+        req.destroy();
+        throw new HttpError(413, 'WPIPE_ERR_DASHBOARD_BAD_REQUEST', `a batch of reports is at most ${INGEST_MAX_BYTES} bytes`);
+      }
+      chunks.push(chunk);
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    } catch (error) {
+      throw bad(`the body is not JSON: ${(error as Error).message}`);
+    }
+    const { source, reports } = checkIngest(body);
+    const t0 = performance.now();
+    const result = this.store.ingest(source, reports);
+    this.send(res, 200, { status: 'ok', received: reports.length, ...result }, t0);
   }
 
   private openStream(req: http.IncomingMessage, res: http.ServerResponse): void {

@@ -71,6 +71,41 @@ export interface NameAggregate {
   okMax: number | null;
 }
 
+/** A run's state, as another host's ApiReporter sends it (the whole row each time). */
+export interface IngestRunReport {
+  type: 'run';
+  runId: string;
+  pipelineName: string;
+  status: 'running' | 'completed' | 'error' | 'cancelled';
+  startedAt: string;
+  completedAt?: string | null;
+  durationMs?: number | null;
+  errorMessage?: string | null;
+  errorCode?: string | null;
+  errorStep?: string | null;
+  parentRunId?: string | null;
+}
+
+/** A finished step, as another host's ApiReporter sends it. */
+export interface IngestStepReport {
+  type: 'step';
+  runId: string;
+  order: number;
+  name: string;
+  kind?: string;
+  version?: string | null;
+  status: 'running' | 'completed' | 'error' | 'skipped' | 'cancelled' | 'interrupted';
+  attempts?: number;
+  parentOrder?: number | null;
+  executor?: string | null;
+  startedAt: string;
+  durationMs?: number | null;
+  errorMessage?: string | null;
+  errorCode?: string | null;
+}
+
+export type IngestReport = IngestRunReport | IngestStepReport;
+
 /** A page of runs; `nextCursor` is null on the last page. */
 export interface RunPage {
   runs: RunSummary[];
@@ -742,6 +777,70 @@ export class DashboardStore {
       return w.transaction(() => w.prepare('UPDATE alerts_fired SET acknowledged = 1 WHERE id = ?').run(id).changes === 1).immediate();
     } catch (error) {
       throw storageError(error, 'acknowledge alert', this.file);
+    }
+  }
+
+  /**
+   * Applies reports sent by other hosts' ApiReporter (POST /api/ingest) in one short `BEGIN IMMEDIATE`
+   * transaction on the writer connection. A run row belongs to the host that first reported it
+   * (`worker_id`); a report about a run id recorded by another host or by a local pipeline is not
+   * applied and is counted in `conflicts`, so a remote host can never rewrite local history.
+   */
+  ingest(source: { host: string; worker: string | null }, reports: readonly IngestReport[]): { applied: number; conflicts: number } {
+    const now = new Date().toISOString();
+    try {
+      this.writer ??= new this.Driver(this.file, { fileMustExist: true, timeout: 5000 });
+      const w = this.writer;
+      const owner = w.prepare('SELECT worker_id, owner FROM pipelines WHERE id = ?');
+      const upsertRun = w.prepare(`INSERT INTO pipelines (id, name, worker_id, worker_name, status, started_at, completed_at, total_duration_ms,
+          error_message, error_code, error_step, parent_pipeline_id, resumes, updated_at)
+        VALUES (@runId, @pipelineName, @host, @worker, @status, @startedAt, @completedAt, @durationMs, @errorMessage, @errorCode, @errorStep, @parentRunId, 0, @now)
+        ON CONFLICT (id) DO UPDATE SET name = excluded.name, worker_name = excluded.worker_name, status = excluded.status,
+          completed_at = excluded.completed_at, total_duration_ms = excluded.total_duration_ms, error_message = excluded.error_message,
+          error_code = excluded.error_code, error_step = excluded.error_step, updated_at = excluded.updated_at`);
+      const upsertStep = w.prepare(`INSERT INTO steps (pipeline_id, step_order, step_name, step_version, step_type, status, attempts, parent_step_id,
+          executor, started_at, completed_at, duration_ms, error_message, error_code)
+        VALUES (@runId, @order, @name, @version, @kind, @status, @attempts, @parentOrder, @executor, @startedAt, @completedAt, @durationMs, @errorMessage, @errorCode)
+        ON CONFLICT (pipeline_id, step_order) DO UPDATE SET step_name = excluded.step_name, step_version = excluded.step_version,
+          step_type = excluded.step_type, status = excluded.status, attempts = excluded.attempts, parent_step_id = excluded.parent_step_id,
+          executor = excluded.executor, completed_at = excluded.completed_at, duration_ms = excluded.duration_ms,
+          error_message = excluded.error_message, error_code = excluded.error_code`);
+      return w.transaction(() => {
+        let applied = 0;
+        let conflicts = 0;
+        const mine = new Map<string, boolean>();
+        const ownedHere = (runId: string): boolean | undefined => {
+          if (mine.has(runId)) return mine.get(runId);
+          const row = owner.get(runId) as { worker_id: string | null; owner: string | null } | undefined;
+          const v = row === undefined ? undefined : row.worker_id === source.host && row.owner === null;
+          if (v !== undefined) mine.set(runId, v);
+          return v;
+        };
+        for (const r of reports) {
+          const ok = ownedHere(r.runId);
+          if (r.type === 'run') {
+            if (ok === false) { conflicts++; continue; }
+            upsertRun.run({
+              runId: r.runId, pipelineName: r.pipelineName, host: source.host, worker: source.worker, status: r.status, startedAt: r.startedAt,
+              completedAt: r.completedAt ?? null, durationMs: r.durationMs ?? null, errorMessage: r.errorMessage ?? null, errorCode: r.errorCode ?? null,
+              errorStep: r.errorStep ?? null, parentRunId: r.parentRunId ?? null, now,
+            });
+            mine.set(r.runId, true);
+          } else {
+            if (ok !== true) { conflicts++; continue; }
+            upsertStep.run({
+              runId: r.runId, order: r.order, name: r.name, version: r.version ?? null, kind: r.kind ?? 'task', status: r.status,
+              attempts: r.attempts ?? 1, parentOrder: r.parentOrder ?? null, executor: r.executor ?? null, startedAt: r.startedAt,
+              completedAt: r.durationMs === undefined || r.durationMs === null ? null : new Date(Date.parse(r.startedAt) + r.durationMs).toISOString(),
+              durationMs: r.durationMs ?? null, errorMessage: r.errorMessage ?? null, errorCode: r.errorCode ?? null,
+            });
+          }
+          applied++;
+        }
+        return { applied, conflicts };
+      }).immediate();
+    } catch (error) {
+      throw storageError(error, 'ingest reports', this.file);
     }
   }
 
