@@ -29,14 +29,14 @@ const dir = mkdtempSync(join(tmpdir(), 'wpipe-bench-cli-'));
 const SAMPLES = quick ? 5 : 15;
 
 writeFileSync(join(dir, 'steps.mjs'), `import { step } from ${JSON.stringify(LIB)};
-export const first = step({ name: 'first' })(() => { process.stdout.write('FIRST ' + (performance.timeOrigin + performance.now()) + '\\n'); });
+export const first = step({ name: 'first' })(() => { const c = process.cpuUsage(); process.stdout.write('FIRST ' + (performance.timeOrigin + performance.now()) + ' CPU ' + (c.user + c.system) / 1000 + '\\n'); });
 `);
 writeFileSync(join(dir, 'one.yaml'), 'pipelineName: startup\nsteps:\n  - { module: ./steps.mjs, export: first }\n');
 writeFileSync(join(dir, 'by-hand.mjs'), `import { Pipeline } from ${JSON.stringify(LIB)};
 import { first } from './steps.mjs';
 await new Pipeline({ pipelineName: 'startup' }).setSteps([first]).run({});
 `);
-writeFileSync(join(dir, 'bare.mjs'), `process.stdout.write('FIRST ' + (performance.timeOrigin + performance.now()) + '\\n');\n`);
+writeFileSync(join(dir, 'bare.mjs'), `const c = process.cpuUsage(); process.stdout.write('FIRST ' + (performance.timeOrigin + performance.now()) + ' CPU ' + (c.user + c.system) / 1000 + '\\n');\n`);
 writeFileSync(join(dir, 'unbundled.mjs'), `const { main } = await import(${JSON.stringify(pathToFileURL(join(root, 'dist', 'cli.js')).href)});
 process.exitCode = await main(['node', 'wpipe', ...process.argv.slice(2)]);
 `);
@@ -48,20 +48,30 @@ process.exitCode = await main(['node', 'wpipe', ...process.argv.slice(2)]);
  */
 function startups(cases: Record<string, { args: string[]; env?: Record<string, string> }>): Record<string, number> {
   const times: Record<string, number[]> = {};
+  const cpu: Record<string, number[]> = {};
   for (let round = 0; round < SAMPLES + 1; round++) {
     for (const [name, c] of Object.entries(cases)) {
       const t0 = performance.timeOrigin + performance.now();
       const r = spawnSync(process.execPath, c.args, { cwd: dir, encoding: 'utf8', env: { ...process.env, WPIPE_DB: '', ...c.env } });
-      const m = /FIRST (\d+(\.\d+)?)/.exec(r.stdout);
+      const m = /FIRST (\d+(?:\.\d+)?) CPU (\d+(?:\.\d+)?)/.exec(r.stdout);
       if (r.status !== 0 || !m) throw new Error(`${c.args.join(' ')} failed (${r.status}): ${r.stderr}`);
-      if (round > 0) (times[name] ??= []).push(Number(m[1]) - t0);
+      if (round > 0) {
+        (times[name] ??= []).push(Number(m[1]) - t0);
+        (cpu[name] ??= []).push(Number(m[2]));
+      }
     }
   }
+  const median = (list: number[]) => list.sort((a, b) => a - b)[Math.floor(list.length / 2)]!;
   const medians: Record<string, number> = {};
-  for (const [name, list] of Object.entries(times)) medians[name] = list.sort((a, b) => a - b)[Math.floor(list.length / 2)]!;
+  for (const [name, list] of Object.entries(times)) {
+    medians[name] = median(list);
+    cpuMs[name] = median(cpu[name]!);
+  }
   return medians;
 }
 
+/** CPU time (user + system, all threads) the process had used when its first step ran, median: steadier than wall time on a shared machine. */
+const cpuMs: Record<string, number> = {};
 const rows: Row[] = [];
 const ms = (x: number) => x * 1e6;
 const { byHand, bare, cli, cliDb, unbundled, yamlFiles } = startups({
@@ -73,11 +83,11 @@ const { byHand, bare, cli, cliDb, unbundled, yamlFiles } = startups({
   yamlFiles: { args: [BIN, 'run', 'one.yaml'], env: { WPIPE_YAML_BUNDLE: '0' } },
 }) as Record<'byHand' | 'bare' | 'cli' | 'cliDb' | 'unbundled' | 'yamlFiles', number>;
 const target = (x: number) => `${x.toFixed(1)} ms to the first step${x < 150 ? ' (target < 150 ms: met)' : ' (target < 150 ms: MISSED)'}`;
-rows.push(withRatio({ suite: 'cli', case: 'wpipe run: start-up to the first step', backend: 'auto', nsPerOp: ms(cli), baselineNsPerOp: ms(byHand), note: `${target(cli)}; baseline: the same pipeline built in code by a script` }));
-rows.push(withRatio({ suite: 'cli', case: 'wpipe run --db: start-up to the first step', backend: 'auto', nsPerOp: ms(cliDb), baselineNsPerOp: ms(byHand), note: `${target(cliDb)}; opens SQLite (the history exists: the first sample made it), records the run` }));
-rows.push(withRatio({ suite: 'cli', case: 'wpipe run unbundled (dist/cli.js + dist/index.js)', backend: 'auto', nsPerOp: ms(unbundled), baselineNsPerOp: ms(cli), note: `${unbundled.toFixed(1)} ms: the bundles off; ratio against the bundled command` }));
-rows.push(withRatio({ suite: 'cli', case: 'wpipe run, yaml from its 23 files (WPIPE_YAML_BUNDLE=0)', backend: 'auto', nsPerOp: ms(yamlFiles), baselineNsPerOp: ms(cli), note: `${yamlFiles.toFixed(1)} ms: the preloaded yaml bundle off; ratio against the command` }));
-rows.push(withRatio({ suite: 'cli', case: 'node alone: a script printing the time', backend: 'js', nsPerOp: ms(bare), note: `${bare.toFixed(1)} ms: the floor of any command` }));
+rows.push(withRatio({ suite: 'cli', case: 'wpipe run: start-up to the first step', backend: 'auto', nsPerOp: ms(cli), baselineNsPerOp: ms(byHand), note: `${target(cli)}; CPU ${cpuMs.cli!.toFixed(0)} ms (script ${cpuMs.byHand!.toFixed(0)} ms); baseline: the same pipeline built in code by a script` }));
+rows.push(withRatio({ suite: 'cli', case: 'wpipe run --db: start-up to the first step', backend: 'auto', nsPerOp: ms(cliDb), baselineNsPerOp: ms(byHand), note: `${target(cliDb)}; CPU ${cpuMs.cliDb!.toFixed(0)} ms; opens SQLite (the history exists: the first sample made it), records the run` }));
+rows.push(withRatio({ suite: 'cli', case: 'wpipe run unbundled (dist/cli.js + dist/index.js)', backend: 'auto', nsPerOp: ms(unbundled), baselineNsPerOp: ms(cli), note: `${unbundled.toFixed(1)} ms, CPU ${cpuMs.unbundled!.toFixed(0)} ms: the bundles off; ratio against the bundled command` }));
+rows.push(withRatio({ suite: 'cli', case: 'wpipe run, yaml from its 23 files (WPIPE_YAML_BUNDLE=0)', backend: 'auto', nsPerOp: ms(yamlFiles), baselineNsPerOp: ms(cli), note: `${yamlFiles.toFixed(1)} ms, CPU ${cpuMs.yamlFiles!.toFixed(0)} ms: the preloaded yaml bundle off; ratio against the command` }));
+rows.push(withRatio({ suite: 'cli', case: 'node alone: a script printing the time', backend: 'js', nsPerOp: ms(bare), note: `${bare.toFixed(1)} ms, CPU ${cpuMs.bare!.toFixed(0)} ms: the floor of any command` }));
 
 // ── loadPipeline of a 200-step file ──────────────────────────────────────────────────────────
 const N = 200;
