@@ -30,7 +30,8 @@ export {
 } from './system/memory.js';
 export { newLogger, type NewLoggerOptions, type LogRotation, type WpipeLogger } from './observe/logger.js';
 export {
-  startDashboard, ApiReporter, type DashboardOptions, type DashboardHandle, type ApiReporterOptions, type ApiReporterStats,
+  startDashboard, ApiReporter, ApiClient, type DashboardOptions, type DashboardHandle, type ApiReporterOptions, type ApiReporterStats,
+  type ApiClientOptions,
 } from './dashboard/index.js';
 // Installs run history for `trackingDb` (a pointer assignment; the database opens at the first run).
 import './storage/observer.js';

@@ -119,3 +119,4 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
 
 export { DashboardStore } from './store.js';
 export { ApiReporter, type ApiReporterOptions, type ApiReporterStats } from './reporter.js';
+export { ApiClient, type ApiClientOptions } from './api-client.js';
