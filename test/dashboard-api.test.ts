@@ -273,6 +273,21 @@ test('off loopback without a token is refused with a stable code and the fix; ba
   await assert.rejects(startDashboard({ db: 42 } as never), /db must be the path/);
   await assert.rejects(startDashboard({ db: t.file('missing.db'), port: 0 }), (e: unknown) =>
     e instanceof WpipeError && e.code === 'WPIPE_ERR_STORAGE' && /no run history at .*missing\.db/.test(e.message));
+  // Somebody else's SQLite file, and an empty file: refused, and left as they were.
+  const fs = await import('node:fs');
+  const other = t.file('other.sqlite');
+  const Database = (await import('node:module')).createRequire(import.meta.url)('better-sqlite3');
+  const o = new Database(other);
+  o.exec('CREATE TABLE mine (x)');
+  o.close();
+  const empty = t.file('empty.db');
+  fs.writeFileSync(empty, '');
+  for (const f of [other, empty]) {
+    await assert.rejects(startDashboard({ db: f, port: 0 }), (e: unknown) =>
+      e instanceof WpipeError && e.code === 'WPIPE_ERR_STORAGE' && /is not a wpipe run history/.test(e.message), f);
+  }
+  assert.deepEqual(rows(other, "SELECT name FROM sqlite_schema WHERE type = 'table'").map((r) => r.name), ['mine']);
+  assert.equal(fs.statSync(empty).size, 0);
 });
 
 test('a taken port is WPIPE_ERR_DASHBOARD_LISTEN with the fix', async () => {

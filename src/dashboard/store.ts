@@ -313,6 +313,12 @@ export class DashboardStore {
       throw new WpipeError('WPIPE_ERR_STORAGE', `${resolved} has schema version ${version}, newer than the ${SCHEMA_VERSION} this wpipe understands: upgrade wpipe`,
         { details: { file: resolved, schemaVersion: version, supported: SCHEMA_VERSION } });
     }
+    if (version === 0) {
+      // Not made by wpipe (or empty): never add our tables to somebody else's database.
+      db.close();
+      throw new WpipeError('WPIPE_ERR_STORAGE', `dashboard: ${resolved} is not a wpipe run history (it has no wpipe schema): pass the trackingDb file your pipelines write`,
+        { details: { file: resolved, operation: 'open', schemaVersion: 0 } });
+    }
     if (version < SCHEMA_VERSION) {
       // One writable open migrates (the storage layer's BEGIN IMMEDIATE, safe against racing writers).
       db.close();

@@ -87,7 +87,7 @@ async function loadRuns() {
 function runRow(r, fresh) {
   const tr = h('tr', { class: `run-row${r.runId === state.selected ? ' selected' : ''}${fresh ? ' fresh' : ''}`, 'data-run': r.runId, tabindex: 0 },
     h('td', null, badge(r.status)),
-    h('td', { class: 'name' }, r.pipelineName),
+    h('td', { class: 'name' }, r.pipelineName, r.workerId ? h('div', { class: 'host muted', title: r.workerName ?? '' }, r.workerId) : null),
     h('td', null, h('code', null, r.runId)),
     h('td', null, when(r.startedAt)),
     h('td', null, ms(r.durationMs)));
