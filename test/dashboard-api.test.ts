@@ -449,3 +449,27 @@ test('stats: step totals kept below a watermark stay exact through new runs, res
     t3.cleanup();
   }
 });
+
+test('fuzz: random paths, parameters and encodings get 200, 400, 404 or 405 — never a 500', async () => {
+  let seed = 1234567;
+  const rnd = (n: number): number => { seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648; return seed % n; };
+  const pick = <T>(xs: readonly T[]): T => xs[rnd(xs.length)]!;
+  const paths = ['/api/pipelines', '/api/pipelines/d-1', '/api/pipelines/d-1/graph', '/api/pipelines/by-name/demo', '/api/trends', '/api/alerts',
+    '/api/alerts/config', '/api/events', '/api/slow-steps', '/api/analysis/states', '/api/analysis/pipelines', '/api/data/steps', '/api/data/x',
+    '/api/stats', '/api/health', '/api/pipelines/%ZZ', '/api/pipelines/%00', '/api/data/%2e%2e', '/api/pipelines//graph', '/api//pipelines'];
+  const keys = ['limit', 'cursor', 'status', 'name', 'q', 'days', 'page', 'pageSize', 'page_size', 'severity', 'runId', 'type', 'unacknowledged', 'x', '__proto__', ''];
+  const values = ['', '0', '1', '-1', '50', '1e9', 'NaN', 'null', '%00', '%ZZ', "'; DROP TABLE pipelines; --", '<script>', 'error', 'completed',
+    'a'.repeat(3000), '١٢', '9007199254740993', 'true', 'critical', 'eyJ4Ijp9', '%E2%80%AE'];
+  const statuses = new Map<number, number>();
+  for (let i = 0; i < 400; i++) {
+    const n = rnd(4);
+    const qs = Array.from({ length: n }, () => `${pick(keys)}=${pick(values)}`).join('&');
+    const path = `${pick(paths)}${qs ? `?${qs}` : ''}`;
+    const r = await request(dash.url + path);
+    statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+    assert.ok([200, 400, 404, 405].includes(r.status), `${path} → ${r.status} ${r.body.slice(0, 200)}`);
+    if (r.status !== 200) assert.match(JSON.parse(r.body).error.code, /^WPIPE_ERR_DASHBOARD_/, path);
+  }
+  assert.ok((statuses.get(200) ?? 0) > 10 && (statuses.get(400) ?? 0) > 10, JSON.stringify([...statuses]));
+  assert.equal((await request(`${dash.url}/api/health`)).status, 200);
+});
