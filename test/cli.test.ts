@@ -382,7 +382,16 @@ export async function resolve(specifier, context, next) {
   appendFileSync(${JSON.stringify(trace)}, r.url + '\\n');
   return r;
 }`);
-  writeFileSync(join(dir, 'register.mjs'), `import { register } from 'node:module'; register(${JSON.stringify(pathToFileURL(join(dir, 'hooks.mjs')).href)});`);
+  // And every require() (better-sqlite3 and yaml are loaded through createRequire, which the ESM
+  // hooks of Node 20 do not see).
+  writeFileSync(join(dir, 'register.mjs'), `import Module, { register } from 'node:module';
+import { appendFileSync } from 'node:fs';
+register(${JSON.stringify(pathToFileURL(join(dir, 'hooks.mjs')).href)});
+const load = Module._load;
+Module._load = function (request, ...rest) {
+  appendFileSync(${JSON.stringify(trace)}, 'require:' + request + '\\n');
+  return load.call(this, request, ...rest);
+};`);
   const traced = (args: string[]): string[] => {
     writeFileSync(trace, '');
     const r = spawnSync(process.execPath, ['--import', pathToFileURL(join(dir, 'register.mjs')).href, BIN, ...args], {
@@ -394,10 +403,22 @@ export async function resolve(specifier, context, next) {
   const help = traced(['--help']);
   assert.ok(help.some((u) => u.endsWith('/dist/wpipe-cli.js')), help.join('\n'));
   assert.ok(!help.some((u) => u.endsWith('/dist/wpipe.js')), 'the library is not loaded for --help');
+  assert.ok(!help.some((u) => /^require:(yaml|better-sqlite3)/.test(u)), 'neither yaml nor SQLite for --help');
   const run = traced(['run', join(dir, 'p.yaml')]);
   assert.ok(run.some((u) => u.endsWith('/dist/wpipe.js')));
-  assert.equal(run.filter((u) => u.endsWith('/dist/wpipe.js')).length >= 1, true);
-  assert.ok(!run.some((u) => /better-sqlite3|\/dist\/(index|engine|storage)\//.test(u)), run.join('\n'));
+  assert.ok(run.some((u) => u.endsWith('/dist/yaml-bundle.cjs')), 'yaml from its one-file bundle');
+  assert.ok(!run.some((u) => u === 'require:./compose/composer.js'), 'not from the package\'s own files');
+  // (which the check would see: the bundle off, the package's files are required)
+  writeFileSync(trace, '');
+  const off = spawnSync(process.execPath, ['--import', pathToFileURL(join(dir, 'register.mjs')).href, BIN, 'run', join(dir, 'p.yaml')], {
+    encoding: 'utf8', timeout: 60_000, env: { ...process.env, WPIPE_DB: '', WPIPE_YAML_BUNDLE: '0' },
+  });
+  assert.equal(off.status, 0, off.stderr);
+  assert.ok(readFileSync(trace, 'utf8').split('\n').includes('require:./compose/composer.js'));
+  assert.ok(!run.some((u) => /better-sqlite3|\/dist\/(index|engine|storage)\/|node_modules\/yaml\//.test(u)), run.join('\n'));
+  // The check can fail: with --db the same command does load SQLite.
+  const tracked = traced(['run', join(dir, 'p.yaml'), '--db', join(dir, 'runs.db')]);
+  assert.ok(tracked.some((u) => /^require:better-sqlite3$/.test(u)), tracked.join('\n'));
 });
 
 test('dashboard: serves the run history until SIGINT, printing its url', async (t) => {
