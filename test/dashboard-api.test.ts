@@ -326,6 +326,7 @@ test('with a token: 401 without it or with a wrong one; Bearer works; /?token= t
     assert.match(cookie, /SameSite=Strict/);
     const withCookie = await request(`${d.url}/api/stats`, { headers: { Cookie: cookie.split(';')[0]! } });
     assert.equal(withCookie.status, 200);
+    assert.equal((await request(`${d.url}/api/stats`, { headers: { Cookie: 'wpipe_dashboard_token=%E0%A4%A' } })).status, 401, 'a mangled cookie is a 401, not a 500');
     // A token makes other Host names acceptable (it is what protects the API then).
     assert.equal((await request(`${d.url}/api/health`, { headers: { Host: 'dash.internal', Authorization: `Bearer ${token}` } })).status, 200);
   } finally {

@@ -305,20 +305,25 @@ export class DashboardServer {
     this.send(res, error.status, { error: { code: error.code, message: error.message } });
   }
 
-  private tokenOf(req: http.IncomingMessage, url: URL): string | undefined {
+  /** The token a request carries: `Authorization: Bearer …`, else the page's cookie. */
+  private tokenOf(req: http.IncomingMessage): string | undefined {
     const auth = req.headers.authorization;
     if (auth?.startsWith('Bearer ')) return auth.slice(7);
     for (const part of (req.headers.cookie ?? '').split(';')) {
       const [k, ...v] = part.trim().split('=');
-      if (k === COOKIE) return decodeURIComponent(v.join('='));
+      if (k !== COOKIE) continue;
+      try {
+        return decodeURIComponent(v.join('='));
+      } catch {
+        return undefined;
+      }
     }
-    void url;
     return undefined;
   }
 
-  private authorized(req: http.IncomingMessage, url: URL): boolean {
+  private authorized(req: http.IncomingMessage): boolean {
     if (this.token === undefined) return true;
-    const given = this.tokenOf(req, url);
+    const given = this.tokenOf(req);
     return given !== undefined && sameSecret(given, this.token);
   }
 
@@ -353,7 +358,7 @@ export class DashboardServer {
         this.serveStatic(req, res, url);
         return;
       }
-      if (!this.authorized(req, url)) throw new HttpError(401, 'WPIPE_ERR_DASHBOARD_UNAUTHORIZED', 'this dashboard needs its token: open the page as /?token=…, or send Authorization: Bearer …');
+      if (!this.authorized(req)) throw new HttpError(401, 'WPIPE_ERR_DASHBOARD_UNAUTHORIZED', 'this dashboard needs its token: open the page as /?token=…, or send Authorization: Bearer …');
       if (url.pathname === '/api/ingest') {
         if (req.method !== 'POST') throw new HttpError(405, 'WPIPE_ERR_DASHBOARD_BAD_REQUEST', `${req.method ?? '?'} is not allowed here; use POST`);
         if (this.token === undefined) {
