@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { Worker, isMainThread } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { BinOp, CmpOp, ErrorKind, Fn, Limits, Method, Op, Reason, Tag, type Program } from '../src/expr/bytecode.js';
-import { PyFloat, PyTuple } from '../src/expr/values.js';
+import { PyFloat, PyTuple } from '../src/vm/values.js';
 import { loadNativeVm, nativeStatus } from '../src/backend/native.js';
 import { ColumnKind, VmFault, type BatchProgram, type ExprVm, type VmColumn } from '../src/backend/types.js';
 

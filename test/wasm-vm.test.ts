@@ -10,8 +10,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { BinOp, CmpOp, ERROR_KINDS, ErrorKind, Fn, Op, Reason, Tag, type Program } from '../src/expr/bytecode.js';
-import { PyFloat, PyTuple, toHost } from '../src/expr/values.js';
-import { truthy } from '../src/expr/pyops.js';
+import { PyFloat, PyTuple, toHost } from '../src/vm/values.js';
+import { truthy } from '../src/vm/pyops.js';
 import { ColumnKind, VmFault, type BatchProgram, type ColumnKindValue, type ExprVm } from '../src/backend/types.js';
 import { getWasmModule, loadWasmVm, planBatchProgram, wasmStatus } from '../src/backend/wasm.js';
 

@@ -4,7 +4,7 @@
  *
  * This module is the only place that loads the .node file, lazily (never at import time), through
  * `createRequire(import.meta.url)`. `NativeBinding` types every export of the addon. Values cross as
- * flat buffers only: Int32Array code, Uint8Array value tapes (src/expr/tape.ts), Float64Array /
+ * flat buffers only: Int32Array code, Uint8Array value tapes (src/vm/tape.ts), Float64Array /
  * Uint8Array columns and an Int32Array of fault words — the addon never walks a JS object graph.
  *
  * @example
@@ -19,10 +19,10 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { addonCandidates } from '../paths.js';
-import type { Program } from '../expr/bytecode.js';
+import type { Program } from '../vm/contract.js';
 import { Tag, TapeTag } from '../vm/contract.js';
-import { readUtf16, restoreOpaque, TapeLimit, TapeWriter, encodeTape } from '../expr/tape.js';
-import { PyFloat, PyTuple } from '../expr/values.js';
+import { readUtf16, restoreOpaque, TapeLimit, TapeWriter, encodeTape } from '../vm/tape.js';
+import { PyFloat, PyTuple } from '../vm/values.js';
 import {
   SAMPLE_FIELDS,
   VmFault,

@@ -2,7 +2,7 @@
  * The Backend contract: one interface, three implementations (js.ts, wasm.ts, native.ts); only
  * load.ts decides which one serves a call.
  */
-import type { Program } from '../expr/bytecode.js';
+import type { Program } from '../vm/contract.js';
 import { ColumnKind } from '../vm/contract.js';
 
 export type BackendName = 'js' | 'wasm' | 'native';

@@ -18,12 +18,12 @@
 import { readFileSync } from 'node:fs';
 import { wasmPath } from '../paths.js';
 import { workerData } from 'node:worker_threads';
-import type { Program } from '../expr/bytecode.js';
+import type { Program } from '../vm/contract.js';
 import { CmpOp, Fn, Op, OPERAND_COUNT, Tag, TapeTag } from '../vm/contract.js';
-import { TapeLimit, TapeWriter, encodeTape } from '../expr/tape.js';
-import { PyFloat, PyTuple, dictGet, dictKeys, makeFloat, tagOf } from '../expr/values.js';
-import { floatRepr, roundDecimal } from '../expr/pyops.js';
-import { cpow } from '../expr/pow.js';
+import { TapeLimit, TapeWriter, encodeTape } from '../vm/tape.js';
+import { PyFloat, PyTuple, dictGet, dictKeys, makeFloat, tagOf } from '../vm/values.js';
+import { floatRepr, roundDecimal } from '../vm/pyops.js';
+import { cpow } from '../vm/pow.js';
 import {
   VmFault, ColumnKind, type BackendStatus, type BatchEvaluator, type BatchProgram, type ExprVm, type ScalarEvaluator,
   type VmColumn,

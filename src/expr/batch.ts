@@ -11,8 +11,8 @@
 import { CmpOp, Fn, Op } from './bytecode.js';
 import { ProgramBuilder, emitNode } from './compile.js';
 import type { Node } from './parse.js';
-import { compare } from './pyops.js';
-import { PyFloat } from './values.js';
+import { compare } from '../vm/pyops.js';
+import { PyFloat } from '../vm/values.js';
 import { ColumnKind, type BatchProgram, type ColumnKindValue, type VmColumn } from '../backend/types.js';
 import { invalidOption, describeType } from '../errors.js';
 

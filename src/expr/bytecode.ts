@@ -47,19 +47,3 @@
  */
 
 export * from '../vm/contract.js';
-
-/** A compiled program, ready for any backend. */
-export interface Program {
-  /** The expression text (for messages). */
-  readonly text: string;
-  readonly code: Int32Array;
-  /** Source offset of the instruction starting at each code index (-1 inside operands). */
-  readonly positions: Int32Array;
-  /** Constants, as JS values of the js evaluator's representation. */
-  readonly consts: readonly unknown[];
-  /** Context names read by NAME, in first-use order. */
-  readonly names: readonly string[];
-  /** Attribute names read by ATTR. */
-  readonly strings: readonly string[];
-  readonly maxStack: number;
-}

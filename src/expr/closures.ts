@@ -7,10 +7,10 @@ import { BinOp, CmpOp, Op, ErrorKind, Reason, METHOD_NAMES } from './bytecode.js
 import type { Node } from './parse.js';
 import {
   EvalFault, binop, callFunction, callMethod, compare, getAttr, getItem, getSlice, negate, plus, truthy,
-} from './pyops.js';
+} from '../vm/pyops.js';
 import { describeFault, type FaultSite } from './messages.js';
 import { ExpressionError } from '../errors.js';
-import { PyTuple, tagOf } from './values.js';
+import { PyTuple, tagOf } from '../vm/values.js';
 
 export type Evaluator = (ctx: Record<string, unknown>) => unknown;
 

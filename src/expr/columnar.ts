@@ -10,9 +10,9 @@
  * per row only when the program has arithmetic that can overflow.
  */
 import { BinOp, CmpOp, ErrorKind, Fn, Limits, Op, OPERAND_COUNT, Reason, Tag } from './bytecode.js';
-import { floatDivmod, intFloorDiv, intMod, intPow, roundHalfEven } from './pyops.js';
-import { PyFloat } from './values.js';
-import { cpow } from './pow.js';
+import { floatDivmod, intFloorDiv, intMod, intPow, roundHalfEven } from '../vm/pyops.js';
+import { PyFloat } from '../vm/values.js';
+import { cpow } from '../vm/pow.js';
 import type { BatchEvaluator, BatchProgram, VmColumn } from '../backend/types.js';
 
 const CHUNK = 1024;

@@ -5,7 +5,7 @@
  */
 import { Op, OPERAND_COUNT, type Program } from './bytecode.js';
 import type { Node } from './parse.js';
-import { PyFloat } from './values.js';
+import { PyFloat } from '../vm/values.js';
 
 export interface CompileEnv {
   /** Maps a context name to its NAME operand; defaults to first-use order. */

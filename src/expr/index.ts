@@ -4,8 +4,8 @@
 import { parse, type Node } from './parse.js';
 import { compileProgram } from './compile.js';
 import { compileClosure, type Evaluator } from './closures.js';
-import { resetWork, truthy } from './pyops.js';
-import { MISSING, toHost } from './values.js';
+import { resetWork, truthy } from '../vm/pyops.js';
+import { MISSING, toHost } from '../vm/values.js';
 import { ErrorKind, Limits, Reason } from './bytecode.js';
 import { describeFault } from './messages.js';
 import { inspectColumns, planBatch, planColumns, type BatchPlan, type ColumnInfo } from './batch.js';

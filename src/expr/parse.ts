@@ -5,7 +5,7 @@
  */
 import { BinOp, CmpOp, FN_NAMES, Limits, METHOD_NAMES } from './bytecode.js';
 import { ExpressionError } from '../errors.js';
-import { PyFloat } from './values.js';
+import { PyFloat } from '../vm/values.js';
 
 export type Node =
   | { type: 'const'; value: unknown; pos: number }

@@ -137,3 +137,19 @@ export const ColumnKind = { NUMBER: 0, BOOL: 1 } as const;
  * src/backend/native.ts read them.
  */
 export const TapeTag = { CONTEXT_REF: 0xfe, SHARED_REF: 0xff } as const;
+
+/** A compiled program, ready for any backend (its layout: src/expr/bytecode.ts). */
+export interface Program {
+  /** The expression text (for messages). */
+  readonly text: string;
+  readonly code: Int32Array;
+  /** Source offset of the instruction starting at each code index (-1 inside operands). */
+  readonly positions: Int32Array;
+  /** Constants, as JS values of the js evaluator's representation. */
+  readonly consts: readonly unknown[];
+  /** Context names read by NAME, in first-use order. */
+  readonly names: readonly string[];
+  /** Attribute names read by ATTR. */
+  readonly strings: readonly string[];
+  readonly maxStack: number;
+}

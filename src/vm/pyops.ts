@@ -4,7 +4,7 @@
  * docs/expression-semantics.md states it in words. Operations throw `EvalFault` (cheap: no stack
  * trace); the evaluator turns a fault into an ExpressionError with the position of its node.
  */
-import { BinOp, CmpOp, ErrorKind, Reason, Tag, Limits, Fn, Method } from './bytecode.js';
+import { BinOp, CmpOp, ErrorKind, Reason, Tag, Limits, Fn, Method } from './contract.js';
 import { MISSING, PyFloat, PyTuple, dictGet, dictKeys, isPlainObject, makeFloat, tagOf } from './values.js';
 import { cpow } from './pow.js';
 import { CASE_EXCEPTIONS } from './case-exceptions.js';

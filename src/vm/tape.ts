@@ -3,7 +3,7 @@
  * One TapeWriter is reused per prepared program, so encoding a context allocates nothing in the
  * steady state.
  */
-import { Tag, Limits, ErrorKind, Reason } from './bytecode.js';
+import { Tag, Limits, ErrorKind, Reason } from './contract.js';
 import { PyFloat, PyTuple, dictGet, dictKeys, isPlainObject, tagOf } from './values.js';
 import { describeType } from '../errors.js';
 

@@ -8,7 +8,7 @@
  * - opaque: anything else (class instances, Map, Date, functions, typed arrays …)
  * Values leave the evaluator through `toHost`, which unboxes PyFloat and turns tuples into arrays.
  */
-import { Tag, type TagValue, TAG_TYPE_NAME } from './bytecode.js';
+import { Tag, type TagValue, TAG_TYPE_NAME } from './contract.js';
 import { describeType } from '../errors.js';
 
 /** A float whose value is integral (including -0.0). Non-integral floats are plain numbers. */
