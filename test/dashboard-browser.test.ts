@@ -46,17 +46,19 @@ after(async () => {
 /** A page that records dialogs, page errors and CSP violations. */
 async function open(url: string): Promise<{ page: Page; dialogs: string[]; errors: string[] }> {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  // Generous: CI runs this beside the other suites on two cores.
+  page.setDefaultTimeout(60_000);
   const dialogs: string[] = [];
   const errors: string[] = [];
   page.on('dialog', (d) => { dialogs.push(d.message()); void d.dismiss(); });
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
   await page.goto(url);
-  await page.waitForSelector('body[data-ready="true"]', { timeout: 20_000 });
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
   return { page, dialogs, errors };
 }
 
-test('the run list, then a run with its timeline, graph and steps', { skip, timeout: 60_000 }, async () => {
+test('the run list, then a run with its timeline, graph and steps', { skip, timeout: 180_000 }, async () => {
   const { page, errors } = await open(dash.url);
   try {
     const listed = await page.$$eval('#runs-body tr.run-row', (trs) => trs.map((tr) => (tr as HTMLElement).dataset.run));
@@ -94,15 +96,15 @@ test('the run list, then a run with its timeline, graph and steps', { skip, time
   }
 });
 
-test('a run that finishes while the page is open appears without a reload', { skip, timeout: 60_000 }, async () => {
+test('a run that finishes while the page is open appears without a reload', { skip, timeout: 180_000 }, async () => {
   const { page, errors } = await open(dash.url);
   try {
     await page.waitForSelector('#live.on');
     const before = await page.textContent('#card-runs .card-value');
     await quickRuns(file, 'live-pipeline', 'live', 1);
-    await page.waitForSelector('tr[data-run="live-0"]', { timeout: 20_000 });
+    await page.waitForSelector('tr[data-run="live-0"]', { timeout: 60_000 });
     assert.equal(await page.locator('tr[data-run="live-0"] .badge').textContent(), 'completed');
-    await page.waitForFunction((b) => document.querySelector('#card-runs .card-value')?.textContent !== b, before, { timeout: 20_000 });
+    await page.waitForFunction((b) => document.querySelector('#card-runs .card-value')?.textContent !== b, before, { timeout: 60_000 });
     await page.screenshot({ path: path.join(OUT, 'live.png') });
     assert.deepEqual(errors, []);
   } finally {
@@ -110,7 +112,7 @@ test('a run that finishes while the page is open appears without a reload', { sk
   }
 });
 
-test('acknowledging an alert persists it', { skip, timeout: 60_000 }, async () => {
+test('acknowledging an alert persists it', { skip, timeout: 180_000 }, async () => {
   const { page, errors } = await open(dash.url);
   try {
     await page.click('#tabs button[data-tab="alerts"]');
@@ -132,7 +134,7 @@ test('acknowledging an alert persists it', { skip, timeout: 60_000 }, async () =
   }
 });
 
-test('the XSS corpus is shown as text and executes nothing, on every tab', { skip, timeout: 90_000 }, async () => {
+test('the XSS corpus is shown as text and executes nothing, on every tab', { skip, timeout: 180_000 }, async () => {
   const { page, dialogs, errors } = await open(dash.url);
   try {
     const hostileRow = page.locator('#runs-body tr.run-row').filter({ hasText: 'hostile' });
@@ -172,7 +174,7 @@ test('the XSS corpus is shown as text and executes nothing, on every tab', { ski
   }
 });
 
-test('with a token the page is opened as /?token=…, and without it the API says so', { skip, timeout: 60_000 }, async () => {
+test('with a token the page is opened as /?token=…, and without it the API says so', { skip, timeout: 180_000 }, async () => {
   const token = 'browser-test-token';
   const guarded = await startDashboard({ db: file, port: 0, token, pollMs: 50 });
   try {
@@ -180,11 +182,12 @@ test('with a token the page is opened as /?token=…, and without it the API say
     try {
       assert.equal(new URL(page.url()).search, '', 'the token leaves the address bar');
       assert.ok(await page.locator('#runs-body tr.run-row').count() >= 3);
-      await page.waitForSelector('#live.on', { timeout: 20_000 });
+      await page.waitForSelector('#live.on', { timeout: 60_000 });
     } finally {
       await page.close();
     }
     const bare = await browser.newPage();
+    bare.setDefaultTimeout(60_000);
     try {
       await bare.goto(guarded.url);
       await bare.waitForSelector('#banner:not([hidden])');
@@ -197,7 +200,7 @@ test('with a token the page is opened as /?token=…, and without it the API say
   }
 });
 
-test('a run with thousands of step rows draws the first 500 and says how many more', { skip, timeout: 120_000 }, async () => {
+test('a run with thousands of step rows draws the first 500 and says how many more', { skip, timeout: 180_000 }, async () => {
   const { Pipeline, For } = await import('../src/index.js');
   const f2 = t.file('big-loop.db');
   const pipe = new Pipeline({ pipelineName: 'loop', trackingDb: f2 }).setSteps([
