@@ -224,3 +224,35 @@ test('a run with thousands of step rows draws the first 500 and says how many mo
     await d.close();
   }
 });
+
+test('an open running run follows its steps and its end without a reload', { skip, timeout: 180_000 }, async () => {
+  const { Pipeline } = await import('../src/index.js');
+  let release!: () => void;
+  const gate = new Promise<void>((r) => { release = r; });
+  let reached!: () => void;
+  const atGate = new Promise<void>((r) => { reached = r; });
+  const pipe = new Pipeline({ pipelineName: 'gated', trackingDb: file }).setSteps([
+    [() => ({ a: 1 }), 'before'],
+    [async () => { reached(); await gate; return { b: 1 }; }, 'waiting'],
+    [() => ({ c: 1 }), 'after'],
+  ]);
+  const run = pipe.run({}, { runId: 'gated-1' });
+  const { page, errors } = await open(dash.url);
+  try {
+    await atGate;
+    await page.waitForSelector('tr[data-run="gated-1"]');
+    await page.click('tr[data-run="gated-1"]');
+    await page.waitForSelector('#timeline g.gantt-row[data-status="running"]');
+    assert.equal(await page.locator('.detail-head .badge').first().textContent(), 'running');
+    release();
+    await run;
+    await page.waitForFunction(() => document.querySelector('.detail-head .badge')?.textContent === 'completed');
+    assert.deepEqual(await page.$$eval('#timeline g.gantt-row', (gs) => gs.map((g) => g.getAttribute('data-status'))), ['completed', 'completed', 'completed']);
+    assert.deepEqual(errors, []);
+  } finally {
+    release();
+    await run.catch(() => undefined);
+    await pipe.close();
+    await page.close();
+  }
+});

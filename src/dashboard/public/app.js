@@ -15,6 +15,7 @@ const state = {
   selected: null,
   dataPage: 1,
   tab: 'runs',
+  follow: undefined,
 };
 
 class ApiError extends Error {
@@ -150,7 +151,20 @@ async function openRun(runId, { keepHash = false } = {}) {
     throw error;
   }
   if (state.selected !== runId) return;
-  renderRun($('detail'), run, graph, { onAck: (id) => acknowledge(id).then(() => openRun(runId, { keepHash: true })).catch(reportError), onOpenRun: (id) => openRun(id) });
+  // Keep the scroll position and the steps the reader opened across a refresh.
+  const detail = $('detail');
+  const open = new Set([...detail.querySelectorAll('details[open]')].map((d) => d.dataset.order));
+  const same = detail.dataset.run === runId;
+  const scroll = window.scrollY;
+  renderRun(detail, run, graph, { onAck: (id) => acknowledge(id).then(() => openRun(runId, { keepHash: true })).catch(reportError), onOpenRun: (id) => openRun(id) });
+  detail.dataset.run = runId;
+  if (same) {
+    for (const d of detail.querySelectorAll('details[data-order]')) if (open.has(d.dataset.order)) d.open = true;
+    window.scrollTo(0, scroll);
+  }
+  // A running run's steps move on without its row changing: follow it while it runs.
+  clearTimeout(state.follow);
+  if (run.status === 'running') state.follow = setTimeout(() => { if (state.selected === runId) openRun(runId, { keepHash: true }).catch(reportError); }, 1000);
 }
 
 async function acknowledge(id) {

@@ -34,7 +34,7 @@ export function gantt(run) {
   // set-up) is said in the axis label instead of squeezing every bar to the right.
   const runStart = Date.parse(run.startedAt);
   const t0 = Math.min(...steps.map((x) => Date.parse(x.startedAt)));
-  const ends = steps.map((x) => Date.parse(x.startedAt) + (x.durationMs ?? 0));
+  const ends = steps.map((x) => Date.parse(x.startedAt) + (x.durationMs ?? (x.status === 'running' ? Math.max(0, Date.now() - Date.parse(x.startedAt)) : 0)));
   const runEnd = run.durationMs !== null ? Math.max(runStart + run.durationMs, ...ends) : Math.max(...ends, t0 + 1);
   const span = Math.max(runEnd - t0, 1);
   const depth = depths(steps);
@@ -50,7 +50,9 @@ export function gantt(run) {
     const y = 20 + i * rowH;
     const start = Math.max(0, Date.parse(st.startedAt) - t0);
     const x = labelW + (start / span) * barW;
-    const w = Math.max(2, ((st.durationMs ?? 0) / span) * barW);
+    // A step still running is drawn up to now.
+    const dur = st.durationMs ?? (st.status === 'running' ? Math.max(0, Date.now() - Date.parse(st.startedAt)) : 0);
+    const w = Math.max(2, Math.min(dur / span, 1) * barW);
     const d = depth.get(st.order) ?? 0;
     const where = st.executor ?? 'inline';
     const g = s('g', { class: 'gantt-row', 'data-status': st.status, 'data-order': st.order });
@@ -102,7 +104,7 @@ export function graphTree(graph) {
 function stepDetails(run) {
   return h('div', { class: 'steps' }, run.steps.slice(0, MAX_ROWS).map((st) => {
     const attempts = run.attempts.filter((a) => a.stepOrder === st.order);
-    return h('details', { class: 'step', 'data-status': st.status },
+    return h('details', { class: 'step', 'data-status': st.status, 'data-order': st.order },
       h('summary', null, badge(st.status), ' ', h('b', null, st.name), ` #${st.order} · ${st.kind} · ${st.version ?? ''} · ${ms(st.durationMs)}`,
         st.attempts > 1 ? ` · ${st.attempts} attempts` : '', st.executor ? ` · ${st.executor}` : ''),
       h('div', { class: 'kv' },
