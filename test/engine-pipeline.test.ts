@@ -33,6 +33,15 @@ test('Pipeline defaults', () => {
   assert.deepEqual(p.steps, []);
 });
 
+test('trackingDb where the run history is not loaded is an error, never a history that records nothing', async () => {
+  // This file imports the engine alone (src/engine), not the package entry that loads the storage layer.
+  const e = catchSync(() => new Pipeline({ pipelineName: 'orders', trackingDb: 'runs.db' }));
+  assert.ok(e instanceof WpipeError);
+  assert.equal(e.code, 'WPIPE_ERR_TRACKING_UNAVAILABLE');
+  assert.match(e.message, /trackingDb is set, but the run history .* is not loaded .* import Pipeline from 'wpipe'/);
+  await import('../src/storage/observer.js');
+});
+
 test('Pipeline stores trackingDb and collectSystemMetrics for the storage layer', () => {
   const p = new Pipeline({ pipelineName: 'orders', trackingDb: 'runs.db', collectSystemMetrics: true });
   assert.equal(p.pipelineName, 'orders');

@@ -195,6 +195,15 @@ export class Pipeline implements RunHost {
     this.pipelineName = optString(where, 'pipelineName', options.pipelineName) ?? 'Pipeline';
     this._verbose = optBool(where, 'verbose', options.verbose) ?? false;
     this.trackingDb = optString(where, 'trackingDb', options.trackingDb);
+    if (this.trackingDb !== undefined && getTrackingObserverFactory() === undefined) {
+      // The run history is installed by the storage layer (src/storage/observer.ts, which the
+      // package entry imports). Without it a trackingDb would silently record nothing.
+      throw new WpipeError('WPIPE_ERR_TRACKING_UNAVAILABLE',
+        `${where}: trackingDb is set, but the run history (src/storage/observer.ts) is not loaded in this program, so ` +
+          `nothing would be recorded: import Pipeline from 'wpipe' (the package entry loads it), or import ` +
+          `'wpipe/dist/storage/observer.js' once before creating the pipeline`,
+        { details: { trackingDb: this.trackingDb } });
+    }
     this.maxRetries = optNumber(where, 'maxRetries', options.maxRetries, { min: 0, integer: true }) ?? 0;
     this.retryDelay = optNumber(where, 'retryDelay', options.retryDelay, { min: 0 }) ?? 1;
     warnIfMilliseconds(where, 'retryDelay', this.retryDelay);
