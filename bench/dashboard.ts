@@ -145,6 +145,8 @@ async function main(): Promise<void> {
       row('/api/pipelines deep page (by cursor)', deep.server, `server ${deep.server.toFixed(2)} ms: a page ${quick ? 300 : 1000} pages in`);
       const filtered = await timed(`${dash.url}/api/pipelines?status=error&name=billing`, quick ? 10 : 50);
       row('/api/pipelines?status=error&name=billing', filtered.server, `server ${filtered.server.toFixed(2)} ms: 1% of runs match, walked on the started_at index`);
+      const search = await timed(`${dash.url}/api/pipelines?q=no-such-text`, quick ? 3 : 11);
+      row('/api/pipelines?q=… (no match: the worst case)', search.server, `server ${search.server.toFixed(1)} ms: a substring search reads every run row (LIKE '%…%' has no index)`);
       const trends = await timed(`${dash.url}/api/trends?days=30`, quick ? 5 : 11);
       row('/api/trends?days=30', trends.server, `server ${trends.server.toFixed(1)} ms`);
       const states = await timed(`${dash.url}/api/analysis/states`, quick ? 3 : 5);
