@@ -225,6 +225,8 @@ test('options are checked with the option named', () => {
   assert.throws(() => new ApiReporter({ baseUrl: 'ftp://x', token: 't' }), /must be http\(s\)/);
   assert.throws(() => new ApiReporter({ baseUrl: 'http://x', token: '' }), /token must be the dashboard's token/);
   assert.throws(() => new ApiReporter({ baseUrl: 'http://x', token: 't', timeoutMs: -1 }), RangeError);
+  assert.throws(() => new ApiReporter({ baseUrl: 'http://x', token: 't', timeoutMs: 0 }), /timeoutMs must be 1–600000/);
+  assert.throws(() => new ApiReporter({ baseUrl: 'http://x', token: 't', batchSize: 1.5 }), /batchSize must be an integer/);
   assert.throws(() => new ApiReporter({ baseUrl: 'http://x', token: 't', retires: 3 } as never), /did you mean retries\?/);
   assert.throws(() => new ApiReporter({ baseUrl: 'http://x', token: 't', required: 'yes' } as never), /required must be a boolean/);
 });

@@ -72,10 +72,10 @@ export interface ApiReporterStats {
 const OPTIONS = ['baseUrl', 'token', 'timeoutMs', 'required', 'batchSize', 'flushMs', 'maxQueue', 'retries', 'host', 'worker'] as const;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 
-function positiveInt(name: string, v: unknown, fallback: number, max: number): number {
+function intOption(name: string, v: unknown, fallback: number, min: number, max: number): number {
   if (v === undefined) return fallback;
   if (typeof v !== 'number' || !Number.isInteger(v)) throw invalidOption(`ApiReporter: ${name} must be an integer, got ${describeType(v)}`);
-  if (v < 0 || v > max) throw invalidOption(`ApiReporter: ${name} must be 0–${max}, got ${v}`, 'RangeError');
+  if (v < min || v > max) throw invalidOption(`ApiReporter: ${name} must be ${min}–${max}, got ${v}`, 'RangeError');
   return v;
 }
 
@@ -94,7 +94,7 @@ export class ApiReporter implements RunObserver {
   private readonly source: { host: string; worker: string };
   private queue: Pending[] = [];
   private seq = 0;
-  /** Highest seq delivered or given up on, and the seqs given up on (for `required`). */
+  /** Highest seq delivered or given up on (batches settle in order). */
   private settledUpTo = 0;
   private readonly waiters: { seq: number; resolve: () => void }[] = [];
   private timer: NodeJS.Timeout | undefined;
@@ -124,12 +124,12 @@ export class ApiReporter implements RunObserver {
     }
     this.url = new URL('api/ingest', base.href.endsWith('/') ? base.href : `${base.href}/`).href;
     this.token = options.token;
-    this.timeoutMs = positiveInt('timeoutMs', options.timeoutMs, 5000, 600_000) || 1;
+    this.timeoutMs = intOption('timeoutMs', options.timeoutMs, 5000, 1, 600_000);
     this.required = options.required ?? false;
-    this.batchSize = Math.max(1, positiveInt('batchSize', options.batchSize, 200, 5000));
-    this.flushMs = positiveInt('flushMs', options.flushMs, 250, 60_000);
-    this.maxQueue = Math.max(1, positiveInt('maxQueue', options.maxQueue, 10_000, 10_000_000));
-    this.retries = positiveInt('retries', options.retries, 3, 100);
+    this.batchSize = intOption('batchSize', options.batchSize, 200, 1, 5000);
+    this.flushMs = intOption('flushMs', options.flushMs, 250, 0, 60_000);
+    this.maxQueue = intOption('maxQueue', options.maxQueue, 10_000, 1, 10_000_000);
+    this.retries = intOption('retries', options.retries, 3, 0, 100);
     this.source = { host: options.host ?? os.hostname(), worker: options.worker ?? `pid ${process.pid}` };
   }
 
