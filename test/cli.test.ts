@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -479,4 +479,16 @@ test('installed as a dependency (the packed files, beside their dependencies): n
   assert.deepEqual(json(r.stdout), { hi: 'from an installed wpipe' });
   const version = spawnSync(join(project, 'node_modules', '.bin', 'wpipe'), ['--version'], { cwd: project, encoding: 'utf8' });
   assert.equal(version.stdout.trim(), JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version);
+});
+
+test('in a checkout without dist/, the launcher runs the TypeScript source through tsx', () => {
+  const checkout = mkdtempSync(join(tmpdir(), 'wpipe-cli-nodist-'));
+  for (const entry of ['bin', 'src', 'package.json']) cpSync(join(root, entry), join(checkout, entry), { recursive: true });
+  symlinkSync(join(root, 'node_modules'), join(checkout, 'node_modules'));
+  const version = spawnSync(process.execPath, [join(checkout, 'bin', 'wpipe.js'), '--version'], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(version.status, 0, version.stderr);
+  assert.equal(version.stdout.trim(), (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version);
+  const schema = spawnSync(process.execPath, [join(checkout, 'bin', 'wpipe.js'), 'schema'], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(schema.status, 0, schema.stderr);
+  assert.deepEqual(JSON.parse(schema.stdout), JSON.parse(readFileSync(join(root, 'schema', 'pipeline.schema.json'), 'utf8')));
 });
