@@ -1,4 +1,4 @@
-// The N-API surface of the addon (typed by src/backend/native-binding.d.ts; loaded only by
+// The N-API surface of the addon (typed by NativeBinding in src/backend/native.ts; loaded only by
 // src/backend/native.ts). Everything crosses as flat buffers: Int32Array code, Uint8Array tapes,
 // Float64Array/Uint8Array columns, an Int32Array of six fault words.
 //

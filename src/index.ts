@@ -1,6 +1,6 @@
-// The public surface of wpipe (DESIGN.md "Public API"): exports only.
+// The public surface of wpipe (docs/architecture.md "Public API"): exports only.
 export { Codes, TaskError, ProcessError, ApiError, ExpressionError, WpipeError } from './errors.js';
-export { compileExpression, CompiledExpression, type CompileOptions } from './expr/index.js';
+export { compileExpression, type CompiledExpression, type CompileOptions } from './expr/index.js';
 export { getBackendInfo, type BackendInfo, type CapabilityInfo } from './backend/load.js';
 export type { BackendChoice, BackendName, BackendStatus } from './backend/types.js';
 export {

@@ -8,7 +8,7 @@ const backend = (process.env.WPIPE_BACKEND ?? 'auto') as 'auto' | 'js' | 'wasm' 
 const compile = (text: string) => compileExpression(text, { backend });
 
 describe(`expressions (${backend})`, () => {
-  test('DESIGN.md example', () => {
+  test('the README example', () => {
     const e = compile("x > 5 and kind == 'a'");
     assert.equal(e.evaluate({ x: 7, kind: 'a' }), true);
     assert.equal(e.test({ x: 7, kind: 'a' }), true);

@@ -1,9 +1,12 @@
 // The package as users import it: the built ESM entry (dist/, made by `npm install` / `npm run
-// build`), its exports map and types, the public names of DESIGN.md, and what importing costs.
+// build`), its exports map and types, the public names of docs/architecture.md (each exported, each
+// export documented), and what importing loads.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -36,6 +39,52 @@ test("import('wpipe') resolves through the exports map and has the expression AP
     console.log(JSON.stringify([typeof w.getBackendInfo, e.evaluate({ x: 7, kind: 'a' }), typeof w.ExpressionError, w.Codes.TASK_FAILED]));
   `);
   assert.deepEqual(JSON.parse(out), ['function', true, 'function', 502]);
+});
+
+/** The names docs/architecture.md "Public API" promises (the design's import block), as code outside the project uses them. */
+const CONTRACT_NAMES = [
+  'Pipeline', 'PipelineAsync', 'Condition', 'For', 'Parallel', 'Background', 'step', 'AutoRegister',
+  'TaskError', 'ProcessError', 'ApiError', 'Codes',
+  'Wsqlite', 'SQLite', 'ResourceMonitor', 'PipelineExporter',
+  'readYaml', 'writeYaml', 'leerYaml', 'escribirYaml', 'newLogger', 'memoryLimit',
+  'compileExpression', 'ExpressionError', 'getBackendInfo',
+];
+
+test('every name of the public contract is exported by the built package; every export is documented in the README', () => {
+  const exported = JSON.parse(node(`const w = await import('wpipe'); console.log(JSON.stringify(Object.keys(w)));`)) as string[];
+  const missing = CONTRACT_NAMES.filter((n) => !exported.includes(n));
+  assert.deepEqual(missing, [], 'names of the contract the package does not export');
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const undocumented = exported.filter((n) => !new RegExp(`\\b${n}\\b`).test(readme));
+  assert.deepEqual(undocumented, [], 'exports the README never mentions: document them or stop exporting them');
+});
+
+test('the published types: no internal members, and a consumer type-checks against them with skipLibCheck off', () => {
+  const dts = readFileSync(`${root}dist/engine/pipeline.d.ts`, 'utf8');
+  assert.doesNotMatch(dts, /\b_(plan|executor|observersForRun|logger|verbose)\b/, 'members marked @internal are stripped');
+  const dir = mkdtempSync(join(tmpdir(), 'wpipe-types-'));
+  try {
+    writeFileSync(join(dir, 'consumer.ts'), [
+      "import { Pipeline, step, compileExpression, getBackendInfo, type CompiledExpression, type StepInfo } from 'wpipe';",
+      "const load = step({ name: 'load', retryCount: 1 })((ctx: { n?: number }, info: StepInfo) => ({ n: (ctx.n ?? 0) + info.attempt }));",
+      "const pipe = new Pipeline({ pipelineName: 'typed' }).setSteps([load]);",
+      "const e: CompiledExpression = compileExpression('n > 0');",
+      'void pipe.run({}).then((r) => e.evaluate(r)); void getBackendInfo().backends.native.available;',
+    ].join('\n'));
+    writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
+      compilerOptions: {
+        strict: true, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', noEmit: true, skipLibCheck: false,
+        types: ['node'], typeRoots: [join(root, 'node_modules', '@types')],
+      },
+      files: ['consumer.ts'],
+    }));
+    mkdirSync(join(dir, 'node_modules'));
+    symlinkSync(root, join(dir, 'node_modules', 'wpipe'));
+    const r = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("import('wpipe') loads no addon, .wasm, SQLite, piscina or pino (they load when first used)", () => {

@@ -1,4 +1,4 @@
-// One owner per run id (DESIGN.md "Durable state"), checked the way users hit it: two Pipeline
+// One owner per run id (docs/architecture.md "Durable state"), checked the way users hit it: two Pipeline
 // objects on one file, processes racing for the same ids, an owner killed while another waits, run
 // ids reused across pipelines, steps whose output cannot be saved, processes that die mid-run.
 import { test } from 'node:test';

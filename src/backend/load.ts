@@ -181,7 +181,7 @@ export interface BackendInfo {
  * ```ts
  * import { getBackendInfo } from 'wpipe';
  * console.log(getBackendInfo().capabilities['expr.batch']);
- * // { backend: 'native', reason: 'auto: batches of ≥ 256 rows run in native …' }
+ * // { backend: 'native', reason: 'auto: batches of ≥ 16 rows run in native …' }
  * ```
  */
 export function getBackendInfo(): BackendInfo {

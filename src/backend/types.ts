@@ -1,5 +1,5 @@
 /**
- * The Backend contract: one interface, three implementations (js.ts, wasm.ts, native.ts); only
+ * The Backend contract: one interface, three implementations (the js evaluator of src/expr, wasm.ts, native.ts); only
  * load.ts decides which one serves a call.
  */
 import type { Program } from '../vm/contract.js';

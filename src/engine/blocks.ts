@@ -29,7 +29,7 @@ import { optBool, optNumber, optString } from './validate.js';
  * ```
  */
 export interface ConditionOptions {
-  /** An expression of the context (DESIGN.md "The expression language"). */
+  /** An expression of the context (docs/architecture.md "The expression language"). */
   expression: string;
   branchTrue: readonly StepItem[];
   branchFalse?: readonly StepItem[];

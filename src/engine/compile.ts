@@ -253,7 +253,7 @@ function taskNode(
 
 /**
  * Where a task runs. Precedence, most binding first:
- * 1. a Parallel's explicit `executor` or `useProcesses` (DESIGN.md: the option "forces one"; it is
+ * 1. a Parallel's explicit `executor` or `useProcesses` (docs/architecture.md "Run semantics": it is
  *    the caller's decision for every branch of the block);
  * 2. the step's own `step({ executor })` (a property of the step, wherever it sits);
  * 3. the Parallel's default placement (chooseExecutorKind: threads for addressable steps in

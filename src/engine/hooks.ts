@@ -2,7 +2,7 @@
  * The observer interface: how run history, checkpoints, metrics and exporters plug into the run
  * loop without the loop knowing them. Hooks are synchronous by default, and should be: better-sqlite3
  * is synchronous, runSync must stay promise-free, and a hook that commits before returning gives the
- * durability DESIGN.md asks for ("a kill -9 loses at most the step in flight").
+ * durability docs/architecture.md asks for ("a kill -9 loses at most the step in flight").
  *
  * The documented exceptions, for observers that must wait on something (another process's run, a
  * sync to stable storage), all in async runs only (`run()`, PipelineAsync, runMany):

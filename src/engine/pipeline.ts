@@ -1,5 +1,5 @@
 /**
- * Pipeline and PipelineAsync: the public face of the engine (DESIGN.md "Public API").
+ * Pipeline and PipelineAsync: the public face of the engine (docs/architecture.md "Public API").
  *
  * @example
  * ```ts
@@ -142,7 +142,7 @@ const PIPELINE_OPTIONS = [
 const MAX_KEPT_BACKGROUND_FAILURES = 1000;
 
 /**
- * A pipeline: a list of steps and blocks run over a context. See the module example, DESIGN.md
+ * A pipeline: a list of steps and blocks run over a context. See the module example, docs/architecture.md
  * "Run semantics" for the data flow, and RunObserver for history and checkpoints.
  *
  * @example
@@ -152,7 +152,7 @@ const MAX_KEPT_BACKGROUND_FAILURES = 1000;
  * await pipe.run({ n: 3 });          // { n: 6 }
  * ```
  */
-export class Pipeline implements RunHost {
+export class Pipeline {
   readonly [PIPELINE_BRAND] = true as const;
   readonly pipelineName: string;
   readonly trackingDb: string | undefined;

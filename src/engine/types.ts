@@ -85,7 +85,7 @@ export interface RunOptions {
   signal?: AbortSignal;
   /**
    * What to do when `runId` is being executed elsewhere (another Pipeline object or process, see
-   * DESIGN.md "Durable state"): 'wait' (default) waits for that run and returns, or rejects with,
+   * docs/architecture.md "Durable state"): 'wait' (default) waits for that run and returns, or rejects with,
    * its outcome; 'fail' rejects at once with `WPIPE_ERR_RUN_IN_PROGRESS`. runSync cannot wait: there
    * it throws `WPIPE_ERR_RUN_IN_PROGRESS` in both cases. Run history decides whether a run id is
    * busy; without it nothing ever waits.

@@ -207,7 +207,7 @@ export interface PlacementRequest {
 }
 
 /**
- * The placement rule of DESIGN.md "Run semantics": a forced `executor` wins; `useProcesses` puts
+ * The placement rule of docs/architecture.md "Run semantics": a forced `executor` wins; `useProcesses` puts
  * every branch in a child process; otherwise, in `Pipeline`, addressable steps go to worker threads
  * (when that executor is registered) and closures stay inline; `PipelineAsync` stays inline.
  * Asking for a worker for a closure is an error here, at setSteps, never a hang at run time.

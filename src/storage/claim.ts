@@ -1,5 +1,5 @@
 /**
- * One owner per run id (DESIGN.md "Durable state"): who may execute a run id, decided in one SQLite
+ * One owner per run id (docs/architecture.md "Durable state"): who may execute a run id, decided in one SQLite
  * transaction before the run's first step, so conflicts never reach a fold.
  *
  * A run id the caller chose is claimed by {@link claimRun}: `BEGIN IMMEDIATE`, catch the database up

@@ -269,7 +269,7 @@ ALTER TABLE steps_v4 RENAME TO steps;
 `,
   },
   {
-    // One owner per run id (DESIGN.md "Durable state"): a run row names the journal owner that runs it
+    // One owner per run id (docs/architecture.md "Durable state"): a run row names the journal owner that runs it
     // (`owner`, the `<pid>-<random>` whose lock file in `<db>.wpipe-journal/` says whether it lives), so
     // another process can tell a live run from one whose process died; runs of dead owners become
     // `interrupted` (resumable). The status CHECK changes, so the table is rebuilt as in version 4.

@@ -3,7 +3,7 @@
  *
  * ## Who runs a run id
  *
- * One owner per run id (DESIGN.md "Durable state"): a run id the caller chose is claimed in SQLite
+ * One owner per run id (docs/architecture.md "Durable state"): a run id the caller chose is claimed in SQLite
  * before its first step (src/storage/claim.ts), so a second start — another Pipeline object, another
  * process — never executes it twice: it waits for the owner (`busy`), replays a completed run's
  * result, or resumes a run whose owner failed or died. Generated run ids cannot collide and skip the
