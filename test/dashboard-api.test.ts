@@ -417,8 +417,13 @@ test('stats: step totals kept below a watermark stay exact through new runs, res
   try {
     assert.deepEqual(pick(store.stats()), truth());
     assert.equal(store.stepScans, 1);
+    assert.equal(store.statsComputed, 1);
     assert.deepEqual(pick(store.stats()), truth());
-    assert.equal(store.stepScans, 1, 'the second call counts only recent steps');
+    assert.equal(store.statsComputed, 1, 'nothing committed since: the last answer holds');
+    w.prepare("INSERT INTO events (event_type, event_name, created_at) VALUES ('note', 'n', ?)").run(new Date().toISOString());
+    assert.deepEqual(pick(store.stats()), truth());
+    assert.equal(store.statsComputed, 2, 'a commit elsewhere: counted again');
+    assert.equal(store.stepScans, 1, 'the second count counts only recent steps');
     assert.deepEqual(byName(), byNameTruth());
     assert.deepEqual(byName(), byNameTruth());
     assert.equal(store.stepScans, 2, 'per-name totals: one full grouping, then recent runs only');
