@@ -77,6 +77,19 @@ function wpipe(args: string[], options: { cwd?: string; input?: string; env?: Re
   return r;
 }
 
+/** Resolves once the child has written `text` to stderr; rejects if it exits first. */
+function stderrSays(child: ReturnType<typeof spawn>, text: string): { ready: Promise<void>; stderr: () => string } {
+  let stderr = '';
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (stderr.includes(text)) resolve();
+    });
+    child.on('exit', (code, signal) => reject(new Error(`exited (${code ?? signal}) before '${text}': ${stderr}`)));
+  });
+  return { ready, stderr: () => stderr };
+}
+
 const json = (text: string): Record<string, unknown> => JSON.parse(text) as Record<string, unknown>;
 
 test('--version prints the package version; --help of the command and of every subcommand exits 0', () => {
@@ -213,22 +226,14 @@ test('Ctrl-C (SIGINT) cancels the run through its signal: exit 130, recorded as 
   const child = spawn(process.execPath, [BIN, 'run', join(dir, 'p.yaml'), '--db', db, '--run-id', 'c-1'], {
     env: { ...process.env, WPIPE_TEST_WAIT: '1', WPIPE_DB: '' }, stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let stderr = '';
   let stdout = '';
   child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the step never started: ${stderr}`)), 60_000);
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (stderr.includes('waiting for a signal')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
+  const started = stderrSays(child, 'waiting for a signal');
+  await started.ready;
   child.kill('SIGINT');
-  assert.equal(await exited, 130, stderr);
+  assert.equal(await exited, 130, started.stderr());
+  const stderr = started.stderr();
   assert.equal(stdout, '');
   assert.match(stderr, /wpipe: SIGINT: cancelling run c-1/);
   assert.match(stderr, /\[WPIPE_ERR_PROCESS_CANCELLED\]/);
@@ -240,6 +245,27 @@ test('Ctrl-C (SIGINT) cancels the run through its signal: exit 130, recorded as 
   assert.equal(resumed.status, 0, resumed.stderr);
   assert.deepEqual(json(resumed.stdout).resumedFrom, { position: 1, checkpoint: 'greeted' }, 'cancelled in wait: from the checkpoint after hello');
   assert.equal(json(wpipe(['runs', 'show', 'c-1', '--db', db, '--json']).stdout).status, 'completed');
+});
+
+test('a command killed mid-run (SIGKILL) leaves a run that --run-id resumes from its checkpoint', async () => {
+  const dir = folder();
+  const db = join(dir, 'runs.db');
+  const log = join(dir, 'log');
+  const child = spawn(process.execPath, [BIN, 'run', join(dir, 'p.yaml'), '--db', db, '--run-id', 'k-1'], {
+    env: { ...process.env, WPIPE_TEST_WAIT: '1', WPIPE_TEST_LOG: log, WPIPE_DB: '' }, stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+  const started = stderrSays(child, 'waiting for a signal');
+  await started.ready;
+  child.kill('SIGKILL');
+  assert.equal(await exited, 'SIGKILL');
+  const resumed = wpipe(['run', join(dir, 'p.yaml'), '--db', db, '--run-id', 'k-1', '--json'], { env: { WPIPE_TEST_LOG: log } });
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.deepEqual(json(resumed.stdout).resumedFrom, { position: 1, checkpoint: 'greeted' });
+  assert.deepEqual(readFileSync(log, 'utf8').split('\n').filter(Boolean), ['hello', 'second'], 'hello ran once, before the kill');
+  const shown = json(wpipe(['runs', 'show', 'k-1', '--db', db, '--json']).stdout) as { status: string; resumes: number };
+  assert.equal(shown.status, 'completed');
+  assert.equal(shown.resumes, 1);
 });
 
 test('runs list and runs show: a table, JSON with --json, filters; an unknown run exits 1', () => {
