@@ -406,3 +406,71 @@ test('keys Object.prototype has (toString, constructor, __proto__) are unknown k
   await oneProblem('constructor: x\nsteps:\n  - { module: ./steps.mjs, export: load }\n', 'WPIPE_ERR_PIPELINE_INVALID', 1, 1, /unknown key 'constructor' in a pipeline/);
   await oneProblem('steps:\n  - { module: ./steps.mjs, export: load, __proto__: { timeout: 1 } }\n', 'WPIPE_ERR_PIPELINE_INVALID', 2, 42, /unknown key '__proto__' in a step/);
 });
+
+/** The draft-07 keywords the schema uses, checked as an editor's validator would (a reference for the schema's meaning). */
+function schemaErrors(schema: Record<string, unknown>, value: unknown, root = schema, at = '$'): string[] {
+  if (typeof schema.$ref === 'string') {
+    const target = schema.$ref.replace('#/definitions/', '');
+    return schemaErrors((root.definitions as Record<string, Record<string, unknown>>)[target]!, value, root, at);
+  }
+  const out: string[] = [];
+  if (Array.isArray(schema.anyOf)) {
+    const ok = (schema.anyOf as Record<string, unknown>[]).some((s) => schemaErrors(s, value, root, at).length === 0);
+    if (!ok) out.push(`${at}: matches none of anyOf`);
+  }
+  const isObject = typeof value === 'object' && value !== null && !Array.isArray(value);
+  const is: Record<string, (v: unknown) => boolean> = {
+    object: () => isObject, array: Array.isArray, string: (v) => typeof v === 'string', boolean: (v) => typeof v === 'boolean',
+    number: (v) => typeof v === 'number', integer: Number.isInteger, null: (v) => v === null,
+  };
+  if (schema.type !== undefined) {
+    const types = ([] as string[]).concat(schema.type as string | string[]);
+    if (!types.some((t) => is[t]!(value))) return [...out, `${at}: not ${types.join(' or ')}`];
+  }
+  if (typeof value === 'number') {
+    if (typeof schema.minimum === 'number' && value < schema.minimum) out.push(`${at}: < minimum`);
+    if (typeof schema.exclusiveMinimum === 'number' && value <= schema.exclusiveMinimum) out.push(`${at}: <= exclusiveMinimum`);
+  }
+  if (typeof value === 'string' && typeof schema.minLength === 'number' && value.length < schema.minLength) out.push(`${at}: too short`);
+  if (Array.isArray(schema.enum) && !schema.enum.includes(value)) out.push(`${at}: not in enum`);
+  if (isObject) {
+    const props = (schema.properties ?? {}) as Record<string, Record<string, unknown>>;
+    for (const r of (schema.required ?? []) as string[]) if (!(r in (value as object))) out.push(`${at}: missing ${r}`);
+    for (const [k, v] of Object.entries(value as object)) {
+      if (Object.hasOwn(props, k)) out.push(...schemaErrors(props[k]!, v, root, `${at}.${k}`));
+      else if (schema.additionalProperties === false) out.push(`${at}: additional property ${k}`);
+    }
+  }
+  if (Array.isArray(value) && schema.items) value.forEach((v, i) => out.push(...schemaErrors(schema.items as Record<string, unknown>, v, root, `${at}[${i}]`)));
+  return out;
+}
+
+test('the JSON Schema and the validator agree: the example passes both; each malformed document fails both', async () => {
+  const schema = pipelineJsonSchema();
+  const { readYaml } = await import('../src/index.js');
+  assert.deepEqual(schemaErrors(schema, readYaml(new URL('examples/orders.yaml', root).pathname, { env: {} })), []);
+  const good = 'steps:\n  - { module: ./steps.mjs, export: load, timeout: 1, executor: inline }\n  - parallel: { steps: [{ module: ./steps.mjs, export: inc }], maxWorkers: 2 }\n  - for: { while: n < 3, steps: [{ module: ./steps.mjs, export: inc }] }\n  - background: { condition: { expression: n > 1, then: [{ module: ./steps.mjs, export: big }] } }\n';
+  const dir = folder({ 'good.yaml': good });
+  assert.deepEqual(schemaErrors(schema, readYaml(join(dir, 'good.yaml'))), []);
+  assert.equal((await validatePipelineFile(join(dir, 'good.yaml'))).valid, true);
+  for (const bad of [
+    'pipelinename: x\nsteps: []\n',
+    'steps:\n  - { module: ./steps.mjs }\n',
+    'steps:\n  - { module: ./steps.mjs, export: load, timeout: 0 }\n',
+    'steps:\n  - { module: ./steps.mjs, export: load, retryCount: 1.5 }\n',
+    'steps:\n  - { module: ./steps.mjs, export: load, executor: thread }\n',
+    'steps:\n  - for: { steps: [{ module: ./steps.mjs, export: inc }] }\n',
+    'steps:\n  - condition: { then: [{ module: ./steps.mjs, export: big }] }\n',
+    'steps:\n  - parallel: { steps: [{ module: ./steps.mjs, export: inc }], maxWorkers: 0 }\n',
+    'steps:\n  - conditon: { expression: n, then: [] }\n',
+    'steps:\n  - load\n',
+    'checkpoints: [{ name: a }]\nsteps: [{ module: ./steps.mjs, export: load }]\n',
+    'maxRetries: -1\nsteps: [{ module: ./steps.mjs, export: load }]\n',
+    'trackingDurability: always\nsteps: [{ module: ./steps.mjs, export: load }]\n',
+  ]) {
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, bad);
+    assert.notDeepEqual(schemaErrors(schema, readYaml(file)), [], `the schema accepts:\n${bad}`);
+    assert.equal((await validatePipelineFile(file)).valid, false, `the validator accepts:\n${bad}`);
+  }
+});

@@ -172,10 +172,21 @@ function fieldSchema(f: FieldSpec): JsonSchema {
   }
 }
 
+/** An optional key may also be written with no value (null): the validator takes it as absent. */
+function orNull(schema: JsonSchema): JsonSchema {
+  if (typeof schema.$ref === 'string') {
+    const { $ref, ...rest } = schema;
+    return { ...rest, anyOf: [{ $ref }, { type: 'null' }] };
+  }
+  const out: JsonSchema = { ...schema, type: [schema.type, 'null'] };
+  if (Array.isArray(schema.enum)) out.enum = [...(schema.enum as unknown[]), null];
+  return out;
+}
+
 function mappingSchema(kind: MappingKind, description: string): JsonSchema {
   const fields = PIPELINE_FORMAT[kind];
   const properties: JsonSchema = {};
-  for (const [key, f] of Object.entries(fields)) properties[key] = fieldSchema(f);
+  for (const [key, f] of Object.entries(fields)) properties[key] = f.required ? fieldSchema(f) : orNull(fieldSchema(f));
   const required = Object.entries(fields).filter(([, f]) => f.required).map(([k]) => k);
   const out: JsonSchema = { type: 'object', description, properties, additionalProperties: false };
   if (required.length > 0) out.required = required;
