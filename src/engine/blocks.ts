@@ -16,7 +16,7 @@
 import { checkMemoryLimitMb } from '../parallel/limits.js';
 import { checkOptions, describeType, invalidOption } from '../errors.js';
 import { EXECUTOR_KINDS, type ExecutorKind } from '../parallel/executor.js';
-import { checkItems, checkItem, type StepItem } from './compile.js';
+import { BLOCK_BRAND, checkItems, checkItem, type StepItem } from './items.js';
 import { compileFor, type CompiledExpression } from './expression.js';
 import { optBool, optNumber, optString } from './validate.js';
 
@@ -48,6 +48,8 @@ export interface ConditionOptions {
  * ```
  */
 export class Condition {
+  /** @internal Recognised by items.ts without an import of this module. */
+  readonly [BLOCK_BRAND] = true as const;
   readonly expression: string;
   readonly branchTrue: readonly StepItem[];
   readonly branchFalse: readonly StepItem[];
@@ -101,6 +103,8 @@ export interface ForOptions {
  * ```
  */
 export class For {
+  /** @internal Recognised by items.ts without an import of this module. */
+  readonly [BLOCK_BRAND] = true as const;
   readonly steps: readonly StepItem[];
   readonly iterations: number | undefined;
   readonly validationExpression: string | undefined;
@@ -162,6 +166,8 @@ export interface ParallelOptions {
  * ```
  */
 export class Parallel {
+  /** @internal Recognised by items.ts without an import of this module. */
+  readonly [BLOCK_BRAND] = true as const;
   readonly steps: readonly StepItem[];
   readonly maxWorkers: number | undefined;
   readonly useProcesses: boolean;
@@ -221,6 +227,8 @@ export interface BackgroundOptions {
  * ```
  */
 export class Background {
+  /** @internal Recognised by items.ts without an import of this module. */
+  readonly [BLOCK_BRAND] = true as const;
   readonly step: StepItem;
   readonly name: string | undefined;
 

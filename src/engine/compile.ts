@@ -3,125 +3,14 @@
  * nodes with the pipeline's defaults resolved (nodes.ts).
  */
 import { createHash } from 'node:crypto';
-import { WpipeError, describeType } from '../errors.js';
 import { chooseExecutorKind, type ExecutorKind } from '../parallel/executor.js';
 import { Background, Condition, For, Parallel } from './blocks.js';
-import type { NestedPipeline, Node, Plan, TaskNode } from './nodes.js';
-import { DEFAULT_VERSION, isStep, type RetryPredicate, type Step } from './step.js';
+import { EXPECTED, checkTuple, invalidStep, isPipeline, preview, type PipelineLike, type StepItem } from './items.js';
+import type { Node, Plan, TaskNode } from './nodes.js';
+import { DEFAULT_VERSION, isStep, type RetryPredicate } from './step.js';
 import type { StepDescriptor, StepFn } from './types.js';
 
-/**
- * Marks Pipeline instances, so this module need not import the class (it imports us).
- *
- * @example
- * ```ts
- * (pipe as PipelineLike)[PIPELINE_BRAND]; // true
- * ```
- */
-export const PIPELINE_BRAND: unique symbol = Symbol.for('wpipe.pipeline');
-
-/**
- * Anything that is a Pipeline (or PipelineAsync), as a step.
- *
- * @example
- * ```ts
- * const child: PipelineLike = new Pipeline({ pipelineName: 'child' });
- * ```
- */
-export interface PipelineLike extends NestedPipeline {
-  readonly [PIPELINE_BRAND]: true;
-}
-
-/**
- * What a step list may hold: a function, a `step()`-wrapped function, a tuple `[fn, name, version?]`
- * (the function may also be a Pipeline), a block, or a nested Pipeline.
- *
- * @example
- * ```ts
- * const items: StepItem[] = [load, [transform, 'transform', 'v2'], new Background(notify), subPipeline];
- * ```
- */
-export type StepItem =
-  | StepFn
-  | Step
-  | readonly [StepFn | PipelineLike, string, string?]
-  | Condition
-  | For
-  | Parallel
-  | Background
-  | PipelineLike;
-
-const EXPECTED =
-  'expected a function, step(…)(fn), a tuple [fn, name, version?], a Condition, For, Parallel or Background block, or a Pipeline';
-
-function isPipeline(v: unknown): v is PipelineLike {
-  return typeof v === 'object' && v !== null && (v as { [PIPELINE_BRAND]?: unknown })[PIPELINE_BRAND] === true;
-}
-
-function preview(v: unknown): string {
-  if (typeof v === 'string') return `a string ('${v.length > 30 ? `${v.slice(0, 30)}…` : v}')`;
-  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return `a ${typeof v} (${String(v)})`;
-  const t = describeType(v);
-  return t === 'undefined' || t === 'null' ? t : `a${/^[aeiou]/i.test(t) ? 'n' : ''} ${t}`;
-}
-
-function invalidStep(path: string, message: string): WpipeError {
-  return new WpipeError('WPIPE_ERR_INVALID_STEP', `${path} ${message}`, { details: { path } });
-}
-
-/**
- * Checks the shape of one item (blocks were checked when they were built); throws WpipeError
- * WPIPE_ERR_INVALID_STEP naming `path`.
- *
- * @example
- * ```ts
- * checkItem('nope', 'steps[1]'); // throws "steps[1] is a string ('nope'), not a step: …"
- * ```
- */
-export function checkItem(item: unknown, path: string): void {
-  if (typeof item === 'function') return;
-  if (item instanceof Condition || item instanceof For || item instanceof Parallel || item instanceof Background) return;
-  if (isPipeline(item)) return;
-  if (Array.isArray(item)) {
-    checkTuple(item, path);
-    return;
-  }
-  throw invalidStep(path, `is ${preview(item)}, not a step: ${EXPECTED}`);
-}
-
-function checkTuple(t: readonly unknown[], path: string): void {
-  if (t.length < 2 || t.length > 3) {
-    throw invalidStep(path, `is a tuple of length ${t.length}; a step tuple is [fn, name] or [fn, name, version]`);
-  }
-  if (typeof t[0] !== 'function' && !isPipeline(t[0])) {
-    throw invalidStep(`${path}[0]`, `is ${preview(t[0])}; the first element of a step tuple must be a function or a Pipeline`);
-  }
-  if (typeof t[1] !== 'string' || t[1].length === 0) {
-    throw invalidStep(`${path}[1]`, `is ${preview(t[1])}; the name in a step tuple must be a non-empty string`);
-  }
-  if (t.length === 3 && (typeof t[2] !== 'string' || t[2].length === 0)) {
-    throw invalidStep(`${path}[2]`, `is ${preview(t[2])}; the version in a step tuple must be a non-empty string`);
-  }
-}
-
-/**
- * Checks a list option of a block and returns a frozen copy.
- *
- * @example
- * ```ts
- * this.branchTrue = checkItems('Condition', 'branchTrue', options.branchTrue, true);
- * ```
- */
-export function checkItems(where: string, name: string, items: unknown, required: boolean): readonly StepItem[] {
-  if (items === undefined && !required) return Object.freeze([]);
-  if (!Array.isArray(items)) {
-    throw new WpipeError('WPIPE_ERR_INVALID_STEP', `${where}.${name} must be an array of steps, got ${describeType(items)}`, {
-      details: { path: `${where}.${name}` },
-    });
-  }
-  items.forEach((item, i) => checkItem(item, `${where}.${name}[${i}]`));
-  return Object.freeze(items.slice()) as readonly StepItem[];
-}
+export { PIPELINE_BRAND, checkItem, checkItems, type PipelineLike, type StepItem } from './items.js';
 
 /**
  * Pipeline-wide defaults a task node takes when its step() does not say.
