@@ -479,3 +479,28 @@ test('fuzz: random paths, parameters and encodings get 200, 400, 404 or 405 — 
   assert.ok((statuses.get(200) ?? 0) > 10 && (statuses.get(400) ?? 0) > 10, JSON.stringify([...statuses]));
   assert.equal((await request(`${dash.url}/api/health`)).status, 200);
 });
+
+test('a run stopped after a checkpoint shows the checkpoint and its event', async () => {
+  const { Pipeline } = await import('../src/index.js');
+  const t4 = tempDir('wpipe-dashboard-cp-');
+  const f4 = t4.file('cp.db');
+  const p = new Pipeline({ pipelineName: 'cp', trackingDb: f4 }).setSteps([
+    [() => ({ rows: 3 }), 'load'],
+    [() => { throw new Error('stopped here'); }, 'boom'],
+  ]);
+  p.addCheckpoint('loaded', 'rows > 0');
+  await p.run({}, { runId: 'cp-1' }).catch(() => undefined);
+  await p.close();
+  const d = await startDashboard({ db: f4, port: 0 });
+  try {
+    const run = (await (await fetch(`${d.url}/api/pipelines/cp-1`)).json()) as any;
+    assert.equal(run.status, 'error');
+    assert.deepEqual({ name: run.checkpoint.name, position: run.checkpoint.position, saves: run.checkpoint.saves }, { name: 'loaded', position: 1, saves: 1 });
+    assert.deepEqual(run.events.map((e: any) => [e.type, e.name]), [['checkpoint', 'loaded']]);
+    const events = (await (await fetch(`${d.url}/api/events?runId=cp-1&type=checkpoint`)).json()) as any[];
+    assert.equal(events.length, 1);
+  } finally {
+    await d.close();
+    t4.cleanup();
+  }
+});
