@@ -256,3 +256,32 @@ test('an open running run follows its steps and its end without a reload', { ski
     await page.close();
   }
 });
+
+test('resource charts (uPlot, served from the package) when the run recorded system metrics; trends chart', { skip, timeout: 180_000 }, async () => {
+  const { Pipeline } = await import('../src/index.js');
+  const f3 = t.file('metrics.db');
+  const pipe = new Pipeline({ pipelineName: 'metered', trackingDb: f3, collectSystemMetrics: true }).setSteps([
+    [() => { const until = Date.now() + 50; while (Date.now() < until) { /* busy */ } return { a: 1 }; }, 'burn'],
+    [() => ({ b: 1 }), 'light'],
+  ]);
+  await pipe.run({}, { runId: 'm-1' });
+  await pipe.close();
+  const d = await startDashboard({ db: f3, port: 0 });
+  try {
+    const { page, errors } = await open(`${d.url}/#run=m-1`);
+    try {
+      await page.waitForSelector('#metrics-chart canvas');
+      assert.ok(await page.locator('#metrics-chart .u-legend').count() >= 1, 'a uPlot chart with its legend');
+      assert.match((await page.locator('#metrics-chart').locator('xpath=..').textContent()) ?? '', /burn/);
+      await page.click('#tabs button[data-tab="trends"]');
+      await page.waitForSelector('#trend-chart canvas');
+      assert.equal(await page.locator('#trend-table tbody tr').count(), 1, 'one day with runs');
+      await page.screenshot({ path: path.join(OUT, 'trends.png') });
+      assert.deepEqual(errors, []);
+    } finally {
+      await page.close();
+    }
+  } finally {
+    await d.close();
+  }
+});
