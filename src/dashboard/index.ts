@@ -1,6 +1,7 @@
 /**
  * `startDashboard`: a web page and a JSON API over a run history (a `trackingDb` file), with live
- * updates. Reads on a read-only SQLite connection; the only write is acknowledging an alert.
+ * updates. Reads on a read-only SQLite connection; it writes only to acknowledge an alert and, with a
+ * token, to record reports from other hosts (ApiReporter → POST /api/ingest).
  *
  * Nothing is loaded or opened at import: the server, the database and the page's files come with the
  * first call (the `wpipe dashboard` command imports this module lazily).

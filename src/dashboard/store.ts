@@ -1,7 +1,7 @@
 /**
  * The dashboard's view of the run history: every query the HTTP API answers, on a READ-ONLY
- * better-sqlite3 connection of its own, plus the one write the API allows (acknowledging an alert) on
- * a second, short-lived writable connection.
+ * better-sqlite3 connection of its own, plus the writes the API allows (acknowledging an alert,
+ * reports from other hosts) on a second writable connection, opened at the first write.
  *
  * Why not HistoryQuery (src/storage/query.ts) as it is: its reads first fold the step journals of
  * other processes into SQLite (a write), and its list pages by OFFSET. The dashboard must never take
@@ -786,7 +786,7 @@ export class DashboardStore {
   }
 
   /**
-   * Marks a fired alert acknowledged. The one write the dashboard makes: on a separate writable
+   * Marks a fired alert acknowledged. Like {@link ingest}, on a separate writable
    * connection (the reader stays read-only), in a short `BEGIN IMMEDIATE` transaction with a busy
    * timeout, so it queues behind a pipeline's commit instead of failing or holding it up.
    * Returns false when no alert has that id.
