@@ -95,10 +95,19 @@ test('a late result after a timeout is ignored, and its rejection is not unhandl
   const onUnhandled = (): void => { unhandled++; };
   process.on('unhandledRejection', onUnhandled);
   try {
-    const late = step({ timeout: 0.02 })(async () => { await delay(60); throw new Error('too late'); });
+    let thrown!: () => void;
+    const lateThrow = new Promise<void>((resolve) => { thrown = resolve; });
+    const late = step({ timeout: 0.02 })(async () => {
+      await delay(60);
+      thrown();
+      throw new Error('too late');
+    });
     const e = await rejection(new Pipeline().setSteps([late]).run());
     assert.equal((e.cause as TaskError).code, 'WPIPE_ERR_TASK_TIMEOUT');
-    await delay(80);
+    // Wait for the late rejection itself, then two turns of the loop: Node reports an unhandled
+    // rejection once the microtasks after it have run.
+    await lateThrow;
+    for (let i = 0; i < 2; i++) await new Promise((r) => setImmediate(r));
     assert.equal(unhandled, 0);
   } finally {
     process.off('unhandledRejection', onUnhandled);
@@ -171,9 +180,14 @@ test('continueOnError never swallows a cancellation', async () => {
 test('cancellation reaches every Parallel branch', async () => {
   const ac = new AbortController();
   const signals: AbortSignal[] = [];
-  const branch = (_c: Context, info: StepInfo): Promise<never> => { signals.push(info.signal); return never(); };
+  let allStarted!: () => void;
+  const started = new Promise<void>((resolve) => { allStarted = resolve; });
+  const branch = (_c: Context, info: StepInfo): Promise<never> => {
+    if (signals.push(info.signal) === 3) allStarted();
+    return never();
+  };
   const pending = new PipelineAsync().setSteps([new Parallel({ steps: [branch, branch, branch] })]).run({}, { signal: ac.signal });
-  await delay(10);
+  await started; // every branch is running: abort now
   ac.abort();
   const e = await rejection(pending);
   assert.equal(e.code, 'WPIPE_ERR_PROCESS_CANCELLED');
