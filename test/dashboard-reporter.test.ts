@@ -41,6 +41,20 @@ function demo(name: string, reporter: ApiReporter): Pipeline {
   ]);
 }
 
+test("Pipeline({ api }) reports its runs to the dashboard; close() sends what is queued; a bad api option is refused", async () => {
+  const pipe = new Pipeline({ pipelineName: 'via-option', api: { baseUrl: dash.url, token: TOKEN, host: 'host-opt' } })
+    .setSteps([[() => ({ n: 1 }), 'one'], [() => ({ m: 2 }), 'two']]);
+  await pipe.run({}, { runId: 'opt-1' });
+  await pipe.close();
+  const run = await api('/api/pipelines/opt-1');
+  assert.equal(run.status, 'completed');
+  assert.equal(run.workerId, 'host-opt');
+  assert.deepEqual(run.steps.map((s: any) => [s.name, s.status]), [['one', 'completed'], ['two', 'completed']]);
+  assert.throws(() => new Pipeline({ api: 'http://x' as never }), /api must be an object \{ baseUrl, token, … \}, got string/);
+  assert.throws(() => new Pipeline({ api: { baseUrl: dash.url, token: TOKEN, timeout: 5 } as never }), /unknown option 'timeout'/);
+  assert.throws(() => new Pipeline({ apy: {} } as never), /did you mean api\?/);
+});
+
 test('two hosts report to one dashboard: runs, steps, host and worker, failures', async () => {
   const a = new ApiReporter({ baseUrl: dash.url, token: TOKEN, host: 'host-a', worker: 'w-1' });
   const b = new ApiReporter({ baseUrl: `${dash.url}/`, token: TOKEN, host: 'host-b' });

@@ -19,6 +19,7 @@ import {
   getTrackingObserverFactory, processObserverState, type BackgroundRecord, type RunObserver, type TrackingObserverFactory, type TrackingOptions,
 } from './hooks.js';
 import { getDefaultLogger, isLogger, type Logger } from './logger.js';
+import { ApiReporter, type ApiReporterOptions } from '../dashboard/reporter.js';
 import type { Node, Plan } from './nodes.js';
 import { RUN_DETAIL_SINK, RUN_ID_SINK, runPlanAsync, runPlanSync, type RunHost, type RunStartDetail } from './run.js';
 import type { RetryPredicate } from './step.js';
@@ -79,6 +80,13 @@ export interface PipelineOptions {
   logger?: Logger;
   /** Observers of every run (see RunObserver). */
   observers?: readonly RunObserver[];
+  /**
+   * Report runs and steps to a remote wpipe dashboard (`POST <baseUrl>/api/ingest`), so one
+   * dashboard shows several hosts: `{ baseUrl, token, timeoutMs?, required?, … }` (ApiReporter's
+   * options). Reports are queued, batched and retried with a bound; a slow or failing remote never
+   * slows or fails a run unless `required: true`. `close()` sends what is queued.
+   */
+  api?: ApiReporterOptions;
 }
 
 /**
@@ -136,7 +144,7 @@ export interface RunEachOptions {
 const PIPELINE_OPTIONS = [
   'pipelineName', 'verbose', 'trackingDb', 'maxRetries', 'retryDelay', 'retryBackoff', 'retryOn',
   'continueOnError', 'showProgress', 'collectSystemMetrics', 'trackingDurability', 'trackingRedact', 'trackingMaxValueBytes',
-  'trackingRetention', 'logger', 'observers',
+  'trackingRetention', 'logger', 'observers', 'api',
 ] as const;
 
 const MAX_KEPT_BACKGROUND_FAILURES = 1000;
@@ -173,6 +181,8 @@ export class Pipeline {
   private readonly retryOn: RetryPredicate | undefined;
   private items: StepItem[] = [];
   private readonly observers: RunObserver[] = [];
+  /** The remote reporter of the `api` option, closed (queue sent) by close(). */
+  private readonly reporter: ApiReporter | undefined;
   private observerSnapshot: RunObserver[] | null = null;
   /** The version of the process-wide observers the snapshot holds. */
   private processObserversSeen = -1;
@@ -243,6 +253,11 @@ export class Pipeline {
     if (options.observers !== undefined) {
       if (!Array.isArray(options.observers)) throw invalidOption(`${where}: observers must be an array, got ${describeType(options.observers)}`);
       for (const o of options.observers) this.observe(o);
+    }
+    if (options.api !== undefined) {
+      if (options.api === null || typeof options.api !== 'object') throw invalidOption(`${where}: api must be an object { baseUrl, token, … }, got ${describeType(options.api)}`);
+      this.reporter = new ApiReporter(options.api);
+      this.observe(this.reporter);
     }
     this._plan = this.compile([]);
   }
@@ -587,6 +602,7 @@ export class Pipeline {
     this.tracking = undefined;
     this.observerSnapshot = null;
     await tracking?.close?.();
+    await this.reporter?.close();
     const failures = this.backgroundFailures;
     this.backgroundFailures = [];
     if (this.droppedBackgroundFailures > 0) {
