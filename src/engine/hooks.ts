@@ -236,6 +236,8 @@ export interface TrackingOptions {
   readonly maxValueBytes?: number;
   /** Runs pruned when the history opens and at close (PipelineOptions.trackingRetention). */
   readonly retention?: { readonly olderThanDays?: number; readonly keepLast?: number };
+  /** The YAML file the pipeline was loaded from (loadPipeline), recorded with each run. */
+  readonly yamlPath?: string;
 }
 
 /** Builds the run-history/checkpoint observer of a pipeline that has `trackingDb`. */

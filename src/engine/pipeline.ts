@@ -181,6 +181,8 @@ export class Pipeline {
   private readonly retryOn: RetryPredicate | undefined;
   private items: StepItem[] = [];
   private readonly observers: RunObserver[] = [];
+  /** @internal The YAML file this pipeline was loaded from (set by loadPipeline; the history records it). */
+  _yamlPath: string | undefined = undefined;
   /** The remote reporter of the `api` option, closed (queue sent) by close(). */
   private readonly reporter: ApiReporter | undefined;
   private observerSnapshot: RunObserver[] | null = null;
@@ -498,6 +500,7 @@ export class Pipeline {
           trackingDb: this.trackingDb, collectSystemMetrics: this.collectSystemMetrics,
           pipelineName: this.pipelineName, verbose: this._verbose, durability: this.trackingDurability,
           ...this.trackingControls,
+          ...(this._yamlPath === undefined ? {} : { yamlPath: this._yamlPath }),
         });
         this.observerSnapshot = null;
       }

@@ -652,7 +652,10 @@ function sortErrors(errors: PipelineFileError[]): PipelineFileError[] {
 export async function loadPipeline(path: string, options?: LoadPipelineOptions): Promise<Pipeline> {
   const parsed = await parse('loadPipeline', path, options);
   const pipe = build(parsed, options ?? {});
-  if (pipe !== undefined) return pipe;
+  if (pipe !== undefined) {
+    pipe._yamlPath = resolve(path); // recorded with each run of the history (pipelines.yaml_path)
+    return pipe;
+  }
   const errors = sortErrors(parsed.report.errors);
   const shown = errors.slice(0, 50).map((e) => e.text.replace(/\n/g, '\n  ')).join('\n');
   const more = errors.length > 50 ? `\n… and ${errors.length - 50} more` : '';

@@ -162,6 +162,7 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
         runId: e.runId, pipelineName: e.pipelineName, input: e.context, structureHash: e.signature, fresh: e.generatedId, sync: e.sync,
         startedAt: e.startedAt,
         waited: e.waited,
+        ...(options.yamlPath === undefined ? {} : { yamlPath: options.yamlPath }),
       });
       if (r.outcome === 'failed') throw outcomeOf(r.run);
       if (r.outcome === 'busy') {
