@@ -18,7 +18,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
-import { startDashboard, DashboardStore } from '../src/dashboard/index.js';
+import { startDashboard } from '../src/dashboard/index.js';
+import { DashboardStore } from '../src/dashboard/store.js';
 import { openDb } from '../src/storage/db.js';
 import { quick, report, type Row } from './lib.js';
 

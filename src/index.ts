@@ -19,7 +19,7 @@ export { PipelineExporter, type ExportOptions, type ExportFormat } from './obser
 export { readYaml, writeYaml, leerYaml, escribirYaml, type ReadYamlOptions, type WriteYamlOptions } from './system/yaml.js';
 export {
   loadPipeline, validatePipelineFile, type LoadPipelineOptions, type PipelineFileError, type PipelineFileReport,
-} from './engine/yaml-pipeline.js';
+} from './engine/yaml-entry.js';
 export { pipelineJsonSchema, PIPELINE_FORMAT, PIPELINE_SCHEMA_ID, type FieldSpec, type FieldType, type MappingKind } from './engine/yaml-format.js';
 export {
   ResourceMonitor, type ResourceMonitorOptions, type ResourceSummary, type ResourceSamples,

@@ -16,8 +16,7 @@
  * ```
  */
 import { WpipeError, checkOptions, describeType, invalidOption } from '../errors.js';
-import { DashboardServer, isLoopback } from './server.js';
-import { DashboardStore } from './store.js';
+import { isLoopback } from './hosts.js';
 
 /** Options of {@link startDashboard}. */
 export interface DashboardOptions {
@@ -77,47 +76,10 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       + 'Pass a token (startDashboard({ …, token }) or `wpipe dashboard --token T`; open the page as /?token=T), or listen on 127.0.0.1',
       { details: { host } });
   }
-  const store = DashboardStore.open(db);
-  let server: DashboardServer;
-  let url: string;
-  try {
-    server = new DashboardServer({ store, host, port, token, pollMs });
-    url = await server.listen(port);
-  } catch (error) {
-    store.close();
-    throw error;
-  }
-  // The first statistics count every step row (~1 s at a million steps, and SQLite reads block the
-  // event loop); do it now, before anyone opens the page, so later calls only count what is new.
-  // The same for the per-step-name totals of the analysis views, a moment later, so that requests
-  // arriving in between are answered first.
-  let warm = setTimeout(() => {
-    try {
-      store.stats();
-    } catch {
-      /* the page's own request will report it */
-    }
-    warm = setTimeout(() => {
-      try {
-        store.nameAggregates();
-      } catch {
-        /* idem */
-      }
-    }, 200);
-    warm.unref();
-  }, 20);
-  warm.unref();
-  let closing: Promise<void> | undefined;
-  return {
-    url,
-    close: () => {
-      clearTimeout(warm);
-      closing ??= server.close().finally(() => store.close());
-      return closing;
-    },
-  };
+  // The server, its store and node:http load here, at the first start, not when wpipe is imported.
+  const { launchDashboard } = await import('./start.js');
+  return launchDashboard({ db, host, port, token, pollMs });
 }
 
-export { DashboardStore } from './store.js';
 export { ApiReporter, type ApiReporterOptions, type ApiReporterStats } from './reporter.js';
 export { ApiClient, type ApiClientOptions } from './api-client.js';

@@ -27,6 +27,9 @@ import type { AddressInfo } from 'node:net';
 import { WpipeError } from '../errors.js';
 import { packageRoot } from '../paths.js';
 import { LiveFeed } from './live.js';
+import { isLoopback } from './hosts.js';
+
+export { isLoopback };
 import { DATA_TABLES, DashboardStore, RUN_STATUSES, decodeCursor, type IngestReport, type IngestRunReport, type IngestStepReport } from './store.js';
 import type { RunStatus } from '../storage/records.js';
 
@@ -51,11 +54,6 @@ class HttpError extends Error {
 const bad = (message: string): HttpError => new HttpError(400, 'WPIPE_ERR_DASHBOARD_BAD_REQUEST', message);
 
 /** Whether `host` is a loopback address or name. */
-export function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || h === '::ffff:127.0.0.1';
-}
-
 /** Constant-time comparison of two secrets of any length (hashes first, so lengths do not leak). */
 export function sameSecret(a: string, b: string): boolean {
   const ha = crypto.createHash('sha256').update(a, 'utf8').digest();
