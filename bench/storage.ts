@@ -447,7 +447,7 @@ for (let i = 0; i < 12; i++) context[`k${i}`] = i % 2 ? `value-${i}` : i;
       let id = tracker.startStep({ runId, name: 's', position: 0 });
       for (let i = 0; i < N; i++) {
         tracker.finishStep({ stepId: id, status: 'completed', attempts: 1, durationMs: 0.01 });
-        if (withCheckpoint) tracker.saveCheckpoint({ runId, name: 'c', position: i + 1, context });
+        if (withCheckpoint) tracker.saveCheckpoint({ runId, name: 'c', resumeAt: i + 1, context });
         id = tracker.startStep({ runId, name: 's', position: i + 1 });
       }
       tracker.finishStep({ stepId: id, status: 'completed', attempts: 1, durationMs: 0.01 });
@@ -471,7 +471,7 @@ for (let i = 0; i < 12; i++) context[`k${i}`] = i % 2 ? `value-${i}` : i;
       for (let i = 0; i < samples.length; i++) {
         const t0 = process.hrtime.bigint();
         tracker.finishStep({ stepId: id, status: 'completed', attempts: 1, durationMs: 0.01 });
-        tracker.saveCheckpoint({ runId, name: 'c', position: i + 1, context });
+        tracker.saveCheckpoint({ runId, name: 'c', resumeAt: i + 1, context });
         id = tracker.startStep({ runId, name: 's', position: i + 1 });
         samples[i] = Number(process.hrtime.bigint() - t0);
       }
@@ -500,7 +500,7 @@ for (let i = 0; i < 12; i++) context[`k${i}`] = i % 2 ? `value-${i}` : i;
     const id = tracker.startStep({ runId: 'long', name: `s${s}`, position: s });
     ctx[`r${s % 50}`] = s;
     tracker.finishStep({ stepId: id, status: 'completed', attempts: 1, durationMs: 0.01 });
-    tracker.saveCheckpoint({ runId: 'long', name: 'every', position: s + 1, context: ctx });
+    tracker.saveCheckpoint({ runId: 'long', name: 'every', resumeAt: s + 1, context: ctx });
   }
   tracker.flush();
   const N = 200;

@@ -43,7 +43,7 @@ test('journal: false — each boundary commits the previous completion with the 
     view.close();
 
     tracker.finishStep({ stepId: s1, status: 'completed', attempts: 1, durationMs: 2.5, output: { rows: 3 } });
-    tracker.saveCheckpoint({ runId: 'r1', name: 'loaded', position: 1, context: { id: 7, rows: 3, seen: new Set([1]) } });
+    tracker.saveCheckpoint({ runId: 'r1', name: 'loaded', resumeAt: 1, context: { id: 7, rows: 3, seen: new Set([1]) } });
     assert.equal(tracker.pendingWrites, 2, 'completion and checkpoint wait for the next boundary');
     const tx = tracker.db.stats.transactions;
     const s2 = tracker.startStep({ runId: 'r1', name: 'save', version: 'v2', position: 1 });
@@ -159,9 +159,9 @@ test("a step's worker is recorded whether its start was written or not; another 
       const top = a.startStep({ runId: 'r', name: 'in-thread', position: 0, executor: 'threads' });
       a.finishStep({ stepId: top, status: 'completed', attempts: 1, durationMs: 1, worker: 'thread 3' });
       const par = a.startStep({ runId: 'r', name: 'Parallel', position: 1, kind: 'parallel' });
-      const child = a.startStep({ runId: 'r', name: 'in-child', parentStepId: par, executor: 'processes' });
+      const child = a.startStep({ runId: 'r', name: 'in-child', parentStep: par, executor: 'processes' });
       a.finishStep({ stepId: child, status: 'error', attempts: 2, durationMs: 1, error: new Error('boom'), worker: 'pid 4242' });
-      const local = a.startStep({ runId: 'r', name: 'inline', parentStepId: par });
+      const local = a.startStep({ runId: 'r', name: 'inline', parentStep: par });
       a.finishStep({ stepId: local, status: 'completed', attempts: 1, durationMs: 1 });
       a.finishStep({ stepId: par, status: 'error', attempts: 1, durationMs: 2 });
       a.finishRun({ runId: 'r', status: 'error', error: new Error('boom') });
@@ -264,11 +264,11 @@ test('nested pipelines and block children are linked to their parents', () => {
   try {
     tracker.startRun({ runId: 'parent', pipelineName: 'outer' });
     const block = tracker.startStep({ runId: 'parent', name: 'Parallel Block', kind: 'parallel', position: 0 });
-    const a = tracker.startStep({ runId: 'parent', name: 'a', parentStepId: block, parallelGroup: 'group_1', executor: 'threads' });
-    const nested = tracker.startStep({ runId: 'parent', name: 'inner', kind: 'pipeline', parentStepId: block, executor: 'inline' });
-    tracker.startRun({ runId: 'child', pipelineName: 'inner', parentRunId: 'parent', parentStepId: nested });
+    const a = tracker.startStep({ runId: 'parent', name: 'a', parentStep: block, parallelGroup: 'group_1', executor: 'threads' });
+    const nested = tracker.startStep({ runId: 'parent', name: 'inner', kind: 'pipeline', parentStep: block, executor: 'inline' });
+    tracker.startRun({ runId: 'child', pipelineName: 'inner', parentRunId: 'parent', parentStep: nested });
     // A nested pipeline with its own database still names the parent step through the handle.
-    childTracker.startRun({ runId: 'child2', pipelineName: 'inner', parentStepId: nested });
+    childTracker.startRun({ runId: 'child2', pipelineName: 'inner', parentStep: nested });
     childTracker.finishRun({ runId: 'child2', status: 'completed' });
     tracker.finishRun({ runId: 'child', status: 'completed', output: { x: 1 } });
     for (const id of [a, nested, block]) tracker.finishStep({ stepId: id, status: 'completed', attempts: 1, durationMs: 1 });
@@ -303,7 +303,7 @@ test('resumeRun: not found, completed (recorded result) and crashed (reopened fr
     first.startRun({ runId: 'crash', pipelineName: 'p', structureHash: 'h', input: { n: 0 } });
     const s1 = first.startStep({ runId: 'crash', name: 'one', position: 0 });
     first.finishStep({ stepId: s1, status: 'completed', attempts: 1, durationMs: 1 });
-    first.saveCheckpoint({ runId: 'crash', name: 'after-one', position: 1, context: { n: 1, m: new Map([['k', 1]]) } });
+    first.saveCheckpoint({ runId: 'crash', name: 'after-one', resumeAt: 1, context: { n: 1, m: new Map([['k', 1]]) } });
     first.startStep({ runId: 'crash', name: 'two', position: 1 }); // the step in flight when the process dies
     first.recordEvent({ runId: 'crash', type: 'note', name: 'lost' }); // queued, never committed: "the step in flight"
     // Simulate the kill: drop the tracker without flushing.
@@ -355,22 +355,22 @@ test('checkpoints: unsupported values fail before anything is queued; a structur
     assert.throws(
       () => tracker.finishStepWithCheckpoint(
         { stepId: id, status: 'completed', attempts: 1, durationMs: 1 },
-        { runId: 'r', name: 'cp', position: 1, context: { orders: [{}, {}, {}, { when: () => 0 }] } },
+        { runId: 'r', name: 'cp', resumeAt: 1, context: { orders: [{}, {}, {}, { when: () => 0 }] } },
       ),
       (e: unknown) => e instanceof WpipeError && e.code === 'WPIPE_ERR_CHECKPOINT_SERIALIZE' && /orders\[3\]\.when/.test(e.message),
     );
     assert.equal(tracker.pendingWrites, before, 'the step completion was not queued either');
     tracker.finishStepWithCheckpoint(
       { stepId: id, status: 'completed', attempts: 1, durationMs: 1 },
-      { runId: 'r', name: 'cp', position: 1, context: { ok: true } },
+      { runId: 'r', name: 'cp', resumeAt: 1, context: { ok: true } },
     );
-    tracker.saveCheckpoint({ runId: 'r', name: 'cp2', position: 1, context: { ok: 2 } });
+    tracker.saveCheckpoint({ runId: 'r', name: 'cp2', resumeAt: 1, context: { ok: 2 } });
     const cp = tracker.loadLatestCheckpoint('r')!;
     assert.equal(cp.name, 'cp2');
     assert.equal(cp.saves, 2);
     assert.throws(() => tracker.loadLatestCheckpoint('r', { structureHash: 'h2' }), (e: unknown) => e instanceof WpipeError && e.code === 'WPIPE_ERR_RESUME_MISMATCH');
-    assert.throws(() => tracker.saveCheckpoint({ runId: 'r', name: 'x', position: -1, context: {} }), RangeError);
-    assert.throws(() => tracker.saveCheckpoint({ runId: 'nope', name: 'x', position: 0, context: {} }), /not in progress/);
+    assert.throws(() => tracker.saveCheckpoint({ runId: 'r', name: 'x', resumeAt: -1, context: {} }), RangeError);
+    assert.throws(() => tracker.saveCheckpoint({ runId: 'nope', name: 'x', resumeAt: 0, context: {} }), /not in progress/);
   } finally {
     tracker.close();
     t.cleanup();

@@ -21,7 +21,7 @@ import { WpipeError } from '../errors.js';
 import { storageError, type StorageDb } from './db.js';
 import { Journal, applyEach, isFileDb, syncFile, type JournalOp } from './journal.js';
 import { compactBoundary, type JOURNAL_SQL, type WriteStatements } from './ops.js';
-import { Op, isoNow, resolveWrite, type QueuedWrite, type RunState, type StepState } from './run-state.js';
+import { Op, isoNow, resolveWrite, type QueuedWrite, type TrackedRun, type TrackedStep } from './run-state.js';
 import type BetterSqlite3 from 'better-sqlite3';
 
 /** Queued or journaled writes after which a fold runs at once (bounds memory; 'run' durability too). */
@@ -127,7 +127,7 @@ export class Committer {
     this.queue.push({ op: Op.Write, write });
   }
 
-  queueRun(run: RunState): void {
+  queueRun(run: TrackedRun): void {
     this.unfoldedRuns.add(run.runId);
     if (!run.queued) {
       run.queued = true;
@@ -135,7 +135,7 @@ export class Committer {
     }
   }
 
-  queueStep(step: StepState): void {
+  queueStep(step: TrackedStep): void {
     if (!step.queued) {
       step.queued = true;
       this.queue.push({ op: Op.Step, step });
@@ -143,7 +143,7 @@ export class Committer {
   }
 
   /** A call that precedes user code (startStep) or ends a run (finishRun). */
-  commitPoint(endOfRun: boolean, run: RunState | undefined): void {
+  commitPoint(endOfRun: boolean, run: TrackedRun | undefined): void {
     if (this.holdDepth > 0) return;
     if (this.o.durability !== 'run' || endOfRun) {
       this.makeDurable(run);
@@ -326,7 +326,7 @@ export class Committer {
   }
 
   /** One durable write of the queue: a journal line (and its sync in 'fsync'), or a SQLite commit. */
-  private makeDurable(run: RunState | undefined): void {
+  private makeDurable(run: TrackedRun | undefined): void {
     const journal = this.o.journal ? this.journal : undefined;
     if (journal === undefined || journal.broken) {
       this.flush();

@@ -11,7 +11,7 @@
  *   `WPIPE_ERR_RUN_IN_PROGRESS` under `ifRunning: 'fail'` and in runSync.
  * - `onStepStart` and `onRunEnd` return the group commit to await under durability 'fsync'.
  * - `onStepStart` / `onStepEnd` → `startStep` / `finishStep` (engine `failed` is recorded as `error`);
- *   nested steps are linked to their block or nested pipeline through `parentStepId`; a task run
+ *   nested steps are linked to their block or nested pipeline through `parentStep` (recorded as the parent's order, `parentStepId`); a task run
  *   in a worker thread or process records its executor ('threads', 'processes'), an in-process one
  *   leaves the column NULL.
  * - `onBoundary` → when checkpoints hold, `saveCheckpoint` with the position of the next step, in
@@ -207,7 +207,7 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
         version: e.version,
         kind: e.kind,
         ...(e.parentId === -1 ? { position: e.position } : {}),
-        ...(parent === undefined ? {} : { parentStepId: parent }),
+        ...(parent === undefined ? {} : { parentStep: parent }),
         // Where the step ran: recorded for worker threads and processes only; NULL means in-process.
         ...(e.executor === undefined || e.executor === 'inline' ? {} : { executor: e.executor }),
       });
@@ -231,7 +231,7 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
     onBoundary(e) {
       if (e.checkpoints.length === 0) return;
       try {
-        tracker.saveCheckpoint({ runId: e.runId, name: e.checkpoints.join(','), position: e.position + 1, context: e.context });
+        tracker.saveCheckpoint({ runId: e.runId, name: e.checkpoints.join(','), resumeAt: e.position + 1, context: e.context });
       } catch (error) {
         // The engine fails the step just finished with this error: its row says so too.
         const id = e.step === undefined ? undefined : steps.get(e.runId)?.get(e.step.id);

@@ -16,7 +16,8 @@ import type { RunStatus, StepStatus } from './records.js';
 /** A step handle returned by RunTracker.startStep: a number valid in this thread. */
 export type StepId = number;
 
-export interface RunState {
+/** A run as the tracker holds it while it is open (the engine's own run state is RunState in src/engine/run.ts). */
+export interface TrackedRun {
   /** The tracker running it (its steps are refused by others). */
   tracker: object;
   runId: string;
@@ -51,14 +52,15 @@ export interface RunState {
   errorStep: string | null;
   errorCode: string | null;
   errorData: string | null;
-  openSteps: Set<StepState>;
+  openSteps: Set<TrackedStep>;
   workerId: string | null;
   workerName: string | null;
 }
 
-export interface StepState {
+/** A step as the tracker holds it until its row is written (StepRecord is the row as read back). */
+export interface TrackedStep {
   id: StepId;
-  run: RunState;
+  run: TrackedRun;
   order: number;
   name: string;
   version: string | null;
@@ -87,12 +89,12 @@ export interface StepState {
 export const enum Op { Run, Step, Write }
 
 export type QueuedWrite =
-  | { op: Op.Run; run: RunState }
-  | { op: Op.Step; step: StepState }
+  | { op: Op.Run; run: TrackedRun }
+  | { op: Op.Step; step: TrackedStep }
   | { op: Op.Write; write: JournalOp };
 
 /** Step handles of this thread, shared by every tracker so nested pipelines can name parent steps. */
-export const stepsById = new Map<StepId, StepState>();
+export const stepsById = new Map<StepId, TrackedStep>();
 let lastStepId = 0;
 /** A new step handle, unique in this thread. */
 export function newStepId(): StepId {
@@ -101,7 +103,7 @@ export function newStepId(): StepId {
 
 
 /** The outcome fields of a run that is running (a new run, or one reopened to resume). */
-export function runningOutcome(): Pick<RunState, 'status' | 'completedAt' | 'durationMs' | 'outputText' | 'outputExact' | 'errorMessage'
+export function runningOutcome(): Pick<TrackedRun, 'status' | 'completedAt' | 'durationMs' | 'outputText' | 'outputExact' | 'errorMessage'
   | 'errorStep' | 'errorCode' | 'errorData' | 'openSteps'> {
   return {
     status: 'running', completedAt: null, durationMs: null, outputText: null, outputExact: null,

@@ -59,7 +59,7 @@
  * const run = tracker.startRun({ runId: 'order-7', pipelineName: 'orders', input: { orderId: 7 }, structureHash: 'h1' });
  * const s1 = tracker.startStep({ runId: run.runId, name: 'load', version: 'v1', position: 0 });
  * tracker.finishStep({ stepId: s1, status: 'completed', attempts: 1, durationMs: 3.2, output: { rows: 10 } });
- * tracker.saveCheckpoint({ runId: run.runId, name: 'loaded', position: 1, context: { orderId: 7, rows: 10 } });
+ * tracker.saveCheckpoint({ runId: run.runId, name: 'loaded', resumeAt: 1, context: { orderId: 7, rows: 10 } });
  * tracker.finishRun({ runId: run.runId, status: 'completed', output: { orderId: 7, rows: 10 } });
  * tracker.close();
  * ```
@@ -73,7 +73,7 @@ import { serialize, serializeBestEffort } from './serialize.js';
 import { Committer, type Durability } from './committer.js';
 import {
   Op, errorParts, isoAt, isoNow, lenient, newStepId, resolveWrite, roundMs, runningOutcome, stepsById,
-  type RunState, type StepId, type StepState,
+  type TrackedRun, type StepId, type TrackedStep,
 } from './run-state.js';
 import { CLAIM_SQL, claimRun, enterRun, inFlightRun, leaveRun } from './claim.js';
 import { DEFAULT_MAX_VALUE_BYTES, capText, pruneHistory, redact, redactTest, type PruneOptions, type RedactOption } from './history-controls.js';
@@ -152,8 +152,11 @@ export interface StartRunArgs {
   /** Identifies the pipeline's step structure; a resume with another hash is refused. */
   structureHash?: string;
   parentRunId?: string;
-  /** The parent step (a StepId of any tracker of this thread) that runs this nested pipeline. */
-  parentStepId?: StepId;
+  /**
+   * The handle (startStep's return, of any tracker of this thread) of the step that runs this nested
+   * pipeline. The run's record gives that step's order as `parentStepId`.
+   */
+  parentStep?: StepId;
   yamlPath?: string;
   /**
    * `beginRun` only: the id was generated just now (the engine's time-ordered UUIDs), so it cannot
@@ -176,7 +179,8 @@ export interface StartStepArgs {
   kind?: StepKind;
   /** Index among the pipeline's top-level steps (what a resume counts); omit inside blocks. */
   position?: number;
-  parentStepId?: StepId;
+  /** The handle (startStep's return) of the block or nested pipeline this step runs in; its record gives the parent's order as `parentStepId`. */
+  parentStep?: StepId;
   parallelGroup?: string;
   executor?: StepExecutor;
   /** Recorded (leniently serialized) as the step's input; omit to save the cost. */
@@ -265,8 +269,12 @@ export interface RecordResourceSummaryArgs {
 export interface SaveCheckpointArgs {
   runId: string;
   name: string;
-  /** Top-level position to resume at (the index of the next step to run). */
-  position: number;
+  /**
+   * The index of the top-level step a resume starts at (the next step to run): the engine's
+   * boundary `position` (the step just finished, -1 before the first) plus one. Stored in the
+   * checkpoints table's `position` column.
+   */
+  resumeAt: number;
   context: unknown;
   structureHash?: string;
 }
@@ -330,7 +338,7 @@ export class RunTracker {
   /** The write queue, the journal and the folds. */
   private readonly c: Committer;
   private readonly counters: Pick<TrackerStats, 'claims' | 'damagedJournals' | 'interruptedRuns'> = { claims: 0, damagedJournals: [], interruptedRuns: [] };
-  private readonly runs = new Map<string, RunState>();
+  private readonly runs = new Map<string, TrackedRun>();
   private closed = false;
   private readonly ownsDb: boolean;
   private readonly redactKey: ((key: string, value: unknown, path: string) => boolean) | undefined;
@@ -513,7 +521,7 @@ export class RunTracker {
     this.c.retryFailedFold();
     if (args.fresh === true) {
       if (isFileDb(this.db.path)) void this.c.journal; // its owner lock names the run's owner
-      const run = this.newRunState(args);
+      const run = this.newTrackedRun(args);
       this.c.queueRun(run);
       this.c.afterQueued();
       return { outcome: 'started', run: this.recordOf(run, args.input) };
@@ -554,7 +562,7 @@ export class RunTracker {
     // runs' writes stay batched for the next fold.
     if (this.c.touched(runId)) this.flush();
     const journal = this.c.journal;
-    const run = start ? this.newRunState(args) : undefined;
+    const run = start ? this.newTrackedRun(args) : undefined;
     const insert = run === undefined ? undefined : (resolveWrite({ op: Op.Run, run }, journal?.owner ?? null).slice(1));
     let result;
     try {
@@ -584,8 +592,8 @@ export class RunTracker {
         return claim.outcome === 'busy' ? { outcome: 'busy', run: claim.run, wait: undefined } : { outcome: claim.outcome, run: claim.run };
       case 'resumed': {
         const record = claim.run;
-        const resumed: RunState = {
-          ...(run ?? this.newRunState({ runId, pipelineName: record.pipelineName })),
+        const resumed: TrackedRun = {
+          ...(run ?? this.newTrackedRun({ runId, pipelineName: record.pipelineName })),
           startedAt: record.startedAt,
           startedMs: Date.parse(record.startedAt),
           structureHash: args.structureHash ?? record.structureHash,
@@ -608,12 +616,12 @@ export class RunTracker {
     }
   }
 
-  private newRunState(args: StartRunArgs): RunState {
+  private newTrackedRun(args: StartRunArgs): TrackedRun {
     const { runId, pipelineName } = args;
-    const parent = args.parentStepId === undefined ? undefined : stepsById.get(args.parentStepId);
+    const parent = args.parentStep === undefined ? undefined : stepsById.get(args.parentStep);
     // When the run started (the engine's clock, read before the database opened), else now.
     const now = args.startedAt ?? Date.now();
-    const run: RunState = {
+    const run: TrackedRun = {
       tracker: this,
       runId,
       pipelineName,
@@ -712,12 +720,12 @@ export class RunTracker {
   startStep(args: StartStepArgs): StepId {
     const run = this.requireRun(args.runId, 'startStep');
     if (typeof args.name !== 'string') throw invalidOption('startStep: name must be a string');
-    const parent = args.parentStepId === undefined ? undefined : stepsById.get(args.parentStepId);
+    const parent = args.parentStep === undefined ? undefined : stepsById.get(args.parentStep);
     const id = newStepId();
     const order = run.nextOrder++;
     const startedMs = Date.now();
     run.lastOrder = order;
-    const step: StepState = {
+    const step: TrackedStep = {
       id,
       run,
       order,
@@ -800,7 +808,7 @@ export class RunTracker {
    * ```ts
    * tracker.finishStepWithCheckpoint(
    *   { stepId: id, status: 'completed', attempts: 1, durationMs: 2 },
-   *   { runId: 'r1', name: 'loaded', position: 1, context: ctx },
+   *   { runId: 'r1', name: 'loaded', resumeAt: 1, context: ctx },
    * );
    * ```
    */
@@ -843,7 +851,7 @@ export class RunTracker {
    *
    * @example
    * ```ts
-   * tracker.saveCheckpoint({ runId: 'r1', name: 'loaded', position: 3, context: { rows: new Map() } });
+   * tracker.saveCheckpoint({ runId: 'r1', name: 'loaded', resumeAt: 3, context: { rows: new Map() } });
    * ```
    */
   saveCheckpoint(args: SaveCheckpointArgs): void {
@@ -855,12 +863,12 @@ export class RunTracker {
   private checkpointParams(args: SaveCheckpointArgs): unknown[] {
     const run = this.requireRun(args.runId, 'saveCheckpoint');
     if (typeof args.name !== 'string') throw invalidOption('saveCheckpoint: name must be a string');
-    if (!Number.isInteger(args.position) || args.position < 0) {
-      throw invalidOption(`saveCheckpoint: position must be an integer ≥ 0, got ${String(args.position)}`, 'RangeError');
+    if (!Number.isInteger(args.resumeAt) || args.resumeAt < 0) {
+      throw invalidOption(`saveCheckpoint: resumeAt must be an integer ≥ 0, got ${String(args.resumeAt)}`, 'RangeError');
     }
     const text = serialize(args.context);
     run.hasCheckpoint = true;
-    return [Code.UpsertCheckpoint, run.runId, args.name, args.position, run.lastOrder, args.structureHash ?? run.structureHash, text, isoNow()];
+    return [Code.UpsertCheckpoint, run.runId, args.name, args.resumeAt, run.lastOrder, args.structureHash ?? run.structureHash, text, isoNow()];
   }
 
   /**
@@ -1184,7 +1192,7 @@ export class RunTracker {
   // -------------------------------------------------------------------------------------------
   // Internals
 
-  private requireRun(runId: string, where: string): RunState {
+  private requireRun(runId: string, where: string): TrackedRun {
     const run = this.runs.get(runId);
     if (run === undefined) {
       throw new WpipeError('WPIPE_ERR_STORAGE', `${where}: run '${String(runId)}' is not in progress in this tracker (startRun or resumeRun it first)`, {
@@ -1194,7 +1202,7 @@ export class RunTracker {
     return run;
   }
 
-  private requireStep(stepId: StepId, where: string): StepState {
+  private requireStep(stepId: StepId, where: string): TrackedStep {
     const step = stepsById.get(stepId);
     if (step === undefined || step.run.tracker !== this) {
       throw new WpipeError('WPIPE_ERR_STORAGE', `${where}: unknown step id ${String(stepId)} (not started by this tracker, or its run is over)`, {
@@ -1204,7 +1212,7 @@ export class RunTracker {
     return step;
   }
 
-  private recordOf(run: RunState, input: unknown): RunRecord {
+  private recordOf(run: TrackedRun, input: unknown): RunRecord {
     return {
       runId: run.runId,
       pipelineName: run.pipelineName,
