@@ -13,6 +13,7 @@ import {
 } from '../src/parallel/index.js';
 import { TaskError, WpipeError } from '../src/errors.js';
 import * as S from './fixtures/parallel/steps.js';
+import { checkReportsStarts } from './helpers/executor-start.js';
 
 const T = { timeout: 30_000 };
 /** At least the minimum under tsx (192), small enough to fill fast. */
@@ -220,27 +221,8 @@ test('a context that cannot be cloned is a clear error, not a dead child', T, as
   assert.match(find(err, 'WPIPE_ERR_WORKER_CLONE')?.message ?? '', /ctx\.fn \(function\)/);
 });
 
-test('each attempt reports its start (the deadline starts there, not at the call): once, before it settles', T, async () => {
-  const ex = createExecutor('processes', { maxWorkers: 1 });
-  try {
-    const order: string[] = [];
-    const ac = new AbortController();
-    const call = (n: number): StepCall => ({
-      fn: S.add as never, moduleRef: { moduleUrl: new URL('./fixtures/parallel/steps.ts', import.meta.url).href, exportName: 'add' },
-      context: { a: n, b: 1 }, info: { signal: ac.signal, attempt: 1, runId: 'r', stepName: 'add' }, signal: ac.signal,
-      memoryLimitMb: undefined, onStarted: () => order.push(`started ${n}`),
-    });
-    assert.equal(ex.reportsStart, true);
-    // The first call also starts the pool's first worker; the second waits for it to be free.
-    const results = await Promise.all([1, 2].map((n) => Promise.resolve(ex.call(call(n))).then((v) => { order.push(`settled ${n}`); return v; })));
-    assert.deepEqual(results, [{ sum: 2 }, { sum: 3 }]);
-    for (const n of [1, 2]) {
-      assert.equal(order.filter((e) => e === `started ${n}`).length, 1, order.join(', '));
-      assert.ok(order.indexOf(`started ${n}`) < order.indexOf(`settled ${n}`), order.join(', '));
-    }
-  } finally {
-    await ex.close();
-  }
+test('each attempt reports its start (the deadline starts there, not at the call): once, before it settles, naming its worker', T, async () => {
+  await checkReportsStarts('processes', /^pid \d+$/);
 });
 
 test('the executor rejects calls once closed', T, async () => {

@@ -9,6 +9,7 @@ import { Pipeline, PipelineAsync, Parallel, step, type Context } from '../src/en
 import { createExecutor, isExecutorAvailable, threadPoolStats, type StepCall } from '../src/parallel/index.js';
 import { TaskError, WpipeError } from '../src/errors.js';
 import * as S from './fixtures/parallel/steps.js';
+import { checkReportsStarts } from './helpers/executor-start.js';
 
 const T = { timeout: 30_000 };
 
@@ -253,27 +254,8 @@ test('expressions inside a thread run on the backend this process uses (the addo
   else assert.ok(['js', 'wasm', 'native'].includes(out.used as string));
 });
 
-test('each attempt reports its start (the deadline starts there, not at the call): once, before it settles', T, async () => {
-  const ex = createExecutor('threads', { maxWorkers: 1 });
-  try {
-    const order: string[] = [];
-    const ac = new AbortController();
-    const call = (n: number): StepCall => ({
-      fn: S.add as never, moduleRef: { moduleUrl: new URL('./fixtures/parallel/steps.ts', import.meta.url).href, exportName: 'add' },
-      context: { a: n, b: 1 }, info: { signal: ac.signal, attempt: 1, runId: 'r', stepName: 'add' }, signal: ac.signal,
-      memoryLimitMb: undefined, onStarted: () => order.push(`started ${n}`),
-    });
-    assert.equal(ex.reportsStart, true);
-    // The first call also starts the pool's first worker; the second waits for it to be free.
-    const results = await Promise.all([1, 2].map((n) => Promise.resolve(ex.call(call(n))).then((v) => { order.push(`settled ${n}`); return v; })));
-    assert.deepEqual(results, [{ sum: 2 }, { sum: 3 }]);
-    for (const n of [1, 2]) {
-      assert.equal(order.filter((e) => e === `started ${n}`).length, 1, order.join(', '));
-      assert.ok(order.indexOf(`started ${n}`) < order.indexOf(`settled ${n}`), order.join(', '));
-    }
-  } finally {
-    await ex.close();
-  }
+test('each attempt reports its start (the deadline starts there, not at the call): once, before it settles, naming its worker', T, async () => {
+  await checkReportsStarts('threads', /^thread \d+$/);
 });
 
 test('close() destroys the shared pool once its last user closes; a new executor makes a new pool', T, async () => {

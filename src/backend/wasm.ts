@@ -20,7 +20,7 @@ import { wasmPath } from '../paths.js';
 import { workerData } from 'node:worker_threads';
 import type { Program } from '../vm/contract.js';
 import { CmpOp, Fn, Op, OPERAND_COUNT, Tag, TapeTag } from '../vm/contract.js';
-import { TapeLimit, TapeWriter, encodeTape } from '../vm/tape.js';
+import { TapeLimit, TapeWriter, encodeTape, readUtf16 } from '../vm/tape.js';
 import { PyFloat, PyTuple, dictGet, dictKeys, makeFloat, tagOf } from '../vm/values.js';
 import { floatRepr, roundDecimal } from '../vm/pyops.js';
 import { cpow } from '../vm/pow.js';
@@ -652,15 +652,8 @@ function readResult(vm: WasmVm, at: number): unknown {
   let pos = at;
   const str = (): string => {
     const n = dv.getUint32(pos, true);
-    pos += 4;
-    let out = '';
-    for (let i = 0; i < n; i += 4096) {
-      const end = Math.min(n, i + 4096);
-      const units = new Array<number>(end - i);
-      for (let j = i; j < end; j++) units[j - i] = dv.getUint16(pos + j * 2, true);
-      out += String.fromCharCode(...units);
-    }
-    pos += n * 2;
+    const out = readUtf16(dv, pos + 4, n);
+    pos += 4 + n * 2;
     return out;
   };
   const value = (): unknown => {
