@@ -28,7 +28,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { WpipeError } from '../errors.js';
 import { openDb, storageError } from '../storage/db.js';
 import { SCHEMA_VERSION } from '../storage/schema.js';
-import type { AlertView, AttemptView, EventView, RunSummary, StepView, TrendPoint } from '../storage/query.js';
+import { jsonColumn, stepView, type AlertView, type AttemptView, type EventView, type RunSummary, type StepView, type TrendPoint } from '../storage/query.js';
 import type { RunStatus, StepStatus } from '../storage/records.js';
 
 type Database = BetterSqlite3.Database;
@@ -143,14 +143,7 @@ function str(v: unknown): string | null {
 function num(v: unknown): number | null {
   return v === null || v === undefined ? null : Number(v);
 }
-function json(text: unknown): unknown {
-  if (typeof text !== 'string') return null;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return text;
-  }
-}
+const json = jsonColumn;
 const round2 = (x: number): number => Math.round(x * 100) / 100;
 
 const SUMMARY_COLUMNS = `id, name, status, started_at, completed_at, total_duration_ms, error_message, error_code, error_step,
@@ -179,29 +172,6 @@ function toSummary(r: Row): DashboardRun {
   };
 }
 
-function toStep(s: Row): StepView {
-  return {
-    order: Number(s.step_order),
-    name: String(s.step_name),
-    version: str(s.step_version),
-    kind: String(s.step_type),
-    position: num(s.position),
-    status: s.status as StepStatus,
-    attempts: Number(s.attempts),
-    parentStepId: num(s.parent_step_id),
-    parallelGroup: str(s.parallel_group),
-    executor: str(s.executor),
-    worker: str(s.worker),
-    startedAt: String(s.started_at),
-    completedAt: str(s.completed_at),
-    durationMs: num(s.duration_ms),
-    input: json(s.input_data),
-    output: json(s.output_data),
-    errorMessage: str(s.error_message),
-    errorCode: str(s.error_code),
-    errorTraceback: str(s.error_traceback),
-  };
-}
 
 function toEvent(e: Row): EventView {
   return {
@@ -522,7 +492,7 @@ export class DashboardStore {
   getRun(runId: string): Record<string, unknown> | undefined {
     const r = this.get('SELECT * FROM pipelines WHERE id = ?', [runId]);
     if (!r) return undefined;
-    const steps = this.all('SELECT * FROM steps WHERE pipeline_id = ? ORDER BY step_order', [runId]).map(toStep);
+    const steps = this.all('SELECT * FROM steps WHERE pipeline_id = ? ORDER BY step_order', [runId]).map(stepView);
     const attempts = this.all('SELECT * FROM attempts WHERE pipeline_id = ? ORDER BY step_order, attempt', [runId]).map((a): AttemptView => ({
       stepOrder: Number(a.step_order),
       attempt: Number(a.attempt),

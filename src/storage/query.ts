@@ -207,8 +207,40 @@ export interface TrendPoint {
   meanDurationMs: number | null;
 }
 
+/**
+ * A `steps` row as the query API returns it (the dashboard's store uses it too).
+ *
+ * @example
+ * ```ts
+ * db.prepare('SELECT * FROM steps WHERE pipeline_id = ?').all(id).map(stepView);
+ * ```
+ */
+export function stepView(s: Record<string, unknown>): StepView {
+  return {
+    order: Number(s.step_order),
+    name: String(s.step_name),
+    version: (s.step_version as string | null) ?? null,
+    kind: String(s.step_type),
+    position: (s.position as number | null) ?? null,
+    status: s.status as StepStatus,
+    attempts: Number(s.attempts),
+    parentStepId: (s.parent_step_id as number | null) ?? null,
+    parallelGroup: (s.parallel_group as string | null) ?? null,
+    executor: (s.executor as string | null) ?? null,
+    worker: (s.worker as string | null) ?? null,
+    startedAt: String(s.started_at),
+    completedAt: (s.completed_at as string | null) ?? null,
+    durationMs: (s.duration_ms as number | null) ?? null,
+    input: jsonColumn(s.input_data),
+    output: jsonColumn(s.output_data),
+    errorMessage: (s.error_message as string | null) ?? null,
+    errorCode: (s.error_code as string | null) ?? null,
+    errorTraceback: (s.error_traceback as string | null) ?? null,
+  };
+}
+
 /** Parses a JSON column without reviving tags; unreadable text is returned as it is. */
-function json(text: unknown): unknown {
+export function jsonColumn(text: unknown): unknown {
   if (typeof text !== 'string') return null;
   try {
     return JSON.parse(text) as unknown;
@@ -369,27 +401,7 @@ export class HistoryQuery {
   getRunDetail(runId: string): RunDetail | undefined {
     const r = this.get('SELECT * FROM pipelines WHERE id = ?', [runId]);
     if (!r) return undefined;
-    const steps = this.all('SELECT * FROM steps WHERE pipeline_id = ? ORDER BY step_order', [runId]).map((s): StepView => ({
-      order: Number(s.step_order),
-      name: String(s.step_name),
-      version: (s.step_version as string | null) ?? null,
-      kind: String(s.step_type),
-      position: (s.position as number | null) ?? null,
-      status: s.status as StepStatus,
-      attempts: Number(s.attempts),
-      parentStepId: (s.parent_step_id as number | null) ?? null,
-      parallelGroup: (s.parallel_group as string | null) ?? null,
-      executor: (s.executor as string | null) ?? null,
-      worker: (s.worker as string | null) ?? null,
-      startedAt: String(s.started_at),
-      completedAt: (s.completed_at as string | null) ?? null,
-      durationMs: (s.duration_ms as number | null) ?? null,
-      input: json(s.input_data),
-      output: json(s.output_data),
-      errorMessage: (s.error_message as string | null) ?? null,
-      errorCode: (s.error_code as string | null) ?? null,
-      errorTraceback: (s.error_traceback as string | null) ?? null,
-    }));
+    const steps = this.all('SELECT * FROM steps WHERE pipeline_id = ? ORDER BY step_order', [runId]).map(stepView);
     const attempts = this.all('SELECT * FROM attempts WHERE pipeline_id = ? ORDER BY step_order, attempt', [runId]).map((a): AttemptView => ({
       stepOrder: Number(a.step_order),
       attempt: Number(a.attempt),
@@ -405,10 +417,10 @@ export class HistoryQuery {
     const children = this.all(`SELECT ${SUMMARY_COLUMNS} FROM pipelines WHERE parent_pipeline_id = ? ORDER BY started_at`, [runId]).map(toSummary);
     return {
       ...toSummary(r),
-      input: json(r.input_data),
-      output: json(r.output_data),
+      input: jsonColumn(r.input_data),
+      output: jsonColumn(r.output_data),
       outputExact: r.output_exact === 1,
-      errorData: json(r.error_data),
+      errorData: jsonColumn(r.error_data),
       structureHash: (r.structure_hash as string | null) ?? null,
       yamlPath: (r.yaml_path as string | null) ?? null,
       steps,
@@ -526,8 +538,8 @@ export class HistoryQuery {
       type: String(e.event_type),
       name: String(e.event_name),
       message: (e.message as string | null) ?? null,
-      data: json(e.data),
-      tags: (json(e.tags) as string[] | null) ?? null,
+      data: jsonColumn(e.data),
+      tags: (jsonColumn(e.tags) as string[] | null) ?? null,
       createdAt: String(e.created_at),
     }));
   }
