@@ -6,7 +6,7 @@
 // Faults abort the evaluation with a trap (`unreachable`) after writing the six fault words; the host
 // catches the trap and reads them. The arena is reset by the next evaluation, so a trap loses nothing.
 
-import { ErrorKind, Reason } from './opcodes';
+import { ErrorKind, FaultWord, Reason } from './opcodes';
 
 /** The six fault words (kind, pc, reason, tagA, tagB, row) then the result descriptor. */
 export const FAULT: usize = memory.data(64, 16);
@@ -67,23 +67,26 @@ export function resetToProgram(): void { top = progMark; }
 export function resetAll(): void { initArena(); top = arenaBase; progMark = arenaBase; }
 export function markProgram(): void { progMark = top; }
 
+/** Writes fault word `w` (FaultWord.*). */
+@inline function setFault(w: i32, v: i32): void { store<i32>(FAULT + (<usize>w << 2), v); }
+
 export function clearFault(): void {
-  store<i32>(FAULT, 0);
-  store<i32>(FAULT, 0, 4);
-  store<i32>(FAULT, 0, 8);
-  store<i32>(FAULT, -1, 12);
-  store<i32>(FAULT, -1, 16);
-  store<i32>(FAULT, -1, 20);
+  setFault(FaultWord.KIND, 0);
+  setFault(FaultWord.PC, 0);
+  setFault(FaultWord.REASON, 0);
+  setFault(FaultWord.TAG_A, -1);
+  setFault(FaultWord.TAG_B, -1);
+  setFault(FaultWord.ROW, -1);
 }
 
 /** Records a fault and aborts the evaluation (the host catches the trap). */
 export function fail(kind: i32, reason: i32, tagA: i32, tagB: i32): void {
-  store<i32>(FAULT, kind);
-  store<i32>(FAULT, curPc, 4);
-  store<i32>(FAULT, reason, 8);
-  store<i32>(FAULT, tagA, 12);
-  store<i32>(FAULT, tagB, 16);
-  store<i32>(FAULT, -1, 20);
+  setFault(FaultWord.KIND, kind);
+  setFault(FaultWord.PC, curPc);
+  setFault(FaultWord.REASON, reason);
+  setFault(FaultWord.TAG_A, tagA);
+  setFault(FaultWord.TAG_B, tagB);
+  setFault(FaultWord.ROW, -1);
   unreachable();
 }
 

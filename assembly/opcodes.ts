@@ -147,6 +147,17 @@ export namespace Reason {
 /** Members of Reason: every valid value is in [0, REASON_COUNT). */
 export const REASON_COUNT: i32 = 28;
 
+export namespace FaultWord {
+  export const KIND: i32 = 0;
+  export const PC: i32 = 1;
+  export const REASON: i32 = 2;
+  export const TAG_A: i32 = 3;
+  export const TAG_B: i32 = 4;
+  export const ROW: i32 = 5;
+}
+/** Members of FaultWord: every valid value is in [0, FAULT_WORD_COUNT). */
+export const FAULT_WORD_COUNT: i32 = 6;
+
 export namespace ColumnKind {
   export const NUMBER: i32 = 0;
   export const BOOL: i32 = 1;

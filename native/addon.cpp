@@ -100,7 +100,7 @@ Napi::Value Evaluate(const Napi::CallbackInfo& info) {
   auto* ctx = typedArray<uint8_t>(env, info[1], napi_uint8_array, &ctxLen, "ctx must be a Uint8Array");
   auto* out = typedArray<uint8_t>(env, info[2], napi_uint8_array, &outLen, "out must be a Uint8Array");
   auto* fault = typedArray<int32_t>(env, info[3], napi_int32_array, &faultLen, "fault must be an Int32Array");
-  if (faultLen < 6) throwType(env, "fault must hold six words");
+  if (faultLen < (size_t)wpipe::kFaultWordCount) throwType(env, "fault must hold six words");
   if (p->batch) throwType(env, "a batch program cannot be evaluated as a scalar program");
   EnvState& st = state(env);
   bool ok;
@@ -158,7 +158,7 @@ Napi::Value RunBatch(const Napi::CallbackInfo& info) {
   size_t outLen, faultLen;
   auto* out = typedArray<uint8_t>(env, info[3], napi_uint8_array, &outLen, "out must be a Uint8Array");
   auto* fault = typedArray<int32_t>(env, info[4], napi_int32_array, &faultLen, "fault must be an Int32Array");
-  if (faultLen < 6) throwType(env, "fault must hold six words");
+  if (faultLen < (size_t)wpipe::kFaultWordCount) throwType(env, "fault must hold six words");
   if (outLen < rows) throwType(env, "out is shorter than rows");
   int64_t r;
   try {

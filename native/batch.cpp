@@ -674,12 +674,12 @@ struct Runner {
     int64_t row = (int64_t)(base + i);
     if (bestRow < 0 || row < bestRow) {
       bestRow = row;
-      fault[0] = e.kind;
-      fault[1] = pc;
-      fault[2] = e.reason;
-      fault[3] = e.tagA;
-      fault[4] = e.tagB;
-      fault[5] = (int32_t)row;
+      fault[FaultWord::KIND] = e.kind;
+      fault[FaultWord::PC] = pc;
+      fault[FaultWord::REASON] = e.reason;
+      fault[FaultWord::TAG_A] = e.tagA;
+      fault[FaultWord::TAG_B] = e.tagB;
+      fault[FaultWord::ROW] = (int32_t)row;
     }
   }
 
@@ -1255,7 +1255,7 @@ std::unique_ptr<BatchPlan> makeBatchPlan(const Program& p, const uint8_t* kinds,
 }
 
 int64_t runBatch(const Program& p, EnvState& env, const Column* cols, size_t nCols, size_t rows, uint8_t* out,
-                 int32_t fault[6]) {
+                 int32_t fault[kFaultWordCount]) {
   if (!p.batch) throw std::runtime_error("not a batch program");
   if (nCols < p.batch->kinds.size()) throw std::runtime_error("fewer columns than the program reads");
   for (size_t k = 0; k < p.batch->kinds.size(); k++) {

@@ -153,6 +153,17 @@ constexpr int32_t WORK = 27;
 /** Members of Reason: every valid value is in [0, kReasonCount). */
 constexpr int32_t kReasonCount = 28;
 
+namespace FaultWord {
+constexpr int32_t KIND = 0;
+constexpr int32_t PC = 1;
+constexpr int32_t REASON = 2;
+constexpr int32_t TAG_A = 3;
+constexpr int32_t TAG_B = 4;
+constexpr int32_t ROW = 5;
+}  // namespace FaultWord
+/** Members of FaultWord: every valid value is in [0, kFaultWordCount). */
+constexpr int32_t kFaultWordCount = 6;
+
 namespace ColumnKind {
 constexpr int32_t NUMBER = 0;
 constexpr int32_t BOOL = 1;

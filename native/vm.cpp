@@ -1227,7 +1227,7 @@ std::unique_ptr<Program> prepareProgram(const int32_t* code, size_t codeLen, con
   return p;
 }
 
-bool evaluateScalar(const Program& p, EnvState& env, const uint8_t* ctx, size_t ctxLen, int32_t fault[6]) {
+bool evaluateScalar(const Program& p, EnvState& env, const uint8_t* ctx, size_t ctxLen, int32_t fault[kFaultWordCount]) {
   env.arena.reset();
   env.hasResult = false;
   if (env.stack.size() < p.stackSize) env.stack.resize(p.stackSize);
@@ -1246,19 +1246,19 @@ bool evaluateScalar(const Program& p, EnvState& env, const uint8_t* ctx, size_t 
     env.arena.reset();
     return true;
   } catch (const std::bad_alloc&) {
-    fault[0] = ErrorKind::LimitError;
-    fault[1] = pc;
-    fault[2] = Reason::VALUE_TOO_LARGE;
-    fault[3] = fault[4] = fault[5] = -1;
+    fault[FaultWord::KIND] = ErrorKind::LimitError;
+    fault[FaultWord::PC] = pc;
+    fault[FaultWord::REASON] = Reason::VALUE_TOO_LARGE;
+    fault[FaultWord::TAG_A] = fault[FaultWord::TAG_B] = fault[FaultWord::ROW] = -1;
     env.arena.reset();
     return false;
   } catch (const VmError& e) {
-    fault[0] = e.kind;
-    fault[1] = pc;
-    fault[2] = e.reason;
-    fault[3] = e.tagA;
-    fault[4] = e.tagB;
-    fault[5] = -1;
+    fault[FaultWord::KIND] = e.kind;
+    fault[FaultWord::PC] = pc;
+    fault[FaultWord::REASON] = e.reason;
+    fault[FaultWord::TAG_A] = e.tagA;
+    fault[FaultWord::TAG_B] = e.tagB;
+    fault[FaultWord::ROW] = -1;
     env.arena.reset();
     return false;
   }

@@ -48,7 +48,7 @@ std::unique_ptr<Program> prepareProgram(const int32_t* code, size_t codeLen, con
  * Runs a scalar program over a context tape. Returns true with the result tape in env.out, or false
  * with the six fault words (row -1) filled.
  */
-bool evaluateScalar(const Program& p, EnvState& env, const uint8_t* ctx, size_t ctxLen, int32_t fault[6]);
+bool evaluateScalar(const Program& p, EnvState& env, const uint8_t* ctx, size_t ctxLen, int32_t fault[kFaultWordCount]);
 
 /** A column of a batch: f64 numbers or u8 bools. */
 struct Column {
@@ -59,7 +59,7 @@ struct Column {
 
 /** Runs a batch program; returns -1, or the first failing row with `fault` filled. */
 int64_t runBatch(const Program& p, EnvState& env, const Column* cols, size_t nCols, size_t rows, uint8_t* out,
-                 int32_t fault[6]);
+                 int32_t fault[kFaultWordCount]);
 
 /** Features of this CPU the batch VM uses (detected once per process). */
 std::vector<std::string> cpuFeatures();

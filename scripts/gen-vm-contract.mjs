@@ -18,7 +18,7 @@ const contract = await import(pathToFileURL(join(root, 'src', 'vm', 'contract.ts
 const check = process.argv.includes('--check');
 
 /** The enumerations, in output order, with the C++ and AssemblyScript name of their member count. */
-const ENUMS = ['Op', 'BinOp', 'CmpOp', 'Fn', 'Method', 'Tag', 'ErrorKind', 'Reason', 'ColumnKind'];
+const ENUMS = ['Op', 'BinOp', 'CmpOp', 'Fn', 'Method', 'Tag', 'ErrorKind', 'Reason', 'FaultWord', 'ColumnKind'];
 /** Member names that are keywords in C++ (the contract's `int`, `float`, `bool` functions). */
 const CPP_KEYWORDS = new Set(['int', 'float', 'bool']);
 /** Each limit's type in each language (a new limit must be added here, or the script stops). */

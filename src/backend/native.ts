@@ -20,7 +20,7 @@ import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { addonCandidates } from '../paths.js';
 import type { Program } from '../vm/contract.js';
-import { Tag, TapeTag } from '../vm/contract.js';
+import { Tag, TapeTag, faultWords } from '../vm/contract.js';
 import { readUtf16, restoreOpaque, TapeLimit, TapeWriter, encodeTape } from '../vm/tape.js';
 import { PyFloat, PyTuple } from '../vm/values.js';
 import {
@@ -237,7 +237,7 @@ class NativeScalar implements ScalarEvaluator {
     try {
       tape = this.writer.context(ctx, this.names);
     } catch (error) {
-      if (error instanceof TapeLimit) throw new VmFault(Int32Array.of(error.kind, 0, error.reason, -1, -1, -1));
+      if (error instanceof TapeLimit) throw new VmFault(faultWords(error.kind, error.reason));
       throw error;
     }
     const n = this.b.evaluate(this.handle, tape, this.out, this.fault);

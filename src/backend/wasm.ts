@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { wasmPath } from '../paths.js';
 import { workerData } from 'node:worker_threads';
 import type { Program } from '../vm/contract.js';
-import { CmpOp, Fn, Op, OPERAND_COUNT, Tag, TapeTag } from '../vm/contract.js';
+import { CmpOp, FAULT_WORD_COUNT, Fn, Op, OPERAND_COUNT, Tag, TapeTag, faultWords } from '../vm/contract.js';
 import { TapeLimit, TapeWriter, encodeTape, readUtf16 } from '../vm/tape.js';
 import { PyFloat, PyTuple, dictGet, dictKeys, makeFloat, tagOf } from '../vm/values.js';
 import { floatRepr, roundDecimal } from '../vm/pyops.js';
@@ -707,7 +707,7 @@ class WasmScalar implements ScalarEvaluator {
     try {
       tape = this.writer.context(ctx, this.program.names);
     } catch (e) {
-      if (e instanceof TapeLimit) throw new VmFault(Int32Array.of(e.kind, 0, e.reason, -1, -1, -1));
+      if (e instanceof TapeLimit) throw new VmFault(faultWords(e.kind, e.reason));
       throw e;
     }
     return this.vm.runScalar(this, tape, ctx);
@@ -715,7 +715,7 @@ class WasmScalar implements ScalarEvaluator {
 }
 
 class WasmBatch implements BatchEvaluator {
-  readonly fault = new Int32Array(6);
+  readonly fault = new Int32Array(FAULT_WORD_COUNT);
 
   constructor(
     private readonly vm: WasmVm,

@@ -9,7 +9,7 @@
  * fail, with the same fault. Int-ness (for the ±(2^53 − 1) OverflowError of int results) is tracked
  * per row only when the program has arithmetic that can overflow.
  */
-import { BinOp, CmpOp, ErrorKind, Fn, Limits, Op, OPERAND_COUNT, Reason, Tag } from './bytecode.js';
+import { BinOp, CmpOp, ErrorKind, FAULT_WORD_COUNT, FaultWord, Fn, Limits, Op, OPERAND_COUNT, Reason, Tag, faultWords } from './bytecode.js';
 import { floatDivmod, intFloorDiv, intMod, intPow, roundHalfEven } from '../vm/pyops.js';
 import { PyFloat } from '../vm/values.js';
 import { cpow } from '../vm/pow.js';
@@ -60,7 +60,7 @@ function tracksInts(code: Int32Array): boolean {
 const RETRY = Symbol('retry chunk in exact mode');
 
 export class ColumnarEvaluator implements BatchEvaluator {
-  readonly fault = new Int32Array(6);
+  readonly fault = new Int32Array(FAULT_WORD_COUNT);
   private readonly slots: Slot[] = [];
   private readonly combines = new Map<number, Combine[]>();
   /** Whether the program has arithmetic whose int results can leave the exact range. */
@@ -74,7 +74,7 @@ export class ColumnarEvaluator implements BatchEvaluator {
   /** Int-ness is tracked in exact mode only. */
   private ints = false;
   private readonly consts: Array<{ value: number; int: number }>;
-  private faults: number[][] = [];
+  private faults: Int32Array[] = [];
   private faultIndex = new Map<string, number>();
 
   constructor(private readonly program: BatchProgram) {
@@ -97,7 +97,7 @@ export class ColumnarEvaluator implements BatchEvaluator {
     let i = this.faultIndex.get(key);
     if (i === undefined) {
       i = this.faults.length;
-      this.faults.push([kind, pc, reason, tagA, tagB]);
+      this.faults.push(faultWords(kind, reason, pc, tagA, tagB));
       this.faultIndex.set(key, i);
     }
     return i + 1;
@@ -124,7 +124,8 @@ export class ColumnarEvaluator implements BatchEvaluator {
         for (let i = 0; i < n; i++) {
           if (err[i] !== 0) {
             const f = this.faults[err[i]! - 1]!;
-            this.fault.set([f[0]!, f[1]!, f[2]!, f[3]!, f[4]!, start + i]);
+            this.fault.set(f);
+            this.fault[FaultWord.ROW] = start + i;
             return start + i;
           }
         }

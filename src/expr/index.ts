@@ -6,7 +6,7 @@ import { compileProgram } from './compile.js';
 import { compileClosure, type Evaluator } from './closures.js';
 import { resetWork, truthy } from '../vm/pyops.js';
 import { MISSING, toHost } from '../vm/values.js';
-import { ErrorKind, Limits, Reason } from './bytecode.js';
+import { ErrorKind, FaultWord, Limits, Reason } from './bytecode.js';
 import { describeFault } from './messages.js';
 import { inspectColumns, planBatch, planColumns, type BatchPlan, type ColumnInfo } from './batch.js';
 import { ColumnarEvaluator } from './columnar.js';
@@ -82,7 +82,11 @@ export function expressionCacheSize(): number {
 }
 
 function faultError(program: Program, fault: Int32Array, row = -1): ExpressionError {
-  const [kind, pc, reason, tagA, tagB] = fault as unknown as [number, number, number, number, number];
+  const kind = fault[FaultWord.KIND]!;
+  const pc = fault[FaultWord.PC]!;
+  const reason = fault[FaultWord.REASON]!;
+  const tagA = fault[FaultWord.TAG_A]!;
+  const tagB = fault[FaultWord.TAG_B]!;
   const safePc = pc >= 0 && pc < program.code.length ? pc : 0;
   const site = { op: program.code[safePc] ?? 0, arg: program.code[safePc + 1] ?? 0 };
   const { pythonType, reason: text } = describeFault(kind, reason, tagA, tagB, '', site, program.names, program.strings);
@@ -91,8 +95,7 @@ function faultError(program: Program, fault: Int32Array, row = -1): ExpressionEr
 }
 
 function depthError(text: string): ExpressionError {
-  const fault = new Int32Array([ErrorKind.LimitError, 0, Reason.DEPTH, -1, -1, -1]);
-  const { pythonType, reason } = describeFault(fault[0]!, fault[2]!, -1, -1, '', { op: 0, arg: 0 }, [], []);
+  const { pythonType, reason } = describeFault(ErrorKind.LimitError, Reason.DEPTH, -1, -1, '', { op: 0, arg: 0 }, [], []);
   return new ExpressionError('eval', pythonType, reason, text, 0);
 }
 

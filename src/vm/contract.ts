@@ -125,6 +125,36 @@ export const Limits = {
   MAX_WORK: 5_000_000,
 } as const;
 
+/**
+ * The fault words a VM fills when an evaluation fails (an Int32Array of FAULT_WORDS.length words;
+ * in the wasm module at faultPtr(), four bytes each): the error kind, the pc of the failing
+ * instruction, the reason, the value tags it concerns (-1: none), and the failing row of a batch
+ * (-1 for a scalar evaluation).
+ */
+export const FaultWord = { KIND: 0, PC: 1, REASON: 2, TAG_A: 3, TAG_B: 4, ROW: 5 } as const;
+
+/** How many fault words there are. */
+export const FAULT_WORD_COUNT = Object.keys(FaultWord).length;
+
+/**
+ * Fault words for a failure the host detects itself (a tape over its limit, say).
+ *
+ * @example
+ * ```ts
+ * throw new VmFault(faultWords(ErrorKind.LimitError, Reason.VALUE_TOO_LARGE));
+ * ```
+ */
+export function faultWords(kind: number, reason: number, pc = 0, tagA = -1, tagB = -1, row = -1): Int32Array {
+  const f = new Int32Array(FAULT_WORD_COUNT);
+  f[FaultWord.KIND] = kind;
+  f[FaultWord.PC] = pc;
+  f[FaultWord.REASON] = reason;
+  f[FaultWord.TAG_A] = tagA;
+  f[FaultWord.TAG_B] = tagB;
+  f[FaultWord.ROW] = row;
+  return f;
+}
+
 /** Column kinds of a batch program (the static type of NAME k; src/backend/types.ts BatchProgram). */
 export const ColumnKind = { NUMBER: 0, BOOL: 1 } as const;
 
