@@ -17,12 +17,14 @@ const all = readdirSync(join(root, 'test'))
   .map((f) => join('test', f));
 const files = chosen.length > 0 ? chosen : all;
 const perBackend = (f) => /(^|\/)(expr|backend)-[^/]*\.test\.ts$/.test(f);
-// Suites that never reach an expression VM, the sampler or the addon (building and packing, the
-// dashboard's page and command, the run tracker and journal driven directly, the YAML helpers):
-// running them under wasm and native again tests nothing new, so a forced wasm or native pass skips
-// them and says so. They run in the js pass (CI) and, without WPIPE_BACKEND, under auto.
+// Suites whose result does not depend on WPIPE_BACKEND: those that never reach an expression VM,
+// the sampler or the addon (building and packing, the dashboard's page and command, the run tracker
+// and journal driven directly, the YAML helpers), and the two that drive one VM directly whatever
+// the setting (native-vm, wasm-vm). Running them under wasm and native again tests nothing new, so a
+// forced wasm or native pass skips them and says so. They run in the js pass (CI) and, without
+// WPIPE_BACKEND, under auto.
 const backendIndependent = (f) =>
-  /(^|\/)(build|package-install|dashboard-(browser|cli|api-client)|observe-logger|system-yaml|storage-(serialize|db|wsqlite|tracker|journal|concurrency|crash))\.test\.ts$/.test(f);
+  /(^|\/)(build|package-install|native-vm|wasm-vm|dashboard-(browser|cli|api-client)|observe-logger|system-yaml|storage-(serialize|db|wsqlite|tracker|journal|concurrency|crash))\.test\.ts$/.test(f);
 
 function run(label, list, env) {
   if (list.length === 0) return 0;
