@@ -24,7 +24,7 @@ const perBackend = (f) => /(^|\/)(expr|backend)-[^/]*\.test\.ts$/.test(f);
 // forced wasm or native pass skips them and says so. They run in the js pass (CI) and, without
 // WPIPE_BACKEND, under auto.
 const backendIndependent = (f) =>
-  /(^|\/)(build|package-install|native-vm|wasm-vm|dashboard-(browser|cli|api-client)|observe-logger|system-yaml|storage-(serialize|db|wsqlite|tracker|journal|concurrency|crash))\.test\.ts$/.test(f);
+  /(^|\/)(build|package-install|native-vm|wasm-vm|dashboard-(browser|cli|api-client)|observe-logger|system-yaml|storage-(serialize|db|wsqlite|tracker|journal|concurrency|crash)|bullmq-[a-z-]+)\.test\.ts$/.test(f);
 
 function run(label, list, env) {
   if (list.length === 0) return 0;

@@ -14,6 +14,10 @@ export {
   type RunEvent, type AlertOptions, type AlertSeverity, type FiredAlert, type StepErrorDetails, type RunEachOptions, type RunOutcome,
 } from './engine/index.js';
 export { type ModuleRef, type ExecutorKind } from './parallel/index.js';
+export { useBullmq } from './queue/executor.js';
+export { startWorker, type StartWorkerOptions, type WpipeWorker } from './queue/worker.js';
+export { type QueueOptions, type QueueConnection, type RedisConnectionOptions } from './queue/config.js';
+export { type EnqueueOptions, type EnqueuedRun } from './queue/runs.js';
 export { Wsqlite, SQLite, type WsqliteOptions, type WriteRecordArgs, type StoredRecord } from './storage/wsqlite.js';
 export { PipelineExporter, type ExportOptions, type ExportFormat } from './observe/exporter.js';
 export { readYaml, writeYaml, leerYaml, escribirYaml, type ReadYamlOptions, type WriteYamlOptions } from './system/yaml.js';

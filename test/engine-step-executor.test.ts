@@ -50,10 +50,10 @@ const codeIs = (code: string, message?: RegExp) => (e: unknown): boolean => {
 test('step() validates executor and memoryLimitMb, and reads them back on .meta', () => {
   const fn = (): Context => ({});
   assert.throws(() => step({ executor: 'thread' as never }), invalid(RangeError,
-    /^step\(\): executor must be one of 'inline', 'threads', 'processes', got 'thread' \(did you mean 'threads'\?\)$/));
+    /^step\(\): executor must be one of 'inline', 'threads', 'processes', 'bullmq', got 'thread' \(did you mean 'threads'\?\)$/));
   assert.throws(() => step({ executor: 'process' as never }), invalid(RangeError, /got 'process' \(did you mean 'processes'\?\)$/));
   assert.throws(() => step({ executor: 'gpu' as never }), invalid(RangeError, /got 'gpu'$/));
-  assert.throws(() => step({ executor: 2 as never }), invalid(TypeError, /executor must be one of 'inline', 'threads', 'processes', got number$/));
+  assert.throws(() => step({ executor: 2 as never }), invalid(TypeError, /executor must be one of 'inline', 'threads', 'processes', 'bullmq', got number$/));
   assert.throws(() => step({ executr: 'threads' } as never), invalid(TypeError, /unknown option 'executr' \(did you mean executor\?\)/));
   assert.throws(() => step({ memoryLimitMb: 256 }), invalid(TypeError,
     /^step\(\): memoryLimitMb caps the worker running the step; it needs executor: 'processes' \(caps the child process\) or 'threads' \(caps the thread's JS heap\)$/));

@@ -570,6 +570,22 @@ export class Pipeline {
   }
 
   /**
+   * Puts one run on the BullMQ runs queue (`<name>-runs` of useBullmq, or `options.queue`) for a
+   * worker started with `pipelines` to run (src/queue/runs.ts). The run id is the job id: enqueueing
+   * it again adds nothing (`added: false`), and the worker's `run(data, { runId })` executes it once.
+   *
+   * @example
+   * ```ts
+   * useBullmq({ connection: 'redis://127.0.0.1:6379', name: 'orders' });
+   * await pipe.enqueue({ orderId: 7 }, { runId: 'order-7' });
+   * ```
+   */
+  async enqueue(initialData: Context | undefined, options: import('../queue/runs.js').EnqueueOptions): Promise<import('../queue/runs.js').EnqueuedRun> {
+    const { enqueueRun } = await import('../queue/runs.js');
+    return enqueueRun(this as unknown as import('../queue/runs.js').PipelineLike, initialData, options);
+  }
+
+  /**
    * Runs a pipeline whose steps are all synchronous and inline, with no promise at all. Throws
    * WPIPE_ERR_RUN_SYNC_UNSUPPORTED (before running anything) for async functions or worker
    * placement, and as soon as a step returns a promise. Retry delays block the thread.

@@ -217,7 +217,7 @@ export function isStep(value: unknown): value is Step {
  *
  * @example
  * ```ts
- * checkExecutor('step()', 'thread'); // RangeError: … must be one of 'inline', 'threads', 'processes', got 'thread' (did you mean 'threads'?)
+ * checkExecutor('step()', 'thread'); // RangeError: … must be one of 'inline', 'threads', 'processes', 'bullmq', got 'thread' (did you mean 'threads'?)
  * ```
  */
 export function checkExecutor(where: string, value: unknown): ExecutorKind | undefined {

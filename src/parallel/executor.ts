@@ -19,11 +19,11 @@
  */
 import { WpipeError, invalidOption } from '../errors.js';
 
-/** Where a step attempt runs. */
-export type ExecutorKind = 'inline' | 'threads' | 'processes';
+/** Where a step attempt runs ('bullmq': a job on a BullMQ queue in Redis, registered by useBullmq, src/queue/executor.ts). */
+export type ExecutorKind = 'inline' | 'threads' | 'processes' | 'bullmq';
 
 /** All executor kinds, for option validation. */
-export const EXECUTOR_KINDS: readonly ExecutorKind[] = Object.freeze(['inline', 'threads', 'processes']);
+export const EXECUTOR_KINDS: readonly ExecutorKind[] = Object.freeze(['inline', 'threads', 'processes', 'bullmq']);
 
 /**
  * How a worker thread or process finds a step: the URL (or absolute path) of an ES module and the
@@ -187,7 +187,9 @@ export function createExecutor(kind: ExecutorKind, options: ExecutorFactoryOptio
 function executorUnavailable(kind: ExecutorKind): WpipeError {
   return new WpipeError(
     'WPIPE_ERR_EXECUTOR_UNAVAILABLE',
-    `the '${kind}' executor is not available in this build; use executor: 'inline' (in-process) instead`,
+    kind === 'bullmq'
+      ? `the 'bullmq' executor needs a Redis: call useBullmq({ connection, name }) before setSteps`
+      : `the '${kind}' executor is not available in this build; use executor: 'inline' (in-process) instead`,
     { details: { executor: kind } },
   );
 }

@@ -1,0 +1,142 @@
+/**
+ * A private Debian `redis-server` for the BullMQ tests and bench: started on a free 127.0.0.1 port
+ * with its own temporary directory (no RDB snapshots; AOF on request), ready once it answers PING,
+ * stopped by its pid (SIGTERM, then SIGKILL) and its directory removed. Without a redis-server on
+ * PATH, `startRedis` resolves to a reason string the caller prints when it skips.
+ *
+ * @example
+ * ```ts
+ * const redis = await startRedis();
+ * if (typeof redis === 'string') { test('bullmq', { skip: redis }, () => {}); }
+ * else { ...; after(() => redis.stop()); }
+ * ```
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface RedisServer {
+  readonly host: '127.0.0.1';
+  readonly port: number;
+  readonly url: string;
+  readonly dir: string;
+  readonly pid: number;
+  /** Connection options for BullMQ / ioredis (maxRetriesPerRequest: null, as BullMQ workers require). */
+  readonly connection: { host: string; port: number; maxRetriesPerRequest: null };
+  /** Stops this server (SIGKILL with `hard`), keeping its directory (the AOF) for `restart`. */
+  kill(hard?: boolean): Promise<void>;
+  /** Starts it again on the same port and directory (the AOF is replayed when appendonly is on). */
+  restart(): Promise<void>;
+  /** Stops it and removes its directory. */
+  stop(): Promise<void>;
+}
+
+export interface StartRedisOptions {
+  /** appendonly yes (fsync every second), so a restart keeps the queue. */
+  readonly appendonly?: boolean;
+}
+
+/** Whether redis-server can be run here (a reason string if not). */
+export function redisUnavailable(): string | undefined {
+  const r = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+  if (r.error !== undefined || r.status !== 0) {
+    return `redis-server is not installed (apt-get install -y redis-server; .ci/run does): ${r.error?.message ?? `exit ${r.status}`}`;
+  }
+  return undefined;
+}
+
+/** A port nobody listens on right now (the kernel's choice on 127.0.0.1). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** One PING over a raw socket: true on +PONG. */
+function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    let buf = '';
+    const done = (ok: boolean): void => { s.destroy(); resolve(ok); };
+    s.setTimeout(2000, () => done(false));
+    s.once('error', () => done(false));
+    s.on('data', (d) => { buf += d.toString('latin1'); if (buf.includes('\r\n')) done(buf.startsWith('+PONG')); });
+    s.once('connect', () => s.write('PING\r\n'));
+  });
+}
+
+function waitExit(proc: ChildProcess, ms: number): Promise<boolean> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(false), ms);
+    proc.once('exit', () => { clearTimeout(t); resolve(true); });
+  });
+}
+
+/**
+ * Starts a private redis-server and waits (up to 30 s) until it answers PING.
+ *
+ * @example
+ * ```ts
+ * const redis = await startRedis({ appendonly: true });
+ * ```
+ */
+export async function startRedis(options: StartRedisOptions = {}): Promise<RedisServer | string> {
+  const missing = redisUnavailable();
+  if (missing !== undefined) return missing;
+  const dir = mkdtempSync(join(tmpdir(), 'wpipe-redis-'));
+  const port = await freePort();
+  let proc!: ChildProcess;
+  let log = '';
+  const launch = async (): Promise<void> => {
+    log = '';
+    proc = spawn('redis-server', [
+      '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
+      '--appendonly', options.appendonly === true ? 'yes' : 'no', '--protected-mode', 'yes', '--daemonize', 'no',
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    proc.stdout!.on('data', (d: Buffer) => { if (log.length < 8000) log += d.toString(); });
+    proc.stderr!.on('data', (d: Buffer) => { if (log.length < 8000) log += d.toString(); });
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`redis-server exited at start: ${log}`);
+      if (await ping(port)) break;
+      if (Date.now() > deadline) {
+        proc.kill('SIGKILL');
+        throw new Error(`redis-server did not answer PING on 127.0.0.1:${port} within 30 s: ${log}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // Its pipes must not keep the test process alive.
+    proc.stdout!.destroy();
+    proc.stderr!.destroy();
+    proc.unref();
+  };
+  await launch();
+  const kill = async (hard = false): Promise<void> => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill(hard ? 'SIGKILL' : 'SIGTERM');
+    if (!(await waitExit(proc, 10_000))) {
+      proc.kill('SIGKILL');
+      await waitExit(proc, 10_000);
+    }
+  };
+  return {
+    host: '127.0.0.1', port, dir, url: `redis://127.0.0.1:${port}`,
+    get pid() { return proc.pid!; },
+    connection: { host: '127.0.0.1', port, maxRetriesPerRequest: null },
+    kill,
+    restart: launch,
+    async stop() {
+      await kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
