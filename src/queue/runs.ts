@@ -118,12 +118,12 @@ export async function loadPipelines(where: string, url: string): Promise<Map<str
 
 /**
  * Runs one run job on this worker's pipeline; its value is the job's return value, its failure the
- * job's (failedReason is the message, with the code in front).
+ * job's (BullMQ keeps only the message as failedReason: the code goes in front of it).
  */
 export async function runJob(table: Map<string, PipelineLike>, data: RunJobData, _worker: string): Promise<Context> {
   const pipe = table.get(data.pipeline);
   if (pipe === undefined) {
-    throw new WpipeError('WPIPE_ERR_QUEUE_MODULE_REFUSED', `run '${data.runId}': this worker has no pipeline named '${data.pipeline}' (it has ${[...table.keys()].map((k) => `'${k}'`).join(', ')})`, {
+    throw new WpipeError('WPIPE_ERR_QUEUE_MODULE_REFUSED', `WPIPE_ERR_QUEUE_MODULE_REFUSED: run '${data.runId}': this worker has no pipeline named '${data.pipeline}' (it has ${[...table.keys()].map((k) => `'${k}'`).join(', ')})`, {
       details: { pipeline: data.pipeline, runId: data.runId },
     });
   }
