@@ -122,6 +122,20 @@ The YAML format and its safety rules: README.md "Pipelines in YAML"; schema: sch
       code = await schemaCommand(io);
     });
 
+  program.command('worker')
+    .description('run Parallel branches, steps and whole runs queued on BullMQ (Redis) until Ctrl-C')
+    .option('--redis <url>', 'the Redis server: redis://host:port[/db] (default $WPIPE_REDIS)')
+    .option('--queue <name>', "the queue name, as given to useBullmq (default 'wpipe'; runs use NAME-runs)")
+    .option('--steps <module...>', 'step modules jobs may name (imported at start; repeatable)')
+    .option('--steps-dir <dir>', 'a folder: jobs may name any module under it')
+    .option('--pipelines <module>', 'a module exporting Pipelines: also run whole runs (pipe.enqueue)')
+    .option('--concurrency <n>', 'jobs at once (default 1)')
+    .option('--lock-ms <ms>', "BullMQ's lock duration: a dead worker's jobs are noticed after about this long (default 30000)")
+    .action(async (flags: Record<string, unknown>) => {
+      const { workerCommand } = await import('./cli/worker.js');
+      code = await workerCommand(flags, io);
+    });
+
   program.command('dashboard')
     .description('serve the dashboard (a web page over the run history) until Ctrl-C')
     .option('--db <file>', 'the run history (default $WPIPE_DB)')
