@@ -16,7 +16,7 @@ const json = args.includes('--json');
 const suiteArg = args.indexOf('--suite');
 const only = suiteArg >= 0 ? args[suiteArg + 1] : undefined;
 const passThrough = args.filter((a) => a === '--quick');
-const suites = ['expr', 'engine', 'storage', 'parallel', 'host', 'dashboard', 'cli'].filter((s) => (!only || s === only) && existsSync(join(here, `${s}.ts`)));
+const suites = ['expr', 'engine', 'storage', 'parallel', 'host', 'dashboard', 'cli', 'bullmq'].filter((s) => (!only || s === only) && existsSync(join(here, `${s}.ts`)));
 
 const machine = {
   cpu: cpus()[0]?.model ?? 'unknown',
