@@ -110,26 +110,35 @@ test('dbPath that cannot be opened: stop() throws WPIPE_ERR_STORAGE after stoppi
   assert.equal(mon.isRunning, false);
 });
 
-test('native: one sampler thread for every monitor, at the smallest interval asked for, stopped with its last user', () => {
+test('native: one sampler thread for every monitor, at the smallest interval asked for, stopped with its last user', async () => {
   const s = loadNativeSampler();
   const before = s.info();
   assert.equal(before.slots, 0, 'no monitor left over from another test');
   const slow = new ResourceMonitor('slow', { intervalMs: 100, backend: 'native' }).start();
-  assert.equal(s.info().intervalMs, 100);
-  const fast = new ResourceMonitor('fast', { intervalMs: 10, backend: 'native' }).start();
-  let i = s.info();
-  assert.equal(i.running, true);
-  assert.equal(i.slots, 2);
-  assert.equal(i.intervalMs, 10);
-  fast.stop();
-  i = s.info();
-  assert.ok(i.threadCpuSeconds! > 0, 'the thread reports its own CPU time (bench/host.ts)');
-  assert.equal(i.slots, 1);
-  assert.equal(i.intervalMs, 100);
-  slow.stop();
-  i = s.info();
-  assert.equal(i.slots, 0);
-  assert.equal(i.running, false);
+  const fast = new ResourceMonitor('fast', { intervalMs: 10, backend: 'native' });
+  try {
+    assert.equal(s.info().intervalMs, 100);
+    fast.start();
+    let i = s.info();
+    assert.equal(i.running, true);
+    assert.equal(i.slots, 2);
+    assert.equal(i.intervalMs, 10);
+    // The thread's own CPU time is non-zero once it has been scheduled at all; on a loaded host that
+    // can take a moment after start(), so wait for it (bounded) rather than assume it.
+    for (let k = 0; k < 200 && !(s.info().threadCpuSeconds! > 0); k++) await new Promise((r) => setTimeout(r, 10));
+    fast.stop();
+    i = s.info();
+    assert.ok(i.threadCpuSeconds! > 0, 'the thread reports its own CPU time (bench/host.ts)');
+    assert.equal(i.slots, 1);
+    assert.equal(i.intervalMs, 100);
+    slow.stop();
+    i = s.info();
+    assert.equal(i.slots, 0);
+    assert.equal(i.running, false);
+  } finally {
+    if (fast.isRunning) fast.stop();
+    if (slow.isRunning) slow.stop();
+  }
 });
 
 test('native: monitors in worker threads share the process thread; a worker that dies releases its slots', async () => {
