@@ -155,6 +155,18 @@ test('branches run in a worker process and merge in declared order, as in-proces
   assert.equal(at.runId, 'queued-1');
 });
 
+test('lines a step writes through info.logger in the worker reach the pipeline\'s logger', T, async (t) => {
+  if (skip) return t.skip(skip);
+  await spawnWorker({ queue: 'logs', steps: [stepsModule] });
+  useBullmq({ connection: redis!.url, name: 'logs' });
+  const lines: unknown[][] = [];
+  const capture = (...a: unknown[]): void => { lines.push(a); };
+  const logger = { debug: capture, info: capture, warn: capture, error: capture, child: () => logger };
+  const p = pipeline([S.where], { logger });
+  await p.run({ tag: 'L' });
+  assert.ok(lines.some((l) => l[1] === 'where ran' && (l[0] as { tag?: string }).tag === 'L'), JSON.stringify(lines));
+});
+
 test('structured-clone types cross both ways (Map, Date, Uint8Array), in-place changes come back', T, async (t) => {
   if (skip) return t.skip(skip);
   await spawnWorker({ queue: 'types', steps: [stepsModule] });

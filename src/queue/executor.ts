@@ -98,9 +98,12 @@ export function createBullmqExecutor(q: ResolvedQueue): Executor {
 
   const open = (): Promise<{ queue: import('bullmq').Queue; events: import('bullmq').QueueEvents }> => (opened ??= (async () => {
     const { Queue, QueueEvents } = await loadBullmq();
-    await probe(q);
+    // QueueEvents reads from '$' by default: events written before its first blocking XREAD (which
+    // can come after waitUntilReady on a loaded machine) would be missed, and a call would wait for a
+    // completion it never hears of. Start from the stream's last entry as of now instead.
+    const lastEventId = await probe(q, `${q.prefix}:${q.name}:events`);
     const queue = new Queue(q.name, { connection: q.connection, prefix: q.prefix });
-    const events = new QueueEvents(q.name, { connection: q.connection, prefix: q.prefix });
+    const events = new QueueEvents(q.name, { connection: q.connection, prefix: q.prefix, lastEventId });
     // Errors surface on the calls (add fails, deadlines); an 'error' listener keeps them from
     // being unhandled while ioredis reconnects.
     queue.on('error', () => {});
@@ -252,23 +255,30 @@ export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Prom
 /**
  * One connection attempt without retries: BullMQ's clients reconnect forever (and keep the process
  * alive doing so), so a Redis that is not there is found out here, before any of them exists.
+ * Returns the id of the last entry of `stream` ('0-0' when it has none or none is asked).
  *
  * @example
  * ```ts
  * await probe(q); // throws WPIPE_ERR_QUEUE_UNAVAILABLE
  * ```
  */
-export async function probe(q: ResolvedQueue): Promise<void> {
+export async function probe(q: ResolvedQueue, stream?: string): Promise<string> {
   const { Redis } = await import('ioredis');
   const r = new Redis({ ...q.connection, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: CONNECT_TIMEOUT_MS } as never);
   let last: unknown;
   r.on('error', (e) => { last = e; });
+  let id = '0-0';
   try {
     await r.connect();
     await r.ping();
+    if (stream !== undefined) {
+      const tail = await r.xrevrange(stream, '+', '-', 'COUNT', 1);
+      if (tail.length > 0) id = tail[0]![0];
+    }
   } catch (e) {
     r.disconnect();
     throw queueUnavailable(q, 'be reached', last ?? e);
   }
   await r.quit().catch(() => r.disconnect());
+  return id;
 }
