@@ -15,6 +15,8 @@ import { Pipeline, Parallel, step, type Context } from '../src/engine/index.js';
 import { useBullmq } from '../src/queue/executor.js';
 import { WpipeError } from '../src/errors.js';
 import { startRedis, freePort, type RedisServer } from './helpers/redis.js';
+import Database from 'better-sqlite3';
+import '../src/storage/observer.js';
 import * as S from './fixtures/bullmq/steps.js';
 import { outside } from './fixtures/bullmq/other-steps.js';
 
@@ -165,6 +167,26 @@ test('lines a step writes through info.logger in the worker reach the pipeline\'
   const p = pipeline([S.where], { logger });
   await p.run({ tag: 'L' });
   assert.ok(lines.some((l) => l[1] === 'where ran' && (l[0] as { tag?: string }).tag === 'L'), JSON.stringify(lines));
+});
+
+test('the run history records the branch as executor bullmq with its job as the worker', T, async (t) => {
+  if (skip) return t.skip(skip);
+  await spawnWorker({ queue: 'history', steps: [stepsModule] });
+  useBullmq({ connection: redis!.url, name: 'history' });
+  const db = join(tmp, 'history.db');
+  const p = pipeline([S.add], { trackingDb: db });
+  await p.run({ a: 1, b: 1 }, { runId: 'hist-1' });
+  await p.close();
+  const conn = new Database(db, { readonly: true });
+  try {
+    const rows = conn.prepare("SELECT step_name, status, executor, worker FROM steps WHERE pipeline_id = 'hist-1' AND step_name = 'add'").all() as { status: string; executor: string; worker: string }[];
+    assert.equal(rows.length, 1, JSON.stringify(rows));
+    assert.equal(rows[0]!.status, 'completed');
+    assert.equal(rows[0]!.executor, 'bullmq');
+    assert.match(rows[0]!.worker, /^bullmq job [0-9a-f-]{36}$/);
+  } finally {
+    conn.close();
+  }
 });
 
 test('structured-clone types cross both ways (Map, Date, Uint8Array), in-place changes come back', T, async (t) => {
