@@ -29,7 +29,9 @@ const backendIndependent = (f) =>
 function run(label, list, env) {
   if (list.length === 0) return 0;
   console.log(`\n# wpipe tests: ${label} (${list.length} files)`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...list], {
+  // --test-force-exit: a file whose test failed before releasing a handle (a worker, a timer) ends
+  // when its tests are done instead of hanging the whole run (it happened once in CI).
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-force-exit', '--test-reporter=spec', ...list], {
     cwd: root,
     stdio: 'inherit',
     env: { ...process.env, ...env },

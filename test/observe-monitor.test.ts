@@ -155,18 +155,23 @@ test('native: monitors in worker threads share the process thread; a worker that
     }).catch((e) => parentPort.postMessage(String(e)));`;
   const main = new ResourceMonitor('main', { intervalMs: 50, backend: 'native' }).start();
   const w = new Worker(code, { eval: true });
-  await new Promise<void>((resolve, reject) => {
-    w.once('message', (m) => (m === 'started' ? resolve() : reject(new Error(String(m)))));
-    w.once('error', reject);
-  });
-  let i = s.info();
-  assert.equal(i.slots, 3, 'one thread serves the main thread and the worker');
-  assert.equal(i.intervalMs, 10);
-  await w.terminate();
-  i = s.info();
-  assert.equal(i.slots, 1, "the worker's environment cleanup released its two slots");
-  assert.equal(i.intervalMs, 50);
-  assert.ok(main.stop().samples > 0);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      w.once('message', (m) => (m === 'started' ? resolve() : reject(new Error(String(m)))));
+      w.once('error', reject);
+    });
+    let i = s.info();
+    assert.equal(i.slots, 3, 'one thread serves the main thread and the worker');
+    assert.equal(i.intervalMs, 10);
+    await w.terminate();
+    i = s.info();
+    assert.equal(i.slots, 1, "the worker's environment cleanup released its two slots");
+    assert.equal(i.intervalMs, 50);
+    assert.ok(main.stop().samples > 0);
+  } finally {
+    await w.terminate(); // a failed assertion must not leave a worker keeping this file alive
+    if (main.isRunning) main.stop();
+  }
   assert.equal(s.info().running, false);
 });
 
