@@ -19,6 +19,7 @@ import Database from 'better-sqlite3';
 import '../src/storage/observer.js';
 import * as S from './fixtures/bullmq/steps.js';
 import { outside } from './fixtures/bullmq/other-steps.js';
+import { chain, find } from './helpers/errors.js';
 
 const T = { timeout: 120_000 };
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -84,19 +85,6 @@ function pipeline(steps: ConstructorParameters<typeof Parallel>[0]['steps'], opt
   const p = new Pipeline({ retryDelay: 0, ...opts }).setSteps([new Parallel({ steps, executor: 'bullmq' })]);
   pipes.push(p);
   return p;
-}
-
-function chain(e: unknown): unknown[] {
-  const out: unknown[] = [];
-  for (let c: unknown = e; c !== undefined && out.length < 10; c = (c as { cause?: unknown } | null)?.cause) {
-    out.push(c);
-    if (typeof c !== 'object' || c === null) break;
-  }
-  return out;
-}
-
-function find(e: unknown, code: string): WpipeError | undefined {
-  return chain(e).reverse().find((c) => (c as { code?: unknown } | null)?.code === code) as WpipeError | undefined;
 }
 
 function failureOf(p: Promise<unknown>): Promise<unknown> {

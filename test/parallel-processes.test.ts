@@ -14,24 +14,11 @@ import {
 import { TaskError, WpipeError } from '../src/errors.js';
 import * as S from './fixtures/parallel/steps.js';
 import { checkReportsStarts } from './helpers/executor-start.js';
+import { chain, find } from './helpers/errors.js';
 
 const T = { timeout: 30_000 };
 /** At least the minimum under tsx (192), small enough to fill fast. */
 const CAP = 200;
-
-function chain(e: unknown): unknown[] {
-  const out: unknown[] = [];
-  for (let c: unknown = e; c !== undefined && out.length < 10; c = (c as { cause?: unknown } | null)?.cause) {
-    out.push(c);
-    if (typeof c !== 'object' || c === null) break;
-  }
-  return out;
-}
-
-/** The deepest error of the chain with `code` (the original: the engine promotes some codes to the step's TaskError). */
-function find(e: unknown, code: string): WpipeError | undefined {
-  return chain(e).reverse().find((c) => (c as { code?: unknown } | null)?.code === code) as WpipeError | undefined;
-}
 
 const pipes: Pipeline[] = [];
 function pipeline(steps: ConstructorParameters<typeof Parallel>[0]['steps'], opts: Partial<ConstructorParameters<typeof Parallel>[0]> = {}): Pipeline {

@@ -10,22 +10,9 @@ import { createExecutor, isExecutorAvailable, threadPoolStats, type StepCall } f
 import { TaskError, WpipeError } from '../src/errors.js';
 import * as S from './fixtures/parallel/steps.js';
 import { checkReportsStarts } from './helpers/executor-start.js';
+import { chain, codes } from './helpers/errors.js';
 
 const T = { timeout: 30_000 };
-
-/** The error and its causes, outermost first. */
-function chain(e: unknown): unknown[] {
-  const out: unknown[] = [];
-  for (let c: unknown = e; c !== undefined && out.length < 10; c = (c as { cause?: unknown } | null)?.cause) {
-    out.push(c);
-    if (typeof c !== 'object' || c === null) break;
-  }
-  return out;
-}
-
-function codes(e: unknown): string[] {
-  return chain(e).map((c) => String((c as { code?: unknown } | null)?.code ?? ''));
-}
 
 const pipes: Pipeline[] = [];
 function pipeline(steps: ConstructorParameters<typeof Parallel>[0]['steps'], opts: Partial<ConstructorParameters<typeof Parallel>[0]> = {}): Pipeline {
