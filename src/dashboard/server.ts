@@ -18,7 +18,7 @@
  * - the page is static files: a CSP with `script-src 'self'` (no inline script), nosniff, no framing;
  *   the page sets every stored value as text (public/*.js never assigns innerHTML).
  */
-import http from 'node:http';
+import type http from 'node:http';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -259,7 +259,10 @@ export class DashboardServer {
     this.feed = new LiveFeed(options.store, options.pollMs);
     this.files = loadStatic();
     this.routes = this.makeRoutes();
-    this.server = http.createServer((req, res) => this.handle(req, res));
+    // node:http through require, here: in the one-file bundle a static import would load it (and
+    // net, stream …) whenever wpipe is imported, not when a dashboard starts.
+    const { createServer } = createRequire(import.meta.url)('node:http') as typeof http;
+    this.server = createServer((req, res) => this.handle(req, res));
     this.server.keepAliveTimeout = 5000;
   }
 

@@ -23,7 +23,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Writable } from 'node:stream';
+import { createRequire } from 'node:module';
+import type { Writable } from 'node:stream';
 import type { Logger as PinoLogger, LevelWithSilent, DestinationStream, StreamEntry } from 'pino';
 import { WpipeError, checkOptions, invalidOption } from '../errors.js';
 
@@ -68,7 +69,9 @@ const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 /** A stream that turns pino's JSON lines into `HH:MM:SS.mmm LEVEL msg key=value` for a terminal. */
 function prettyStream(out: NodeJS.WritableStream): Writable {
-  return new Writable({
+  // node:stream through require, at first use: importing wpipe does not load it.
+  const { Writable: WritableStream } = createRequire(import.meta.url)('node:stream') as typeof import('node:stream');
+  return new WritableStream({
     write(chunk: Buffer, _encoding, done) {
       for (const line of chunk.toString('utf8').split('\n')) {
         if (!line) continue;

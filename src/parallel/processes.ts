@@ -35,7 +35,8 @@
  * await ex.close();
  * ```
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -46,6 +47,13 @@ import {
   LOG_TAG, applyReply, cloneError, encodeRequest, findUncloneable, isLogMessage, writeLog, type AttemptReply,
 } from './protocol.js';
 import { workerEntry } from './worker-entry.js';
+
+/** child_process.spawn, loaded at the first child: importing wpipe does not load node:child_process. */
+let spawnFn: typeof import('node:child_process').spawn | undefined;
+function spawn(command: string, args: readonly string[], options: SpawnOptions): ChildProcess {
+  spawnFn ??= (createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process')).spawn;
+  return spawnFn(command, args, options);
+}
 
 /** How long a child may take to say `ready` (tsx on a loaded 2-core CI machine needs about a second). */
 export const START_TIMEOUT_MS = 30_000;
