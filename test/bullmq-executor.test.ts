@@ -6,7 +6,7 @@
 // close() leaving nothing that keeps a process alive.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,16 +20,16 @@ import '../src/storage/observer.js';
 import * as S from './fixtures/bullmq/steps.js';
 import { outside } from './fixtures/bullmq/other-steps.js';
 import { chain, find } from './helpers/errors.js';
+import { WorkerProcesses, type WorkerProcess } from './helpers/bullmq-workers.js';
 
 const T = { timeout: 120_000 };
 const here = fileURLToPath(new URL('.', import.meta.url));
-const workerScript = join(here, 'fixtures', 'bullmq', 'worker.ts');
 const stepsModule = join(here, 'fixtures', 'bullmq', 'steps.ts');
 const tmp = mkdtempSync(join(tmpdir(), 'wpipe-bullmq-test-'));
 
 let redis: RedisServer | undefined;
 let skip: string | false = false;
-const children = new Set<ChildProcess>();
+let workers: WorkerProcesses | undefined;
 const pipes: Pipeline[] = [];
 
 before(async () => {
@@ -37,49 +37,22 @@ before(async () => {
   if (typeof r === 'string') {
     skip = r;
     console.log(`# bullmq tests skip: ${r}`);
-  } else redis = r;
+  } else {
+    redis = r;
+    workers = new WorkerProcesses(r.url);
+  }
 });
 
 after(async () => {
   for (const p of pipes) await p.close();
   useBullmq(null);
-  for (const c of children) await stopChild(c);
+  await workers?.stopAll();
   await redis?.stop();
   rmSync(tmp, { recursive: true, force: true });
 });
 
-function exited(c: ChildProcess): boolean {
-  return c.exitCode !== null || c.signalCode !== null;
-}
-
-async function stopChild(c: ChildProcess): Promise<void> {
-  if (exited(c)) return;
-  const gone = new Promise<void>((r) => c.once('exit', () => r()));
-  c.kill('SIGTERM');
-  const t = setTimeout(() => { if (!exited(c)) c.kill('SIGKILL'); }, 10_000);
-  await gone;
-  clearTimeout(t);
-}
-
-/** Starts a worker process and waits for its "ready" line. */
-async function spawnWorker(options: Record<string, unknown>): Promise<ChildProcess & { pid: number }> {
-  const c = spawn(process.execPath, ['--import', 'tsx', workerScript, JSON.stringify({ connection: redis!.url, ...options })], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  children.add(c);
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    const t = setTimeout(() => reject(new Error(`worker did not say ready within 60 s: ${out}`)), 60_000);
-    c.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('ready')) { clearTimeout(t); resolve(); }
-    });
-    c.once('exit', (code, sig) => { clearTimeout(t); reject(new Error(`worker exited (${sig ?? code}) before ready: ${out}`)); });
-  });
-  c.stdout!.removeAllListeners('data');
-  c.stdout!.resume();
-  return c as ChildProcess & { pid: number };
-}
+/** Starts a worker process running startWorker and waits for it to say it is ready. */
+const spawnWorker = (options: Record<string, unknown>): Promise<WorkerProcess> => workers!.start(options);
 
 function pipeline(steps: ConstructorParameters<typeof Parallel>[0]['steps'], opts: Record<string, unknown> = {}): Pipeline {
   const p = new Pipeline({ retryDelay: 0, ...opts }).setSteps([new Parallel({ steps, executor: 'bullmq' })]);
@@ -279,7 +252,7 @@ test('a process that used the executor exits by itself after close()', T, async 
   if (skip) return t.skip(skip);
   await spawnWorker({ queue: 'exit', steps: [stepsModule] });
   const c = spawn(process.execPath, ['--import', 'tsx', join(here, 'fixtures', 'bullmq', 'client.ts'), redis!.url, 'exit'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.add(c);
+  workers!.children.add(c);
   let out = '';
   c.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
   const code = await new Promise<number | null>((resolve) => {

@@ -134,3 +134,25 @@ export function intOption(name: string, raw: string | undefined, min: number, ma
   if (!/^\d+$/.test(raw.trim()) || !Number.isInteger(n) || n < min || n > max) throw usageError(`${name} must be an integer from ${min} to ${max}, got '${raw}'`);
   return n;
 }
+
+/**
+ * Resolves at the first SIGINT or SIGTERM (and stops listening): how the long-running commands
+ * (`dashboard`, `worker`) wait before they close what they serve.
+ *
+ * @example
+ * ```ts
+ * await untilStopSignal();
+ * await handle.close();
+ * ```
+ */
+export function untilStopSignal(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}

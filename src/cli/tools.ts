@@ -9,7 +9,7 @@
  * ```
  */
 import { existsSync } from 'node:fs';
-import { EXIT, formatError, intOption, isUsage, preloadYaml, toJson, usageError, type CliIo } from './common.js';
+import { EXIT, formatError, intOption, isUsage, preloadYaml, toJson, untilStopSignal, usageError, type CliIo } from './common.js';
 
 /**
  * `wpipe validate FILE`: every problem of a pipeline file (format, expressions, modules, exports),
@@ -118,15 +118,7 @@ export async function dashboardCommand(
   io.stdout.write(`${handle.url}\n`);
   io.stderr.write(`wpipe: dashboard on ${handle.url} (Ctrl-C to stop)\n`);
   if (flags.open) openBrowser(handle.url, io);
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  await untilStopSignal();
   await handle.close();
   return EXIT.OK;
 }

@@ -15,7 +15,7 @@
  * ```
  */
 import type { StartWorkerOptions, WpipeWorker } from '../queue/worker.js';
-import { EXIT, formatError, intOption, isUsage, usageError, type CliIo } from './common.js';
+import { EXIT, formatError, intOption, isUsage, untilStopSignal, usageError, type CliIo } from './common.js';
 
 /** Flags of `wpipe worker`. */
 export interface WorkerFlags {
@@ -66,15 +66,7 @@ export async function workerCommand(flags: WorkerFlags, io: CliIo): Promise<numb
   }
   io.stdout.write(`wpipe worker ${worker.id} ready on ${redis.replace(/\/\/[^@/]*@/, '//')}/${flags.queue ?? 'wpipe'}\n`);
   io.stderr.write('wpipe: worker running (Ctrl-C to stop after the jobs in hand)\n');
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  await untilStopSignal();
   await worker.close();
   return EXIT.OK;
 }
