@@ -8,7 +8,8 @@
  *    turning one piece of machinery off or on: bare `node` (the floor: a script that prints the
  *    time), the command with `--db` (SQLite opened, the run recorded), and the command unbundled
  *    (dist/cli.js importing dist/index.js and its ~40 modules instead of the one-file bundles), and
- *    the command with the yaml package required from its 23 files instead of the preloaded bundle.
+ *    the command with the yaml package required from its 23 files instead of the preloaded bundle,
+ *    and the command with commander imported from its package instead of bundled.
  * 2. loadPipeline of a 200-step file (steps, and conditions, loops and parallel blocks holding more),
  *    warm (modules imported): against building the same pipeline in code; validatePipelineFile too.
  *
@@ -37,6 +38,15 @@ import { first } from './steps.mjs';
 await new Pipeline({ pipelineName: 'startup' }).setSteps([first]).run({});
 `);
 writeFileSync(join(dir, 'bare.mjs'), `const c = process.cpuUsage(); process.stdout.write('FIRST ' + (performance.timeOrigin + performance.now()) + ' CPU ' + (c.user + c.system) / 1000 + '\\n');\n`);
+// The command's bundle with commander imported from its package (its 7 CommonJS files, and the
+// child_process it requires at its top) instead of bundled: built for this run, removed after.
+const commanderVariant = join(root, 'dist', '.bench-cli-commander-package.js');
+const variantBuild = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs'), 'cli', '--commander-package', '--out', commanderVariant], { encoding: 'utf8' });
+if (variantBuild.status !== 0) throw new Error(`building the commander variant failed: ${variantBuild.stderr}`);
+process.on('exit', () => rmSync(commanderVariant, { force: true }));
+writeFileSync(join(dir, 'commander-package.mjs'), `const { main } = await import(${JSON.stringify(pathToFileURL(commanderVariant).href)});
+process.exitCode = await main(['node', 'wpipe', ...process.argv.slice(2)]);
+`);
 writeFileSync(join(dir, 'unbundled.mjs'), `const { main } = await import(${JSON.stringify(pathToFileURL(join(root, 'dist', 'cli.js')).href)});
 process.exitCode = await main(['node', 'wpipe', ...process.argv.slice(2)]);
 `);
@@ -74,19 +84,21 @@ function startups(cases: Record<string, { args: string[]; env?: Record<string, s
 const cpuMs: Record<string, number> = {};
 const rows: Row[] = [];
 const ms = (x: number) => x * 1e6;
-const { byHand, bare, cli, cliDb, unbundled, yamlFiles } = startups({
+const { byHand, bare, cli, cliDb, unbundled, yamlFiles, commanderPackage } = startups({
   byHand: { args: [join(dir, 'by-hand.mjs')] },
   bare: { args: [join(dir, 'bare.mjs')] },
   cli: { args: [BIN, 'run', 'one.yaml'] },
   cliDb: { args: [BIN, 'run', 'one.yaml', '--db', 'runs.db'] },
   unbundled: { args: [join(dir, 'unbundled.mjs'), 'run', 'one.yaml'] },
   yamlFiles: { args: [BIN, 'run', 'one.yaml'], env: { WPIPE_YAML_BUNDLE: '0' } },
-}) as Record<'byHand' | 'bare' | 'cli' | 'cliDb' | 'unbundled' | 'yamlFiles', number>;
+  commanderPackage: { args: [join(dir, 'commander-package.mjs'), 'run', 'one.yaml'] },
+}) as Record<'byHand' | 'bare' | 'cli' | 'cliDb' | 'unbundled' | 'yamlFiles' | 'commanderPackage', number>;
 const target = (x: number) => `${x.toFixed(1)} ms to the first step${x < 150 ? ' (target < 150 ms: met)' : ' (target < 150 ms: MISSED)'}`;
 rows.push(withRatio({ suite: 'cli', case: 'wpipe run: start-up to the first step', backend: 'auto', nsPerOp: ms(cli), baselineNsPerOp: ms(byHand), note: `${target(cli)}; CPU ${cpuMs.cli!.toFixed(0)} ms (script ${cpuMs.byHand!.toFixed(0)} ms); baseline: the same pipeline built in code by a script` }));
 rows.push(withRatio({ suite: 'cli', case: 'wpipe run --db: start-up to the first step', backend: 'auto', nsPerOp: ms(cliDb), baselineNsPerOp: ms(byHand), note: `${target(cliDb)}; CPU ${cpuMs.cliDb!.toFixed(0)} ms; opens SQLite (the history exists: the first sample made it), records the run` }));
 rows.push(withRatio({ suite: 'cli', case: 'wpipe run unbundled (dist/cli.js + dist/index.js)', backend: 'auto', nsPerOp: ms(unbundled), baselineNsPerOp: ms(cli), note: `${unbundled.toFixed(1)} ms, CPU ${cpuMs.unbundled!.toFixed(0)} ms: the bundles off; ratio against the bundled command` }));
 rows.push(withRatio({ suite: 'cli', case: 'wpipe run, yaml from its 23 files (WPIPE_YAML_BUNDLE=0)', backend: 'auto', nsPerOp: ms(yamlFiles), baselineNsPerOp: ms(cli), note: `${yamlFiles.toFixed(1)} ms, CPU ${cpuMs.yamlFiles!.toFixed(0)} ms: the preloaded yaml bundle off; ratio against the command` }));
+rows.push(withRatio({ suite: 'cli', case: 'wpipe run, commander from its package (not bundled)', backend: 'auto', nsPerOp: ms(commanderPackage), baselineNsPerOp: ms(cli), note: `${commanderPackage.toFixed(1)} ms, CPU ${cpuMs.commanderPackage!.toFixed(0)} ms: commander's 7 CommonJS files and child_process loaded at start; ratio against the command` }));
 rows.push(withRatio({ suite: 'cli', case: 'node alone: a script printing the time', backend: 'js', nsPerOp: ms(bare), note: `${bare.toFixed(1)} ms, CPU ${cpuMs.bare!.toFixed(0)} ms: the floor of any command` }));
 
 // ── loadPipeline of a 200-step file ──────────────────────────────────────────────────────────

@@ -11,16 +11,21 @@
 // - prebuild ("prepack", so `npm pack` and `npm publish` ship it): compiles the addon and copies it to
 //   prebuilds/<platform>-<arch>/wpipe.napi[.glibc|.musl].node. Node-API is ABI-stable: one file per
 //   platform serves every Node version from 20 on.
+// - cli: only the command's bundle, from an existing dist/. `cli --commander-package --out FILE`
+//   writes a variant that imports commander from its package (bench/cli.ts's off switch).
 // In a checkout, "prepare" runs the ts and wasm stages.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = (name) => join(root, 'node_modules', '.bin', name);
-const wanted = new Set(process.argv.slice(2));
+const args = process.argv.slice(2);
+const outAt = args.indexOf('--out');
+const cliOut = outAt >= 0 ? args.splice(outAt, 2)[1] : undefined;
+const wanted = new Set(args);
 const all = wanted.size === 0;
 
 function run(label, cmd, args, { optional = false } = {}) {
@@ -69,22 +74,38 @@ if (all || wanted.has('ts')) {
  * step modules it loads (`import { step } from 'wpipe'`) then share one copy, loaded once, and only
  * by the subcommands that use it (start-up to a run's first step: README "The wpipe command").
  */
-async function bundleCli() {
+async function bundleCli({ commanderPackage = false, outfile = join(root, 'dist', 'wpipe-cli.js') } = {}) {
   const started = Date.now();
   const esbuild = await import('esbuild');
   const library = join(root, 'dist', 'index.js');
+  // commander goes into the bundle too: imported from its package, Node 20 loads its 7 CommonJS
+  // files and runs them through the ESM-to-CommonJS bridge, and commander requires child_process
+  // (for git-style executable subcommands, which wpipe does not have) at its top: 20-25 ms of a
+  // ~110 ms command start against 5-12 ms bundled with child_process loaded at first use
+  // (bench/cli.ts "commander from its package" row). The banner gives the bundled CommonJS code a `require`.
+  const requireOf = (url) => `import { createRequire as __wpipeCreateRequire } from 'node:module'; const require = __wpipeCreateRequire(${url});`;
   await esbuild.build({
     entryPoints: [join(root, 'dist', 'cli.js')],
-    outfile: join(root, 'dist', 'wpipe-cli.js'),
+    outfile,
     bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'warning',
+    banner: { js: requireOf('import.meta.url') },
     plugins: [{
       name: 'wpipe-library-bundle',
       setup(build) {
         build.onResolve({ filter: /(^|\/)index\.js$/ }, (args) =>
           join(args.resolveDir, args.path) === library ? { path: './wpipe.js', external: true } : undefined);
+        if (commanderPackage) return;
+        build.onResolve({ filter: /^commander$/ }, (args) => ({ path: createRequire(join(args.resolveDir, 'x.js')).resolve('commander') }));
+        build.onResolve({ filter: /^node:child_process$/ }, (args) =>
+          /[\\/]commander[\\/]/.test(args.importer) ? { path: 'lazy-child-process', namespace: 'wpipe-lazy' } : undefined);
+        build.onLoad({ filter: /.*/, namespace: 'wpipe-lazy' }, () => ({
+          loader: 'js',
+          contents: "let cp; module.exports = new Proxy({}, { get: (_t, key) => (cp ??= require('node:child_process'))[key] });",
+        }));
       },
     }],
   });
+  if (commanderPackage) return;
   // The yaml package in one file, which the command preloads (src/cli/common.ts preloadYaml: its
   // 23 files cost `wpipe run` 3-5x the time of one).
   await esbuild.build({
@@ -93,6 +114,10 @@ async function bundleCli() {
     bundle: true, platform: 'node', format: 'cjs', target: 'node20', logLevel: 'warning',
   });
   console.log(`wpipe build: cli bundle ok (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+}
+
+if (wanted.has('cli')) {
+  await bundleCli({ commanderPackage: wanted.has('--commander-package'), ...(cliOut === undefined ? {} : { outfile: resolve(cliOut) }) });
 }
 
 if (all || wanted.has('wasm')) {
