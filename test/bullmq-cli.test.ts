@@ -1,14 +1,14 @@
 // `wpipe worker` as a child process against a real Redis: it takes Parallel branches from the queue
 // (the branch runs in its pid) and stops on SIGTERM with exit code 0; bad arguments exit 2 with the
 // fix, an unreachable Redis exits 1 with WPIPE_ERR_QUEUE_UNAVAILABLE.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pipeline, Parallel } from '../src/engine/index.js';
 import { useBullmq } from '../src/queue/executor.js';
-import { startRedis, freePort, type RedisServer } from './helpers/redis.js';
+import { freePort, redisSuite } from './helpers/redis.js';
 import * as S from './fixtures/bullmq/steps.js';
 
 const T = { timeout: 120_000 };
@@ -16,20 +16,9 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 const cliMain = join(here, 'fixtures', 'bullmq', 'cli-main.ts');
 const stepsModule = join(here, 'fixtures', 'bullmq', 'steps.ts');
 
-let redis: RedisServer | undefined;
-let skip: string | false = false;
 const children = new Set<ChildProcess>();
-
-before(async () => {
-  const r = await startRedis();
-  if (typeof r === 'string') {
-    skip = r;
-    console.log(`# bullmq tests skip: ${r}`);
-  } else redis = r;
-});
-
-after(async () => {
-  useBullmq(null);
+const suite = redisSuite();
+suite.cleanup(async () => {
   for (const c of children) {
     if (c.exitCode === null && c.signalCode === null) {
       const gone = new Promise((r) => c.once('exit', r));
@@ -37,7 +26,6 @@ after(async () => {
       await gone;
     }
   }
-  await redis?.stop();
 });
 
 interface Cli { child: ChildProcess; exited: Promise<number | null>; stdout: () => string; stderr: () => string }
@@ -62,10 +50,10 @@ async function until(cond: () => boolean, ms: number, what: () => string): Promi
 }
 
 test('wpipe worker runs Parallel branches from its queue and stops on SIGTERM with 0', T, async (t) => {
-  if (skip) return t.skip(skip);
-  const cli = wpipe(['worker', '--redis', redis!.url, '--queue', 'cli', '--steps', stepsModule, '--concurrency', '2']);
+  if (suite.skip) return t.skip(suite.skip);
+  const cli = wpipe(['worker', '--redis', suite.redis!.url, '--queue', 'cli', '--steps', stepsModule, '--concurrency', '2']);
   await until(() => /ready on redis:\/\/127\.0\.0\.1:\d+\/cli/.test(cli.stdout()), 60_000, () => `no ready line: ${cli.stdout()} ${cli.stderr()}`);
-  useBullmq({ connection: redis!.url, name: 'cli' });
+  useBullmq({ connection: suite.redis!.url, name: 'cli' });
   const pipe = new Pipeline().setSteps([new Parallel({ steps: [S.add, S.where], executor: 'bullmq' })]);
   try {
     const out = await pipe.run({ a: 1, b: 2, tag: 'C' });
@@ -79,13 +67,13 @@ test('wpipe worker runs Parallel branches from its queue and stops on SIGTERM wi
 });
 
 test('wpipe worker: bad arguments exit 2 and say what to give', T, async (t) => {
-  if (skip) return t.skip(skip);
+  if (suite.skip) return t.skip(suite.skip);
   const env = { ...process.env };
   delete env.WPIPE_REDIS;
   const cases: [string[], RegExp][] = [
     [['worker', '--steps', stepsModule], /--redis URL is required/],
-    [['worker', '--redis', redis!.url], /give --steps MODULE/],
-    [['worker', '--redis', redis!.url, '--steps', stepsModule, '--concurrency', '0'], /--concurrency must be an integer from 1 to 1000/],
+    [['worker', '--redis', suite.redis!.url], /give --steps MODULE/],
+    [['worker', '--redis', suite.redis!.url, '--steps', stepsModule, '--concurrency', '0'], /--concurrency must be an integer from 1 to 1000/],
     [['worker', '--redis', 'http://x', '--steps', stepsModule], /redis:\/\/ or rediss:\/\/ URL/],
   ];
   for (const [args, message] of cases) {
@@ -96,7 +84,7 @@ test('wpipe worker: bad arguments exit 2 and say what to give', T, async (t) => 
 });
 
 test('wpipe worker: an unreachable Redis exits 1 with WPIPE_ERR_QUEUE_UNAVAILABLE', T, async (t) => {
-  if (skip) return t.skip(skip);
+  if (suite.skip) return t.skip(suite.skip);
   const port = await freePort();
   const cli = wpipe(['worker', '--redis', `redis://127.0.0.1:${port}`, '--steps', stepsModule]);
   assert.equal(await cli.exited, 1, cli.stderr());

@@ -4,7 +4,7 @@
 // given refused; no Redis and no useBullmq as clear errors; a worker SIGKILLed mid-branch handled by
 // the engine's deadline and retry, or (without a deadline) by BullMQ's stalled check failing the job;
 // close() leaving nothing that keeps a process alive.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -14,45 +14,28 @@ import { fileURLToPath } from 'node:url';
 import { Pipeline, Parallel, step, type Context } from '../src/engine/index.js';
 import { useBullmq } from '../src/queue/executor.js';
 import { WpipeError } from '../src/errors.js';
-import { startRedis, freePort, type RedisServer } from './helpers/redis.js';
+import { freePort, redisSuite } from './helpers/redis.js';
 import Database from 'better-sqlite3';
 import '../src/storage/observer.js';
 import * as S from './fixtures/bullmq/steps.js';
 import { outside } from './fixtures/bullmq/other-steps.js';
 import { chain, find } from './helpers/errors.js';
-import { WorkerProcesses, type WorkerProcess } from './helpers/bullmq-workers.js';
+import type { WorkerProcess } from './helpers/bullmq-workers.js';
 
 const T = { timeout: 120_000 };
 const here = fileURLToPath(new URL('.', import.meta.url));
 const stepsModule = join(here, 'fixtures', 'bullmq', 'steps.ts');
 const tmp = mkdtempSync(join(tmpdir(), 'wpipe-bullmq-test-'));
 
-let redis: RedisServer | undefined;
-let skip: string | false = false;
-let workers: WorkerProcesses | undefined;
 const pipes: Pipeline[] = [];
-
-before(async () => {
-  const r = await startRedis();
-  if (typeof r === 'string') {
-    skip = r;
-    console.log(`# bullmq tests skip: ${r}`);
-  } else {
-    redis = r;
-    workers = new WorkerProcesses(r.url);
-  }
-});
-
-after(async () => {
+const suite = redisSuite();
+suite.cleanup(async () => {
   for (const p of pipes) await p.close();
-  useBullmq(null);
-  await workers?.stopAll();
-  await redis?.stop();
   rmSync(tmp, { recursive: true, force: true });
 });
 
 /** Starts a worker process running startWorker and waits for it to say it is ready. */
-const spawnWorker = (options: Record<string, unknown>): Promise<WorkerProcess> => workers!.start(options);
+const spawnWorker = (options: Record<string, unknown>): Promise<WorkerProcess> => suite.workers!.start(options);
 
 function pipeline(steps: ConstructorParameters<typeof Parallel>[0]['steps'], opts: Record<string, unknown> = {}): Pipeline {
   const p = new Pipeline({ retryDelay: 0, ...opts }).setSteps([new Parallel({ steps, executor: 'bullmq' })]);
@@ -73,7 +56,7 @@ async function waitFor(cond: () => boolean, ms: number, what: string): Promise<v
 }
 
 test('without useBullmq, executor: \'bullmq\' is refused at setSteps with the hint', T, (t) => {
-  if (skip) return t.skip(skip);
+  if (suite.skip) return t.skip(suite.skip);
   useBullmq(null);
   assert.throws(() => new Pipeline().setSteps([new Parallel({ steps: [S.add], executor: 'bullmq' })]), (e: unknown) => {
     const w = find(e, 'WPIPE_ERR_EXECUTOR_UNAVAILABLE');
@@ -82,13 +65,13 @@ test('without useBullmq, executor: \'bullmq\' is refused at setSteps with the hi
     return true;
   });
   assert.throws(() => useBullmq({ connection: 'http://x' }), /redis:\/\//);
-  assert.throws(() => useBullmq({ connection: redis!.url, name: 'a:b' }), /name must be/);
-  assert.throws(() => useBullmq({ connection: redis!.url, nmae: 'x' } as never), /unknown option 'nmae'/);
+  assert.throws(() => useBullmq({ connection: suite.redis!.url, name: 'a:b' }), /name must be/);
+  assert.throws(() => useBullmq({ connection: suite.redis!.url, nmae: 'x' } as never), /unknown option 'nmae'/);
 });
 
 test('a closure cannot go to the queue: WPIPE_ERR_TASK_NOT_ADDRESSABLE at setSteps', T, (t) => {
-  if (skip) return t.skip(skip);
-  useBullmq({ connection: redis!.url, name: 'closure' });
+  if (suite.skip) return t.skip(suite.skip);
+  useBullmq({ connection: suite.redis!.url, name: 'closure' });
   assert.throws(() => new Pipeline().setSteps([new Parallel({ steps: [(ctx: Context) => ctx], executor: 'bullmq' })]), (e: unknown) => {
     assert.ok(find(e, 'WPIPE_ERR_TASK_NOT_ADDRESSABLE'), String(e));
     return true;
@@ -96,9 +79,9 @@ test('a closure cannot go to the queue: WPIPE_ERR_TASK_NOT_ADDRESSABLE at setSte
 });
 
 test('branches run in a worker process and merge in declared order, as in-process', T, async (t) => {
-  if (skip) return t.skip(skip);
+  if (suite.skip) return t.skip(suite.skip);
   const w = await spawnWorker({ queue: 'merge', steps: [stepsModule], concurrency: 4 });
-  useBullmq({ connection: redis!.url, name: 'merge' });
+  useBullmq({ connection: suite.redis!.url, name: 'merge' });
   const steps = [S.slowFirst, S.fastSecond, S.add, S.where];
   const inline = new Pipeline().setSteps([new Parallel({ steps, executor: 'inline' })]);
   pipes.push(inline);
@@ -119,9 +102,9 @@ test('branches run in a worker process and merge in declared order, as in-proces
 });
 
 test('lines a step writes through info.logger in the worker reach the pipeline\'s logger', T, async (t) => {
-  if (skip) return t.skip(skip);
+  if (suite.skip) return t.skip(suite.skip);
   await spawnWorker({ queue: 'logs', steps: [stepsModule] });
-  useBullmq({ connection: redis!.url, name: 'logs' });
+  useBullmq({ connection: suite.redis!.url, name: 'logs' });
   const lines: unknown[][] = [];
   const capture = (...a: unknown[]): void => { lines.push(a); };
   const logger = { debug: capture, info: capture, warn: capture, error: capture, child: () => logger };
@@ -131,9 +114,9 @@ test('lines a step writes through info.logger in the worker reach the pipeline\'
 });
 
 test('the run history records the branch as executor bullmq with its job as the worker', T, async (t) => {
-  if (skip) return t.skip(skip);
+  if (suite.skip) return t.skip(suite.skip);
   await spawnWorker({ queue: 'history', steps: [stepsModule] });
-  useBullmq({ connection: redis!.url, name: 'history' });
+  useBullmq({ connection: suite.redis!.url, name: 'history' });
   const db = join(tmp, 'history.db');
   const p = pipeline([S.add], { trackingDb: db });
   await p.run({ a: 1, b: 1 }, { runId: 'hist-1' });
@@ -151,9 +134,9 @@ test('the run history records the branch as executor bullmq with its job as the 
 });
 
 test('structured-clone types cross both ways (Map, Date, Uint8Array), in-place changes come back', T, async (t) => {
-  if (skip) return t.skip(skip);
+  if (suite.skip) return t.skip(suite.skip);
   await spawnWorker({ queue: 'types', steps: [stepsModule] });
-  useBullmq({ connection: redis!.url, name: 'types' });
+  useBullmq({ connection: suite.redis!.url, name: 'types' });
   const p = pipeline([S.mapIt]);
   const out = await p.run({ m: new Map([['a', 1]]) });
   assert.deepEqual(out.m, new Map([['a', 1], ['b', 2]]));
@@ -163,9 +146,9 @@ test('structured-clone types cross both ways (Map, Date, Uint8Array), in-place c
 });
 
 test('errors come back with class, code and cause chain', T, async (t) => {
-  if (skip) return t.skip(skip);
+  if (suite.skip) return t.skip(suite.skip);
   await spawnWorker({ queue: 'errors', steps: [stepsModule] });
-  useBullmq({ connection: redis!.url, name: 'errors' });
+  useBullmq({ connection: suite.redis!.url, name: 'errors' });
   const e1 = await failureOf(pipeline([S.throwsCustom], { maxRetries: 0 }).run({}));
   const custom = chain(e1).find((c) => (c as Error).name === 'CustomError') as Error & { code?: string; cause?: unknown };
   assert.ok(custom, `a CustomError in ${String(e1)}`);
@@ -182,9 +165,9 @@ test('errors come back with class, code and cause chain', T, async (t) => {
 });
 
 test('a module the worker was not given is refused: WPIPE_ERR_QUEUE_MODULE_REFUSED', T, async (t) => {
-  if (skip) return t.skip(skip);
+  if (suite.skip) return t.skip(suite.skip);
   await spawnWorker({ queue: 'refuse', steps: [stepsModule] });
-  useBullmq({ connection: redis!.url, name: 'refuse' });
+  useBullmq({ connection: suite.redis!.url, name: 'refuse' });
   const e = await failureOf(pipeline([outside], { maxRetries: 0 }).run({}));
   const refused = find(e, 'WPIPE_ERR_QUEUE_MODULE_REFUSED');
   assert.ok(refused, String(e));
@@ -192,7 +175,7 @@ test('a module the worker was not given is refused: WPIPE_ERR_QUEUE_MODULE_REFUS
 });
 
 test('no Redis: the attempt fails with WPIPE_ERR_QUEUE_UNAVAILABLE (not a hang)', T, async (t) => {
-  if (skip) return t.skip(skip);
+  if (suite.skip) return t.skip(suite.skip);
   const port = await freePort();
   useBullmq({ connection: `redis://127.0.0.1:${port}`, name: 'nowhere' });
   const e = await failureOf(pipeline([S.add], { maxRetries: 0 }).run({ a: 1, b: 1 }));
@@ -202,11 +185,11 @@ test('no Redis: the attempt fails with WPIPE_ERR_QUEUE_UNAVAILABLE (not a hang)'
 });
 
 test('a worker SIGKILLed mid-branch: the deadline fails the attempt and the retry runs on another worker', T, async (t) => {
-  if (skip) return t.skip(skip);
+  if (suite.skip) return t.skip(suite.skip);
   const marker = join(tmp, 'hang-1');
   const w1 = await spawnWorker({ queue: 'kill', steps: [stepsModule] });
   const w2 = await spawnWorker({ queue: 'kill', steps: [stepsModule] });
-  useBullmq({ connection: redis!.url, name: 'kill' });
+  useBullmq({ connection: suite.redis!.url, name: 'kill' });
   const hang = step({ name: 'hangsOnce', timeout: 3, retryCount: 2, retryDelay: 0, module: { moduleUrl: new URL('./fixtures/bullmq/steps.ts', import.meta.url).href, exportName: 'hangsOnce' } })(S.hangsOnce);
   const p = pipeline([hang]);
   const run = p.run({ marker });
@@ -221,12 +204,12 @@ test('a worker SIGKILLed mid-branch: the deadline fails the attempt and the retr
 });
 
 test('a worker SIGKILLed mid-branch without a deadline: the stalled check fails the job (WPIPE_ERR_QUEUE_JOB_FAILED), never lost', T, async (t) => {
-  if (skip) return t.skip(skip);
+  if (suite.skip) return t.skip(suite.skip);
   const marker = join(tmp, 'hang-2');
   // Short locks: a dead worker's job is noticed after about 1-2 s by the surviving worker's stalled check.
   await spawnWorker({ queue: 'stall', steps: [stepsModule], lockDurationMs: 1000 });
   await spawnWorker({ queue: 'stall', steps: [stepsModule], lockDurationMs: 1000 });
-  useBullmq({ connection: redis!.url, name: 'stall' });
+  useBullmq({ connection: suite.redis!.url, name: 'stall' });
   const p = pipeline([S.hangsOnce], { maxRetries: 0 });
   const run = failureOf(p.run({ marker }));
   await waitFor(() => existsSync(marker) && readFileSync(marker, 'utf8') !== '', 60_000, 'the attempt to start');
@@ -238,10 +221,10 @@ test('a worker SIGKILLed mid-branch without a deadline: the stalled check fails 
 });
 
 test('the deadline aborts the worker\'s attempt (its info.signal)', T, async (t) => {
-  if (skip) return t.skip(skip);
+  if (suite.skip) return t.skip(suite.skip);
   const marker = join(tmp, 'abort-1');
   await spawnWorker({ queue: 'abort', steps: [stepsModule] });
-  useBullmq({ connection: redis!.url, name: 'abort' });
+  useBullmq({ connection: suite.redis!.url, name: 'abort' });
   const s = step({ name: 'waitsForAbort', timeout: 2, retryCount: 0, module: { moduleUrl: new URL('./fixtures/bullmq/steps.ts', import.meta.url).href, exportName: 'waitsForAbort' } })(S.waitsForAbort);
   const e = await failureOf(pipeline([s]).run({ marker }));
   assert.ok(find(e, 'WPIPE_ERR_TASK_TIMEOUT'), String(e));
@@ -249,10 +232,10 @@ test('the deadline aborts the worker\'s attempt (its info.signal)', T, async (t)
 });
 
 test('a process that used the executor exits by itself after close()', T, async (t) => {
-  if (skip) return t.skip(skip);
+  if (suite.skip) return t.skip(suite.skip);
   await spawnWorker({ queue: 'exit', steps: [stepsModule] });
-  const c = spawn(process.execPath, ['--import', 'tsx', join(here, 'fixtures', 'bullmq', 'client.ts'), redis!.url, 'exit'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  workers!.children.add(c);
+  const c = spawn(process.execPath, ['--import', 'tsx', join(here, 'fixtures', 'bullmq', 'client.ts'), suite.redis!.url, 'exit'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  suite.workers!.children.add(c);
   let out = '';
   c.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
   const code = await new Promise<number | null>((resolve) => {

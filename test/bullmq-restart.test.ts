@@ -3,7 +3,7 @@
 // port and directory mid-way. Every run completes, and no step of any run executes twice: a job
 // whose completion was lost with the connection is retried by the stalled check, and the run id's
 // claim in the shared trackingDb replays the recorded result instead of running it again.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,43 +12,23 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Pipeline } from '../src/engine/index.js';
 import { useBullmq } from '../src/queue/executor.js';
-import { startRedis, type RedisServer } from './helpers/redis.js';
-import { WorkerProcesses } from './helpers/bullmq-workers.js';
+import { redisSuite } from './helpers/redis.js';
 
 const T = { timeout: 240_000 };
 const here = fileURLToPath(new URL('.', import.meta.url));
 const pipelinesModule = join(here, 'fixtures', 'bullmq', 'pipelines.ts');
 const tmp = mkdtempSync(join(tmpdir(), 'wpipe-bullmq-restart-'));
 
-let redis: RedisServer | undefined;
-let skip: string | false = false;
-let workers: WorkerProcesses | undefined;
-
-before(async () => {
-  const r = await startRedis({ appendonly: true });
-  if (typeof r === 'string') {
-    skip = r;
-    console.log(`# bullmq tests skip: ${r}`);
-  } else {
-    redis = r;
-    workers = new WorkerProcesses(r.url);
-  }
-});
-
-after(async () => {
-  useBullmq(null);
-  await workers?.stopAll();
-  await redis?.stop();
-  rmSync(tmp, { recursive: true, force: true });
-});
+const suite = redisSuite({ appendonly: true });
+suite.cleanup(() => rmSync(tmp, { recursive: true, force: true }));
 
 test('Redis restarted under load: every run completes, no step runs twice', T, async (t) => {
-  if (skip) return t.skip(skip);
+  if (suite.skip) return t.skip(suite.skip);
   const db = join(tmp, 'restart.db');
   const log = join(tmp, 'restart.log');
   const N = 60;
-  for (let i = 0; i < 2; i++) await workers!.start({ queue: 'restart', pipelines: pipelinesModule, lockDurationMs: 2000, concurrency: 4 }, { WPIPE_TEST_DB: db });
-  useBullmq({ connection: redis!.url, name: 'restart' });
+  for (let i = 0; i < 2; i++) await suite.workers!.start({ queue: 'restart', pipelines: pipelinesModule, lockDurationMs: 2000, concurrency: 4 }, { WPIPE_TEST_DB: db });
+  useBullmq({ connection: suite.redis!.url, name: 'restart' });
   const pipe = new Pipeline({ pipelineName: 'orders' });
   for (let i = 0; i < N / 2; i++) await pipe.enqueue({ n: i, log, ms: 150 }, { runId: `run-${i}` });
   // Restart once some runs are done and others are still queued or running.
@@ -57,14 +37,14 @@ test('Redis restarted under load: every run completes, no step runs twice', T, a
     if (Date.now() > end) throw new Error('no run started');
     await new Promise((r) => setTimeout(r, 10));
   }
-  const before = await new Queue('restart-runs', { connection: redis!.connection });
+  const before = await new Queue('restart-runs', { connection: suite.redis!.connection });
   const atRestart = await before.getJobCounts('completed', 'active', 'wait');
   await before.close();
-  await redis!.kill();
-  await redis!.restart();
+  await suite.redis!.kill();
+  await suite.redis!.restart();
   console.log(`restarted Redis with ${JSON.stringify(atRestart)}`);
   for (let i = N / 2; i < N; i++) await pipe.enqueue({ n: i, log, ms: 150 }, { runId: `run-${i}` });
-  const q = new Queue('restart-runs', { connection: redis!.connection });
+  const q = new Queue('restart-runs', { connection: suite.redis!.connection });
   try {
     const deadline = Date.now() + 180_000;
     for (;;) {

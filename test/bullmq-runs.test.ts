@@ -4,7 +4,7 @@
 // BullMQ's stalled check, and the retry on another worker (same trackingDb) resumes after the last
 // finished step; a poison run ends in the failed set with its error after its attempts; a pipeline
 // the worker does not have is refused; bad options are refused before anything is queued.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,40 +14,22 @@ import { Queue } from 'bullmq';
 import { Pipeline } from '../src/engine/index.js';
 import { useBullmq } from '../src/queue/executor.js';
 import { WpipeError } from '../src/errors.js';
-import { startRedis, freePort, type RedisServer } from './helpers/redis.js';
-import { WorkerProcesses } from './helpers/bullmq-workers.js';
+import { freePort, redisSuite } from './helpers/redis.js';
 
 const T = { timeout: 120_000 };
 const here = fileURLToPath(new URL('.', import.meta.url));
 const pipelinesModule = join(here, 'fixtures', 'bullmq', 'pipelines.ts');
 const tmp = mkdtempSync(join(tmpdir(), 'wpipe-bullmq-runs-'));
 
-let redis: RedisServer | undefined;
-let skip: string | false = false;
-let workers: WorkerProcesses | undefined;
 const queues: Queue[] = [];
-
-before(async () => {
-  const r = await startRedis();
-  if (typeof r === 'string') {
-    skip = r;
-    console.log(`# bullmq tests skip: ${r}`);
-  } else {
-    redis = r;
-    workers = new WorkerProcesses(r.url);
-  }
-});
-
-after(async () => {
+const suite = redisSuite();
+suite.cleanup(async () => {
   for (const q of queues) await q.close();
-  useBullmq(null);
-  await workers?.stopAll();
-  await redis?.stop();
   if (!process.env.KEEP) rmSync(tmp, { recursive: true, force: true }); else console.log('tmp', tmp);
 });
 
 function runsQueue(name: string): Queue {
-  const q = new Queue(`${name}-runs`, { connection: redis!.connection });
+  const q = new Queue(`${name}-runs`, { connection: suite.redis!.connection });
   queues.push(q);
   return q;
 }
@@ -72,11 +54,11 @@ function lines(file: string): string[] {
 }
 
 test('enqueue refuses bad options before anything is queued', T, async (t) => {
-  if (skip) return t.skip(skip);
+  if (suite.skip) return t.skip(suite.skip);
   const pipe = new Pipeline({ pipelineName: 'orders' });
   useBullmq(null);
   await assert.rejects(pipe.enqueue({}, { runId: 'r-1' }), (e: unknown) => e instanceof WpipeError && e.code === 'WPIPE_ERR_EXECUTOR_UNAVAILABLE' && /useBullmq/.test(e.message));
-  useBullmq({ connection: redis!.url, name: 'bad' });
+  useBullmq({ connection: suite.redis!.url, name: 'bad' });
   await assert.rejects(pipe.enqueue({}, undefined as never), /runId/);
   await assert.rejects(pipe.enqueue({}, { runId: 'a:b' }), /without ':'/);
   await assert.rejects(pipe.enqueue({}, { runId: '42' }), /not all digits/);
@@ -90,11 +72,11 @@ test('enqueue refuses bad options before anything is queued', T, async (t) => {
 });
 
 test('a run enqueued twice is one job, run once by a worker, recorded in its trackingDb', T, async (t) => {
-  if (skip) return t.skip(skip);
+  if (suite.skip) return t.skip(suite.skip);
   const db = join(tmp, 'once.db');
   const log = join(tmp, 'once.log');
-  await workers!.start({ queue: 'once', pipelines: pipelinesModule }, { WPIPE_TEST_DB: db });
-  useBullmq({ connection: redis!.url, name: 'once' });
+  await suite.workers!.start({ queue: 'once', pipelines: pipelinesModule }, { WPIPE_TEST_DB: db });
+  useBullmq({ connection: suite.redis!.url, name: 'once' });
   const pipe = new Pipeline({ pipelineName: 'orders' });
   const [a, b] = await Promise.all([pipe.enqueue({ n: 21, log }, { runId: 'order-1' }), pipe.enqueue({ n: 21, log }, { runId: 'order-1' })]);
   assert.deepEqual([a.added, b.added].sort(), [false, true], 'one of the two added the job');
@@ -112,14 +94,14 @@ test('a run enqueued twice is one job, run once by a worker, recorded in its tra
 });
 
 test('a worker SIGKILLed mid-run: the stalled check retries the job and the retry resumes after the finished step', T, async (t) => {
-  if (skip) return t.skip(skip);
+  if (suite.skip) return t.skip(suite.skip);
   const db = join(tmp, 'resume.db');
   const log = join(tmp, 'resume.log');
   const marker = join(tmp, 'resume.marker');
   // Short locks: a dead worker's job is noticed after about 1-2 s by the other worker's stalled check.
-  const w1 = await workers!.start({ queue: 'resume', pipelines: pipelinesModule, lockDurationMs: 1000 }, { WPIPE_TEST_DB: db });
-  const w2 = await workers!.start({ queue: 'resume', pipelines: pipelinesModule, lockDurationMs: 1000 }, { WPIPE_TEST_DB: db });
-  useBullmq({ connection: redis!.url, name: 'resume' });
+  const w1 = await suite.workers!.start({ queue: 'resume', pipelines: pipelinesModule, lockDurationMs: 1000 }, { WPIPE_TEST_DB: db });
+  const w2 = await suite.workers!.start({ queue: 'resume', pipelines: pipelinesModule, lockDurationMs: 1000 }, { WPIPE_TEST_DB: db });
+  useBullmq({ connection: suite.redis!.url, name: 'resume' });
   await new Pipeline({ pipelineName: 'orders' }).enqueue({ n: 5, log, marker }, { runId: 'order-resume' });
   const end = Date.now() + 60_000;
   while (!(existsSync(marker) && readFileSync(marker, 'utf8') !== '')) {
@@ -139,9 +121,9 @@ test('a worker SIGKILLed mid-run: the stalled check retries the job and the retr
 });
 
 test('a poison run ends in the failed set with its error after its attempts', T, async (t) => {
-  if (skip) return t.skip(skip);
-  await workers!.start({ queue: 'poison', pipelines: pipelinesModule });
-  useBullmq({ connection: redis!.url, name: 'poison' });
+  if (suite.skip) return t.skip(suite.skip);
+  await suite.workers!.start({ queue: 'poison', pipelines: pipelinesModule });
+  useBullmq({ connection: suite.redis!.url, name: 'poison' });
   await new Pipeline({ pipelineName: 'poison' }).enqueue({}, { runId: 'poison-1', attempts: 2 });
   const r = await settled(runsQueue('poison'), 'poison-1');
   assert.equal(r.state, 'failed');
@@ -150,9 +132,9 @@ test('a poison run ends in the failed set with its error after its attempts', T,
 });
 
 test('a pipeline the worker does not have fails its job with WPIPE_ERR_QUEUE_MODULE_REFUSED', T, async (t) => {
-  if (skip) return t.skip(skip);
-  await workers!.start({ queue: 'unknown', pipelines: pipelinesModule });
-  useBullmq({ connection: redis!.url, name: 'unknown' });
+  if (suite.skip) return t.skip(suite.skip);
+  await suite.workers!.start({ queue: 'unknown', pipelines: pipelinesModule });
+  useBullmq({ connection: suite.redis!.url, name: 'unknown' });
   await new Pipeline({ pipelineName: 'nosuch' }).enqueue({}, { runId: 'nosuch-1' });
   const r = await settled(runsQueue('unknown'), 'nosuch-1');
   assert.equal(r.state, 'failed');
@@ -160,15 +142,15 @@ test('a pipeline the worker does not have fails its job with WPIPE_ERR_QUEUE_MOD
 });
 
 test('startWorker refuses bad options and a module without pipelines', T, async (t) => {
-  if (skip) return t.skip(skip);
+  if (suite.skip) return t.skip(suite.skip);
   const { startWorker } = await import('../src/queue/worker.js');
-  await assert.rejects(startWorker({ connection: redis!.url, queue: 'x' }), /give steps/);
-  await assert.rejects(startWorker({ connection: redis!.url, steps: ['./a.js'], concurency: 2 } as never), /unknown option 'concurency'/);
-  await assert.rejects(startWorker({ connection: redis!.url, steps: ['./a.js'], concurrency: 0 }), /concurrency/);
+  await assert.rejects(startWorker({ connection: suite.redis!.url, queue: 'x' }), /give steps/);
+  await assert.rejects(startWorker({ connection: suite.redis!.url, steps: ['./a.js'], concurency: 2 } as never), /unknown option 'concurency'/);
+  await assert.rejects(startWorker({ connection: suite.redis!.url, steps: ['./a.js'], concurrency: 0 }), /concurrency/);
   const empty = join(tmp, 'empty.mjs');
   writeFileSync(empty, 'export const x = 1;\n');
-  await assert.rejects(startWorker({ connection: redis!.url, pipelines: empty }), (e: unknown) => e instanceof WpipeError && e.code === 'WPIPE_ERR_MODULE_IMPORT' && /exports no Pipeline/.test(e.message));
-  await assert.rejects(startWorker({ connection: redis!.url, steps: [join(tmp, 'missing.mjs')] }), (e: unknown) => e instanceof WpipeError && e.code === 'WPIPE_ERR_MODULE_IMPORT');
+  await assert.rejects(startWorker({ connection: suite.redis!.url, pipelines: empty }), (e: unknown) => e instanceof WpipeError && e.code === 'WPIPE_ERR_MODULE_IMPORT' && /exports no Pipeline/.test(e.message));
+  await assert.rejects(startWorker({ connection: suite.redis!.url, steps: [join(tmp, 'missing.mjs')] }), (e: unknown) => e instanceof WpipeError && e.code === 'WPIPE_ERR_MODULE_IMPORT');
   const port = await freePort();
   await assert.rejects(startWorker({ connection: `redis://127.0.0.1:${port}`, steps: [empty] }), (e: unknown) => e instanceof WpipeError && e.code === 'WPIPE_ERR_QUEUE_UNAVAILABLE');
 });

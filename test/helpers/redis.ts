@@ -2,7 +2,8 @@
  * A private Debian `redis-server` for the BullMQ tests and bench: started on a free 127.0.0.1 port
  * with its own temporary directory (no RDB snapshots; AOF on request), ready once it answers PING,
  * stopped by its pid (SIGTERM, then SIGKILL) and its directory removed. Without a redis-server on
- * PATH, `startRedis` resolves to a reason string the caller prints when it skips.
+ * PATH, `startRedis` resolves to a reason string the caller prints when it skips. `redisSuite()` is
+ * the before/after of a test file built on it (the server, worker processes, cleanup).
  *
  * @example
  * ```ts
@@ -16,6 +17,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
+import { useBullmq } from '../../src/queue/executor.js';
+import { WorkerProcesses } from './bullmq-workers.js';
 
 export interface RedisServer {
   readonly host: '127.0.0.1';
@@ -138,5 +142,66 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
       await kill();
       rmSync(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/** What {@link redisSuite} gives a test file. */
+export interface RedisSuite {
+  /** The server (set once the file's `before` ran; undefined when the file skips). */
+  readonly redis: RedisServer | undefined;
+  /** Why the file's tests skip (redis-server cannot be had), else false. */
+  readonly skip: string | false;
+  /** Worker processes on this server (stopped after the tests). */
+  readonly workers: WorkerProcesses | undefined;
+  /** Runs `fn` after the tests, before the workers and the server stop (close pipelines, queues, children). */
+  cleanup(fn: () => unknown): void;
+}
+
+/**
+ * The before/after of every BullMQ test file: a private redis-server started before the tests (or
+ * the reason it cannot be, printed as `# bullmq tests skip: …`: each test then calls
+ * `t.skip(suite.skip)`), WorkerProcesses on it; after the tests, the `cleanup` functions in order,
+ * `useBullmq(null)`, the workers stopped, the server stopped and its directory removed.
+ *
+ * @example
+ * ```ts
+ * const suite = redisSuite();
+ * suite.cleanup(() => pipe.close());
+ * test('x', async (t) => {
+ *   if (suite.skip) return t.skip(suite.skip);
+ *   await suite.workers!.start({ queue: 'x', steps: [stepsModule] });
+ *   useBullmq({ connection: suite.redis!.url, name: 'x' });
+ * });
+ * ```
+ */
+export function redisSuite(options: StartRedisOptions = {}): RedisSuite {
+  let redis: RedisServer | undefined;
+  let skip: string | false = false;
+  let workers: WorkerProcesses | undefined;
+  const cleanups: (() => unknown)[] = [];
+  before(async () => {
+    const r = await startRedis(options);
+    if (typeof r === 'string') {
+      skip = r;
+      console.log(`# bullmq tests skip: ${r}`);
+    } else {
+      redis = r;
+      workers = new WorkerProcesses(r.url);
+    }
+  });
+  after(async () => {
+    try {
+      for (const fn of cleanups) await fn();
+    } finally {
+      useBullmq(null);
+      await workers?.stopAll();
+      await redis?.stop();
+    }
+  });
+  return {
+    get redis() { return redis; },
+    get skip() { return skip; },
+    get workers() { return workers; },
+    cleanup(fn) { cleanups.push(fn); },
   };
 }
