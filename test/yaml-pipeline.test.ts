@@ -201,7 +201,7 @@ test('a value of the wrong type or out of range says what was expected', async (
   await oneProblem('continueOnError: yes please\nsteps:\n  - { module: ./steps.mjs, export: load }\n',
     'WPIPE_ERR_PIPELINE_INVALID', 1, 18, /'continueOnError' must be true or false/);
   await oneProblem('steps:\n  - parallel:\n      executor: thread\n      steps:\n        - { module: ./steps.mjs, export: load }\n',
-    'WPIPE_ERR_PIPELINE_INVALID', 3, 17, /'executor' must be one of 'inline', 'threads', 'processes' \(did you mean 'threads'\?\)/);
+    'WPIPE_ERR_PIPELINE_INVALID', 3, 17, /'executor' must be one of 'inline', 'threads', 'processes', 'bullmq' \(did you mean 'threads'\?\)/);
   await oneProblem('steps: { module: ./steps.mjs, export: load }\n',
     'WPIPE_ERR_PIPELINE_INVALID', 1, 8, /'steps' must be a list of steps and blocks, got a mapping/);
 });

@@ -29,6 +29,8 @@ export interface CompileDefaults {
   /** The pipeline being compiled (nested-pipeline cycles are refused). */
   readonly owner: object;
   readonly ownerName: string;
+  /** Executor kinds the pipeline brings itself (PlacementRequest.provided); `owner` then runs those steps' attempts. */
+  readonly provided?: ReadonlySet<ExecutorKind>;
 }
 
 interface Placement {
@@ -135,6 +137,7 @@ function taskNode(
     retryOn: meta?.retryOn ?? d.retryOn,
     timeoutMs: meta?.timeout === undefined ? 0 : meta.timeout * 1000,
     moduleRef, placement,
+    executorOwner: d.provided?.has(placement) === true ? d.owner as TaskNode['executorOwner'] : undefined,
     memoryLimitMb: placement === 'inline' ? undefined : meta?.memoryLimitMb ?? par?.memoryLimitMb,
     transfer: placement === 'threads' && (meta?.transfer === true || par?.transfer === true),
   };
@@ -159,6 +162,7 @@ function placeTask(
   if (par === undefined && forced === undefined) return 'inline';
   const kind = chooseExecutorKind({
     forced, useProcesses: parallelForces && par.useProcesses, addressable, variant: d.variant, where,
+    ...(d.provided === undefined ? {} : { provided: d.provided }),
   });
   if (ownMemoryLimitMb !== undefined && kind === 'inline') {
     throw invalidStep(path, `(step '${name}') has memoryLimitMb ${ownMemoryLimitMb}, which caps a worker, but its ` +

@@ -9,7 +9,7 @@
  * for (const node of plan.nodes) if (node.kind === 'task') console.log(node.name, node.retries);
  * ```
  */
-import type { ExecutorKind, ModuleRef } from '../parallel/executor.js';
+import type { Executor, ExecutorKind, ModuleRef } from '../parallel/executor.js';
 import type { CompiledExpression } from './expression.js';
 import type { RetryPredicate } from './step.js';
 import type { Context, StepFn } from './types.js';
@@ -37,6 +37,11 @@ export interface TaskNode extends NodeBase {
   readonly moduleRef: ModuleRef | undefined;
   /** Where attempts run: the Parallel placement, or step({ executor }); 'inline' otherwise (compile.ts placeTask). */
   readonly placement: ExecutorKind;
+  /**
+   * The pipeline whose own executor runs the attempts (Pipeline._provideExecutor: loadPipeline's
+   * `bullmq` queue), also when this pipeline is nested in another; undefined: the running pipeline's.
+   */
+  readonly executorOwner: { _executor(kind: ExecutorKind): Executor } | undefined;
   readonly memoryLimitMb: number | undefined;
   /** Move ArrayBuffers to the worker thread instead of copying them. */
   readonly transfer: boolean;

@@ -12,7 +12,7 @@
  * ```
  */
 import { WpipeError, checkOptions, describeType, invalidOption } from '../errors.js';
-import { createExecutor, type Executor, type ExecutorKind } from '../parallel/executor.js';
+import { createExecutor, type Executor, type ExecutorFactory, type ExecutorKind } from '../parallel/executor.js';
 import { PIPELINE_BRAND, compilePlan, checkItem, describePlan, type StepItem } from './compile.js';
 import { compileFor, type CompiledExpression } from './expression.js';
 import {
@@ -190,6 +190,10 @@ export class Pipeline {
   private processObserversSeen = -1;
   private tracking: (RunObserver & { close?(): void | Promise<void> }) | undefined;
   private readonly executors = new Map<ExecutorKind, Executor>();
+  /** Executor kinds this pipeline brings itself, ahead of the registered ones (see _provideExecutor). */
+  private ownExecutors: Map<ExecutorKind, ExecutorFactory> | undefined;
+  /** @internal The queue `enqueue` uses when its options name none (set by loadPipeline's `bullmq`). */
+  _queue: import('../queue/config.js').ResolvedQueue | undefined = undefined;
   private readonly background = new Set<Promise<void>>();
   private readonly alertRules: AlertRule[] = [];
   private readonly errorHandlers: ((details: StepErrorDetails) => unknown)[] = [];
@@ -281,7 +285,17 @@ export class Pipeline {
     return compilePlan(items, {
       maxRetries: this.maxRetries, retryDelay: this.retryDelay, retryBackoff: this.retryBackoff, retryOn: this.retryOn,
       variant: this.variant(), owner: this, ownerName: this.pipelineName,
+      ...(this.ownExecutors === undefined ? {} : { provided: new Set(this.ownExecutors.keys()) }),
     });
+  }
+
+  /**
+   * @internal Gives this pipeline its own executor of `kind`, used instead of the process-wide one
+   * (registerExecutor / useBullmq) and available at setSteps even when none is registered:
+   * loadPipeline's `bullmq` queue is this pipeline's, not the process's. Call before setSteps.
+   */
+  _provideExecutor(kind: ExecutorKind, factory: ExecutorFactory): void {
+    (this.ownExecutors ??= new Map()).set(kind, factory);
   }
 
   /**
@@ -521,7 +535,9 @@ export class Pipeline {
   _executor(kind: ExecutorKind): Executor {
     let ex = this.executors.get(kind);
     if (ex === undefined) {
-      ex = createExecutor(kind, { maxWorkers: maxWorkersOf(this._plan.nodes) });
+      const own = this.ownExecutors?.get(kind);
+      const options = { maxWorkers: maxWorkersOf(this._plan.nodes) };
+      ex = own === undefined ? createExecutor(kind, options) : own(options);
       this.executors.set(kind, ex);
     }
     return ex;
@@ -570,9 +586,10 @@ export class Pipeline {
   }
 
   /**
-   * Puts one run on the BullMQ runs queue (`<name>-runs` of useBullmq, or `options.queue`) for a
-   * worker started with `pipelines` to run (src/queue/runs.ts). The run id is the job id: enqueueing
-   * it again adds nothing (`added: false`), and the worker's `run(data, { runId })` executes it once.
+   * Puts one run on the BullMQ runs queue (`<name>-runs` of `options.queue`, else of loadPipeline's
+   * `bullmq`, else of useBullmq) for a worker started with `pipelines` to run (src/queue/runs.ts).
+   * The run id is the job id: enqueueing it again adds nothing (`added: false`), and the worker's
+   * `run(data, { runId })` executes it once.
    *
    * @example
    * ```ts

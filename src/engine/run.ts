@@ -478,7 +478,7 @@ function execTask(node: TaskNode, ctx: Context, st: RunState, attempt: number, r
     try {
       if (node.placement === 'inline') value = node.fn(ctx, info);
       else {
-        const executor = st.host._executor(node.placement);
+        const executor = (node.executorOwner ?? st.host)._executor(node.placement);
         let onStarted: ((worker?: string) => void) | undefined;
         if (executor.reportsStart === true) {
           let begin: (() => void) | undefined;

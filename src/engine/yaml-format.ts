@@ -51,7 +51,8 @@ export interface FieldSpec {
  */
 export type MappingKind = 'pipeline' | 'step' | 'condition' | 'for' | 'parallel' | 'checkpoint';
 
-const EXECUTORS = ['inline', 'threads', 'processes'] as const;
+/** 'bullmq' only with a queue from the loader (loadPipeline's `bullmq` option): a file never names a Redis. */
+const EXECUTORS = ['inline', 'threads', 'processes', 'bullmq'] as const;
 
 /**
  * Every mapping of the format and its keys, in the order the README documents them: what the
@@ -90,7 +91,7 @@ export const PIPELINE_FORMAT: Readonly<Record<MappingKind, Readonly<Record<strin
     timeout: { type: 'number', min: 0, exclusiveMin: true, description: 'Deadline of each attempt, in seconds.' },
     description: { type: 'string', description: 'Free text.' },
     tags: { type: 'strings', description: 'Tags of the step.' },
-    executor: { type: 'enum', values: EXECUTORS, description: "Where the step runs: 'inline', 'threads' or 'processes'." },
+    executor: { type: 'enum', values: EXECUTORS, description: "Where the step runs: 'inline', 'threads', 'processes' or 'bullmq' (a job on the queue the loader was given, loadPipeline's bullmq option; refused without one)." },
     memoryLimitMb: { type: 'number', min: 0, exclusiveMin: true, description: "Memory cap of the step's worker, in MiB (needs a worker executor)." },
   },
   condition: {
@@ -109,7 +110,7 @@ export const PIPELINE_FORMAT: Readonly<Record<MappingKind, Readonly<Record<strin
   parallel: {
     steps: { type: 'steps', required: true, description: 'One branch per item, each on its own copy of the context.' },
     maxWorkers: { type: 'integer', min: 1, description: 'Branches running at once (default: all).' },
-    executor: { type: 'enum', values: EXECUTORS, description: "Where branches run: 'inline', 'threads' or 'processes'." },
+    executor: { type: 'enum', values: EXECUTORS, description: "Where branches run: 'inline', 'threads', 'processes' or 'bullmq' (each branch a job on the queue the loader was given, loadPipeline's bullmq option; refused without one)." },
     useProcesses: { type: 'boolean', description: 'Run every branch in a child process.' },
     memoryLimitMb: { type: 'number', min: 0, exclusiveMin: true, description: 'Memory cap of each worker process, in MiB.' },
     name: { type: 'string', description: "Name in errors, history and progress (default 'Parallel')." },

@@ -14,6 +14,11 @@
  *   the steps folder is trusted code, the YAML file is not.
  * - `${VAR}` / `${VAR:-default}` are substituted by readYaml in values only: a variable can never
  *   add a key or a step.
+ * - `executor: bullmq` (a step or a parallel block) sends work to a Redis, which the file cannot
+ *   name: only the queue the loader was given (`bullmq: { connection, name }`, the operator's
+ *   choice) is used, by this pipeline alone; without one it is refused
+ *   (WPIPE_ERR_EXECUTOR_UNAVAILABLE at the `executor` value). A useBullmq() of the process does not
+ *   count: loading a file never reaches a queue the loader did not name.
  *
  * @example
  * ```ts
@@ -38,6 +43,8 @@ import type { StepItem } from './compile.js';
 import { Pipeline, type PipelineOptions } from './pipeline.js';
 import { isStep, step, type Step, type StepOptions } from './step.js';
 import { BLOCK_KEYS, PIPELINE_FORMAT, type BlockKey, type FieldSpec, type MappingKind } from './yaml-format.js';
+import { resolveQueue, type QueueOptions, type ResolvedQueue } from '../queue/config.js';
+import { createBullmqExecutor } from '../queue/executor.js';
 
 /**
  * Options of {@link loadPipeline} and {@link validatePipelineFile}.
@@ -56,6 +63,13 @@ export interface LoadPipelineOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** Pipeline options that win over the file's (e.g. `trackingDb` from `wpipe run --db`, a `logger`, `showProgress`). */
   pipelineOptions?: PipelineOptions;
+  /**
+   * The BullMQ queue (`{ connection, name?, prefix? }`, as useBullmq takes) that the file's
+   * `executor: bullmq` steps and parallel blocks use, and `pipe.enqueue`'s default. Without it such
+   * a file is refused (WPIPE_ERR_EXECUTOR_UNAVAILABLE): a file never chooses where to connect.
+   * Nothing connects until a step runs on it; `pipe.close()` closes the connections.
+   */
+  bullmq?: QueueOptions;
 }
 
 /**
@@ -68,7 +82,7 @@ export interface LoadPipelineOptions {
  * ```
  */
 export interface PipelineFileError {
-  /** WPIPE_ERR_PIPELINE_INVALID (the format), WPIPE_ERR_PIPELINE_MODULE_REFUSED, WPIPE_ERR_PIPELINE_EXPORT, WPIPE_ERR_MODULE_IMPORT, WPIPE_ERR_EXPRESSION_SYNTAX or WPIPE_ERR_YAML. */
+  /** WPIPE_ERR_PIPELINE_INVALID (the format), WPIPE_ERR_PIPELINE_MODULE_REFUSED, WPIPE_ERR_PIPELINE_EXPORT, WPIPE_ERR_MODULE_IMPORT, WPIPE_ERR_EXPRESSION_SYNTAX, WPIPE_ERR_EXECUTOR_UNAVAILABLE (`executor: bullmq` without the loader's queue) or WPIPE_ERR_YAML. */
   readonly code: WpipeErrorCode;
   readonly file: string;
   readonly line: number;
@@ -98,7 +112,7 @@ export interface PipelineFileReport {
   readonly steps?: number;
 }
 
-const OPTIONS = ['stepsDir', 'allowPackages', 'env', 'pipelineOptions'] as const;
+const OPTIONS = ['stepsDir', 'allowPackages', 'env', 'pipelineOptions', 'bullmq'] as const;
 
 /** The `yaml` package, loaded on first use (importing wpipe stays cheap). */
 let yamlModule: typeof YamlModule | undefined;
@@ -313,7 +327,15 @@ function checkScalar(report: Report, spec: FieldSpec, v: unknown, path: Key[], k
 class Checker {
   readonly refs: StepRef[] = [];
   count = 0;
-  constructor(readonly report: Report, readonly defaultModule: string | undefined) {}
+  constructor(readonly report: Report, readonly defaultModule: string | undefined, readonly queue: ResolvedQueue | undefined) {}
+
+  /** `executor: bullmq` needs the loader's queue: a file cannot choose a Redis (see the module comment). */
+  executor(value: Obj, path: Key[], what: string): void {
+    if (value.executor !== 'bullmq' || this.queue !== undefined) return;
+    this.report.add('WPIPE_ERR_EXECUTOR_UNAVAILABLE', [...path, 'executor'],
+      `'executor: bullmq' on ${what} needs a BullMQ queue from whoever loads the file (loadPipeline's option bullmq: { connection, name }); ` +
+        'a pipeline file cannot name a Redis itself, and none was given');
+  }
 
   steps(value: unknown, path: Key[]): void {
     if (!Array.isArray(value)) return; // reported by checkScalar
@@ -365,7 +387,10 @@ class Checker {
         }
         return;
       case 'parallel':
-        if (checkMapping(this.report, 'parallel', inner, p, 'a parallel block')) this.steps(inner.steps, [...p, 'steps']);
+        if (checkMapping(this.report, 'parallel', inner, p, 'a parallel block')) {
+          this.executor(inner, p, 'a parallel block');
+          this.steps(inner.steps, [...p, 'steps']);
+        }
         return;
       case 'background':
         this.count--; // the inner item counts itself
@@ -376,7 +401,9 @@ class Checker {
 
   step(value: Obj, path: Key[]): void {
     const before = this.report.errors.length;
-    if (!checkMapping(this.report, 'step', value, path, 'a step') || this.report.errors.length > before) return;
+    if (!checkMapping(this.report, 'step', value, path, 'a step')) return;
+    this.executor(value, path, 'a step');
+    if (this.report.errors.length > before) return;
     const module = typeof value.module === 'string' ? value.module : this.defaultModule;
     if (value.module === undefined && module === undefined) {
       this.report.add('WPIPE_ERR_PIPELINE_INVALID', path, "a step is missing 'module' (or give a default 'module' at the top of the file)");
@@ -439,6 +466,7 @@ function resolveStepModule(spec: string, base: string, allowPackages: boolean): 
 /** The file's pieces, checked; what `loadPipeline` builds from. */
 interface Parsed {
   file: string;
+  queue: ResolvedQueue | undefined;
   report: Report;
   doc: Obj | undefined;
   checker: Checker | undefined;
@@ -452,6 +480,7 @@ async function parse(where: string, filePath: unknown, options: LoadPipelineOpti
   if (o.stepsDir !== undefined && (typeof o.stepsDir !== 'string' || o.stepsDir.length === 0)) throw invalidOption(`${where}: stepsDir must be a non-empty string`);
   if (o.allowPackages !== undefined && typeof o.allowPackages !== 'boolean') throw invalidOption(`${where}: allowPackages must be a boolean, got ${describeType(o.allowPackages)}`);
   if (o.pipelineOptions !== undefined && !isObj(o.pipelineOptions)) throw invalidOption(`${where}: pipelineOptions must be an object, got ${describeType(o.pipelineOptions)}`);
+  const queue = o.bullmq === undefined ? undefined : resolveQueue(`${where}: bullmq`, o.bullmq);
   let base = resolve(o.stepsDir ?? dirname(resolve(filePath)));
   try {
     base = realpathSync(base);
@@ -469,15 +498,15 @@ async function parse(where: string, filePath: unknown, options: LoadPipelineOpti
       const report = new Report(filePath, undefined);
       const message = e.message.replace(/^readYaml: [^\n]*?:\d+:\d+: /, '');
       report.errors.push({ code: 'WPIPE_ERR_YAML', file: filePath, line: Number(d.line), column: Number(d.column), path: '', message, text: `${filePath}:${String(d.line)}:${String(d.column)}: ${message}` });
-      return { file: filePath, report, doc: undefined, checker: undefined, steps: new Map() };
+      return { file: filePath, queue, report, doc: undefined, checker: undefined, steps: new Map() };
     }
     throw e; // not found, unreadable: nothing to point at
   }
   const report = new Report(filePath, readFileSync(filePath, 'utf8'));
-  const parsed: Parsed = { file: filePath, report, doc: undefined, checker: undefined, steps: new Map() };
+  const parsed: Parsed = { file: filePath, queue, report, doc: undefined, checker: undefined, steps: new Map() };
   if (!checkMapping(report, 'pipeline', value, [], 'a pipeline')) return parsed;
   parsed.doc = value;
-  const checker = new Checker(report, typeof value.module === 'string' ? value.module : undefined);
+  const checker = new Checker(report, typeof value.module === 'string' ? value.module : undefined, queue);
   parsed.checker = checker;
   checker.steps(value.steps, ['steps']);
   if (value.checkpoints !== undefined) {
@@ -625,6 +654,12 @@ function build(parsed: Parsed, options: LoadPipelineOptions): Pipeline | undefin
   }
   const pipe = guard([], () => new Pipeline({ ...fileOptions, ...options.pipelineOptions } as PipelineOptions));
   if (pipe === undefined) return undefined;
+  const queue = parsed.queue;
+  if (queue !== undefined) {
+    // This pipeline's own: other pipelines of the process (and useBullmq's queue) are not touched.
+    pipe._provideExecutor('bullmq', () => createBullmqExecutor(queue));
+    pipe._queue = queue;
+  }
   const steps = items(doc.steps, ['steps']);
   if (report.errors.length > 0) return undefined;
   guard(['steps'], () => pipe.setSteps(steps));

@@ -206,6 +206,11 @@ export interface PlacementRequest {
   readonly variant: 'pipeline' | 'async';
   /** Where the step is, for error messages. */
   readonly where: string;
+  /**
+   * Kinds the pipeline brings itself, ahead of the registered ones (a pipeline loaded with
+   * loadPipeline's `bullmq` queue has its own 'bullmq' executor): available even when not registered.
+   */
+  readonly provided?: ReadonlySet<ExecutorKind>;
 }
 
 /**
@@ -234,7 +239,7 @@ export function chooseExecutorKind(req: PlacementRequest): ExecutorKind {
         { details: { where: req.where, executor: kind } },
       );
     }
-    if (!factories.has(kind)) throw executorUnavailable(kind);
+    if (!factories.has(kind) && req.provided?.has(kind) !== true) throw executorUnavailable(kind);
   }
   return kind;
 }

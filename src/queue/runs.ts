@@ -20,12 +20,14 @@ import { deserialize, serialize } from 'node:v8';
 import { WpipeError, describeType, invalidOption } from '../errors.js';
 import { isPipeline } from '../engine/items.js';
 import type { Context } from '../engine/types.js';
-import { queueUnavailable, resolveQueue, type QueueOptions, type RunJobData } from './config.js';
+import { queueUnavailable, resolveQueue, type QueueOptions, type ResolvedQueue, type RunJobData } from './config.js';
 import { configuredQueue, loadBullmq, probe } from './executor.js';
 
 /** What the worker needs of a Pipeline. */
 export interface PipelineLike {
   readonly pipelineName: string;
+  /** The pipeline's own queue (loadPipeline's `bullmq` option): enqueue's default before useBullmq's. */
+  readonly _queue?: ResolvedQueue | undefined;
   run(data?: Context, options?: { runId?: string }): Promise<Context>;
   close(): Promise<unknown>;
 }
@@ -35,7 +37,7 @@ export interface EnqueueOptions {
   readonly runId: string;
   /** BullMQ attempts for a run that fails (default 1: a failed run is in the failed set with its error). */
   readonly attempts?: number;
-  /** Another queue than useBullmq's. */
+  /** Another queue than the pipeline's own (loadPipeline's `bullmq`) or useBullmq's. */
   readonly queue?: QueueOptions;
 }
 
@@ -66,7 +68,7 @@ export async function enqueueRun(pipe: PipelineLike, data: Context | undefined, 
   }
   const attempts = options.attempts ?? 1;
   if (!Number.isInteger(attempts) || attempts < 1 || attempts > 100) throw invalidOption(`${where}: attempts must be an integer 1-100, got ${String(attempts)}`);
-  const q = options.queue !== undefined ? resolveQueue(where, options.queue) : configuredQueue();
+  const q = options.queue !== undefined ? resolveQueue(where, options.queue) : (pipe._queue ?? configuredQueue());
   if (q === undefined) {
     throw new WpipeError('WPIPE_ERR_EXECUTOR_UNAVAILABLE', `${where}: no queue: call useBullmq({ connection, name }) first, or pass { queue: { connection, name } }`, { details: { executor: 'bullmq' } });
   }
