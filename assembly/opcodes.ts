@@ -178,6 +178,8 @@ export namespace TapeTag {
   export const CONTEXT_REF: i32 = 0xfe;
   export const SHARED_REF: i32 = 0xff;
 }
+/** Shortest STR (code units) a result tape numbers for SHARED_REF (contract.ts). */
+export const SHARED_REF_MIN_STRING: i32 = 32;
 
 /** Operands per opcode, indexed by opcode. */
 export const OPERAND_COUNT: usize = memory.data<u8>([0, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 2]);

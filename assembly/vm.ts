@@ -134,7 +134,11 @@ let wEnd: usize = 0;
 
 /** Result tapes are bounded like the host's TapeWriter (256 MiB): beyond, a LimitError. */
 const MAX_RESULT_TAPE: usize = 256 << 20;
-/** Tape tag of a reference to a context value: u32 origin follows (only in result tapes). */
+/**
+ * The result tape (src/vm/contract.ts, "The result tape"; read by src/vm/tape.ts readResult): a
+ * context list, tuple, dict or opaque value is written as TapeTag.CONTEXT_REF and its u32 origin;
+ * everything else in full (this VM writes no SHARED_REF).
+ */
 const TAG_REF: i32 = TapeTag.CONTEXT_REF;
 
 function wRoom(n: usize): void {

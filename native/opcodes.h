@@ -184,5 +184,7 @@ namespace TapeTag {
 constexpr uint8_t CONTEXT_REF = 0xFE;
 constexpr uint8_t SHARED_REF = 0xFF;
 }  // namespace TapeTag
+/** Shortest STR (code units) a result tape numbers for SHARED_REF (contract.ts). */
+constexpr uint32_t SHARED_REF_MIN_STRING = 32;
 
 }  // namespace wpipe

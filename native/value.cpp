@@ -140,7 +140,7 @@ struct ResultEncoder {
   bool ref(const void* key) {
     auto it = seen.find(key);
     if (it != seen.end()) {
-      out.push_back(kResultRef);
+      out.push_back(TapeTag::SHARED_REF);
       putU32(out, it->second);
       return true;
     }
@@ -152,7 +152,7 @@ struct ResultEncoder {
     switch (v.tag) {
       case Tag::STR:
         // Short strings are cheaper to repeat than to look up.
-        if (v.s->len >= 32 && ref(v.s)) return;
+        if (v.s->len >= SHARED_REF_MIN_STRING && ref(v.s)) return;
         out.push_back(v.tag);
         putStr(out, v.s);
         return;

@@ -142,11 +142,12 @@ class TapeIn {
 void encodeValue(std::vector<uint8_t>& out, const Value& v);
 
 /**
- * The result tape (read only by src/backend/native.ts): the value tape plus kResultRef, a u32 index
- * of an earlier container (or long string) in encoding order, so a value that shares parts (`[l] *
- * 999999`) stays as small as it is in memory and decodes with the same sharing.
+ * Writes a result tape (src/vm/contract.ts, "The result tape"; read by src/vm/tape.ts readResult):
+ * the value tape, with each repeat of a non-empty list, tuple or dict, or of a string of at least
+ * SHARED_REF_MIN_STRING code units, written as TapeTag::SHARED_REF and its u32 number in encoding
+ * order, so a value that shares parts (`[l] * 999999`) stays as small as it is in memory and decodes
+ * with the same sharing. Context values are written in full (this VM writes no CONTEXT_REF).
  */
-constexpr uint8_t kResultRef = TapeTag::SHARED_REF;
 void encodeResult(std::vector<uint8_t>& out, const Value& v);
 
 }  // namespace wpipe

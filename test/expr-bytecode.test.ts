@@ -2,7 +2,8 @@
 // C++ VM (native/opcodes.h) only through scripts/gen-vm-contract.mjs. These tests fail when a
 // checked-in copy is not what the script makes (a number edited in a copy, an extra member, a
 // contract change without `npm run gen:vm`), and check that the script itself refuses a contract
-// it cannot mirror faithfully.
+// it cannot mirror faithfully; and that the one result-tape reader (src/vm/tape.ts readResult)
+// decodes every tag of the dialect the two VMs write.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -10,7 +11,10 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Limits, OPERAND_COUNT, Op } from '../src/vm/contract.js';
+import { Limits, OPERAND_COUNT, Op, SHARED_REF_MIN_STRING, Tag, TapeTag } from '../src/vm/contract.js';
+import { TapeWriter, readResult } from '../src/vm/tape.js';
+import { PyFloat, PyTuple } from '../src/vm/values.js';
+import { compileExpression, getBackendInfo } from '../src/index.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -90,5 +94,68 @@ test('the generator refuses a contract it cannot mirror: gaps in a numbering, a 
     } finally {
       rmSync(r.dir, { recursive: true, force: true });
     }
+  }
+});
+
+test('one result tape, one reader: every tag, CONTEXT_REF and SHARED_REF in the same tape', () => {
+  const date = new Date(0);
+  const l = [1, 2];
+  const ctx = { l, d: { a: 1, t: new PyTuple([3]) }, o: date };
+  const w = new TapeWriter();
+  w.context(ctx, ['l', 'd', 'o']); // origins: 1 l, 2 d, 3 the tuple in d, 4 o (opaque id 0)
+  const long = 'x'.repeat(SHARED_REF_MIN_STRING);
+  const t = new TapeWriter();
+  t.tag(Tag.NONE); // a byte before the result: the reader starts where it is told
+  t.tag(Tag.LIST); t.u32(9); // numbered 0
+  t.tag(TapeTag.CONTEXT_REF); t.u32(1);
+  t.tag(TapeTag.CONTEXT_REF); t.u32(4);
+  t.tag(Tag.TUPLE); t.u32(3); // numbered 1
+  t.tag(Tag.FLOAT); t.f64(1); t.tag(Tag.STR); t.str(long); /* numbered 2 */ t.tag(Tag.INT); t.f64(-0);
+  t.tag(TapeTag.SHARED_REF); t.u32(1);
+  t.tag(TapeTag.SHARED_REF); t.u32(2);
+  t.tag(Tag.DICT); t.u32(1); t.str('k'); t.tag(Tag.FLOAT); t.f64(2); // numbered 3; a plain number inside
+  t.tag(Tag.OPAQUE); t.str('Date#0');
+  t.tag(Tag.STR); t.str('x'.repeat(SHARED_REF_MIN_STRING - 1)); // too short to be numbered
+  t.tag(TapeTag.SHARED_REF); t.u32(3);
+  const bytes = t.bytes.slice(0, t.length);
+  const r = readResult(bytes, new DataView(bytes.buffer), 1, w) as unknown[];
+  assert.equal(r.length, 9);
+  assert.equal(r[0], l);
+  assert.equal(r[1], date);
+  assert.ok(r[2] instanceof PyTuple);
+  assert.deepEqual((r[2] as PyTuple).items, [new PyFloat(1), long, -0]);
+  assert.equal(r[3], r[2]);
+  assert.equal(r[4], long);
+  assert.deepEqual(r[5], { k: 2 });
+  assert.equal(typeof (r[5] as { k: unknown }).k, 'number');
+  assert.equal(r[6], date);
+  assert.equal(r[8], r[5]);
+  // Scalars, and a tag outside the dialect.
+  const s = new TapeWriter();
+  s.tag(Tag.FLOAT); s.f64(3); s.tag(Tag.INT); s.f64(3); s.tag(0xfd);
+  const sb = s.bytes.slice(0, s.length);
+  const sv = new DataView(sb.buffer);
+  assert.deepEqual(readResult(sb, sv, 0, w), new PyFloat(3));
+  assert.equal(readResult(sb, sv, 9, w), 3);
+  assert.throws(() => readResult(sb, sv, 18, w), /corrupt result tape: tag 253/);
+});
+
+test('both VMs\' results through the one reader: a value repeated in a result comes back shared, as in js', () => {
+  const info = getBackendInfo();
+  const backends = (['js', 'wasm', 'native'] as const).filter((b) => info.backends[b].available);
+  const ctx = { l: [1, 2.5], d: { a: [1] }, s: 'y'.repeat(40) };
+  for (const backend of backends) {
+    const ev = (text: string): unknown[] => compileExpression(text, { backend }).evaluate(ctx) as unknown[];
+    const rep = ev('[l] * 3');
+    assert.deepEqual(rep, [[1, 2.5], [1, 2.5], [1, 2.5]], backend);
+    assert.ok(rep[0] === rep[1] && rep[1] === rep[2], `${backend}: [l] * 3 shares its item`);
+    const dd = ev('[d, d, d.a]');
+    assert.deepEqual(dd, [{ a: [1] }, { a: [1] }, [1]], backend);
+    assert.ok(dd[0] === dd[1], `${backend}: [d, d] shares the dict`);
+    assert.ok((dd[0] as { a: unknown }).a === dd[2], `${backend}: d.a is the dict's own list`);
+    const built = ev("[[1.0, s + 'z']] * 2 + [(s + 'z', 2.0)]");
+    assert.deepEqual(built, [[1, `${ctx.s}z`], [1, `${ctx.s}z`], [`${ctx.s}z`, 2]], backend);
+    // The C++ VM writes a repeated built value as SHARED_REF; the AssemblyScript VM writes it in full.
+    if (backend !== 'wasm') assert.ok(built[0] === built[1], `${backend}: a built list repeated by * is shared`);
   }
 });

@@ -20,9 +20,8 @@ import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { addonCandidates } from '../paths.js';
 import type { Program } from '../vm/contract.js';
-import { Tag, TapeTag, faultWords } from '../vm/contract.js';
-import { readUtf16, restoreOpaque, TapeLimit, TapeWriter, encodeTape } from '../vm/tape.js';
-import { PyFloat, PyTuple } from '../vm/values.js';
+import { faultWords } from '../vm/contract.js';
+import { readResult, TapeLimit, TapeWriter, encodeTape } from '../vm/tape.js';
 import {
   SAMPLE_FIELDS,
   VmFault,
@@ -143,80 +142,6 @@ function loadBinding(): NativeBinding {
   throw loadError;
 }
 
-/** native/value.h kResultRef: a u32 index of an earlier container or long string of the result. */
-const RESULT_REF = TapeTag.SHARED_REF;
-/** Strings at least this long are numbered for RESULT_REF (native/value.cpp ResultEncoder). */
-const REF_MIN_STRING = 32;
-
-/**
- * Decodes a result tape (the value tape of src/expr/bytecode.ts) into the js evaluator's
- * representation: integral floats boxed as PyFloat, tuples as PyTuple, with two particulars of the
- * C++ VM's results: RESULT_REF restores the sharing the value had in the VM (`[l] * 999999` crosses as one
- * list and 999999 references), and values inside a dict decode as the context values they came from
- * (dicts exist only in contexts), so an integral float there is a plain number, not a PyFloat box.
- */
-class ResultReader {
-  private pos = 0;
-  private readonly shared: unknown[] = [];
-  constructor(private readonly bytes: Uint8Array, private readonly view: DataView, private readonly opaques: readonly unknown[]) {}
-
-  private u32(): number {
-    const x = this.view.getUint32(this.pos, true);
-    this.pos += 4;
-    return x;
-  }
-
-  private str(): string {
-    const n = this.u32();
-    const start = this.pos;
-    this.pos += n * 2;
-    return readUtf16(this.view, start, n);
-  }
-
-  value(inDict: boolean): unknown {
-    const tag = this.bytes[this.pos++];
-    switch (tag) {
-      case Tag.NONE: return null;
-      case Tag.FALSE: return false;
-      case Tag.TRUE: return true;
-      case Tag.INT: case Tag.FLOAT: {
-        const x = this.view.getFloat64(this.pos, true);
-        this.pos += 8;
-        return tag === Tag.FLOAT && !inDict && (Number.isInteger(x) || Object.is(x, -0)) ? new PyFloat(x) : x;
-      }
-      case Tag.STR: {
-        const s = this.str();
-        if (s.length >= REF_MIN_STRING) this.shared.push(s);
-        return s;
-      }
-      case Tag.LIST: case Tag.TUPLE: {
-        const n = this.u32();
-        const items = new Array<unknown>(n);
-        const v = tag === Tag.LIST ? items : new PyTuple(items);
-        if (n > 0) this.shared.push(v);
-        for (let i = 0; i < n; i++) items[i] = this.value(inDict);
-        return v;
-      }
-      case Tag.DICT: {
-        const n = this.u32();
-        const obj: Record<string, unknown> = {};
-        if (n > 0) this.shared.push(obj);
-        for (let i = 0; i < n; i++) {
-          const k = this.str();
-          Object.defineProperty(obj, k, { value: this.value(true), enumerable: true, writable: true, configurable: true });
-        }
-        return obj;
-      }
-      case Tag.OPAQUE:
-        return restoreOpaque(this.str(), this.opaques);
-      case RESULT_REF:
-        return this.shared[this.u32()];
-      default:
-        throw new Error(`corrupt result tape from the native VM: tag ${String(tag)} at ${this.pos - 1}`);
-    }
-  }
-}
-
 const FAULT_WORDS = 6;
 const INITIAL_OUT = 256;
 
@@ -241,7 +166,10 @@ class NativeScalar implements ScalarEvaluator {
       throw error;
     }
     const n = this.b.evaluate(this.handle, tape, this.out, this.fault);
-    if (n < 0) throw new VmFault(this.fault.slice());
+    if (n < 0) {
+      this.writer.release();
+      throw new VmFault(this.fault.slice());
+    }
     if (n > this.out.length) {
       let size = this.out.length * 2;
       while (size < n) size *= 2;
@@ -249,18 +177,9 @@ class NativeScalar implements ScalarEvaluator {
       this.view = new DataView(this.out.buffer);
       this.b.takeResult(this.out);
     }
-    // Scalars without allocating a reader; everything else through the shared tape decoder.
-    switch (this.out[0]) {
-      case Tag.NONE: return null;
-      case Tag.FALSE: return false;
-      case Tag.TRUE: return true;
-      case Tag.INT: return this.view.getFloat64(1, true);
-      case Tag.FLOAT: {
-        const x = this.view.getFloat64(1, true);
-        return Number.isInteger(x) || Object.is(x, -0) ? new PyFloat(x) : x;
-      }
-      default: return new ResultReader(this.out, this.view, this.writer.opaques).value(false);
-    }
+    const v = readResult(this.out, this.view, 0, this.writer);
+    this.writer.release();
+    return v;
   }
 }
 

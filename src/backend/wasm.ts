@@ -19,9 +19,9 @@ import { readFileSync } from 'node:fs';
 import { wasmPath } from '../paths.js';
 import { workerData } from 'node:worker_threads';
 import type { Program } from '../vm/contract.js';
-import { CmpOp, FAULT_WORD_COUNT, Fn, Op, OPERAND_COUNT, Tag, TapeTag, faultWords } from '../vm/contract.js';
-import { TapeLimit, TapeWriter, encodeTape, readUtf16 } from '../vm/tape.js';
-import { PyFloat, PyTuple, dictGet, dictKeys, makeFloat, tagOf } from '../vm/values.js';
+import { CmpOp, FAULT_WORD_COUNT, Fn, Op, OPERAND_COUNT, Tag, faultWords } from '../vm/contract.js';
+import { TapeLimit, TapeWriter, encodeTape, readResult } from '../vm/tape.js';
+import { PyFloat, makeFloat } from '../vm/values.js';
 import { floatRepr, roundDecimal } from '../vm/pyops.js';
 import { cpow } from '../vm/pow.js';
 import {
@@ -378,10 +378,8 @@ class WasmVm implements ExprVm {
   private readonly faultAt: number;
   /** The program whose code is in linear memory (scalar or batch), to skip reloading it. */
   private loaded: object | undefined;
-  /** The context of the evaluation in progress, and (built on demand) its objects by origin. */
-  private ctx: Record<string, unknown> | undefined;
-  private names: readonly string[] = [];
-  private objects: unknown[] | undefined;
+  /** The writer of the evaluation in progress: its context objects are what origins refer to. */
+  private writer: TapeWriter | undefined;
 
   constructor(module: WebAssembly.Module) {
     let self: WasmVm | undefined;
@@ -395,8 +393,8 @@ class WasmVm implements ExprVm {
         roundDecimal: (x: number, n: number): number => roundDecimal(x, n),
         pow: cpow,
         sameObject: (a: number, b: number): number => {
-          const objects = self!.contextObjects();
-          return objects[a - 1] === objects[b - 1] ? 1 : 0;
+          const w = self!.writer!;
+          return w.contextObject(a) === w.contextObject(b) ? 1 : 0;
         },
       },
     };
@@ -483,52 +481,11 @@ class WasmVm implements ExprVm {
     this.loaded = s;
   }
 
-  /**
-   * The context's lists, tuples, dicts and opaque values in tape order (the VM numbers them 1, 2, …
-   * as it decodes the context tape): what a result referring to a context value resolves to.
-   */
-  contextObjects(): unknown[] {
-    if (this.objects) return this.objects;
-    const out: unknown[] = [];
-    const visit = (v: unknown): void => {
-      switch (tagOf(v)) {
-        case Tag.LIST: {
-          out.push(v);
-          const items = v as unknown[];
-          for (let i = 0; i < items.length; i++) visit(items[i]);
-          return;
-        }
-        case Tag.TUPLE: {
-          out.push(v);
-          for (const x of (v as PyTuple).items) visit(x);
-          return;
-        }
-        case Tag.DICT: {
-          out.push(v);
-          // As TapeWriter encodes a dict: its data items only (getters never run).
-          const obj = v as Record<string, unknown>;
-          for (const k of dictKeys(obj)) visit(dictGet(obj, k));
-          return;
-        }
-        case Tag.OPAQUE:
-          out.push(v);
-          return;
-        default:
-      }
-    };
-    const ctx = this.ctx ?? {};
-    for (const name of this.names) if (Object.hasOwn(ctx, name)) visit(ctx[name]);
-    this.objects = out;
-    return out;
-  }
-
-  runScalar(s: WasmScalar, tape: Uint8Array, ctx: Record<string, unknown>): unknown {
+  runScalar(s: WasmScalar, tape: Uint8Array, writer: TapeWriter): unknown {
     if (this.loaded !== s) this.loadScalar(s);
     const ex = this.ex;
     let tag: number;
-    this.ctx = ctx;
-    this.names = s.program.names;
-    this.objects = undefined;
+    this.writer = writer;
     try {
       let at = ex.contextBuffer(tape.length);
       if (at & 1) {
@@ -541,8 +498,8 @@ class WasmVm implements ExprVm {
       else u8.set(tape, at);
       tag = ex.evaluate(at);
     } catch (e) {
-      this.ctx = undefined;
-      this.objects = undefined;
+      this.writer = undefined;
+      writer.release();
       this.faultOrRethrow(e);
     }
     if (tag > 255) {
@@ -550,25 +507,22 @@ class WasmVm implements ExprVm {
       this.renew();
     }
     const r = this.faultAt + 8; // RESULT = FAULT + 32 bytes
+    let v: unknown;
     switch (tag) {
-      case Tag.NONE: return null;
-      case Tag.FALSE: return false;
-      case Tag.TRUE: return true;
-      case Tag.INT: return this.f64[(r + 4) >>> 1]!;
-      case Tag.FLOAT: return makeFloat(this.f64[(r + 4) >>> 1]!);
-      default: {
-        const ptr = this.i32[r + 2]! >>> 0;
-        const v = readResult(this, ptr);
-        this.ctx = undefined;
-        this.objects = undefined;
-        return v;
-      }
+      case Tag.NONE: v = null; break;
+      case Tag.FALSE: v = false; break;
+      case Tag.TRUE: v = true; break;
+      case Tag.INT: v = this.f64[(r + 4) >>> 1]!; break;
+      case Tag.FLOAT: v = makeFloat(this.f64[(r + 4) >>> 1]!); break;
+      default: v = readResult(this.u8, this.dataView(), this.i32[r + 2]! >>> 0, writer);
     }
+    this.writer = undefined;
+    writer.release();
+    return v;
   }
 
-  /** A DataView on memory (renewed after growth), for the result reader. */
-  dataView(): DataView {
-    this.views();
+  /** A DataView on memory, for the result reader (the views are current: runScalar renewed them). */
+  private dataView(): DataView {
     if (this.dv?.buffer !== this.u8.buffer) this.dv = new DataView(this.u8.buffer);
     return this.dv;
   }
@@ -640,58 +594,6 @@ class WasmVm implements ExprVm {
   }
 }
 
-/** Tag of a reference to a context value in a result tape (assembly/vm.ts TAG_REF). */
-const TAG_REF = TapeTag.CONTEXT_REF;
-
-/**
- * Reads a result tape (bytecode.ts value tape, plus TAG_REF) into the js evaluator's representation:
- * integral floats boxed as PyFloat, tuples as PyTuple, context values by reference.
- */
-function readResult(vm: WasmVm, at: number): unknown {
-  const dv = vm.dataView();
-  let pos = at;
-  const str = (): string => {
-    const n = dv.getUint32(pos, true);
-    const out = readUtf16(dv, pos + 4, n);
-    pos += 4 + n * 2;
-    return out;
-  };
-  const value = (): unknown => {
-    const tag = dv.getUint8(pos++);
-    switch (tag) {
-      case Tag.NONE: return null;
-      case Tag.FALSE: return false;
-      case Tag.TRUE: return true;
-      case Tag.INT: {
-        const x = dv.getFloat64(pos, true);
-        pos += 8;
-        return x;
-      }
-      case Tag.FLOAT: {
-        const x = dv.getFloat64(pos, true);
-        pos += 8;
-        return makeFloat(x);
-      }
-      case Tag.STR: return str();
-      case Tag.LIST: case Tag.TUPLE: {
-        const n = dv.getUint32(pos, true);
-        pos += 4;
-        const items = new Array<unknown>(n);
-        for (let i = 0; i < n; i++) items[i] = value();
-        return tag === Tag.LIST ? items : new PyTuple(items);
-      }
-      case TAG_REF: {
-        const origin = dv.getUint32(pos, true);
-        pos += 4;
-        return vm.contextObjects()[origin - 1];
-      }
-      default:
-        throw new Error(`wasm backend: corrupt result tape (tag ${tag})`);
-    }
-  };
-  return value();
-}
-
 class WasmScalar implements ScalarEvaluator {
   private readonly writer = new TapeWriter(256);
 
@@ -710,7 +612,7 @@ class WasmScalar implements ScalarEvaluator {
       if (e instanceof TapeLimit) throw new VmFault(faultWords(e.kind, e.reason));
       throw e;
     }
-    return this.vm.runScalar(this, tape, ctx);
+    return this.vm.runScalar(this, tape, this.writer);
   }
 }
 

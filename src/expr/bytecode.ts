@@ -30,6 +30,11 @@
  * attribute names) is a tape of STR values. The context tape of a scalar evaluation holds one value per
  * entry of `names`, in order.
  *
+ * ## Result tape (how a non-scalar result crosses back)
+ * The value tape plus two reference tags (CONTEXT_REF: a value of the context, SHARED_REF: a value
+ * repeated in the result), one dialect for both VMs, read by one reader (src/vm/tape.ts readResult);
+ * specified in src/vm/contract.ts next to TapeTag.
+ *
  * ## Errors
  * A VM reports an error as a fault of six int32: (ErrorKind, pc of the failing instruction, Reason,
  * tag of operand a, tag of operand b, row). Tags are Tag values of the operands involved (or -1);

@@ -159,14 +159,29 @@ export function faultWords(kind: number, reason: number, pc = 0, tagA = -1, tagB
 export const ColumnKind = { NUMBER: 0, BOOL: 1 } as const;
 
 /**
- * Tags that occur only in result tapes, beside the value tags of {@link Tag}. The two VMs encode
- * results differently: the AssemblyScript VM refers back to a value of the context it was given
- * (CONTEXT_REF, a u32 origin index follows), the C++ VM to an earlier container or long string of
- * the same result (SHARED_REF, a u32 index in encoding order follows) so a result that shares parts
- * (`[l] * 999999`) crosses as small as it is in memory. src/backend/wasm.ts and
- * src/backend/native.ts read them.
+ * The result tape: how the wasm and native VMs hand a non-scalar result back to the host, read by one
+ * reader (src/vm/tape.ts readResult) whichever VM wrote it. It is the value tape of
+ * src/expr/bytecode.ts (never MISSING) plus the two reference tags of TapeTag, each followed by a u32:
+ *
+ * - CONTEXT_REF n: the n-th (from 1) list, tuple, dict or opaque value of the context tape the
+ *   evaluation was given, counted in tape order at every depth. The host returns its own object, as
+ *   the js evaluator returns a context value itself.
+ * - SHARED_REF i: the i-th (from 0) value numbered so far in this result. Numbered, in encoding
+ *   order, are the values written in full (not as a reference) that are a non-empty LIST, TUPLE or
+ *   DICT or a STR of at least SHARED_REF_MIN_STRING code units. The host returns the same object
+ *   again, so a result that shares parts (`[l] * 999999`) crosses as small as it is in memory.
+ *
+ * A FLOAT decodes as a PyFloat box when integral (or -0), except inside a DICT: dicts come only from
+ * contexts, whose numbers are plain. An OPAQUE payload `TypeName#id` names the context's opaque value
+ * number id (TapeWriter.opaques). A writer may use either reference wherever it applies, or write the
+ * value in full: the AssemblyScript VM writes every context list, tuple, dict and opaque value as a
+ * CONTEXT_REF (its slots carry their origin) and no SHARED_REF; the C++ VM writes context values in
+ * full and repeats as SHARED_REF (native/value.cpp ResultEncoder).
  */
 export const TapeTag = { CONTEXT_REF: 0xfe, SHARED_REF: 0xff } as const;
+
+/** Shortest STR (in UTF-16 code units) numbered for SHARED_REF: shorter ones are cheaper to repeat. */
+export const SHARED_REF_MIN_STRING = 32;
 
 /** A compiled program, ready for any backend (its layout: src/expr/bytecode.ts). */
 export interface Program {

@@ -1,9 +1,10 @@
 /**
- * The value tape (see bytecode.ts): how scalar values cross into the wasm and native VMs and back.
- * One TapeWriter is reused per prepared program, so encoding a context allocates nothing in the
- * steady state.
+ * The value tape (see bytecode.ts): how scalar values cross into the wasm and native VMs, and the
+ * result tape (contract.ts TapeTag) they cross back in — written here by TapeWriter, read back by
+ * readResult, the one reader of both VMs' results. One TapeWriter is reused per prepared program, so
+ * encoding a context allocates nothing in the steady state.
  */
-import { Tag, Limits, ErrorKind, Reason } from './contract.js';
+import { Tag, Limits, ErrorKind, Reason, TapeTag, SHARED_REF_MIN_STRING } from './contract.js';
 import { PyFloat, PyTuple, dictGet, dictKeys, isPlainObject, tagOf } from './values.js';
 import { describeType } from '../errors.js';
 
@@ -27,6 +28,10 @@ export class TapeWriter {
    */
   readonly opaques: unknown[] = [];
   private readonly opaqueIds = new Map<unknown, number>();
+  /** The context and names of the last context(), until release(): what CONTEXT_REF resolves in. */
+  private ctx: Record<string, unknown> | undefined;
+  private names: readonly string[] = [];
+  private objects: unknown[] | undefined;
 
   constructor(initial = 1024) {
     this.bytes = new Uint8Array(initial);
@@ -142,12 +147,159 @@ export class TapeWriter {
   /** The context tape of a scalar evaluation: one value per name, MISSING for absent names. */
   context(ctx: Record<string, unknown>, names: readonly string[]): Uint8Array {
     this.reset();
+    this.objects = undefined;
     for (let i = 0; i < names.length; i++) {
       const name = names[i]!;
       if (Object.hasOwn(ctx, name)) this.value(ctx[name]);
       else this.tag(Tag.MISSING);
     }
+    this.ctx = ctx;
+    this.names = names;
     return this.bytes.subarray(0, this.length);
+  }
+
+  /**
+   * The list, tuple, dict or opaque value number `origin` (from 1, in tape order at every depth) of
+   * the last context(): what a CONTEXT_REF in its result refers to. Walks the context once, on first
+   * use, exactly as value() encoded it (a dict's data properties only: getters never run).
+   */
+  contextObject(origin: number): unknown {
+    return (this.objects ??= this.walkContext())[origin - 1];
+  }
+
+  /** Drops the last context (a host keeps no caller's object past its evaluation). */
+  release(): void {
+    this.ctx = undefined;
+    this.objects = undefined;
+  }
+
+  private walkContext(): unknown[] {
+    const out: unknown[] = [];
+    const visit = (v: unknown): void => {
+      switch (tagOf(v)) {
+        case Tag.LIST: {
+          out.push(v);
+          const items = v as unknown[];
+          for (let i = 0; i < items.length; i++) visit(items[i]);
+          return;
+        }
+        case Tag.TUPLE:
+          out.push(v);
+          for (const x of (v as PyTuple).items) visit(x);
+          return;
+        case Tag.DICT: {
+          out.push(v);
+          const obj = v as Record<string, unknown>;
+          for (const k of dictKeys(obj)) visit(dictGet(obj, k));
+          return;
+        }
+        case Tag.OPAQUE:
+          out.push(v);
+          return;
+        default:
+      }
+    };
+    const ctx = this.ctx ?? {};
+    for (const name of this.names) if (Object.hasOwn(ctx, name)) visit(ctx[name]);
+    return out;
+  }
+}
+
+/**
+ * Reads a result tape (contract.ts, "The result tape") at byte `at` of `bytes` / `view` into the js
+ * evaluator's representation: integral floats boxed as PyFloat (plain numbers inside a dict), tuples
+ * as PyTuple, CONTEXT_REF and OPAQUE as the objects of the context `writer` encoded last, SHARED_REF
+ * as the value it names. The one reader of the wasm and the native VM's results.
+ *
+ * @example
+ * ```ts
+ * const tape = writer.context(ctx, program.names);
+ * const n = addon.evaluate(handle, tape, out, fault);
+ * const result = readResult(out, new DataView(out.buffer), 0, writer);
+ * ```
+ */
+export function readResult(bytes: Uint8Array, view: DataView, at: number, writer: TapeWriter): unknown {
+  const tag = bytes[at];
+  switch (tag) {
+    case Tag.NONE: return null;
+    case Tag.FALSE: return false;
+    case Tag.TRUE: return true;
+    case Tag.INT: return view.getFloat64(at + 1, true);
+    case Tag.FLOAT: {
+      const x = view.getFloat64(at + 1, true);
+      return Number.isInteger(x) || Object.is(x, -0) ? new PyFloat(x) : x;
+    }
+    default: return new ResultReader(bytes, view, at, writer).value(false);
+  }
+}
+
+class ResultReader {
+  /** The values numbered for SHARED_REF, in encoding order. */
+  private readonly shared: unknown[] = [];
+
+  constructor(
+    private readonly bytes: Uint8Array,
+    private readonly view: DataView,
+    private pos: number,
+    private readonly writer: TapeWriter,
+  ) {}
+
+  private u32(): number {
+    const x = this.view.getUint32(this.pos, true);
+    this.pos += 4;
+    return x;
+  }
+
+  private str(): string {
+    const n = this.u32();
+    const start = this.pos;
+    this.pos += n * 2;
+    return readUtf16(this.view, start, n);
+  }
+
+  value(inDict: boolean): unknown {
+    const tag = this.bytes[this.pos++];
+    switch (tag) {
+      case Tag.NONE: return null;
+      case Tag.FALSE: return false;
+      case Tag.TRUE: return true;
+      case Tag.INT: case Tag.FLOAT: {
+        const x = this.view.getFloat64(this.pos, true);
+        this.pos += 8;
+        return tag === Tag.FLOAT && !inDict && (Number.isInteger(x) || Object.is(x, -0)) ? new PyFloat(x) : x;
+      }
+      case Tag.STR: {
+        const s = this.str();
+        if (s.length >= SHARED_REF_MIN_STRING) this.shared.push(s);
+        return s;
+      }
+      case Tag.LIST: case Tag.TUPLE: {
+        const n = this.u32();
+        const items = new Array<unknown>(n);
+        const v = tag === Tag.LIST ? items : new PyTuple(items);
+        if (n > 0) this.shared.push(v);
+        for (let i = 0; i < n; i++) items[i] = this.value(inDict);
+        return v;
+      }
+      case Tag.DICT: {
+        const n = this.u32();
+        const obj: Record<string, unknown> = {};
+        if (n > 0) this.shared.push(obj);
+        for (let i = 0; i < n; i++) {
+          const k = this.str();
+          Object.defineProperty(obj, k, { value: this.value(true), enumerable: true, writable: true, configurable: true });
+        }
+        return obj;
+      }
+      case Tag.OPAQUE:
+        return restoreOpaque(this.str(), this.writer.opaques);
+      case TapeTag.CONTEXT_REF:
+        return this.writer.contextObject(this.u32());
+      case TapeTag.SHARED_REF:
+        return this.shared[this.u32()];
+      default:
+        throw new Error(`corrupt result tape: tag ${String(tag)} at ${this.pos - 1}`);
+    }
   }
 }
 
