@@ -57,6 +57,8 @@ The YAML format and its safety rules: README.md "Pipelines in YAML"; schema: sch
     .option('--json', 'print one JSON document { runId, status, result | error, … } (also when the run fails)')
     .option('--steps-dir <dir>', "the folder step modules resolve in and may not leave (default: the file's folder)")
     .option('--allow-packages', 'let the file name package modules and node: builtins')
+    .option('--redis <url>', "the Redis of 'executor: bullmq' steps and blocks (default $WPIPE_REDIS; a file cannot name one)")
+    .option('--queue <name>', "the BullMQ queue those steps go to (default 'wpipe'; needs --redis)")
     .action(async (file: string, flags: Record<string, unknown>) => {
       const { runCommand } = await import('./cli/run.js');
       code = await runCommand(file, flags, io);

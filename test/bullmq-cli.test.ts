@@ -1,9 +1,12 @@
 // `wpipe worker` as a child process against a real Redis: it takes Parallel branches from the queue
 // (the branch runs in its pid) and stops on SIGTERM with exit code 0; bad arguments exit 2 with the
-// fix, an unreachable Redis exits 1 with WPIPE_ERR_QUEUE_UNAVAILABLE.
+// fix, an unreachable Redis exits 1 with WPIPE_ERR_QUEUE_UNAVAILABLE. `wpipe run --redis --queue`
+// gives a YAML file's `executor: bullmq` its queue.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pipeline, Parallel } from '../src/engine/index.js';
@@ -30,8 +33,9 @@ suite.cleanup(async () => {
 
 interface Cli { child: ChildProcess; exited: Promise<number | null>; stdout: () => string; stderr: () => string }
 
-function wpipe(args: string[]): Cli {
-  const child = spawn(process.execPath, ['--import', 'tsx', cliMain, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function wpipe(args: string[], env: NodeJS.ProcessEnv = process.env, stdin?: string): Cli {
+  const child = spawn(process.execPath, ['--import', 'tsx', cliMain, ...args], { stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env });
+  if (stdin !== undefined) child.stdin!.end(stdin);
   children.add(child);
   let out = '';
   let err = '';
@@ -89,4 +93,34 @@ test('wpipe worker: an unreachable Redis exits 1 with WPIPE_ERR_QUEUE_UNAVAILABL
   const cli = wpipe(['worker', '--redis', `redis://127.0.0.1:${port}`, '--steps', stepsModule]);
   assert.equal(await cli.exited, 1, cli.stderr());
   assert.match(cli.stderr(), /ECONNREFUSED.*\[WPIPE_ERR_QUEUE_UNAVAILABLE\]|\[WPIPE_ERR_QUEUE_UNAVAILABLE\]/);
+});
+
+test('wpipe run --redis URL --queue NAME: a YAML file\'s executor: bullmq branches run on a wpipe worker; without --redis the file is refused (exit 2)', T, async (t) => {
+  if (suite.skip) return t.skip(suite.skip);
+  const dir = mkdtempSync(join(tmpdir(), 'wpipe-bullmq-run-'));
+  suite.cleanup(() => rmSync(dir, { recursive: true, force: true }));
+  const yaml = join(dir, 'p.yaml');
+  writeFileSync(yaml, 'pipelineName: cli-queue\nmodule: ./steps.ts\nsteps:\n  - parallel:\n      executor: bullmq\n      steps:\n        - { export: add }\n        - { export: where }\n');
+  const fixtures = join(here, 'fixtures', 'bullmq');
+  const env = { ...process.env };
+  delete env.WPIPE_REDIS;
+
+  const refused = wpipe(['run', yaml, '--steps-dir', fixtures], env);
+  assert.equal(await refused.exited, 2, refused.stderr());
+  assert.match(refused.stderr(), /p\.yaml:5:17: .*'executor: bullmq' on a parallel block needs a BullMQ queue/);
+  assert.match(refused.stderr(), /give the file's executor: bullmq its queue with --redis URL \[--queue NAME\]/);
+  const queueAlone = wpipe(['run', yaml, '--steps-dir', fixtures, '--queue', 'x'], env);
+  assert.equal(await queueAlone.exited, 2, queueAlone.stderr());
+  assert.match(queueAlone.stderr(), /--queue needs --redis URL/);
+
+  const worker = wpipe(['worker', '--redis', suite.redis!.url, '--queue', 'cli-run', '--steps', stepsModule]);
+  await until(() => /ready on/.test(worker.stdout()), 60_000, () => `no ready line: ${worker.stdout()} ${worker.stderr()}`);
+  const run = wpipe(['run', yaml, '--steps-dir', fixtures, '--redis', suite.redis!.url, '--queue', 'cli-run', '--input', '-', '--json'], env, '{"a": 4, "b": 5, "tag": "R"}');
+  assert.equal(await run.exited, 0, run.stderr());
+  const doc = JSON.parse(run.stdout()) as { status: string; result: { sum: number; atR: { pid: number } } };
+  assert.equal(doc.status, 'completed');
+  assert.equal(doc.result.sum, 9);
+  assert.equal(doc.result.atR.pid, worker.child.pid, 'the branch ran in the worker process');
+  worker.child.kill('SIGTERM');
+  assert.equal(await worker.exited, 0, worker.stderr());
 });

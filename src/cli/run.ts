@@ -10,6 +10,9 @@
  *   result | error }` (also for a failed run).
  * - Ctrl-C (SIGINT) or SIGTERM cancels the run through its AbortSignal: it is recorded as cancelled
  *   and resumable; a second Ctrl-C exits at once.
+ * - `--redis URL [--queue NAME]` (or $WPIPE_REDIS) is the BullMQ queue of the file's `executor:
+ *   bullmq` steps and blocks (loadPipeline's `bullmq` option): a file cannot name a Redis, so
+ *   without it such a file is refused (WPIPE_ERR_EXECUTOR_UNAVAILABLE, exit 2).
  *
  * @example
  * ```sh
@@ -30,6 +33,8 @@ export interface RunFlags {
   json?: boolean;
   stepsDir?: string;
   allowPackages?: boolean;
+  redis?: string;
+  queue?: string;
 }
 
 const BACKENDS = ['auto', 'js', 'wasm', 'native'];
@@ -80,6 +85,8 @@ export async function runCommand(file: string, flags: RunFlags, io: CliIo): Prom
       process.env.WPIPE_BACKEND = flags.backend;
     }
     if (flags.runId !== undefined && flags.runId.trim() === '') throw usageError('--run-id must not be empty');
+    const redis = flags.redis ?? (process.env.WPIPE_REDIS || undefined);
+    if (flags.queue !== undefined && redis === undefined) throw usageError('--queue needs --redis URL (or $WPIPE_REDIS): the Redis the queue lives on');
     input = await readInput(flags.input, io);
     preloadYaml();
     const { loadPipeline, compileExpression } = await import('../index.js');
@@ -90,6 +97,7 @@ export async function runCommand(file: string, flags: RunFlags, io: CliIo): Prom
     pipe = await loadPipeline(file, {
       ...(flags.stepsDir !== undefined ? { stepsDir: flags.stepsDir } : {}),
       ...(flags.allowPackages ? { allowPackages: true } : {}),
+      ...(redis === undefined ? {} : { bullmq: { connection: redis, ...(flags.queue === undefined ? {} : { name: flags.queue }) } }),
       pipelineOptions: {
         ...(flags.db !== undefined ? { trackingDb: flags.db } : {}),
         showProgress: io.stderr.isTTY === true,
@@ -97,6 +105,10 @@ export async function runCommand(file: string, flags: RunFlags, io: CliIo): Prom
     });
   } catch (e) {
     io.stderr.write(formatError(e));
+    const problems = (e as { details?: { errors?: Array<{ code?: string }> } }).details?.errors;
+    if (problems?.some((p) => p.code === 'WPIPE_ERR_EXECUTOR_UNAVAILABLE')) {
+      io.stderr.write('wpipe: give the file\'s executor: bullmq its queue with --redis URL [--queue NAME] (or $WPIPE_REDIS)\n');
+    }
     return isUsage(e) ? EXIT.USAGE : EXIT.FAILED;
   }
 
