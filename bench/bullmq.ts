@@ -2,8 +2,8 @@
  * BullMQ benchmarks (issue 18): what moving work onto Redis costs, on a private redis-server
  * (test/helpers/redis.ts; the suite prints a skip row without one).
  *
- * - 10-step runs/s as whole-run jobs (`pipe.enqueue`, one job per run) through one queue with 1 and
- *   2 worker processes (bench/fixtures/bullmq-worker.ts, concurrency 8 each), against BullMQ's own
+ * - 10-step runs/s as whole-run jobs (`pipe.enqueue`, one job per run) through one queue with 1, 2
+ *   and 4 worker processes (bench/fixtures/bullmq-worker.ts, concurrency 8 each), against BullMQ's own
  *   flow of 10 chained jobs (FlowProducer: each job the child of the next) with as many plain BullMQ
  *   worker processes, and against wpipe in one process (no queue). Target: the run as one job ≥ 5×
  *   the 10-job chain.
@@ -145,17 +145,22 @@ const rps = (ns: number): string => `${Math.round(1e9 / ns)} runs/s`;
 const progress = (m: string): void => { process.stderr.write(`bench/bullmq: ${m}\n`); };
 {
   const inProcess = await measure(async () => consume(await tenSteps.run({ n: 0 })), 1);
-  progress('flows, 1 worker');
+  progress('flows');
   const flow1 = await flows(1);
   const flow2 = await flows(2);
+  const flow4 = await flows(4);
   progress('whole runs');
   const whole1 = await wholeRuns(1);
   const whole2 = await wholeRuns(2);
+  const whole4 = await wholeRuns(4);
+  const cores = availableParallelism();
   row('10-step run in one process (no queue)', inProcess, undefined, rps(inProcess));
   row('BullMQ flow of 10 chained jobs, 1 worker process', flow1, undefined, rps(flow1));
   row('BullMQ flow of 10 chained jobs, 2 worker processes', flow2, undefined, rps(flow2));
+  row('BullMQ flow of 10 chained jobs, 4 worker processes', flow4, undefined, `${rps(flow4)} (${cores} cores, shared with Redis and the producer)`);
   row('10-step run as one wpipe job, 1 worker process', whole1, flow1, `${rps(whole1)}; baseline: the BullMQ flow, 1 worker; target ≤ 0.2×`);
-  row('10-step run as one wpipe job, 2 worker processes', whole2, flow2, `${rps(whole2)}; baseline: the BullMQ flow, 2 workers; target ≤ 0.2× (${availableParallelism()} cores)`);
+  row('10-step run as one wpipe job, 2 worker processes', whole2, flow2, `${rps(whole2)}; baseline: the BullMQ flow, 2 workers; target ≤ 0.2× (${cores} cores)`);
+  row('10-step run as one wpipe job, 4 worker processes', whole4, flow4, `${rps(whole4)}; baseline: the BullMQ flow, 4 workers; target ≤ 0.2× (${cores} cores, shared with Redis and the producer)`);
 }
 
 // ---------------------------------------------------------------- per-branch overhead
