@@ -26,6 +26,10 @@ function version(): string {
   }
 }
 
+/** The two flags that give a pipeline file's `executor: bullmq` its queue (run and validate). */
+const REDIS_HELP = "the Redis of the file's 'executor: bullmq' steps and blocks (default $WPIPE_REDIS; a file cannot name one)";
+const QUEUE_HELP = "the BullMQ queue those steps go to (default 'wpipe'; needs --redis)";
+
 /**
  * Parses `argv` (as process.argv: node, script, args…) and runs the subcommand; resolves to the
  * exit code.
@@ -57,8 +61,8 @@ The YAML format and its safety rules: README.md "Pipelines in YAML"; schema: sch
     .option('--json', 'print one JSON document { runId, status, result | error, … } (also when the run fails)')
     .option('--steps-dir <dir>', "the folder step modules resolve in and may not leave (default: the file's folder)")
     .option('--allow-packages', 'let the file name package modules and node: builtins')
-    .option('--redis <url>', "the Redis of 'executor: bullmq' steps and blocks (default $WPIPE_REDIS; a file cannot name one)")
-    .option('--queue <name>', "the BullMQ queue those steps go to (default 'wpipe'; needs --redis)")
+    .option('--redis <url>', REDIS_HELP)
+    .option('--queue <name>', QUEUE_HELP)
     .action(async (file: string, flags: Record<string, unknown>) => {
       const { runCommand } = await import('./cli/run.js');
       code = await runCommand(file, flags, io);
@@ -104,6 +108,8 @@ The YAML format and its safety rules: README.md "Pipelines in YAML"; schema: sch
     .option('--json', 'print the report as JSON')
     .option('--steps-dir <dir>', "the folder step modules resolve in (default: the file's folder)")
     .option('--allow-packages', 'let the file name package modules and node: builtins')
+    .option('--redis <url>', REDIS_HELP)
+    .option('--queue <name>', QUEUE_HELP)
     .action(async (file: string, flags: Record<string, unknown>) => {
       const { validateCommand } = await import('./cli/tools.js');
       code = await validateCommand(file, flags, io);

@@ -1,7 +1,7 @@
 // `wpipe worker` as a child process against a real Redis: it takes Parallel branches from the queue
 // (the branch runs in its pid) and stops on SIGTERM with exit code 0; bad arguments exit 2 with the
 // fix, an unreachable Redis exits 1 with WPIPE_ERR_QUEUE_UNAVAILABLE. `wpipe run --redis --queue`
-// gives a YAML file's `executor: bullmq` its queue.
+// and `wpipe validate --redis --queue` give a YAML file's `executor: bullmq` its queue.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -112,6 +112,13 @@ test('wpipe run --redis URL --queue NAME: a YAML file\'s executor: bullmq branch
   const queueAlone = wpipe(['run', yaml, '--steps-dir', fixtures, '--queue', 'x'], env);
   assert.equal(await queueAlone.exited, 2, queueAlone.stderr());
   assert.match(queueAlone.stderr(), /--queue needs --redis URL/);
+  // validate takes the same flags, and checks the file without connecting (nothing listens there).
+  const invalid = wpipe(['validate', yaml, '--steps-dir', fixtures], env);
+  assert.equal(await invalid.exited, 1, invalid.stderr());
+  assert.match(invalid.stderr(), /p\.yaml:5:17: .*\[WPIPE_ERR_EXECUTOR_UNAVAILABLE\]/);
+  const valid = wpipe(['validate', yaml, '--steps-dir', fixtures, '--redis', `redis://127.0.0.1:${await freePort()}`, '--queue', 'cli-run'], env);
+  assert.equal(await valid.exited, 0, valid.stderr());
+  assert.match(valid.stdout(), /valid pipeline 'cli-queue'/);
 
   const worker = wpipe(['worker', '--redis', suite.redis!.url, '--queue', 'cli-run', '--steps', stepsModule]);
   await until(() => /ready on/.test(worker.stdout()), 60_000, () => `no ready line: ${worker.stdout()} ${worker.stderr()}`);

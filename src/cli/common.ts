@@ -35,6 +35,20 @@ export function preloadYaml(): void {
   require.cache[target] = require.cache[bundle];
 }
 
+/**
+ * The queue of a pipeline file's `executor: bullmq` (loadPipeline's and validatePipelineFile's
+ * `bullmq` option) from `--redis URL [--queue NAME]` or $WPIPE_REDIS; none without them (such a file
+ * is then refused). `--queue` alone is a usage error.
+ */
+export function queueOption(flags: { redis?: string; queue?: string }): { bullmq?: { connection: string; name?: string } } {
+  const redis = flags.redis ?? (process.env.WPIPE_REDIS || undefined);
+  if (redis === undefined) {
+    if (flags.queue !== undefined) throw usageError('--queue needs --redis URL (or $WPIPE_REDIS): the Redis the queue lives on');
+    return {};
+  }
+  return { bullmq: { connection: redis, ...(flags.queue === undefined ? {} : { name: flags.queue }) } };
+}
+
 /** Exit codes of the command (README "The wpipe command"). */
 export const EXIT = Object.freeze({
   /** The run completed (or the command did what it was asked). */

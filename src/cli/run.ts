@@ -22,7 +22,7 @@
 import { readFile } from 'node:fs/promises';
 import { timeOrderedUuid } from '../ids.js';
 import type { Pipeline } from '../engine/pipeline.js';
-import { EXIT, formatError, formatMs, isUsage, preloadYaml, toJson, usageError, type CliIo } from './common.js';
+import { EXIT, formatError, formatMs, isUsage, preloadYaml, queueOption, toJson, usageError, type CliIo } from './common.js';
 
 /** Flags of `wpipe run`. */
 export interface RunFlags {
@@ -85,8 +85,7 @@ export async function runCommand(file: string, flags: RunFlags, io: CliIo): Prom
       process.env.WPIPE_BACKEND = flags.backend;
     }
     if (flags.runId !== undefined && flags.runId.trim() === '') throw usageError('--run-id must not be empty');
-    const redis = flags.redis ?? (process.env.WPIPE_REDIS || undefined);
-    if (flags.queue !== undefined && redis === undefined) throw usageError('--queue needs --redis URL (or $WPIPE_REDIS): the Redis the queue lives on');
+    const queue = queueOption(flags);
     input = await readInput(flags.input, io);
     preloadYaml();
     const { loadPipeline, compileExpression } = await import('../index.js');
@@ -97,7 +96,7 @@ export async function runCommand(file: string, flags: RunFlags, io: CliIo): Prom
     pipe = await loadPipeline(file, {
       ...(flags.stepsDir !== undefined ? { stepsDir: flags.stepsDir } : {}),
       ...(flags.allowPackages ? { allowPackages: true } : {}),
-      ...(redis === undefined ? {} : { bullmq: { connection: redis, ...(flags.queue === undefined ? {} : { name: flags.queue }) } }),
+      ...queue,
       pipelineOptions: {
         ...(flags.db !== undefined ? { trackingDb: flags.db } : {}),
         showProgress: io.stderr.isTTY === true,

@@ -9,7 +9,7 @@
  * ```
  */
 import { existsSync } from 'node:fs';
-import { EXIT, formatError, intOption, isUsage, preloadYaml, toJson, untilStopSignal, usageError, type CliIo } from './common.js';
+import { EXIT, formatError, intOption, isUsage, preloadYaml, queueOption, toJson, untilStopSignal, usageError, type CliIo } from './common.js';
 
 /**
  * `wpipe validate FILE`: every problem of a pipeline file (format, expressions, modules, exports),
@@ -20,13 +20,15 @@ import { EXIT, formatError, intOption, isUsage, preloadYaml, toJson, untilStopSi
  * await validateCommand('orders.yaml', {}, processIo());
  * ```
  */
-export async function validateCommand(file: string, flags: { json?: boolean; stepsDir?: string; allowPackages?: boolean }, io: CliIo): Promise<number> {
+export async function validateCommand(file: string, flags: { json?: boolean; stepsDir?: string; allowPackages?: boolean; redis?: string; queue?: string }, io: CliIo): Promise<number> {
   try {
+    const queue = queueOption(flags);
     preloadYaml();
     const { validatePipelineFile } = await import('../index.js');
     const report = await validatePipelineFile(file, {
       ...(flags.stepsDir !== undefined ? { stepsDir: flags.stepsDir } : {}),
       ...(flags.allowPackages ? { allowPackages: true } : {}),
+      ...queue,
     });
     if (flags.json) {
       io.stdout.write(`${toJson(report)}\n`);
