@@ -1,7 +1,7 @@
 // The scalar VM: executes one program of src/expr/bytecode.ts against one context, with the
 // semantics of docs/expression-semantics.md as implemented by src/expr/pyops.ts (the reference).
 
-import { Op, BinOp, CmpOp, Fn, Method, Tag, ErrorKind, Reason, Limits, TapeTag } from './opcodes';
+import { Op, BinOp, CmpOp, Fn, Method, Tag, ErrorKind, Reason, Limits, TapeTag, SHARED_REF_MIN_STRING } from './opcodes';
 import {
   alloc, fail, setPc, top, reserveTo, hostFormatFloat, hostRoundDecimal, RESULT, ensureMemory,
 } from './mem';
@@ -136,10 +136,28 @@ let wEnd: usize = 0;
 const MAX_RESULT_TAPE: usize = 256 << 20;
 /**
  * The result tape (src/vm/contract.ts, "The result tape"; read by src/vm/tape.ts readResult): a
- * context list, tuple, dict or opaque value is written as TapeTag.CONTEXT_REF and its u32 origin;
- * everything else in full (this VM writes no SHARED_REF).
+ * context list, tuple, dict or opaque value is written as TapeTag.CONTEXT_REF and its u32 origin; a
+ * value the program built that the result holds again (`[[1, 2]] * 3`: one items buffer, three slots)
+ * as TapeTag.SHARED_REF and its number; everything else in full.
  */
 const TAG_REF: i32 = TapeTag.CONTEXT_REF;
+
+/**
+ * Numbers a value about to be written in full for SHARED_REF (src/backend/wasm.ts keeps the table of
+ * this result): returns the number it already has when the same buffer (ptr, len, tag) was written
+ * before, else gives it the next number and returns -1.
+ */
+@external('env', 'sharedRef')
+declare function hostSharedRef(ptr: usize, len: i32, tag: i32): i32;
+
+/** Writes SHARED_REF when v was written before (see hostSharedRef); else numbers it. */
+function writeShared(v: usize, t: i32): bool {
+  const i = hostSharedRef(vptr(v), vlen(v), t);
+  if (i < 0) return false;
+  wByte(TapeTag.SHARED_REF);
+  wU32(i);
+  return true;
+}
 
 function wRoom(n: usize): void {
   if (wp + n > wEnd) fail(ErrorKind.LimitError, Reason.VALUE_TOO_LARGE, -1, -1);
@@ -161,18 +179,24 @@ function writeValue(v: usize): void {
   switch (t) {
     case Tag.NONE: case Tag.FALSE: case Tag.TRUE: wByte(t); break;
     case Tag.INT: case Tag.FLOAT: wByte(t); wF64(vnum(v)); break;
-    case Tag.STR: case Tag.OPAQUE: wByte(t); wUnits(vptr(v), vlen(v)); break;
+    case Tag.STR:
+      // Short strings are cheaper to repeat than to number.
+      if (vlen(v) >= SHARED_REF_MIN_STRING && writeShared(v, t)) break;
+      wByte(t); wUnits(vptr(v), vlen(v)); break;
+    case Tag.OPAQUE: wByte(t); wUnits(vptr(v), vlen(v)); break;
     case Tag.LIST: case Tag.TUPLE: {
-      wByte(t);
       const n = vlen(v);
+      if (n > 0 && writeShared(v, t)) break;
+      wByte(t);
       wU32(n);
       const items = vptr(v);
       for (let i = 0; i < n; i++) writeValue(items + (<usize>i << 4));
       break;
     }
     case Tag.DICT: {
-      wByte(t);
       const n = vlen(v);
+      if (n > 0 && writeShared(v, t)) break;
+      wByte(t);
       wU32(n);
       const e = vptr(v);
       for (let i = 0; i < n; i++) {

@@ -155,7 +155,16 @@ test('both VMs\' results through the one reader: a value repeated in a result co
     assert.ok((dd[0] as { a: unknown }).a === dd[2], `${backend}: d.a is the dict's own list`);
     const built = ev("[[1.0, s + 'z']] * 2 + [(s + 'z', 2.0)]");
     assert.deepEqual(built, [[1, `${ctx.s}z`], [1, `${ctx.s}z`], [`${ctx.s}z`, 2]], backend);
-    // The C++ VM writes a repeated built value as SHARED_REF; the AssemblyScript VM writes it in full.
-    if (backend !== 'wasm') assert.ok(built[0] === built[1], `${backend}: a built list repeated by * is shared`);
+    assert.ok(built[0] === built[1], `${backend}: a built list repeated by * is shared`);
+    const long = ev("[s + 'z'] * 2 + [s + 'z']");
+    assert.deepEqual(long, [`${ctx.s}z`, `${ctx.s}z`, `${ctx.s}z`], backend);
+    // Many shared values at once (the wasm host's table grows), each kept apart from the others.
+    const many = ev(Array.from({ length: 100 }, (_, i) => `[[${i}] * 2] * 2`).join(' + ')) as number[][];
+    assert.deepEqual(many, Array.from({ length: 200 }, (_, i) => [i >> 1, i >> 1]), backend);
+    for (let i = 0; i < 200; i += 2) assert.ok(many[i] === many[i + 1] && many[i] !== many[i + 2], `${backend}: item ${i}`);
+    // Shared, a value that big crosses as small as it is in memory (written in full it is a LimitError).
+    const huge = ev('[[0] * 999999] * 999999') as unknown[][];
+    assert.equal(huge.length, 999999, backend);
+    assert.ok(huge[0] === huge[999998] && huge[0]!.length === 999999, backend);
   }
 });

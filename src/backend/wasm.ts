@@ -380,6 +380,19 @@ class WasmVm implements ExprVm {
   private loaded: object | undefined;
   /** The writer of the evaluation in progress: its context objects are what origins refer to. */
   private writer: TapeWriter | undefined;
+  /**
+   * The values of the result being written that got a SHARED_REF number (the sharedRef import): an
+   * open-addressing table of (ptr, len) → number · 16 + tag, whose entries count only when stamped
+   * with the current generation, so starting a result empties it without writing it.
+   */
+  private shPtr = new Int32Array(64);
+  private shLen = new Int32Array(64);
+  private shVal = new Int32Array(64);
+  private shGen = new Int32Array(64);
+  private shShift = 32 - 6;
+  private shCount = 0;
+  private sharedNext = 0;
+  private gen = 1;
 
   constructor(module: WebAssembly.Module) {
     let self: WasmVm | undefined;
@@ -396,6 +409,7 @@ class WasmVm implements ExprVm {
           const w = self!.writer!;
           return w.contextObject(a) === w.contextObject(b) ? 1 : 0;
         },
+        sharedRef: (ptr: number, len: number, tag: number): number => self!.sharedRef(ptr, len, tag),
       },
     };
     const instance = new WebAssembly.Instance(module, imports);
@@ -425,6 +439,60 @@ class WasmVm implements ExprVm {
     this.u8 = new Uint8Array(buf);
     this.i32 = new Int32Array(buf);
     this.f64 = new Float64Array(buf);
+  }
+
+  /** The sharedRef import (assembly/vm.ts hostSharedRef): a number already given, or -1 and a new one. */
+  private sharedRef(ptr: number, len: number, tag: number): number {
+    const mask = this.shPtr.length - 1;
+    let h = Math.imul(ptr ^ Math.imul(len, 0x85ebca6b), 0x9e3779b1) >>> this.shShift;
+    for (;;) {
+      if (this.shGen[h] !== this.gen) {
+        this.shGen[h] = this.gen;
+        this.shPtr[h] = ptr;
+        this.shLen[h] = len;
+        this.shVal[h] = this.sharedNext++ * 16 + tag;
+        if (++this.shCount * 2 > mask) this.growShared();
+        return -1;
+      }
+      if (this.shPtr[h] === ptr && this.shLen[h] === len) {
+        const v = this.shVal[h]!;
+        if ((v & 15) === tag) return v >>> 4;
+        // The same buffer seen as another type: numbered (the reader numbers it), not recorded.
+        this.sharedNext++;
+        return -1;
+      }
+      h = (h + 1) & mask;
+    }
+  }
+
+  private growShared(): void {
+    const { shPtr, shLen, shVal, shGen, gen } = this;
+    const size = shPtr.length * 2;
+    this.shPtr = new Int32Array(size);
+    this.shLen = new Int32Array(size);
+    this.shVal = new Int32Array(size);
+    this.shGen = new Int32Array(size);
+    this.shShift--;
+    const mask = size - 1;
+    for (let i = 0; i < shPtr.length; i++) {
+      if (shGen[i] !== gen) continue;
+      let h = Math.imul(shPtr[i]! ^ Math.imul(shLen[i]!, 0x85ebca6b), 0x9e3779b1) >>> this.shShift;
+      while (this.shGen[h] === gen) h = (h + 1) & mask;
+      this.shGen[h] = gen;
+      this.shPtr[h] = shPtr[i]!;
+      this.shLen[h] = shLen[i]!;
+      this.shVal[h] = shVal[i]!;
+    }
+  }
+
+  /** Empties the SHARED_REF table for the next result. */
+  private resetShared(): void {
+    this.shCount = 0;
+    this.sharedNext = 0;
+    if (++this.gen === 0x7fffffff) {
+      this.shGen.fill(0);
+      this.gen = 1;
+    }
   }
 
   private writeAscii(s: string, at: number): number {
@@ -486,6 +554,7 @@ class WasmVm implements ExprVm {
     const ex = this.ex;
     let tag: number;
     this.writer = writer;
+    if (this.sharedNext !== 0) this.resetShared();
     try {
       let at = ex.contextBuffer(tape.length);
       if (at & 1) {

@@ -174,9 +174,9 @@ export const ColumnKind = { NUMBER: 0, BOOL: 1 } as const;
  * A FLOAT decodes as a PyFloat box when integral (or -0), except inside a DICT: dicts come only from
  * contexts, whose numbers are plain. An OPAQUE payload `TypeName#id` names the context's opaque value
  * number id (TapeWriter.opaques). A writer may use either reference wherever it applies, or write the
- * value in full: the AssemblyScript VM writes every context list, tuple, dict and opaque value as a
- * CONTEXT_REF (its slots carry their origin) and no SHARED_REF; the C++ VM writes context values in
- * full and repeats as SHARED_REF (native/value.cpp ResultEncoder).
+ * value in full: both VMs write repeats as SHARED_REF; the AssemblyScript VM writes every context
+ * list, tuple, dict and opaque value as a CONTEXT_REF (its slots carry their origin), the C++ VM,
+ * whose values carry none, writes context values in full (native/value.cpp ResultEncoder).
  */
 export const TapeTag = { CONTEXT_REF: 0xfe, SHARED_REF: 0xff } as const;
 
