@@ -71,11 +71,12 @@ test('enqueue refuses bad options before anything is queued', T, async (t) => {
   assert.equal(await runsQueue('bad').count(), 0);
 });
 
-test('a run enqueued twice is one job, run once by a worker, recorded in its trackingDb', T, async (t) => {
+test('a run enqueued twice is one job: two workers racing for it run it once, recorded in their shared trackingDb', T, async (t) => {
   if (suite.skip) return t.skip(suite.skip);
   const db = join(tmp, 'once.db');
   const log = join(tmp, 'once.log');
-  await suite.workers!.start({ queue: 'once', pipelines: pipelinesModule }, { WPIPE_TEST_DB: db });
+  // Two worker processes on one queue and one trackingDb (one host, one disk: a safe combination).
+  await Promise.all([0, 1].map(() => suite.workers!.start({ queue: 'once', pipelines: pipelinesModule }, { WPIPE_TEST_DB: db })));
   useBullmq({ connection: suite.redis!.url, name: 'once' });
   const pipe = new Pipeline({ pipelineName: 'orders' });
   const [a, b] = await Promise.all([pipe.enqueue({ n: 21, log }, { runId: 'order-1' }), pipe.enqueue({ n: 21, log }, { runId: 'order-1' })]);
