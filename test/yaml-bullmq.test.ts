@@ -93,6 +93,37 @@ test('executor: bullmq without the loader\'s queue is refused at its file:line:c
   assert.match(typo.errors[0]!.message, /did you mean 'bullmq'/);
 });
 
+test('a module\'s own step({ executor: \'bullmq\' }) needs the loader\'s queue as much as the file\'s key does', async () => {
+  const src = new URL('../src/index.ts', import.meta.url).href;
+  writeFileSync(join(tmp, 'remote.mjs'), `import { step } from ${JSON.stringify(src)};\nexport const remote = step({ name: 'remote', executor: 'bullmq' })((ctx) => ({ n: (ctx.n ?? 0) + 1 }));\n`);
+  const f = join(tmp, 'remote.yaml');
+  writeFileSync(f, 'module: ./remote.mjs\nsteps:\n  - export: remote\n');
+  const refused = async (options: Record<string, unknown>) => {
+    const report = await validatePipelineFile(f, options);
+    assert.equal(report.valid, false);
+    assert.equal(report.errors.length, 1, report.errors.map((e) => e.text).join('\n'));
+    const e = report.errors[0]!;
+    assert.equal(e.code, 'WPIPE_ERR_EXECUTOR_UNAVAILABLE', e.text);
+    assert.deepEqual([e.line, e.column], [3, 13], e.text);
+    assert.match(e.message, /step with executor 'bullmq'/);
+  };
+  await refused({});
+  useBullmq({ connection: `redis://127.0.0.1:${await freePort()}`, name: 'process-wide' });
+  try {
+    await refused({});
+    await assert.rejects(loadPipeline(f), (e: unknown) => e instanceof WpipeError && e.code === 'WPIPE_ERR_PIPELINE_INVALID');
+  } finally {
+    useBullmq(null);
+  }
+  // The file may keep the step in this process instead, or the loader may give the queue.
+  writeFileSync(join(tmp, 'local.yaml'), 'module: ./remote.mjs\nsteps:\n  - { export: remote, executor: inline }\n');
+  const local = await loadPipeline(join(tmp, 'local.yaml'));
+  pipes.push(local);
+  assert.deepEqual(await local.run({ n: 1 }), { n: 2 });
+  const report = await validatePipelineFile(f, { bullmq: { connection: `redis://127.0.0.1:${await freePort()}`, name: 'given' } });
+  assert.equal(report.valid, true, report.errors.map((e) => e.text).join('\n'));
+});
+
 test('the loader\'s queue: validated without connecting; bad queue options are TypeErrors', async () => {
   // Nothing listens on this port: loading (and validating) never connects.
   const nowhere = { connection: `redis://127.0.0.1:${await freePort()}`, name: 'nowhere' };

@@ -568,8 +568,16 @@ async function parse(where: string, filePath: unknown, options: LoadPipelineOpti
       continue;
     }
     const exported = readExport(ns, ref.exportName) as Step;
+    const { fn: _fn, ...meta } = exported.meta;
+    if (queue === undefined && (ref.overrides.executor ?? meta.executor) === 'bullmq') {
+      // The module's own step({ executor: 'bullmq' }) counts as much as the file's key: a queue the
+      // process registered with useBullmq() is not the loader's, so nothing may reach it from here.
+      report.add('WPIPE_ERR_EXECUTOR_UNAVAILABLE', exportPath,
+        `export '${ref.exportName}' of '${ref.module}' is a step with executor 'bullmq', which needs a BullMQ queue from whoever loads the file ` +
+          "(loadPipeline's option bullmq: { connection, name }); a pipeline file cannot name a Redis itself, and none was given");
+      continue;
+    }
     try {
-      const { fn: _fn, ...meta } = exported.meta;
       parsed.steps.set(ref, step({ ...meta, ...ref.overrides, module: meta.module ?? { moduleUrl: m.url!, exportName: ref.exportName } })(exported));
     } catch (e) {
       report.add('WPIPE_ERR_PIPELINE_INVALID', ref.path, (e as Error).message.replace(/^step\(\): /, ''));
