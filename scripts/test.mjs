@@ -19,14 +19,16 @@ const files = chosen.length > 0 ? chosen : all;
 const perBackend = (f) => /(^|\/)(expr|backend)-[^/]*\.test\.ts$/.test(f);
 // Suites whose result does not depend on WPIPE_BACKEND: those that never reach an expression VM,
 // the sampler or the addon (building and packing, the dashboard's page and command, the run tracker
-// and journal driven directly, run ownership across processes, child-process branches, the BullMQ queue, the YAML
-// helpers), those that set the backend themselves whatever the setting (native-vm and wasm-vm drive
-// one VM; the command's suite clears WPIPE_BACKEND for its child processes and forces backends with
-// --backend; system-memory names each sampler; package imports the package under auto). Running
-// them under wasm and native again tests nothing new, so a forced wasm or native pass skips them and
-// says so. They run in the js pass (CI) and, without WPIPE_BACKEND, under auto.
+// and journal driven directly, child-process branches, the BullMQ queue, the YAML helpers), and
+// those that choose their backend themselves whatever the setting (native-vm and wasm-vm drive one
+// VM; system-memory names each sampler; the command's suite and the run-ownership suite clear
+// WPIPE_BACKEND for themselves and every process they start, and the command's suite forces
+// backends with --backend). Running them under wasm and native again tests nothing new, so a forced
+// wasm or native pass skips them and says so. They run in the js pass (CI) and, without
+// WPIPE_BACKEND, under auto. Suites whose checkpoints or conditions run on the pass's backend
+// (storage-pipeline, package, the engine suites) are not in the list.
 const backendIndependent = (f) =>
-  /(^|\/)(build|cli|package|package-install|native-vm|wasm-vm|dashboard-(browser|cli|api-client)|observe-logger|parallel-processes|system-(yaml|memory)|storage-(serialize|db|wsqlite|tracker|journal|concurrency|crash|ownership|pipeline)|bullmq-[a-z-]+|yaml-bullmq)\.test\.ts$/.test(f);
+  /(^|\/)(build|cli|package-install|native-vm|wasm-vm|dashboard-(browser|cli|api-client)|observe-logger|parallel-processes|system-(yaml|memory)|storage-(serialize|db|wsqlite|tracker|journal|concurrency|crash|ownership)|bullmq-[a-z-]+|yaml-bullmq)\.test\.ts$/.test(f);
 
 function run(label, list, env) {
   if (list.length === 0) return 0;

@@ -11,6 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
+// The command's suite runs once (scripts/test.mjs: the js pass): every command it starts runs under
+// auto whatever WPIPE_BACKEND the pass has, and the backends test uses --backend to force one.
+delete process.env.WPIPE_BACKEND;
 const root = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(root, 'bin', 'wpipe.js');
 const LIB = pathToFileURL(join(root, 'dist', 'wpipe.js')).href;

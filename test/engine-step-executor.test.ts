@@ -286,3 +286,32 @@ test('a worker executor that is not available is a clear error at setSteps', (t)
   const capped = step({ name: 'capped', executor: 'processes', module: ref('capped') })(() => ({}));
   assert.throws(() => new Pipeline().setSteps([capped]), codeIs('WPIPE_ERR_EXECUTOR_UNAVAILABLE', /the 'processes' executor is not available/));
 });
+
+test("a nested pipeline's own executor (loadPipeline's queue) runs its steps, and the outer pipeline's close() closes it too", async () => {
+  const made: Array<{ closed: number }> = [];
+  const inner = new Pipeline({ pipelineName: 'inner' });
+  inner._provideExecutor('bullmq', () => {
+    const state = { closed: 0 };
+    made.push(state);
+    return {
+      kind: 'bullmq',
+      call: (c: StepCall) => Promise.resolve().then(() => c.fn(c.context, c.info as never)),
+      close: async () => { state.closed++; },
+    };
+  });
+  const remote = step({ name: 'remote', executor: 'bullmq', module: ref('remote') })((ctx: Context) => ({ n: (ctx.n as number) + 1 }));
+  inner.setSteps([remote]);
+  const outer = new Pipeline({ pipelineName: 'outer' }).setSteps([inner]);
+  assert.equal(isExecutorAvailable('bullmq'), false, 'nothing registered process-wide');
+  assert.deepEqual(await outer.run({ n: 1 }), { n: 2 });
+  assert.equal(made.length, 1, "the inner pipeline's own executor ran the step");
+  await outer.close();
+  assert.equal(made[0]!.closed, 1, "the outer pipeline's close() closed the executor its run used");
+  // Made again at the next use, and closed by whichever pipeline ran it.
+  assert.deepEqual(await inner.run({ n: 5 }), { n: 6 });
+  assert.equal(made.length, 2);
+  await inner.close();
+  assert.equal(made[1]!.closed, 1);
+  await outer.close();
+  assert.equal(made[0]!.closed, 1, 'closed once');
+});

@@ -11,6 +11,10 @@ import { ProcessError, TaskError, WpipeError } from '../src/errors.js';
 import { HistoryQuery } from '../src/storage/query.js';
 import { rows, tempDir } from './fixtures/storage/tmp.js';
 
+// Run ownership does not depend on the expression backend: this suite runs once (scripts/test.mjs:
+// the js pass), its checkpoints evaluate under auto here and in the processes it starts, whatever
+// WPIPE_BACKEND the pass has (the expr suites test each backend).
+delete process.env.WPIPE_BACKEND;
 const child = fileURLToPath(new URL('./fixtures/storage/owner-child.ts', import.meta.url));
 
 /** Starts the owner-child fixture; `ready` resolves when it prints 'ready', `done` when it exits. */

@@ -41,7 +41,7 @@ export interface TaskNode extends NodeBase {
    * The pipeline whose own executor runs the attempts (Pipeline._provideExecutor: loadPipeline's
    * `bullmq` queue), also when this pipeline is nested in another; undefined: the running pipeline's.
    */
-  readonly executorOwner: { _executor(kind: ExecutorKind): Executor } | undefined;
+  readonly executorOwner: ExecutorOwner | undefined;
   readonly memoryLimitMb: number | undefined;
   /** Move ArrayBuffers to the worker thread instead of copying them. */
   readonly transfer: boolean;
@@ -86,6 +86,13 @@ export interface PipelineNode extends NodeBase {
 export type Node = TaskNode | ConditionNode | ForNode | ParallelNode | BackgroundNode | PipelineNode;
 
 /** A compiled step list plus what the run loop wants to know about it without walking it. */
+/** A pipeline that runs some steps' attempts on executors of its own (TaskNode.executorOwner). */
+export interface ExecutorOwner {
+  /** @internal */ _executor(kind: ExecutorKind): Executor;
+  /** @internal Closes the executors it made (they are made again at their next use). */
+  _closeExecutors(): Promise<void>;
+}
+
 export interface Plan {
   readonly nodes: readonly Node[];
   /** Why runSync cannot run this plan, or undefined when it can. */

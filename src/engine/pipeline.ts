@@ -20,7 +20,7 @@ import {
 } from './hooks.js';
 import { getDefaultLogger, isLogger, type Logger } from './logger.js';
 import { ApiReporter, type ApiReporterOptions } from '../dashboard/reporter.js';
-import type { Node, Plan } from './nodes.js';
+import type { ExecutorOwner, Node, Plan } from './nodes.js';
 import { RUN_DETAIL_SINK, RUN_ID_SINK, runPlanAsync, runPlanSync, type RunHost, type RunStartDetail } from './run.js';
 import type { RetryPredicate } from './step.js';
 import type { Context, RunOptions, StepDescriptor } from './types.js';
@@ -190,6 +190,8 @@ export class Pipeline {
   private processObserversSeen = -1;
   private tracking: (RunObserver & { close?(): void | Promise<void> }) | undefined;
   private readonly executors = new Map<ExecutorKind, Executor>();
+  /** Nested pipelines whose own executors this one's runs used: close() closes theirs too. */
+  private readonly borrowedExecutors = new Set<ExecutorOwner>();
   /** Executor kinds this pipeline brings itself, ahead of the registered ones (see _provideExecutor). */
   private ownExecutors: Map<ExecutorKind, ExecutorFactory> | undefined;
   /** @internal The queue `enqueue` uses when its options name none (set by loadPipeline's `bullmq`). */
@@ -532,7 +534,13 @@ export class Pipeline {
   }
 
   /** @internal */
-  _executor(kind: ExecutorKind): Executor {
+  _executor(kind: ExecutorKind, owner?: ExecutorOwner): Executor {
+    if (owner !== undefined && owner !== this) {
+      // A nested pipeline's own executor (loadPipeline's queue): closed by this pipeline's close()
+      // too, as the executors it lent were before nested pipelines had their own.
+      this.borrowedExecutors.add(owner);
+      return owner._executor(kind);
+    }
     let ex = this.executors.get(kind);
     if (ex === undefined) {
       const own = this.ownExecutors?.get(kind);
@@ -631,9 +639,10 @@ export class Pipeline {
    */
   async close(): Promise<BackgroundRecord[]> {
     while (this.background.size > 0) await Promise.allSettled([...this.background]);
-    const executors = [...this.executors.values()];
-    this.executors.clear();
-    await Promise.all(executors.map((e) => e.close()));
+    await this._closeExecutors();
+    const borrowed = [...this.borrowedExecutors];
+    this.borrowedExecutors.clear();
+    await Promise.all(borrowed.map((o) => o._closeExecutors()));
     const tracking = this.tracking;
     this.tracking = undefined;
     this.observerSnapshot = null;
@@ -646,6 +655,13 @@ export class Pipeline {
       this.droppedBackgroundFailures = 0;
     }
     return failures;
+  }
+
+  /** @internal Closes the executors this pipeline made (made again at their next use). */
+  async _closeExecutors(): Promise<void> {
+    const executors = [...this.executors.values()];
+    this.executors.clear();
+    await Promise.all(executors.map((e) => e.close()));
   }
 
   /** Background steps still running. */

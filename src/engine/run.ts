@@ -16,7 +16,7 @@ import type {
 } from './hooks.js';
 import type { Logger } from './logger.js';
 import type {
-  BackgroundNode, ConditionNode, ForNode, Node, ParallelNode, PipelineNode, Plan, TaskNode,
+  BackgroundNode, ConditionNode, ExecutorOwner, ForNode, Node, ParallelNode, PipelineNode, Plan, TaskNode,
 } from './nodes.js';
 import { ProgressBar } from './progress.js';
 import { captureError, type StepErrorDetails } from './alerts.js';
@@ -45,7 +45,8 @@ export interface RunHost {
   readonly _yieldEveryMs: number;
   readonly _checkpoints: readonly { readonly name: string; readonly expression: CompiledExpression }[];
   _observersForRun(): RunObserver[] | null;
-  _executor(kind: ExecutorKind): Executor;
+  /** The executor of `kind`: the host's own, or `owner`'s (a nested pipeline's own queue), which the host then closes with its own. */
+  _executor(kind: ExecutorKind, owner?: ExecutorOwner): Executor;
   _trackBackground(work: Promise<void>): void;
   /** Error-capture handlers (pipeline.onError), called on every failed attempt. */
   readonly _errorHandlers: readonly ((details: StepErrorDetails) => unknown)[];
@@ -478,7 +479,7 @@ function execTask(node: TaskNode, ctx: Context, st: RunState, attempt: number, r
     try {
       if (node.placement === 'inline') value = node.fn(ctx, info);
       else {
-        const executor = (node.executorOwner ?? st.host)._executor(node.placement);
+        const executor = st.host._executor(node.placement, node.executorOwner);
         let onStarted: ((worker?: string) => void) | undefined;
         if (executor.reportsStart === true) {
           let begin: (() => void) | undefined;
