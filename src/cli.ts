@@ -27,7 +27,7 @@ function version(): string {
 }
 
 /** The two flags that give a pipeline file's `executor: bullmq` its queue (run and validate). */
-const REDIS_HELP = "the Redis of the file's 'executor: bullmq' steps and blocks (default $WPIPE_REDIS; a file cannot name one)";
+const REDIS_HELP = "the Redis of the file's 'executor: bullmq' steps and blocks (a file cannot name one; $WPIPE_REDIS does not count here)";
 const QUEUE_HELP = "the BullMQ queue those steps go to (default 'wpipe'; needs --redis)";
 
 /**

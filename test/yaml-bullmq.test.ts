@@ -138,6 +138,15 @@ test('the loader\'s queue: validated without connecting; bad queue options are T
   });
   await pipe.close();
   await assert.rejects(loadPipeline(file(STEP), { stepsDir: fixtures, bullmq: { connection: 'http://x' } }), (e: unknown) => e instanceof TypeError && /bullmq.*redis:\/\//.test(e.message));
+  // A password in a bad URL never reaches the message.
+  for (const connection of ['redis://u:s3cret@127.0.0.1:99999', 'redis://:s3cret@127.0.0.1/x']) {
+    await assert.rejects(loadPipeline(file(STEP), { stepsDir: fixtures, bullmq: { connection } }), (e: unknown) => {
+      assert.ok(e instanceof TypeError, String(e));
+      assert.doesNotMatch(e.message, /s3cret/);
+      assert.match(e.message, /redis:\/\/\*\*\*@127\.0\.0\.1/);
+      return true;
+    });
+  }
   await assert.rejects(loadPipeline(file(STEP), { stepsDir: fixtures, bullmq: { connection: 'redis://127.0.0.1:1', nmae: 'x' } as never }), /unknown option 'nmae'/);
 });
 

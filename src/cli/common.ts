@@ -37,13 +37,14 @@ export function preloadYaml(): void {
 
 /**
  * The queue of a pipeline file's `executor: bullmq` (loadPipeline's and validatePipelineFile's
- * `bullmq` option) from `--redis URL [--queue NAME]` or $WPIPE_REDIS; none without them (such a file
- * is then refused). `--queue` alone is a usage error.
+ * `bullmq` option) from `--redis URL [--queue NAME]`; none without them (such a file is then
+ * refused). Only the flag counts, not $WPIPE_REDIS: a shell set up for `wpipe worker` must not
+ * send an unknown file's steps to its queue unasked. `--queue` alone is a usage error.
  */
 export function queueOption(flags: { redis?: string; queue?: string }): { bullmq?: { connection: string; name?: string } } {
-  const redis = flags.redis ?? (process.env.WPIPE_REDIS || undefined);
+  const redis = flags.redis;
   if (redis === undefined) {
-    if (flags.queue !== undefined) throw usageError('--queue needs --redis URL (or $WPIPE_REDIS): the Redis the queue lives on');
+    if (flags.queue !== undefined) throw usageError('--queue needs --redis URL: the Redis the queue lives on');
     return {};
   }
   return { bullmq: { connection: redis, ...(flags.queue === undefined ? {} : { name: flags.queue }) } };

@@ -10,9 +10,9 @@
  *   result | error }` (also for a failed run).
  * - Ctrl-C (SIGINT) or SIGTERM cancels the run through its AbortSignal: it is recorded as cancelled
  *   and resumable; a second Ctrl-C exits at once.
- * - `--redis URL [--queue NAME]` (or $WPIPE_REDIS) is the BullMQ queue of the file's `executor:
- *   bullmq` steps and blocks (loadPipeline's `bullmq` option): a file cannot name a Redis, so
- *   without it such a file is refused (WPIPE_ERR_EXECUTOR_UNAVAILABLE, exit 2).
+ * - `--redis URL [--queue NAME]` (the flag only, not $WPIPE_REDIS) is the BullMQ queue of the
+ *   file's `executor: bullmq` steps and blocks (loadPipeline's `bullmq` option): a file cannot name
+ *   a Redis, so without it such a file is refused (WPIPE_ERR_EXECUTOR_UNAVAILABLE, exit 2).
  *
  * @example
  * ```sh
@@ -106,7 +106,7 @@ export async function runCommand(file: string, flags: RunFlags, io: CliIo): Prom
     io.stderr.write(formatError(e));
     const problems = (e as { details?: { errors?: Array<{ code?: string }> } }).details?.errors;
     if (problems?.some((p) => p.code === 'WPIPE_ERR_EXECUTOR_UNAVAILABLE')) {
-      io.stderr.write('wpipe: give the file\'s executor: bullmq its queue with --redis URL [--queue NAME] (or $WPIPE_REDIS)\n');
+      io.stderr.write('wpipe: give the file\'s executor: bullmq its queue with --redis URL [--queue NAME]\n');
     }
     return isUsage(e) ? EXIT.USAGE : EXIT.FAILED;
   }

@@ -73,13 +73,18 @@ export function resolveQueue(where: string, options: unknown): ResolvedQueue {
   return { connection, name, runsName: `${name}-runs`, prefix, abortChannel: `${prefix}:${name}:wpipe-abort`, label };
 }
 
+/** A connection URL as messages show it: the user and password part replaced by `***`. */
+export function maskUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/?#]*@/i, '$1***@');
+}
+
 function connectionOptions(where: string, c: unknown): Record<string, unknown> {
   if (typeof c === 'string') {
     let u: URL;
     try {
       u = new URL(c);
     } catch {
-      throw invalidOption(`${where}: connection '${c}' is not a URL (redis://host:port[/db])`);
+      throw invalidOption(`${where}: connection '${maskUrl(c)}' is not a URL (redis://host:port[/db])`);
     }
     if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw invalidOption(`${where}: connection must be a redis:// or rediss:// URL, got '${u.protocol}'`);
     const out: Record<string, unknown> = { host: u.hostname || '127.0.0.1', port: u.port === '' ? 6379 : Number(u.port), maxRetriesPerRequest: null };
@@ -87,7 +92,7 @@ function connectionOptions(where: string, c: unknown): Record<string, unknown> {
     if (u.password !== '') out.password = decodeURIComponent(u.password);
     const db = u.pathname.replace(/^\//, '');
     if (db !== '') {
-      if (!/^\d+$/.test(db)) throw invalidOption(`${where}: the database in '${c}' must be a number`);
+      if (!/^\d+$/.test(db)) throw invalidOption(`${where}: the database in '${maskUrl(c)}' must be a number`);
       out.db = Number(db);
     }
     if (u.protocol === 'rediss:') out.tls = {};
