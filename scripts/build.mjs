@@ -11,13 +11,13 @@
 // - prebuild ("prepack", so `npm pack` and `npm publish` ship it): compiles the addon and copies it to
 //   prebuilds/<platform>-<arch>/wpipe.napi[.glibc|.musl].node. Node-API is ABI-stable: one file per
 //   platform serves every Node version from 20 on.
-// - cli: only the command's bundle, from an existing dist/. `cli --commander-package --out FILE`
+// - cli: only the command's bundle, from an existing dist/. `cli --commander-package --out dist/NAME.js`
 //   writes a variant that imports commander from its package (bench/cli.ts's off switch).
 // In a checkout, "prepare" runs the ts and wasm stages.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -27,6 +27,52 @@ const outAt = args.indexOf('--out');
 const cliOut = outAt >= 0 ? args.splice(outAt, 2)[1] : undefined;
 const wanted = new Set(args);
 const all = wanted.size === 0;
+
+/** Stops the build with `message` (exit 1). */
+function refuse(message) {
+  console.error(`wpipe build: ${message}`);
+  process.exit(1);
+}
+
+// `cli --out FILE`: the bundle imports ./wpipe.js (and the yaml bundle) relative to itself, so it
+// only loads from dist/ itself; and `--out` without a value must not fall back to (and overwrite)
+// dist/wpipe-cli.js.
+if (outAt >= 0) {
+  if (cliOut === undefined || cliOut === '' || cliOut.startsWith('-')) {
+    refuse('--out needs a file name: node scripts/build.mjs cli --commander-package --out dist/NAME.js');
+  }
+  const distDir = resolve(root, 'dist');
+  if (dirname(resolve(cliOut)) !== distDir) {
+    refuse(`--out ${cliOut}: the command's bundle imports ./wpipe.js beside it, so it must be written into ${distDir}${sep} (not a subfolder)`);
+  }
+  if (!wanted.has('cli')) refuse('--out applies to the cli stage only: node scripts/build.mjs cli [--commander-package] --out dist/NAME.js');
+}
+if (wanted.has('--commander-package')) {
+  if (cliOut === undefined) refuse('--commander-package writes a variant of the command: give it --out dist/NAME.js (it must not replace dist/wpipe-cli.js)');
+  if (resolve(cliOut) === resolve(root, 'dist', 'wpipe-cli.js')) refuse('--commander-package --out must not be dist/wpipe-cli.js (the command itself)');
+}
+
+/**
+ * The folder of the commander package the command bundles (resolved from this package's root, as
+ * the bundle's `import 'commander'` is). Its package.json is not in its "exports", so walk up from
+ * its entry point to the package.json that names it.
+ */
+function commanderFolder() {
+  let dir = dirname(realpathSync(createRequire(join(root, 'package.json')).resolve('commander')));
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg)) {
+      try {
+        if (JSON.parse(readFileSync(pkg, 'utf8')).name === 'commander') return dir;
+      } catch {
+        // not this one: keep walking up
+      }
+    }
+    const up = dirname(dir);
+    if (up === dir) throw new Error('wpipe build: cannot find the commander package folder');
+    dir = up;
+  }
+}
 
 function run(label, cmd, args, { optional = false } = {}) {
   const started = Date.now();
@@ -96,8 +142,12 @@ async function bundleCli({ commanderPackage = false, outfile = join(root, 'dist'
           join(args.resolveDir, args.path) === library ? { path: './wpipe.js', external: true } : undefined);
         if (commanderPackage) return;
         build.onResolve({ filter: /^commander$/ }, (args) => ({ path: createRequire(join(args.resolveDir, 'x.js')).resolve('commander') }));
+        // Only commander's own require of child_process becomes the lazy proxy: the importer must sit
+        // in the resolved commander package folder (a checkout under some folder named `commander`
+        // must not turn wpipe's own import('node:child_process') into it).
+        const commander = commanderFolder() + sep;
         build.onResolve({ filter: /^node:child_process$/ }, (args) =>
-          /[\\/]commander[\\/]/.test(args.importer) ? { path: 'lazy-child-process', namespace: 'wpipe-lazy' } : undefined);
+          args.importer.startsWith(commander) ? { path: 'lazy-child-process', namespace: 'wpipe-lazy' } : undefined);
         build.onLoad({ filter: /.*/, namespace: 'wpipe-lazy' }, () => ({
           loader: 'js',
           contents: "let cp; module.exports = new Proxy({}, { get: (_t, key) => (cp ??= require('node:child_process'))[key] });",

@@ -97,8 +97,8 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   const missing = redisUnavailable();
   if (missing !== undefined) return missing;
   const dir = mkdtempSync(join(tmpdir(), 'wpipe-redis-'));
-  const port = await freePort();
-  let proc!: ChildProcess;
+  let port = 0;
+  let proc: ChildProcess | undefined;
   let log = '';
   const launch = async (): Promise<void> => {
     log = '';
@@ -108,24 +108,37 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout!.on('data', (d: Buffer) => { if (log.length < 8000) log += d.toString(); });
     proc.stderr!.on('data', (d: Buffer) => { if (log.length < 8000) log += d.toString(); });
+    const started = proc;
     const deadline = Date.now() + 30_000;
     for (;;) {
-      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`redis-server exited at start: ${log}`);
+      if (started.exitCode !== null || started.signalCode !== null) throw new Error(`redis-server exited at start: ${log}`);
       if (await ping(port)) break;
       if (Date.now() > deadline) {
-        proc.kill('SIGKILL');
+        started.kill('SIGKILL');
+        await waitExit(started, 10_000);
         throw new Error(`redis-server did not answer PING on 127.0.0.1:${port} within 30 s: ${log}`);
       }
       await new Promise((r) => setTimeout(r, 50));
     }
     // Its pipes must not keep the test process alive.
-    proc.stdout!.destroy();
-    proc.stderr!.destroy();
-    proc.unref();
+    started.stdout!.destroy();
+    started.stderr!.destroy();
+    started.unref();
   };
-  await launch();
+  try {
+    port = await freePort();
+    await launch();
+  } catch (error) {
+    // It never started: nobody will call stop(), so its directory goes now.
+    if (proc !== undefined && proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGKILL');
+      await waitExit(proc, 10_000);
+    }
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
   const kill = async (hard = false): Promise<void> => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
     proc.kill(hard ? 'SIGKILL' : 'SIGTERM');
     if (!(await waitExit(proc, 10_000))) {
       proc.kill('SIGKILL');
@@ -134,13 +147,16 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   };
   return {
     host: '127.0.0.1', port, dir, url: `redis://127.0.0.1:${port}`,
-    get pid() { return proc.pid!; },
+    get pid() { return proc!.pid!; },
     connection: { host: '127.0.0.1', port, maxRetriesPerRequest: null },
     kill,
     restart: launch,
     async stop() {
-      await kill();
-      rmSync(dir, { recursive: true, force: true });
+      try {
+        await kill();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     },
   };
 }
@@ -161,7 +177,9 @@ export interface RedisSuite {
  * The before/after of every BullMQ test file: a private redis-server started before the tests (or
  * the reason it cannot be, printed as `# bullmq tests skip: …`: each test then calls
  * `t.skip(suite.skip)`), WorkerProcesses on it; after the tests, the `cleanup` functions in order,
- * `useBullmq(null)`, the workers stopped, the server stopped and its directory removed.
+ * `useBullmq(null)`, the workers stopped, the server stopped and its directory removed: each of
+ * these runs even when one before it threw; the hook then throws the first error (an AggregateError
+ * when several threw).
  *
  * @example
  * ```ts
@@ -190,13 +208,22 @@ export function redisSuite(options: StartRedisOptions = {}): RedisSuite {
     }
   });
   after(async () => {
-    try {
-      for (const fn of cleanups) await fn();
-    } finally {
-      useBullmq(null);
-      await workers?.stopAll();
-      await redis?.stop();
-    }
+    // Every cleanup runs, and the workers and the server stop, whatever threw before them; the
+    // first error is rethrown then (an AggregateError when several threw).
+    const errors: unknown[] = [];
+    const attempt = async (fn: () => unknown): Promise<void> => {
+      try {
+        await fn();
+      } catch (error) {
+        errors.push(error);
+      }
+    };
+    for (const fn of cleanups) await attempt(fn);
+    await attempt(() => useBullmq(null));
+    await attempt(() => workers?.stopAll());
+    await attempt(() => redis?.stop());
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, `redisSuite: ${errors.length} cleanups failed; the first: ${String((errors[0] as Error)?.message ?? errors[0])}`);
   });
   return {
     get redis() { return redis; },
