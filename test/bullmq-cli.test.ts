@@ -123,6 +123,10 @@ test('wpipe run without --redis refuses a file with executor: bullmq (exit 2), -
   assert.equal(await refused.exited, 2, refused.stderr());
   assert.match(refused.stderr(), /p\.yaml:5:17: .*'executor: bullmq' on a parallel block needs a BullMQ queue/);
   assert.match(refused.stderr(), /give the file's executor: bullmq its queue with --redis URL \[--queue NAME\]/);
+  // $WPIPE_REDIS (wpipe worker's) is not the operator's consent for a file: still refused.
+  const fromEnv = wpipe(['run', yaml, '--steps-dir', fixtures], { ...env, WPIPE_REDIS: `redis://127.0.0.1:${await freePort()}` });
+  assert.equal(await fromEnv.exited, 2, fromEnv.stderr());
+  assert.match(fromEnv.stderr(), /needs a BullMQ queue/);
   const queueAlone = wpipe(['run', yaml, '--steps-dir', fixtures, '--queue', 'x'], env);
   assert.equal(await queueAlone.exited, 2, queueAlone.stderr());
   assert.match(queueAlone.stderr(), /--queue needs --redis URL/);
