@@ -33,3 +33,22 @@ test('a failed native build is one warning, a log, and exit code 0', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("the command's bundle loads child_process lazily for commander only, even in a checkout under a folder named commander", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'wpipe-build-'));
+  try {
+    const checkout = join(dir, 'commander', 'wpipe');
+    for (const f of ['package.json', 'scripts', 'dist']) cpSync(join(root, f), join(checkout, f), { recursive: true });
+    symlinkSync(join(root, 'node_modules'), join(checkout, 'node_modules'));
+    const r = spawnSync(process.execPath, [join(checkout, 'scripts', 'build.mjs'), 'cli'], { cwd: checkout, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const bundle = readFileSync(join(checkout, 'dist', 'wpipe-cli.js'), 'utf8');
+    // commander's own require goes through the lazy proxy; wpipe's import() (the dashboard's --open) stays real.
+    // (assert.ok, not assert.match: a failure must not print the 230 KB bundle)
+    assert.ok(/var childProcess = require_lazy_child_process\(\)/.test(bundle), "commander's require('node:child_process') is not the lazy proxy");
+    assert.ok(/import\("node:child_process"\)/.test(bundle), "wpipe's own import('node:child_process') was rewritten");
+    assert.ok(!/(?<![\w$])require\("node:child_process"\)/.test(bundle), 'child_process is required at load');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
