@@ -129,12 +129,11 @@ async function bundleCli({ commanderPackage = false, outfile = join(root, 'dist'
   // (for git-style executable subcommands, which wpipe does not have) at its top: 20-25 ms of a
   // ~110 ms command start against 5-12 ms bundled with child_process loaded at first use
   // (bench/cli.ts "commander from its package" row). The banner gives the bundled CommonJS code a `require`.
-  const requireOf = (url) => `import { createRequire as __wpipeCreateRequire } from 'node:module'; const require = __wpipeCreateRequire(${url});`;
   await esbuild.build({
     entryPoints: [join(root, 'dist', 'cli.js')],
     outfile,
     bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'warning',
-    banner: { js: requireOf('import.meta.url') },
+    banner: { js: "import { createRequire as __wpipeCreateRequire } from 'node:module'; const require = __wpipeCreateRequire(import.meta.url);" },
     plugins: [{
       name: 'wpipe-library-bundle',
       setup(build) {

@@ -25,7 +25,7 @@ const queues: Queue[] = [];
 const suite = redisSuite();
 suite.cleanup(async () => {
   for (const q of queues) await q.close();
-  if (!process.env.KEEP) rmSync(tmp, { recursive: true, force: true }); else console.log('tmp', tmp);
+  rmSync(tmp, { recursive: true, force: true });
 });
 
 function runsQueue(name: string): Queue {

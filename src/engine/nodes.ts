@@ -85,7 +85,6 @@ export interface PipelineNode extends NodeBase {
 
 export type Node = TaskNode | ConditionNode | ForNode | ParallelNode | BackgroundNode | PipelineNode;
 
-/** A compiled step list plus what the run loop wants to know about it without walking it. */
 /** A pipeline that runs some steps' attempts on executors of its own (TaskNode.executorOwner). */
 export interface ExecutorOwner {
   /** @internal */ _executor(kind: ExecutorKind): Executor;
@@ -93,6 +92,7 @@ export interface ExecutorOwner {
   _closeExecutors(): Promise<void>;
 }
 
+/** A compiled step list plus what the run loop wants to know about it without walking it. */
 export interface Plan {
   readonly nodes: readonly Node[];
   /** Why runSync cannot run this plan, or undefined when it can. */

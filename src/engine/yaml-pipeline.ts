@@ -323,6 +323,10 @@ function checkScalar(report: Report, spec: FieldSpec, v: unknown, path: Key[], k
   }
 }
 
+/** Why `executor: bullmq` (the file's key, or a named step's own) is refused without the loader's queue. */
+const NEEDS_QUEUE = "needs a BullMQ queue from whoever loads the file (loadPipeline's option bullmq: { connection, name }); " +
+  'a pipeline file cannot name a Redis itself, and none was given';
+
 /** The file's structure, checked; steps gathered for the module pass. */
 class Checker {
   readonly refs: StepRef[] = [];
@@ -333,8 +337,7 @@ class Checker {
   executor(value: Obj, path: Key[], what: string): void {
     if (value.executor !== 'bullmq' || this.queue !== undefined) return;
     this.report.add('WPIPE_ERR_EXECUTOR_UNAVAILABLE', [...path, 'executor'],
-      `'executor: bullmq' on ${what} needs a BullMQ queue from whoever loads the file (loadPipeline's option bullmq: { connection, name }); ` +
-        'a pipeline file cannot name a Redis itself, and none was given');
+      `'executor: bullmq' on ${what} ${NEEDS_QUEUE}`);
   }
 
   steps(value: unknown, path: Key[]): void {
@@ -573,8 +576,7 @@ async function parse(where: string, filePath: unknown, options: LoadPipelineOpti
       // The module's own step({ executor: 'bullmq' }) counts as much as the file's key: a queue the
       // process registered with useBullmq() is not the loader's, so nothing may reach it from here.
       report.add('WPIPE_ERR_EXECUTOR_UNAVAILABLE', exportPath,
-        `export '${ref.exportName}' of '${ref.module}' is a step with executor 'bullmq', which needs a BullMQ queue from whoever loads the file ` +
-          "(loadPipeline's option bullmq: { connection, name }); a pipeline file cannot name a Redis itself, and none was given");
+        `export '${ref.exportName}' of '${ref.module}' is a step with executor 'bullmq', which ${NEEDS_QUEUE}`);
       continue;
     }
     try {

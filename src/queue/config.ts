@@ -74,7 +74,7 @@ export function resolveQueue(where: string, options: unknown): ResolvedQueue {
 }
 
 /** A connection URL as messages show it: the user and password part replaced by `***`. */
-export function maskUrl(url: string): string {
+function maskUrl(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/?#]*@/i, '$1***@');
 }
 
