@@ -52,3 +52,21 @@ test("the command's bundle loads child_process lazily for commander only, even i
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('build cli --out refuses what would overwrite the command or write a bundle that cannot load (exit 1, nothing built)', () => {
+  const cases: [string[], RegExp][] = [
+    [['cli', '--out'], /--out needs a file name/],
+    [['cli', '--commander-package', '--out', '--x'], /--out needs a file name/],
+    [['cli', '--out', join(tmpdir(), 'wpipe-cli-variant.js')], /must be written into .*dist/],
+    [['cli', '--out', join(root, 'dist', 'sub', 'x.js')], /not a subfolder/],
+    [['ts', '--out', join(root, 'dist', 'x.js')], /--out applies to the cli stage only/],
+    [['cli', '--commander-package'], /give it --out dist\/NAME\.js/],
+    [['cli', '--commander-package', '--out', join(root, 'dist', 'wpipe-cli.js')], /must not be dist\/wpipe-cli\.js/],
+  ];
+  for (const [args, message] of cases) {
+    const r = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs'), ...args], { cwd: root, encoding: 'utf8' });
+    assert.equal(r.status, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, message, args.join(' '));
+    assert.doesNotMatch(r.stdout, /bundle ok/, args.join(' '));
+  }
+});
