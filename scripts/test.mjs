@@ -2,7 +2,8 @@
 // `npm test`: runs the suites with node:test (through tsx, no build step needed for src/).
 // With WPIPE_BACKEND set, every suite runs once under that backend (CI does js, wasm and native),
 // except that a forced wasm or native pass leaves out the backend-independent files (listed below).
-// Without it, backend-dependent suites (test/expr-*.test.ts, test/backend-*.test.ts) run once per
+// Without it, backend-dependent suites (test/expr-*.test.ts, test/backend-*.test.ts, less the two listed
+// below that drive every backend themselves) run once per
 // backend and the rest once under auto. `npm test -- test/x.test.ts` runs chosen files.
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -16,8 +17,8 @@ const all = readdirSync(join(root, 'test'))
   .sort()
   .map((f) => join('test', f));
 const files = chosen.length > 0 ? chosen : all;
-const perBackend = (f) => /(^|\/)(expr|backend)-[^/]*\.test\.ts$/.test(f);
-// Suites whose result does not depend on WPIPE_BACKEND: those that never reach an expression VM,
+// Suites whose result does not depend on WPIPE_BACKEND: those that drive every backend themselves
+// (the VM contract and its generator, the backend loader), those that never reach an expression VM,
 // the sampler or the addon (building and packing, the dashboard's page and command, the run tracker
 // and journal driven directly, child-process branches, the BullMQ queue, the YAML helpers), and
 // those that choose their backend themselves whatever the setting (native-vm and wasm-vm drive one
@@ -28,7 +29,11 @@ const perBackend = (f) => /(^|\/)(expr|backend)-[^/]*\.test\.ts$/.test(f);
 // WPIPE_BACKEND, under auto. Suites whose checkpoints or conditions run on the pass's backend
 // (storage-pipeline, package, the engine suites) are not in the list.
 const backendIndependent = (f) =>
-  /(^|\/)(build|cli|package-install|native-vm|wasm-vm|dashboard-(browser|cli|api-client)|observe-logger|parallel-processes|system-(yaml|memory)|storage-(serialize|db|wsqlite|tracker|journal|concurrency|crash|ownership)|bullmq-[a-z-]+|yaml-bullmq)\.test\.ts$/.test(f);
+  /(^|\/)(build|cli|expr-bytecode|backend-loader|package-install|native-vm|wasm-vm|dashboard-(browser|cli|api-client)|observe-logger|parallel-processes|system-(yaml|memory)|storage-(serialize|db|wsqlite|tracker|journal|concurrency|crash|ownership)|bullmq-[a-z-]+|yaml-bullmq)\.test\.ts$/.test(f);
+// The expression and backend suites run once per backend, but for those that drive every backend
+// themselves (expr-bytecode checks each VM's results; backend-loader starts processes with the
+// backend each case names).
+const perBackend = (f) => /(^|\/)(expr|backend)-[^/]*\.test\.ts$/.test(f) && !backendIndependent(f);
 
 function run(label, list, env) {
   if (list.length === 0) return 0;

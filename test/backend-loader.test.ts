@@ -1,6 +1,7 @@
 // The backend loader: selection order, forced backends that cannot load, and what getBackendInfo()
 // says when the addon or the .wasm is missing (hidden with WPIPE_NATIVE_PATH / WPIPE_WASM_PATH,
-// which point the loader at another file), in fresh processes so nothing is cached.
+// which point the loader at another file), in fresh processes so nothing is cached. Every process
+// is given its WPIPE_BACKEND (or none), so the file runs once, not once per backend (scripts/test.mjs).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -71,9 +72,9 @@ test('an explicit backend option wins over WPIPE_BACKEND; a bad value is a Range
   assert.deepEqual(out, ['js', 'wasm']);
   const bad = probe(`try { w.compileExpression('x'); return 'no error'; } catch (e) { return [e.name, e.code]; }`, { WPIPE_BACKEND: 'gpu' });
   assert.deepEqual(bad.out, ['RangeError', 'WPIPE_ERR_INVALID_OPTION']);
-  const badOption = probe(`try { w.compileExpression('x', { backend: 'fast' }); return 'no error'; } catch (e) { return [e.name, e.code]; }`, {});
+  const badOption = probe(`try { w.compileExpression('x', { backend: 'fast' }); return 'no error'; } catch (e) { return [e.name, e.code]; }`, { WPIPE_BACKEND: undefined });
   assert.deepEqual(badOption.out, ['RangeError', 'WPIPE_ERR_INVALID_OPTION']);
-  const typo = probe(`try { w.compileExpression('x', { backedn: 'js' }); return 'no error'; } catch (e) { return [e.name, e.message]; }`, {});
+  const typo = probe(`try { w.compileExpression('x', { backedn: 'js' }); return 'no error'; } catch (e) { return [e.name, e.message]; }`, { WPIPE_BACKEND: undefined });
   assert.deepEqual(typo.out, ['TypeError', "compileExpression: unknown option 'backedn' (did you mean backend?)"]);
 });
 
