@@ -10,6 +10,8 @@
  *    (dist/cli.js importing dist/index.js and its ~40 modules instead of the one-file bundles), and
  *    the command with the yaml package required from its 23 files instead of the preloaded bundle,
  *    and the command with commander imported from its package instead of bundled.
+ *    And `import('wpipe')` alone, over node alone (target ≤ 15 ms), with the library's code cache
+ *    (dist/wpipe.cache, scripts/wpipe-load.cjs) and without it (WPIPE_CODE_CACHE=0), in the same turns.
  * 2. loadPipeline of a 200-step file (steps, and conditions, loops and parallel blocks holding more),
  *    warm (modules imported): against building the same pipeline in code; validatePipelineFile too.
  *
@@ -36,6 +38,10 @@ writeFileSync(join(dir, 'one.yaml'), 'pipelineName: startup\nsteps:\n  - { modul
 writeFileSync(join(dir, 'by-hand.mjs'), `import { Pipeline } from ${JSON.stringify(LIB)};
 import { first } from './steps.mjs';
 await new Pipeline({ pipelineName: 'startup' }).setSteps([first]).run({});
+`);
+// import('wpipe') alone (issue: ≤ 15 ms over node alone), with the library's code cache and without.
+writeFileSync(join(dir, 'import.mjs'), `import ${JSON.stringify(LIB)};
+const c = process.cpuUsage(); process.stdout.write('FIRST ' + (performance.timeOrigin + performance.now()) + ' CPU ' + (c.user + c.system) / 1000 + '\\n');
 `);
 writeFileSync(join(dir, 'bare.mjs'), `const c = process.cpuUsage(); process.stdout.write('FIRST ' + (performance.timeOrigin + performance.now()) + ' CPU ' + (c.user + c.system) / 1000 + '\\n');\n`);
 // The command's bundle with commander imported from its package (its 7 CommonJS files, and the
@@ -88,15 +94,17 @@ function startups(cases: Record<string, { args: string[]; env?: Record<string, s
 const cpuMs: Record<string, number> = {};
 const rows: Row[] = [];
 const ms = (x: number) => x * 1e6;
-const { byHand, bare, cli, cliDb, unbundled, yamlFiles, commanderPackage } = startups({
+const { byHand, bare, importCached, importUncached, cli, cliDb, unbundled, yamlFiles, commanderPackage } = startups({
   byHand: { args: [join(dir, 'by-hand.mjs')] },
   bare: { args: [join(dir, 'bare.mjs')] },
+  importCached: { args: [join(dir, 'import.mjs')] },
+  importUncached: { args: [join(dir, 'import.mjs')], env: { WPIPE_CODE_CACHE: '0' } },
   cli: { args: [BIN, 'run', 'one.yaml'] },
   cliDb: { args: [BIN, 'run', 'one.yaml', '--db', 'runs.db'] },
   unbundled: { args: [join(dir, 'unbundled.mjs'), 'run', 'one.yaml'] },
   yamlFiles: { args: [BIN, 'run', 'one.yaml'], env: { WPIPE_YAML_BUNDLE: '0' } },
   commanderPackage: { args: [join(dir, 'commander-package.mjs'), 'run', 'one.yaml'] },
-}) as Record<'byHand' | 'bare' | 'cli' | 'cliDb' | 'unbundled' | 'yamlFiles' | 'commanderPackage', number>;
+}) as Record<'byHand' | 'bare' | 'importCached' | 'importUncached' | 'cli' | 'cliDb' | 'unbundled' | 'yamlFiles' | 'commanderPackage', number>;
 // The samples are taken (startups is synchronous): the variant is not needed any more.
 removeVariant();
 const target = (x: number) => `${x.toFixed(1)} ms to the first step${x < 150 ? ' (target < 150 ms: met)' : ' (target < 150 ms: MISSED)'}`;
@@ -105,6 +113,9 @@ rows.push(withRatio({ suite: 'cli', case: 'wpipe run --db: start-up to the first
 rows.push(withRatio({ suite: 'cli', case: 'wpipe run unbundled (dist/cli.js + dist/index.js)', backend: 'auto', nsPerOp: ms(unbundled), baselineNsPerOp: ms(cli), note: `${unbundled.toFixed(1)} ms, CPU ${cpuMs.unbundled!.toFixed(0)} ms: the bundles off; ratio against the bundled command` }));
 rows.push(withRatio({ suite: 'cli', case: 'wpipe run, yaml from its 23 files (WPIPE_YAML_BUNDLE=0)', backend: 'auto', nsPerOp: ms(yamlFiles), baselineNsPerOp: ms(cli), note: `${yamlFiles.toFixed(1)} ms, CPU ${cpuMs.yamlFiles!.toFixed(0)} ms: the preloaded yaml bundle off; ratio against the command` }));
 rows.push(withRatio({ suite: 'cli', case: 'wpipe run, commander from its package (not bundled)', backend: 'auto', nsPerOp: ms(commanderPackage), baselineNsPerOp: ms(cli), note: `${commanderPackage.toFixed(1)} ms, CPU ${cpuMs.commanderPackage!.toFixed(0)} ms: commander's 7 CommonJS files and child_process loaded at start; ratio against the command` }));
+const over = (x: number) => x - bare;
+rows.push(withRatio({ suite: 'cli', case: "import('wpipe'): over node alone, code cache on", backend: 'auto', nsPerOp: ms(over(importCached)), baselineNsPerOp: ms(over(importUncached)), note: `${over(importCached).toFixed(1)} ms more than node alone${over(importCached) <= 15 ? ' (target ≤ 15 ms: met)' : ' (target ≤ 15 ms: MISSED)'}; CPU ${(cpuMs.importCached! - cpuMs.bare!).toFixed(0)} ms more; baseline: the same with WPIPE_CODE_CACHE=0 (the bundle compiled from source)` }));
+rows.push(withRatio({ suite: 'cli', case: "import('wpipe'): over node alone, code cache off (WPIPE_CODE_CACHE=0)", backend: 'auto', nsPerOp: ms(over(importUncached)), note: `${over(importUncached).toFixed(1)} ms more than node alone; CPU ${(cpuMs.importUncached! - cpuMs.bare!).toFixed(0)} ms more` }));
 rows.push(withRatio({ suite: 'cli', case: 'node alone: a script printing the time', backend: 'js', nsPerOp: ms(bare), note: `${bare.toFixed(1)} ms, CPU ${cpuMs.bare!.toFixed(0)} ms: the floor of any command` }));
 
 // ── loadPipeline of a 200-step file ──────────────────────────────────────────────────────────

@@ -7,10 +7,12 @@
 // - install (the package's "install" script, also when wpipe is installed as a dependency): uses the
 //   prebuilt addon shipped in prebuilds/<platform>-<arch>/ when one matches this machine and loads;
 //   compiles (as native) only when none does, or when asked to (--build-from-source, which npm passes
-//   as npm_config_build_from_source, or WPIPE_BUILD_FROM_SOURCE=1).
+//   as npm_config_build_from_source, or WPIPE_BUILD_FROM_SOURCE=1); then writes the library's code
+//   cache for the installing Node (dist/wpipe.cache; V8 refuses one written by another version).
 // - prebuild ("prepack", so `npm pack` and `npm publish` ship it): compiles the addon and copies it to
 //   prebuilds/<platform>-<arch>/wpipe.napi[.glibc|.musl].node. Node-API is ABI-stable: one file per
 //   platform serves every Node version from 20 on.
+// - ts: the TypeScript (tsc), the library bundle with its code cache, the command's bundle.
 // - cli: only the command's bundle, from an existing dist/. `cli --commander-package --out dist/NAME.js`
 //   writes a variant that imports commander from its package (bench/cli.ts's off switch).
 // In a checkout, "prepare" runs the ts and wasm stages.
@@ -18,7 +20,7 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = (name) => join(root, 'node_modules', '.bin', name);
@@ -101,17 +103,82 @@ if (all || wanted.has('ts')) {
   if (existsSync(bin('tsc'))) {
     rmSync(join(root, 'dist'), { recursive: true, force: true });
     run('ts', bin('tsc'), ['-p', 'tsconfig.json']);
-    // One ESM file for `import('wpipe')`: loading 40 modules costs Node 20 about 3× the time of one
-    // (measured: ~110 ms against ~35 ms on a loaded 2-core machine). dist/*.d.ts keep the types.
-    run('bundle', bin('esbuild'), [
-      'dist/index.js', '--bundle', '--platform=node', '--format=esm', '--target=node20',
-      '--packages=external', '--log-level=warning', '--outfile=dist/wpipe.js',
-    ]);
+    await bundleLibrary();
     await bundleCli();
   } else if (!existsSync(join(root, 'dist', 'index.js'))) {
     console.error('wpipe build: typescript is not installed and dist/ is missing');
     process.exit(1);
   }
+}
+
+/**
+ * The library in one file, loaded through V8's code cache (README "Import cost"):
+ * - dist/wpipe.cjs: every module of dist/index.js in one CommonJS file (loading 40 modules costs
+ *   Node 20 about 3× the time of one), as a factory taking what stands for its `import.meta.url`,
+ *   `import.meta.resolve` and `import()` (those of dist/wpipe.js beside it, as when the bundle was
+ *   that file; V8 drops import()'s callback from code read back from a cache, src/dynamic-import.ts);
+ * - dist/wpipe-load.cjs (scripts/wpipe-load.cjs): compiles it with the cache, or from source when the
+ *   cache does not match;
+ * - dist/wpipe.js, the package entry: ESM, the same named exports as dist/index.js;
+ * - dist/wpipe.cache: written by a fresh `node` (this script's own flags must not reach V8's check).
+ * dist/*.d.ts keep the types.
+ */
+async function bundleLibrary() {
+  const esbuild = await import('esbuild');
+  const helper = join(root, 'dist', 'dynamic-import.js');
+  const built = await esbuild.build({
+    entryPoints: [join(root, 'dist', 'index.js')],
+    bundle: true, platform: 'node', format: 'cjs', target: 'node20', packages: 'external', logLevel: 'warning', write: false,
+    metafile: true,
+    define: { 'import.meta.url': '__wpipe_meta_url', 'import.meta.resolve': '__wpipe_meta_resolve' },
+    outfile: join(root, 'dist', 'wpipe.cjs'),
+    plugins: [{
+      // src/dynamic-import.ts: inside the bundle, import() is the package entry's (see that module).
+      name: 'wpipe-dynamic-import',
+      setup(build) {
+        build.onResolve({ filter: /dynamic-import\.js$/ }, (a) =>
+          (join(a.resolveDir, a.path) === helper ? { path: 'dynamic-import', namespace: 'wpipe-entry' } : undefined));
+        build.onLoad({ filter: /.*/, namespace: 'wpipe-entry' }, () =>
+          ({ contents: 'export function importModule(specifier) { return __wpipe_import(specifier); }', loader: 'js' }));
+      },
+    }],
+  });
+  // An import() left in the bundle would fail once V8 compiles it from the cache: every one goes
+  // through importModule (a literal one shows in the metafile; test/code-cache checks the sources).
+  const dynamic = Object.values(built.metafile.outputs).flatMap((o) => o.imports.filter((i) => i.kind === 'dynamic-import').map((i) => i.path));
+  if (dynamic.length > 0) refuse(`the library bundle calls import() itself (${dynamic.join(', ')}): use importModule (src/dynamic-import.ts)`);
+  // ASCII only (esbuild escapes what is not in code it keeps; this escapes the rest, in comments),
+  // so the loader decodes the bundle as Latin-1: a third of the time of UTF-8, and a one-byte string.
+  const body = built.outputFiles[0].text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  writeFileSync(join(root, 'dist', 'wpipe.cjs'),
+    '// wpipe, every module in one file (scripts/build.mjs bundleLibrary); dist/wpipe.js loads it through dist/wpipe-load.cjs.\n'
+    + 'module.exports = (function wpipe(__wpipe_meta_url, __wpipe_meta_resolve, __wpipe_import) {\n"use strict";\n'
+    + 'const module = { exports: {} };\nconst exports = module.exports;\n'
+    + `${body}\nreturn module.exports;\n});\n`);
+  copyFileSync(join(root, 'scripts', 'wpipe-load.cjs'), join(root, 'dist', 'wpipe-load.cjs'));
+  const names = Object.keys(await import(pathToFileURL(join(root, 'dist', 'index.js')).href)).sort();
+  if (names.some((n) => !/^[A-Za-z_$][\w$]*$/.test(n))) refuse(`an export of dist/index.js is not a plain name: ${names.join(', ')}`);
+  writeFileSync(join(root, 'dist', 'wpipe.js'),
+    '// The package entry (scripts/build.mjs bundleLibrary): the library bundle, loaded with V8\'s code cache.\n'
+    + "import { createRequire } from 'node:module';\n\n"
+    + "const lib = createRequire(import.meta.url)('./wpipe-load.cjs').load(\n"
+    + '  import.meta.url,\n  (specifier) => import.meta.resolve(specifier),\n  (specifier) => import(specifier),\n);\n\n'
+    + `export const {\n${names.map((n) => `  ${n},`).join('\n')}\n} = lib;\n`);
+  writeCodeCache(false);
+}
+
+/** dist/wpipe.cache for the Node running this script, from a fresh process. A failure is a warning when `optional`. */
+function writeCodeCache(optional) {
+  const loader = join(root, 'dist', 'wpipe-load.cjs');
+  if (!existsSync(loader)) return;
+  const r = spawnSync(process.execPath, [loader, '--write-cache'], { cwd: root, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+  if (r.status === 0) {
+    console.log(r.stdout.trim());
+    return;
+  }
+  const why = `writing the code cache failed (exit ${r.status ?? r.signal}): ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`;
+  if (!optional) refuse(why);
+  console.warn(`wpipe build: WARNING: ${why}; wpipe still works, its import compiles the bundle each time`);
 }
 
 /**
@@ -225,6 +292,9 @@ if (wanted.has('install')) {
     if (prebuild) console.log(`wpipe build: native: no usable prebuilt addon (${prebuild.why}); compiling from source`);
     compileNative();
   }
+  // The code cache shipped in the package was written by the packer's Node; V8 refuses it under any
+  // other version, so write it again for this one (in a checkout there is no dist/ yet: nothing to do).
+  writeCodeCache(true);
 }
 
 if (wanted.has('prebuild')) {

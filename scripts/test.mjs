@@ -29,7 +29,7 @@ const files = chosen.length > 0 ? chosen : all;
 // WPIPE_BACKEND, under auto. Suites whose checkpoints or conditions run on the pass's backend
 // (storage-pipeline, package, the engine suites) are not in the list.
 const backendIndependent = (f) =>
-  /(^|\/)(build|cli|expr-bytecode|backend-loader|package-install|native-vm|wasm-vm|dashboard-(browser|cli|api-client)|observe-logger|parallel-processes|system-(yaml|memory)|storage-(serialize|db|wsqlite|tracker|journal|concurrency|crash|ownership)|bullmq-[a-z-]+|yaml-bullmq)\.test\.ts$/.test(f);
+  /(^|\/)(build|cli|code-cache|expr-bytecode|backend-loader|package-install|native-vm|wasm-vm|dashboard-(browser|cli|api-client)|observe-logger|parallel-processes|system-(yaml|memory)|storage-(serialize|db|wsqlite|tracker|journal|concurrency|crash|ownership)|bullmq-[a-z-]+|yaml-bullmq)\.test\.ts$/.test(f);
 // The expression and backend suites run once per backend, but for those that drive every backend
 // themselves (expr-bytecode checks each VM's results; backend-loader starts processes with the
 // backend each case names).

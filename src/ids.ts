@@ -9,7 +9,7 @@
  * timeOrderedUuid(); // '0192f3a1-7c2e-7a41-9f0c-5b8e2d1c4a77'
  * ```
  */
-import { randomFillSync } from 'node:crypto';
+import { nodeCrypto } from './lazy-builtins.js';
 
 const bytes = Buffer.alloc(16);
 /** Random bytes drawn 4 KiB at a time: one randomFillSync per id costs more than the rest of it. */
@@ -34,7 +34,7 @@ export function timeOrderedUuid(): string {
     counter = 0;
   }
   if (poolAt + 8 > pool.length) {
-    randomFillSync(pool);
+    nodeCrypto().randomFillSync(pool);
     poolAt = 0;
   }
   pool.copy(bytes, 8, poolAt, poolAt + 8);

@@ -492,7 +492,7 @@ test('installed as a dependency (the packed files, beside their dependencies): n
   }
   const [{ filename, files }] = JSON.parse(pack.stdout) as [{ filename: string; files: { path: string }[] }];
   const paths = new Set(files.map((f) => f.path));
-  for (const f of ['bin/wpipe.js', 'dist/wpipe-cli.js', 'dist/wpipe.js', 'dist/yaml-bundle.cjs', 'schema/pipeline.schema.json']) assert.ok(paths.has(f), `${f} is published`);
+  for (const f of ['bin/wpipe.js', 'dist/wpipe-cli.js', 'dist/wpipe.js', 'dist/wpipe.cjs', 'dist/wpipe-load.cjs', 'dist/wpipe.cache', 'dist/yaml-bundle.cjs', 'schema/pipeline.schema.json']) assert.ok(paths.has(f), `${f} is published`);
   const pkgDir = join(project, 'node_modules', 'wpipe');
   mkdirSync(pkgDir, { recursive: true });
   assert.equal(spawnSync('tar', ['xzf', join(project, filename), '-C', pkgDir, '--strip-components=1']).status, 0);

@@ -43,13 +43,16 @@ function cmpVersion(a: number[], b: number[]): number {
 }
 
 /** getBackendInfo() and one native-capable evaluation, run by the consumer project. */
-function consumerProbe(app: string): { native: { available: boolean; detail: string }; wasm: boolean; batch: string; evaluated: number[] } {
+function consumerProbe(app: string): { native: { available: boolean; detail: string }; wasm: boolean; batch: string; evaluated: number[]; cache: string } {
+  const loader = join(app, 'node_modules', 'wpipe', 'dist', 'wpipe-load.cjs');
   const code = `
     const w = await import('wpipe');
+    const { createRequire } = await import('node:module');
+    const cache = createRequire(${JSON.stringify(loader)})(${JSON.stringify(loader)}).cache;
     const i = w.getBackendInfo();
     const e = w.compileExpression("x > 1 and kind == 'a'");
     const mask = e.testBatch({ x: Float64Array.from({ length: 64 }, (_, k) => k % 4), kind: Array.from({ length: 64 }, () => 'a') });
-    console.log(JSON.stringify({ native: i.backends.native, wasm: i.backends.wasm.available, batch: i.capabilities['expr.batch'].backend, evaluated: Array.from(mask.slice(0, 4)) }));
+    console.log(JSON.stringify({ native: i.backends.native, wasm: i.backends.wasm.available, batch: i.capabilities['expr.batch'].backend, evaluated: Array.from(mask.slice(0, 4)), cache }));
   `;
   const r = sh(process.execPath, ['--input-type=module', '-e', code], app);
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
@@ -106,6 +109,7 @@ test('npm pack ships a prebuilt addon; installing the tarball without cmake gets
     const noCmake = userEnv({ PATH: `${bin}:${process.env.PATH}` });
     const installed = sh('npm', ['rebuild', 'wpipe', '--foreground-scripts'], app, noCmake);
     assert.match(installed.stdout, /using the prebuilt addon prebuilds\/.*\(no compiler needed\)/);
+    assert.match(installed.stdout, /code cache written/, 'the install script writes the code cache for the installing Node');
     assert.ok(!existsSync(calls), 'cmake was not called');
     const pkgDir = join(app, 'node_modules', 'wpipe');
     assert.ok(!existsSync(join(pkgDir, 'build', 'Release')), 'nothing was compiled');
@@ -115,6 +119,7 @@ test('npm pack ships a prebuilt addon; installing the tarball without cmake gets
     assert.match(withPrebuild.native.detail, /prebuilds\/.*wpipe\.napi.*\.node \(prebuilt, Node-API \d+\)/);
     assert.equal(withPrebuild.batch, 'native');
     assert.deepEqual(withPrebuild.evaluated, [0, 0, 1, 1]);
+    assert.equal(withPrebuild.cache, 'accepted', 'the installed package loads through its code cache');
 
     // Another platform, simulated: no prebuild matches, so the install compiles — and here the
     // compiler is broken too. One warning, exit 0, the .wasm intact, auto on wasm.

@@ -32,8 +32,8 @@
  * s.stop(slot);
  * ```
  */
-import { Worker } from 'node:worker_threads';
 import { SAMPLE_FIELDS, type HostSampler, type SamplerInfo, type SlotReading } from './types.js';
+import { workerThreads } from '../lazy-builtins.js';
 
 /** Samples kept in the ring (at 10 ms: 82 s), as in the native sampler. */
 export const RING_SAMPLES = 8192;
@@ -131,7 +131,7 @@ class WorkerSampler implements HostSampler {
   private readonly slots = new Float64Array(this.sab, SLOTS_OFFSET, MAX_SLOTS * SLOT_DOUBLES);
   private readonly ring = new Float64Array(this.sab, RING_OFFSET, RING_SAMPLES * SAMPLE_FIELDS);
   private readonly intervals = new Map<number, number>(); // slot index → interval
-  private worker: Worker | undefined;
+  private worker: import('node:worker_threads').Worker | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private watchIntervalMs = 0;
   private onExceeded: ((rss: number) => void) | null = null;
@@ -249,7 +249,7 @@ class WorkerSampler implements HostSampler {
     if (this.worker !== undefined) return;
     // execArgv [] keeps loaders (tsx) out of the sampler: it needs nothing but node's own modules.
     const gen = Atomics.load(this.ctl, C_GEN);
-    const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { sab: this.sab, gen }, execArgv: [], stdout: false, stderr: false });
+    const w = new (workerThreads().Worker)(WORKER_SOURCE, { eval: true, workerData: { sab: this.sab, gen }, execArgv: [], stdout: false, stderr: false });
     w.on('message', (rss: number) => {
       const cb = this.onExceeded;
       if (cb !== null) cb(rss);

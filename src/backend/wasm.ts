@@ -17,7 +17,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { wasmPath } from '../paths.js';
-import { workerData } from 'node:worker_threads';
 import type { Program } from '../vm/contract.js';
 import { CmpOp, FAULT_WORD_COUNT, Fn, Op, OPERAND_COUNT, Tag, faultWords } from '../vm/contract.js';
 import { TapeLimit, TapeWriter, encodeTape, readResult } from '../vm/tape.js';
@@ -28,6 +27,7 @@ import {
   VmFault, ColumnKind, type BackendStatus, type BatchEvaluator, type BatchProgram, type ExprVm, type ScalarEvaluator,
   type VmColumn,
 } from './types.js';
+import { workerThreads } from '../lazy-builtins.js';
 
 /** Where the module is: src/backend/wasm.ts (tsx) and dist/backend/wasm.js both sit two levels down. */
 /** wasm/wpipe.wasm (or WPIPE_wasmPath(), which points the loader at another build, or hides it in tests). */
@@ -68,7 +68,7 @@ export function useWasmModule(module: WebAssembly.Module): void {
 export function getWasmModule(): WebAssembly.Module {
   if (moduleCache) return moduleCache;
   if (moduleError) throw moduleError;
-  const passed = (workerData as { wpipeWasmModule?: unknown } | null | undefined)?.wpipeWasmModule;
+  const passed = (workerThreads().workerData as { wpipeWasmModule?: unknown } | null | undefined)?.wpipeWasmModule;
   if (passed instanceof WebAssembly.Module) {
     moduleCache = passed;
     return passed;

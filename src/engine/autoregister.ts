@@ -25,6 +25,7 @@ import { WpipeError, checkOptions, describeType, invalidOption } from '../errors
 import { scanExportNames } from './export-order.js';
 import { Pipeline } from './pipeline.js';
 import { isStep, withModuleRef, type Step } from './step.js';
+import { importModule } from '../dynamic-import.js';
 
 /**
  * Options of {@link AutoRegister.fromModule} and {@link AutoRegister.registerAll}.
@@ -65,7 +66,7 @@ async function collect(where: string, specifier: ModuleSpecifier, options: AutoR
   const moduleUrl = resolveModule(where, specifier);
   let ns: Record<string, unknown>;
   try {
-    ns = (await import(moduleUrl)) as Record<string, unknown>;
+    ns = await importModule(moduleUrl);
   } catch (cause) {
     throw importError(where, specifier, moduleUrl, cause);
   }

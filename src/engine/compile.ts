@@ -2,13 +2,13 @@
  * setSteps' compiler: checks a step tree (every item, with its path) and turns it into run-loop
  * nodes with the pipeline's defaults resolved (nodes.ts).
  */
-import { createHash } from 'node:crypto';
 import { chooseExecutorKind, type ExecutorKind } from '../parallel/executor.js';
 import { Background, Condition, For, Parallel } from './blocks.js';
 import { EXPECTED, checkTuple, invalidStep, isPipeline, preview, type PipelineLike, type StepItem } from './items.js';
 import type { Node, Plan, TaskNode } from './nodes.js';
 import { DEFAULT_VERSION, isStep, type RetryPredicate } from './step.js';
 import type { StepDescriptor, StepFn } from './types.js';
+import { nodeCrypto } from '../lazy-builtins.js';
 
 export { PIPELINE_BRAND, checkItem, checkItems, type PipelineLike, type StepItem } from './items.js';
 
@@ -52,7 +52,7 @@ interface Acc {
 export function compilePlan(items: readonly unknown[], d: CompileDefaults, prefix = 'steps'): Plan {
   const acc: Acc = { syncBlocker: undefined, sig: [] };
   const nodes = compileList(items, prefix, d, undefined, acc);
-  const signature = createHash('sha256').update(acc.sig.join('\n')).digest('hex').slice(0, 16);
+  const signature = nodeCrypto().createHash('sha256').update(acc.sig.join('\n')).digest('hex').slice(0, 16);
   return Object.freeze({ nodes, syncBlocker: acc.syncBlocker, signature });
 }
 

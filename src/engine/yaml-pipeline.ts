@@ -45,6 +45,7 @@ import { isStep, step, type Step, type StepOptions } from './step.js';
 import { BLOCK_KEYS, PIPELINE_FORMAT, type BlockKey, type FieldSpec, type MappingKind } from './yaml-format.js';
 import { resolveQueue, type QueueOptions, type ResolvedQueue } from '../queue/config.js';
 import { createBullmqExecutor } from '../queue/executor.js';
+import { importModule } from '../dynamic-import.js';
 
 /**
  * Options of {@link loadPipeline} and {@link validatePipelineFile}.
@@ -534,7 +535,7 @@ async function parse(where: string, filePath: unknown, options: LoadPipelineOpti
         const r = resolveStepModule(spec, base, o.allowPackages === true);
         if ('code' in r) return { error: r };
         try {
-          return { ns: (await import(r.url)) as Record<string, unknown>, url: r.url };
+          return { ns: await importModule(r.url), url: r.url };
         } catch (e) {
           const why = e instanceof Error ? `${e.name === 'Error' ? '' : `${e.name}: `}${e.message.split('\n')[0]}` : String(e);
           const hint = /\.[cm]?tsx?$/.test(spec) && /Unknown file extension/.test(why) ? ' (a .ts module needs a TypeScript loader: run with node --import tsx, or compile it to .js)' : '';

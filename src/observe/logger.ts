@@ -27,6 +27,7 @@ import { createRequire } from 'node:module';
 import type { Writable } from 'node:stream';
 import type { Logger as PinoLogger, LevelWithSilent, DestinationStream, StreamEntry } from 'pino';
 import { WpipeError, checkOptions, invalidOption } from '../errors.js';
+import { importModule } from '../dynamic-import.js';
 
 /** Rotation of the log file (pino-roll). */
 export interface LogRotation {
@@ -119,7 +120,7 @@ export async function newLogger(options: NewLoggerOptions = {}): Promise<WpipeLo
     throw invalidOption(`newLogger: rotation.size must be a number of MB or a string like '500k', '10m', '1g', got ${JSON.stringify(size)}`, 'RangeError');
   }
 
-  const { default: pino } = await import('pino');
+  const { default: pino } = await importModule<typeof import('pino')>('pino');
   const terminal = options.stream ?? process.stderr;
   const pretty = options.pretty ?? (options.stream === undefined && process.stderr.isTTY === true);
   const toTerminal: DestinationStream = pretty ? prettyStream(terminal) : (terminal as unknown as DestinationStream);
@@ -127,7 +128,7 @@ export async function newLogger(options: NewLoggerOptions = {}): Promise<WpipeLo
   const closers: (() => Promise<void>)[] = [];
   if (options.file !== undefined) {
     const file = path.resolve(options.file);
-    const { default: roll } = await import('pino-roll');
+    const { default: roll } = await importModule<typeof import('pino-roll')>('pino-roll');
     let fileStream: DestinationStream & { end(): void; once(event: string, cb: () => void): void };
     try {
       if (options.mkdir !== false) fs.mkdirSync(path.dirname(file), { recursive: true });

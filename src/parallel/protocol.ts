@@ -33,6 +33,7 @@ import {
   TaskError, WpipeError, describeType, deserializeError, serializeError, type SerializedError,
 } from '../errors.js';
 import type { StepCall, StepCallLogger } from './executor.js';
+import { importModule } from '../dynamic-import.js';
 
 /** One attempt of one step, as sent to a worker. */
 export interface AttemptRequest {
@@ -376,7 +377,7 @@ function loadModule(moduleUrl: string): Promise<Loaded> {
   let p = modules.get(moduleUrl);
   if (p === undefined) {
     const url = isAbsolute(moduleUrl) ? pathToFileURL(moduleUrl).href : moduleUrl;
-    p = import(url) as Promise<Loaded>;
+    p = importModule<Loaded>(url);
     modules.set(moduleUrl, p);
     p.catch(() => modules.delete(moduleUrl));
   }

@@ -23,12 +23,12 @@
  * const pipe = new Pipeline().setSteps([new Parallel({ steps: [a, b], executor: 'bullmq' })]);
  * ```
  */
-import { randomUUID } from 'node:crypto';
-import { deserialize, serialize } from 'node:v8';
 import { WpipeError } from '../errors.js';
 import { InFlight, registerExecutor, type Executor, type StepCall } from '../parallel/executor.js';
 import { applyReply, cloneError, encodeRequest, findUncloneable, writeLog, type AttemptReply, type LogMessage } from '../parallel/protocol.js';
 import { queueUnavailable, resolveQueue, type QueueOptions, type ResolvedQueue, type StepJobData } from './config.js';
+import { importModule } from '../dynamic-import.js';
+import { nodeCrypto, nodeV8 } from '../lazy-builtins.js';
 
 /** A step job's return value: the worker's reply and the log lines the step wrote (v8, base64). */
 export interface StepJobResult {
@@ -71,7 +71,7 @@ type Bull = typeof import('bullmq');
 let bullPromise: Promise<Bull> | undefined;
 /** bullmq (and ioredis), imported at the first job: a pipeline that never queues never loads them. */
 export function loadBullmq(): Promise<Bull> {
-  return (bullPromise ??= import('bullmq'));
+  return (bullPromise ??= importModule<typeof import('bullmq')>('bullmq'));
 }
 
 interface Pending {
@@ -121,7 +121,7 @@ export function createBullmqExecutor(q: ResolvedQueue): Executor {
       pending.delete(jobId);
       let result: StepJobResult;
       try {
-        result = deserialize(Buffer.from(String(returnvalue), 'base64')) as StepJobResult;
+        result = nodeV8().deserialize(Buffer.from(String(returnvalue), 'base64')) as StepJobResult;
       } catch (e) {
         p.reject(jobFailed(q, p.call, jobId, `its return value could not be read (${e instanceof Error ? e.message : String(e)})`, e));
         return;
@@ -158,13 +158,13 @@ export function createBullmqExecutor(q: ResolvedQueue): Executor {
     if (bad !== undefined) throw cloneError('process', stepName, 'to', bad);
     let request: string;
     try {
-      request = serialize(req).toString('base64');
+      request = nodeV8().serialize(req).toString('base64');
     } catch (e) {
       throw cloneError('process', stepName, 'to', 'ctx', e);
     }
     const { queue } = await open();
     if (call.signal.aborted) throw call.signal.reason;
-    const jobId = randomUUID();
+    const jobId = nodeCrypto().randomUUID();
     const data: StepJobData = {
       v: 1, runId: req.runId, stepName, attempt: req.attempt, moduleUrl: req.moduleUrl, exportName: req.exportName, request,
     };
@@ -197,7 +197,7 @@ export function createBullmqExecutor(q: ResolvedQueue): Executor {
   let publisher: Promise<import('ioredis').Redis> | undefined;
   const abandon = async (queue: import('bullmq').Queue, jobId: string): Promise<void> => {
     try {
-      publisher ??= import('ioredis').then(({ Redis }) => {
+      publisher ??= importModule<typeof import('ioredis')>('ioredis').then(({ Redis }) => {
         const r = new Redis(q.connection as never);
         r.on('error', () => {});
         return r;
@@ -263,7 +263,7 @@ export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Prom
  * ```
  */
 export async function probe(q: ResolvedQueue, stream?: string): Promise<string> {
-  const { Redis } = await import('ioredis');
+  const { Redis } = await importModule<typeof import('ioredis')>('ioredis');
   const r = new Redis({ ...q.connection, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: CONNECT_TIMEOUT_MS } as never);
   let last: unknown;
   r.on('error', (e) => { last = e; });

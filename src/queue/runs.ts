@@ -16,12 +16,13 @@
  * await pipe.enqueue({ orderId: 7 }, { runId: 'order-7' });
  * ```
  */
-import { deserialize, serialize } from 'node:v8';
 import { WpipeError, describeType, invalidOption } from '../errors.js';
 import { isPipeline } from '../engine/items.js';
 import type { Context } from '../engine/types.js';
 import { queueUnavailable, resolveQueue, type QueueOptions, type ResolvedQueue, type RunJobData } from './config.js';
 import { configuredQueue, loadBullmq, probe } from './executor.js';
+import { importModule } from '../dynamic-import.js';
+import { nodeV8 } from '../lazy-builtins.js';
 
 /** What the worker needs of a Pipeline. */
 export interface PipelineLike {
@@ -74,7 +75,7 @@ export async function enqueueRun(pipe: PipelineLike, data: Context | undefined, 
   }
   let payload: string;
   try {
-    payload = serialize(data ?? {}).toString('base64');
+    payload = nodeV8().serialize(data ?? {}).toString('base64');
   } catch (e) {
     throw new WpipeError('WPIPE_ERR_WORKER_CLONE', `${where}: the initial context cannot be put on a queue: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
@@ -106,7 +107,7 @@ export async function enqueueRun(pipe: PipelineLike, data: Context | undefined, 
 export async function loadPipelines(where: string, url: string): Promise<Map<string, PipelineLike>> {
   let mod: Record<string, unknown>;
   try {
-    mod = await import(url) as Record<string, unknown>;
+    mod = await importModule(url);
   } catch (e) {
     throw new WpipeError('WPIPE_ERR_MODULE_IMPORT', `${where}: the pipelines module ${url} could not be imported: ${e instanceof Error ? e.message : String(e)}`, { cause: e, details: { module: url } });
   }
@@ -129,7 +130,7 @@ export async function runJob(table: Map<string, PipelineLike>, data: RunJobData,
       details: { pipeline: data.pipeline, runId: data.runId },
     });
   }
-  const initial = deserialize(Buffer.from(data.data, 'base64')) as Context;
+  const initial = nodeV8().deserialize(Buffer.from(data.data, 'base64')) as Context;
   try {
     return await pipe.run(initial, { runId: data.runId });
   } catch (e) {

@@ -19,12 +19,13 @@
 import { hostname } from 'node:os';
 import { basename, isAbsolute, relative, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { deserialize, serialize } from 'node:v8';
 import { WpipeError, describeType, invalidOption, serializeError } from '../errors.js';
 import { runAttempt, type AttemptReply, type AttemptRequest, type LogMessage } from '../parallel/protocol.js';
 import { resolveQueue, type QueueConnection, type RunJobData, type StepJobData } from './config.js';
 import { CONNECT_TIMEOUT_MS, loadBullmq, probe, withTimeout, type StepJobResult } from './executor.js';
 import { runJob, loadPipelines, type PipelineLike } from './runs.js';
+import { importModule } from '../dynamic-import.js';
+import { nodeV8 } from '../lazy-builtins.js';
 
 export interface StartWorkerOptions {
   /** The Redis server: a redis:// URL or ioredis options. */
@@ -89,7 +90,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<WpipeWor
   // Import them now: a module that cannot load stops the worker at start, not at its first job.
   for (const u of stepUrls) {
     try {
-      await import(u);
+      await importModule(u);
     } catch (e) {
       throw new WpipeError('WPIPE_ERR_MODULE_IMPORT', `${where}: the step module ${u} could not be imported: ${e instanceof Error ? e.message : String(e)}`, { cause: e, details: { module: u } });
     }
@@ -101,7 +102,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<WpipeWor
   const id = `${hostname()}:${process.pid}`;
   const { Worker } = await loadBullmq();
   await probe(q);
-  const { Redis } = await import('ioredis');
+  const { Redis } = await importModule<typeof import('ioredis')>('ioredis');
 
   // Aborts: the engine publishes the job id of an attempt it gave up on.
   const running = new Map<string, AbortController>();
@@ -139,7 +140,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<WpipeWor
   const runStep = async (jobId: string, data: StepJobData): Promise<string> => {
     let req: AttemptRequest;
     try {
-      req = deserialize(Buffer.from(data.request, 'base64')) as AttemptRequest;
+      req = nodeV8().deserialize(Buffer.from(data.request, 'base64')) as AttemptRequest;
     } catch (e) {
       throw new Error(`wpipe: the job's request could not be read: ${e instanceof Error ? e.message : String(e)}`);
     }
@@ -163,12 +164,12 @@ export async function startWorker(options: StartWorkerOptions): Promise<WpipeWor
     }
     const result: StepJobResult = { reply, lines, worker: id };
     try {
-      return serialize(result).toString('base64');
+      return nodeV8().serialize(result).toString('base64');
     } catch (e) {
       const error = new WpipeError('WPIPE_ERR_WORKER_CLONE', `step '${req.stepName}': its reply cannot be sent back from worker ${id}: ${e instanceof Error ? e.message : String(e)}`, {
         details: { stepName: req.stepName, executor: 'bullmq' },
       });
-      return serialize({ reply: { id: req.id, ok: false, failure: { kind: 'error', error: serializeError(error) }, context: undefined, logs: 0 }, lines: [], worker: id } satisfies StepJobResult).toString('base64');
+      return nodeV8().serialize({ reply: { id: req.id, ok: false, failure: { kind: 'error', error: serializeError(error) }, context: undefined, logs: 0 }, lines: [], worker: id } satisfies StepJobResult).toString('base64');
     }
   };
 

@@ -33,12 +33,12 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import crypto from 'node:crypto';
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
 import { WpipeError } from '../errors.js';
 import type { StorageDb } from './db.js';
 import { JOURNAL_SQL, applyOps, expandOp, isConstraint, prepareWrites, runIdsOf, type JournalOp, type WriteStatements } from './ops.js';
+import { nodeCrypto } from '../lazy-builtins.js';
 
 /**
  * zlib's crc32, loaded at the first journal line: importing wpipe should not load node:zlib (part of
@@ -230,7 +230,7 @@ export class Journal {
     this.dir = journalDir(dbFile);
     this.rotateBytes = options.rotateBytes ?? ROTATE_BYTES;
     this.preallocate = options.preallocate === true;
-    this.owner = `${process.pid}-${crypto.randomBytes(6).toString('hex')}`;
+    this.owner = `${process.pid}-${nodeCrypto().randomBytes(6).toString('hex')}`;
     const lockFile = path.join(this.dir, `${this.owner}.lock`);
     let lock: Database | undefined;
     for (let attempt = 1; lock === undefined; attempt++) {

@@ -22,10 +22,10 @@
  * store.readById(id); // { id, input: { a: 1 }, output: 'text', details: 'plain', datetime: '…' }
  * ```
  */
-import { randomUUID } from 'node:crypto';
 import { WpipeError, checkOptions, invalidOption, serializeError } from '../errors.js';
 import { openDb, type StorageDb } from './db.js';
 import { deserialize, serialize } from './serialize.js';
+import { nodeCrypto } from '../lazy-builtins.js';
 
 /** Options of {@link Wsqlite}. */
 export interface WsqliteOptions {
@@ -65,7 +65,7 @@ function decodeColumn(text: unknown): unknown {
  */
 export class Wsqlite {
   /** A random id for this record, for logs (not stored). */
-  readonly recordUuid: string = randomUUID();
+  readonly recordUuid: string = nodeCrypto().randomUUID();
   private readonly dbName: string;
   private readonly busyTimeoutMs: number | undefined;
   private conn: StorageDb | undefined;
