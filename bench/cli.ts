@@ -40,8 +40,13 @@ import { first } from './steps.mjs';
 await new Pipeline({ pipelineName: 'startup' }).setSteps([first]).run({});
 `);
 // import('wpipe') alone (issue: ≤ 15 ms over node alone), with the library's code cache and without.
+// The sample fails unless the loader did what the row says (V8 flags in NODE_OPTIONS would make V8
+// refuse the cache, and the "on" row would measure the refused path).
 writeFileSync(join(dir, 'import.mjs'), `import ${JSON.stringify(LIB)};
 const c = process.cpuUsage(); process.stdout.write('FIRST ' + (performance.timeOrigin + performance.now()) + ' CPU ' + (c.user + c.system) / 1000 + '\\n');
+const { createRequire } = await import('node:module');
+const state = createRequire(${JSON.stringify(LIB)})('./wpipe-load.cjs').cache;
+if (state !== process.env.EXPECT_CACHE) { console.error('code cache ' + state + ', expected ' + process.env.EXPECT_CACHE); process.exit(3); }
 `);
 writeFileSync(join(dir, 'bare.mjs'), `const c = process.cpuUsage(); process.stdout.write('FIRST ' + (performance.timeOrigin + performance.now()) + ' CPU ' + (c.user + c.system) / 1000 + '\\n');\n`);
 // The command's bundle with commander imported from its package (its 7 CommonJS files, and the
@@ -97,8 +102,8 @@ const ms = (x: number) => x * 1e6;
 const { byHand, bare, importCached, importUncached, cli, cliDb, unbundled, yamlFiles, commanderPackage } = startups({
   byHand: { args: [join(dir, 'by-hand.mjs')] },
   bare: { args: [join(dir, 'bare.mjs')] },
-  importCached: { args: [join(dir, 'import.mjs')] },
-  importUncached: { args: [join(dir, 'import.mjs')], env: { WPIPE_CODE_CACHE: '0' } },
+  importCached: { args: [join(dir, 'import.mjs')], env: { EXPECT_CACHE: 'accepted', NODE_OPTIONS: '' } },
+  importUncached: { args: [join(dir, 'import.mjs')], env: { WPIPE_CODE_CACHE: '0', EXPECT_CACHE: 'off', NODE_OPTIONS: '' } },
   cli: { args: [BIN, 'run', 'one.yaml'] },
   cliDb: { args: [BIN, 'run', 'one.yaml', '--db', 'runs.db'] },
   unbundled: { args: [join(dir, 'unbundled.mjs'), 'run', 'one.yaml'] },

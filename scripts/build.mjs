@@ -18,7 +18,7 @@
 // In a checkout, "prepare" runs the ts and wasm stages.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -120,12 +120,13 @@ if (all || wanted.has('ts')) {
  * - dist/wpipe-load.cjs (scripts/wpipe-load.cjs): compiles it with the cache, or from source when the
  *   cache does not match;
  * - dist/wpipe.js, the package entry: ESM, the same named exports as dist/index.js;
- * - dist/wpipe.cache: written by a fresh `node` (this script's own flags must not reach V8's check).
+ * - dist/wpipe.cache: written by a fresh `node` (this script's own flags must not reach V8's check),
+ *   its first line naming the Node, V8's data and the bundle it is for (scripts/wpipe-load.cjs).
  * dist/*.d.ts keep the types.
  */
 async function bundleLibrary() {
   const esbuild = await import('esbuild');
-  const helper = join(root, 'dist', 'dynamic-import.js');
+  const helper = join(root, 'dist', 'import-here.js');
   const built = await esbuild.build({
     entryPoints: [join(root, 'dist', 'index.js')],
     bundle: true, platform: 'node', format: 'cjs', target: 'node20', packages: 'external', logLevel: 'warning', write: false,
@@ -133,28 +134,41 @@ async function bundleLibrary() {
     define: { 'import.meta.url': '__wpipe_meta_url', 'import.meta.resolve': '__wpipe_meta_resolve' },
     outfile: join(root, 'dist', 'wpipe.cjs'),
     plugins: [{
-      // src/dynamic-import.ts: inside the bundle, import() is the package entry's (see that module).
-      name: 'wpipe-dynamic-import',
+      // src/import-here.ts: inside the bundle, import() is the package entry's (src/dynamic-import.ts says why).
+      name: 'wpipe-import-here',
       setup(build) {
-        build.onResolve({ filter: /dynamic-import\.js$/ }, (a) =>
-          (join(a.resolveDir, a.path) === helper ? { path: 'dynamic-import', namespace: 'wpipe-entry' } : undefined));
+        build.onResolve({ filter: /import-here\.js$/ }, (a) =>
+          (join(a.resolveDir, a.path) === helper ? { path: 'import-here', namespace: 'wpipe-entry' } : undefined));
         build.onLoad({ filter: /.*/, namespace: 'wpipe-entry' }, () =>
-          ({ contents: 'export function importModule(specifier) { return __wpipe_import(specifier); }', loader: 'js' }));
+          ({ contents: 'export function importHere(specifier) { return __wpipe_import(specifier); }', loader: 'js' }));
       },
     }],
   });
   // An import() left in the bundle would fail once V8 compiles it from the cache: every one goes
   // through importModule (a literal one shows in the metafile; test/code-cache checks the sources).
+  // (the metafile names literal specifiers only; the text finds import(x) too).
   const dynamic = Object.values(built.metafile.outputs).flatMap((o) => o.imports.filter((i) => i.kind === 'dynamic-import').map((i) => i.path));
-  if (dynamic.length > 0) refuse(`the library bundle calls import() itself (${dynamic.join(', ')}): use importModule (src/dynamic-import.ts)`);
+  const text = built.outputFiles[0].text;
+  for (const m of text.matchAll(/(?<![\w$.])import\(/g)) dynamic.push(text.slice(m.index, text.indexOf('\n', m.index)).slice(0, 80));
+  if (dynamic.length > 0) refuse(`the library bundle calls import() itself (${dynamic.join('; ')}): use importModule (src/dynamic-import.ts)`);
   // ASCII only (esbuild escapes what is not in code it keeps; this escapes the rest, in comments),
   // so the loader decodes the bundle as Latin-1: a third of the time of UTF-8, and a one-byte string.
-  const body = built.outputFiles[0].text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  writeFileSync(join(root, 'dist', 'wpipe.cjs'),
+  // esbuild gives each default import of a Node builtin its own copy of the module: __toESM defines a
+  // getter per property (~100 for node:fs; 1-2 ms at import for the bundle's 18). A builtin is
+  // CommonJS without __esModule, so an object whose prototype and `default` are the module reads the
+  // same, live (a test that patches fs.writeSync is still seen).
+  const body = text
+    .replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+    .replace(/__toESM\(require\("(node:[\w/]+)"\), 1\)/g, '__wpipe_builtin(require("$1"))');
+  if (/__toESM\(require\("node:/.test(body)) refuse('a Node builtin in the library bundle is still copied by __toESM: extend the replacement');
+  // Written aside and renamed: a process loading the bundle meanwhile reads the old file or the new one.
+  writeFileSync(join(root, 'dist', 'wpipe.cjs.tmp'),
     '// wpipe, every module in one file (scripts/build.mjs bundleLibrary); dist/wpipe.js loads it through dist/wpipe-load.cjs.\n'
     + 'module.exports = (function wpipe(__wpipe_meta_url, __wpipe_meta_resolve, __wpipe_import) {\n"use strict";\n'
     + 'const module = { exports: {} };\nconst exports = module.exports;\n'
+    + 'const __wpipe_builtin = (m) => ({ __proto__: m, default: m });\n'
     + `${body}\nreturn module.exports;\n});\n`);
+  renameSync(join(root, 'dist', 'wpipe.cjs.tmp'), join(root, 'dist', 'wpipe.cjs'));
   copyFileSync(join(root, 'scripts', 'wpipe-load.cjs'), join(root, 'dist', 'wpipe-load.cjs'));
   const names = Object.keys(await import(pathToFileURL(join(root, 'dist', 'index.js')).href)).sort();
   if (names.some((n) => !/^[A-Za-z_$][\w$]*$/.test(n))) refuse(`an export of dist/index.js is not a plain name: ${names.join(', ')}`);

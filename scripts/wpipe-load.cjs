@@ -6,12 +6,16 @@
  * this file to dist/wpipe-load.cjs.
  *
  * The cache is only an accelerator, never a source of truth. V8 checks a cache against its own
- * version and flags, but of the source only its length: a bundle changed to one of the same length
- * would run the code the cache holds. So the cache file starts with a line naming the bundle it was
- * made from — its SHA-1, size, inode and change time — and is used only for that bundle: the same
- * file untouched since (size, inode and ctime equal: no hashing), or, after a copy or an
- * extraction, the same bytes (SHA-1 equal). Anything else compiles the bundle from source, as does
- * a missing or damaged file; the bundle runs the same way either way (test/code-cache.test.ts).
+ * version and flags, but of the source only its length (a bundle changed to one of the same length
+ * would run the code the cache holds), and in a release build not its own data at all (damaged data
+ * can run other code or crash the process). So the cache file starts with a line naming what it was
+ * made for: the Node version, a digest of V8's data after the line, and the bundle — its digest,
+ * size, inode and change time. The data is used only when its digest matches and the bundle is that
+ * bundle: the same file untouched since (size, inode and ctime equal, and still so after the read:
+ * no hashing), or, after a copy or an extraction, the same bytes (digest equal). Anything else
+ * compiles the bundle from source, as does a missing file or data V8 refuses (other V8 flags, such
+ * as --max-old-space-size in NODE_OPTIONS: `node <flags> dist/wpipe-load.cjs --write-cache` writes
+ * one for them); the bundle runs the same way either way (test/code-cache.test.ts).
  *
  * - `WPIPE_CODE_CACHE=0`: the bundle is loaded with require(), no cache (bench/cli.ts's off switch).
  * - The bundle never calls import() itself: V8 drops import()'s callback from functions it reads
@@ -35,12 +39,12 @@ const { isAscii } = require('node:buffer');
 const BUNDLE = path.join(__dirname, 'wpipe.cjs');
 const CACHE = path.join(__dirname, 'wpipe.cache');
 /** First line of a cache file: this format, then the bundle it was made from. */
-const MAGIC = 'wpipe-code-cache/1';
+const MAGIC = 'wpipe-code-cache/2';
 
 /**
- * How the last load went: 'accepted'; 'rejected' (V8 refused it: another Node, other flags, damaged
- * data); 'stale' (made from another bundle, or its first line is damaged); 'missing'; 'off'. In the
- * last four the bundle was compiled from source.
+ * How the last load went: 'accepted'; 'rejected' (V8 refused it: other V8 flags); 'stale' (made for
+ * another bundle or Node, damaged, or the bundle changed while it was read); 'missing'; 'off'. In
+ * the last four the bundle was compiled from source.
  */
 exports.cache = undefined;
 
@@ -56,21 +60,125 @@ function readBundle() {
       if (n === 0) break;
       at += n;
     }
-    return { bytes: bytes.subarray(0, at), stat };
+    // Rewritten in place while it was read: these bytes may belong to neither version.
+    const after = fs.fstatSync(fd);
+    const steady = at === stat.size && after.size === stat.size && after.ctimeMs === stat.ctimeMs && after.mtimeMs === stat.mtimeMs;
+    return { bytes: bytes.subarray(0, at), stat, steady };
   } finally {
     fs.closeSync(fd);
   }
 }
 
-const sha1 = (bytes) => require('node:crypto').createHash('sha1').update(bytes).digest('hex');
+/**
+ * A 128-bit digest of `bytes` (32 hex digits): four FNV-style lanes over the little-endian 32-bit
+ * words, then the bytes after the last 16-byte block into the first lane. It detects a changed or
+ * damaged file, not an attacker (who could change the bundle itself): each lane is a bijection of
+ * each word it takes, so any change to a single word always changes the digest. Computed by a
+ * 201-byte WebAssembly function (0.3 ms for the cache; node:crypto would cost more to load, and the
+ * same loop in JavaScript, {@link digestInJs}, 1.5-3 ms before V8 optimizes it).
+ */
+const LANE_SEEDS = [0x811c9dc5, 0x9e3779b9, 0x85ebca6b, 0xc2b2ae35];
+const FNV_PRIME = 0x01000193;
 
-/** The first line of a cache made from this bundle file. */
-function headerOf(bytes, stat) {
-  return `${MAGIC} sha1=${sha1(bytes)} size=${bytes.length} ino=${stat.ino} ctime=${stat.ctimeMs}`;
+/** The digest in JavaScript: what {@link digest} computes, where WebAssembly is unavailable (node --jitless). */
+function digestInJs(bytes) {
+  const source = (bytes.byteOffset & 3) === 0 ? bytes : Buffer.from(bytes);
+  const view = new Int32Array(source.buffer, source.byteOffset, bytes.length >>> 2);
+  let [a, b, c, d] = LANE_SEEDS;
+  a ^= bytes.length;
+  const whole = view.length & ~3;
+  for (let i = 0; i < whole; i += 4) {
+    a = Math.imul(a ^ view[i], FNV_PRIME);
+    b = Math.imul(b ^ view[i + 1], FNV_PRIME);
+    c = Math.imul(c ^ view[i + 2], FNV_PRIME);
+    d = Math.imul(d ^ view[i + 3], FNV_PRIME);
+  }
+  return hexLanes(a, b, c, d, bytes, whole * 4);
 }
 
-/** The V8 data of the cache file when it was made from this bundle (else why not, as the state). */
-function cachedDataFor(bytes, stat) {
+/** Folds bytes[from..] into lane a and writes the lanes as hex. */
+function hexLanes(a, b, c, d, bytes, from) {
+  for (let i = from; i < bytes.length; i++) a = Math.imul(a ^ bytes[i], FNV_PRIME);
+  return [a, b, c, d].map((x) => (x >>> 0).toString(16).padStart(8, '0')).join('');
+}
+
+/**
+ * The WebAssembly module of the digest: memory 0..16 holds the four lanes, the data follows; export
+ * `h(blocks)` runs the lanes over `blocks` 16-byte blocks and stores them back; `m` is the memory.
+ */
+function digestModule() {
+  const uleb = (n) => {
+    const out = [];
+    do {
+      out.push((n & 0x7f) | (n >>> 7 ? 0x80 : 0));
+      n >>>= 7;
+    } while (n);
+    return out;
+  };
+  const sleb = (n) => {
+    const out = [];
+    for (;;) {
+      const byte = n & 0x7f;
+      n >>= 7;
+      if ((n === 0 && !(byte & 0x40)) || (n === -1 && byte & 0x40)) return [...out, byte];
+      out.push(byte | 0x80);
+    }
+  };
+  const [GET, SET, LOAD, STORE, CONST] = [0x20, 0x21, 0x28, 0x36, 0x41];
+  // locals: 0 blocks (param), 1 p, 2 end, 3-6 the lanes
+  const lane = (local, offset) => [GET, local, GET, 1, LOAD, 2, offset, 0x73 /* xor */, CONST, ...sleb(FNV_PRIME), 0x6c /* mul */, SET, local];
+  const body = [
+    0x01, 0x06, 0x7f, // six i32 locals
+    CONST, 0, LOAD, 2, 0, SET, 3, CONST, 0, LOAD, 2, 4, SET, 4, CONST, 0, LOAD, 2, 8, SET, 5, CONST, 0, LOAD, 2, 12, SET, 6,
+    CONST, 16, SET, 1, // p = 16
+    GET, 0, CONST, 4, 0x74 /* shl */, CONST, 16, 0x6a /* add */, SET, 2, // end = 16 + blocks * 16
+    0x02, 0x40, 0x03, 0x40, // block, loop
+    GET, 1, GET, 2, 0x4f /* ge_u */, 0x0d, 1, // p >= end: out
+    ...lane(3, 0), ...lane(4, 4), ...lane(5, 8), ...lane(6, 12),
+    GET, 1, CONST, 16, 0x6a, SET, 1, 0x0c, 0, // p += 16, again
+    0x0b, 0x0b,
+    CONST, 0, GET, 3, STORE, 2, 0, CONST, 0, GET, 4, STORE, 2, 4, CONST, 0, GET, 5, STORE, 2, 8, CONST, 0, GET, 6, STORE, 2, 12,
+    0x0b,
+  ];
+  const section = (id, bytes) => [id, ...uleb(bytes.length), ...bytes];
+  return new WebAssembly.Module(Uint8Array.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, [1, 0x60, 1, 0x7f, 0]), // type: (i32) -> ()
+    ...section(3, [1, 0]), // one function of that type
+    ...section(5, [1, 0, 1]), // memory, one page to start
+    ...section(7, [2, 1, 0x68, 0, 0, 1, 0x6d, 2, 0]), // exports h (function 0), m (memory 0)
+    ...section(10, [1, ...uleb(body.length), ...body]),
+  ]));
+}
+
+let digestInstance;
+function digest(bytes) {
+  if (typeof WebAssembly !== 'object') return digestInJs(bytes);
+  digestInstance ??= new WebAssembly.Instance(digestModule());
+  const { h, m } = digestInstance.exports;
+  const pages = Math.ceil((16 + bytes.length) / 65536) - m.buffer.byteLength / 65536;
+  if (pages > 0) m.grow(pages);
+  const lanes = new Int32Array(m.buffer, 0, 4);
+  lanes.set(LANE_SEEDS);
+  lanes[0] ^= bytes.length;
+  new Uint8Array(m.buffer, 16, bytes.length).set(bytes);
+  const blocks = Math.floor(bytes.length / 16);
+  h(blocks);
+  const [a, b, c, d] = new Int32Array(m.buffer, 0, 4);
+  return hexLanes(a, b, c, d, bytes, blocks * 16);
+}
+
+/** For test/code-cache.test.ts: the two implementations of the digest, which must agree. */
+exports.digests = { digest, digestInJs };
+
+/** The first line of a cache of `data` made from this bundle file, padded so the data starts 4-aligned. */
+function headerOf(bytes, stat, data) {
+  const line = `${MAGIC} node=${process.version} data=${digest(data)} bundle=${digest(bytes)} size=${bytes.length} ino=${stat.ino} ctime=${stat.ctimeMs}`;
+  return `${line.padEnd(Math.ceil((line.length + 1) / 4) * 4 - 1)}\n`;
+}
+
+/** V8's data in the cache file when it was made for this bundle and this Node, intact (else why not, as the state). */
+function cachedDataFor(bytes, stat, steady) {
   let file;
   try {
     file = fs.readFileSync(CACHE);
@@ -78,7 +186,7 @@ function cachedDataFor(bytes, stat) {
     return { state: 'missing' };
   }
   const end = file.indexOf(10);
-  if (end < 0 || end > 512) return { state: 'stale' };
+  if (end < 0 || end > 512 || !steady) return { state: 'stale' };
   const fields = {};
   const words = file.toString('latin1', 0, end).split(' ');
   if (words[0] !== MAGIC) return { state: 'stale' };
@@ -86,12 +194,15 @@ function cachedDataFor(bytes, stat) {
     const eq = w.indexOf('=');
     if (eq > 0) fields[w.slice(0, eq)] = w.slice(eq + 1);
   }
-  if (fields.size !== String(bytes.length)) return { state: 'stale' };
+  if (fields.node !== process.version || fields.size !== String(bytes.length)) return { state: 'stale' };
   // The file the cache was made from, untouched since: its change time moves with any write.
   const untouched = fields.ino === String(stat.ino) && fields.ctime === String(stat.ctimeMs);
   // Otherwise (copied, extracted, touched) the same bytes are as good.
-  if (!untouched && fields.sha1 !== sha1(bytes)) return { state: 'stale' };
-  return { state: 'found', data: file.subarray(end + 1) };
+  if (!untouched && fields.bundle !== digest(bytes)) return { state: 'stale' };
+  const data = file.subarray(end + 1);
+  // V8 does not check its own data in a release build: damaged data may run other code, or crash.
+  if (fields.data !== digest(data)) return { state: 'stale' };
+  return { state: 'found', data };
 }
 
 /** The bundle compiled as a CommonJS module would be, with V8's cached data when given. */
@@ -118,8 +229,8 @@ exports.load = function load(metaUrl, metaResolve, dynamicImport) {
     exports.cache = 'off';
     return require(BUNDLE)(metaUrl, metaResolve, dynamicImport);
   }
-  const { bytes, stat } = readBundle();
-  const found = cachedDataFor(bytes, stat);
+  const { bytes, stat, steady } = readBundle();
+  const found = cachedDataFor(bytes, stat, steady);
   const script = compile(bytes, found.data);
   exports.cache = found.state !== 'found' ? found.state : script.cachedDataRejected ? 'rejected' : 'accepted';
   return factoryOf(script)(metaUrl, metaResolve, dynamicImport);
@@ -127,15 +238,22 @@ exports.load = function load(metaUrl, metaResolve, dynamicImport) {
 
 /** Writes the cache for this Node and this bundle file (atomically: a reader sees the old file or the new one). */
 function writeCache() {
-  const { bytes, stat } = readBundle();
+  const { bytes, stat, steady } = readBundle();
+  if (!steady) throw new Error(`${BUNDLE} changed while it was read: write the cache again once it is built`);
   const script = compile(bytes, undefined);
   const refuse = (what) => (specifier) => {
     throw new Error(`${what}(${JSON.stringify(specifier)}) while writing the code cache`);
   };
   factoryOf(script)(pathToFileURL(path.join(__dirname, 'wpipe.js')).href, refuse('import.meta.resolve'), refuse('import'));
+  const data = script.createCachedData();
   const temp = `${CACHE}.${process.pid}.tmp`;
-  fs.writeFileSync(temp, Buffer.concat([Buffer.from(`${headerOf(bytes, stat)}\n`, 'latin1'), script.createCachedData()]));
-  fs.renameSync(temp, CACHE);
+  try {
+    fs.writeFileSync(temp, Buffer.concat([Buffer.from(headerOf(bytes, stat, data), 'latin1'), data]));
+    fs.renameSync(temp, CACHE);
+  } catch (error) {
+    fs.rmSync(temp, { force: true }); // a full disk must not leave half a file behind (or in a package)
+    throw error;
+  }
   return fs.statSync(CACHE).size;
 }
 
