@@ -69,14 +69,7 @@ function readBundle() {
   }
 }
 
-/**
- * A 128-bit digest of `bytes` (32 hex digits): four FNV-style lanes over the little-endian 32-bit
- * words, then the bytes after the last 16-byte block into the first lane. It detects a changed or
- * damaged file, not an attacker (who could change the bundle itself): each lane is a bijection of
- * each word it takes, so any change to a single word always changes the digest. Computed by a
- * 201-byte WebAssembly function (0.3 ms for the cache; node:crypto would cost more to load, and the
- * same loop in JavaScript, {@link digestInJs}, 1.5-3 ms before V8 optimizes it).
- */
+/** The digest's lane seeds and multiplier (FNV-1a's offset basis and prime, and three odd constants). */
 const LANE_SEEDS = [0x811c9dc5, 0x9e3779b9, 0x85ebca6b, 0xc2b2ae35];
 const FNV_PRIME = 0x01000193;
 
@@ -152,6 +145,15 @@ function digestModule() {
 }
 
 let digestInstance;
+/**
+ * A 128-bit digest of `bytes` (32 hex digits): four FNV-style lanes over the little-endian 32-bit
+ * words, then the bytes after the last 16-byte block into the first lane. It detects a changed or
+ * damaged file, not an attacker (who could change the bundle itself): each lane is a bijection of
+ * each word it takes, so any change to a single word always changes the digest. Computed by a
+ * 201-byte WebAssembly function (0.3 ms for the cache; node:crypto would cost more to load, and the
+ * same loop in JavaScript, {@link digestInJs}, 1.5-3 ms before V8 optimizes it; the two agree on
+ * little-endian machines, and the JavaScript one is used only without WebAssembly).
+ */
 function digest(bytes) {
   if (typeof WebAssembly !== 'object') return digestInJs(bytes);
   digestInstance ??= new WebAssembly.Instance(digestModule());
