@@ -162,13 +162,18 @@ async function bundleLibrary() {
     .replace(/__toESM\(require\("(node:[\w/]+)"\), 1\)/g, '__wpipe_builtin(require("$1"))');
   if (/__toESM\(require\("node:/.test(body)) refuse('a Node builtin in the library bundle is still copied by __toESM: extend the replacement');
   // Written aside and renamed: a process loading the bundle meanwhile reads the old file or the new one.
-  writeFileSync(join(root, 'dist', 'wpipe.cjs.tmp'),
-    '// wpipe, every module in one file (scripts/build.mjs bundleLibrary); dist/wpipe.js loads it through dist/wpipe-load.cjs.\n'
-    + 'module.exports = (function wpipe(__wpipe_meta_url, __wpipe_meta_resolve, __wpipe_import) {\n"use strict";\n'
-    + 'const module = { exports: {} };\nconst exports = module.exports;\n'
-    + 'const __wpipe_builtin = (m) => ({ __proto__: m, default: m });\n'
-    + `${body}\nreturn module.exports;\n});\n`);
-  renameSync(join(root, 'dist', 'wpipe.cjs.tmp'), join(root, 'dist', 'wpipe.cjs'));
+  const temp = join(root, 'dist', 'wpipe.cjs.tmp');
+  try {
+    writeFileSync(temp,
+      '// wpipe, every module in one file (scripts/build.mjs bundleLibrary); dist/wpipe.js loads it through dist/wpipe-load.cjs.\n'
+      + 'module.exports = (function wpipe(__wpipe_meta_url, __wpipe_meta_resolve, __wpipe_import) {\n"use strict";\n'
+      + 'const module = { exports: {} };\nconst exports = module.exports;\n'
+      + 'const __wpipe_builtin = (m) => ({ __proto__: m, default: m });\n'
+      + `${body}\nreturn module.exports;\n});\n`);
+    renameSync(temp, join(root, 'dist', 'wpipe.cjs'));
+  } finally {
+    rmSync(temp, { force: true });
+  }
   copyFileSync(join(root, 'scripts', 'wpipe-load.cjs'), join(root, 'dist', 'wpipe-load.cjs'));
   const names = Object.keys(await import(pathToFileURL(join(root, 'dist', 'index.js')).href)).sort();
   if (names.some((n) => !/^[A-Za-z_$][\w$]*$/.test(n))) refuse(`an export of dist/index.js is not a plain name: ${names.join(', ')}`);

@@ -10,8 +10,8 @@
  * would run the code the cache holds), and in a release build not its own data at all (damaged data
  * can run other code or crash the process). So the cache file starts with a line naming what it was
  * made for: the Node version, a digest of V8's data after the line, and the bundle — its digest,
- * size, inode and change time. The data is used only when its digest matches and the bundle is that
- * bundle: the same file untouched since (size, inode and ctime equal, and still so after the read:
+ * size, device, inode and change time. The data is used only when its digest matches and the bundle is that
+ * bundle: the same file untouched since (size, device, inode and ctime equal, and still so after the read:
  * no hashing), or, after a copy or an extraction, the same bytes (digest equal). Anything else
  * compiles the bundle from source, as does a missing file or data V8 refuses (other V8 flags, such
  * as --max-old-space-size in NODE_OPTIONS: `node <flags> dist/wpipe-load.cjs --write-cache` writes
@@ -39,7 +39,7 @@ const { isAscii } = require('node:buffer');
 const BUNDLE = path.join(__dirname, 'wpipe.cjs');
 const CACHE = path.join(__dirname, 'wpipe.cache');
 /** First line of a cache file: this format, then the bundle it was made from. */
-const MAGIC = 'wpipe-code-cache/2';
+const MAGIC = 'wpipe-code-cache/3';
 
 /**
  * How the last load went: 'accepted'; 'rejected' (V8 refused it: other V8 flags); 'stale' (made for
@@ -52,8 +52,9 @@ exports.cache = undefined;
 function readBundle() {
   const fd = fs.openSync(BUNDLE, 'r');
   try {
-    const stat = fs.fstatSync(fd);
-    const bytes = Buffer.allocUnsafe(stat.size);
+    // bigint: inode numbers above 2^53 (overlayfs) and ctime in nanoseconds, exactly.
+    const stat = fs.fstatSync(fd, { bigint: true });
+    const bytes = Buffer.allocUnsafe(Number(stat.size));
     let at = 0;
     while (at < bytes.length) {
       const n = fs.readSync(fd, bytes, at, bytes.length - at, at);
@@ -61,43 +62,58 @@ function readBundle() {
       at += n;
     }
     // Rewritten in place while it was read: these bytes may belong to neither version.
-    const after = fs.fstatSync(fd);
-    const steady = at === stat.size && after.size === stat.size && after.ctimeMs === stat.ctimeMs && after.mtimeMs === stat.mtimeMs;
+    const after = fs.fstatSync(fd, { bigint: true });
+    const steady = at === bytes.length && after.size === stat.size && after.ctimeNs === stat.ctimeNs && after.mtimeNs === stat.mtimeNs;
     return { bytes: bytes.subarray(0, at), stat, steady };
   } finally {
     fs.closeSync(fd);
   }
 }
 
-/** The digest's lane seeds and multiplier (FNV-1a's offset basis and prime, and three odd constants). */
-const LANE_SEEDS = [0x811c9dc5, 0x9e3779b9, 0x85ebca6b, 0xc2b2ae35];
-const FNV_PRIME = 0x01000193;
+/** xxHash32's primes: the lanes' seeds and the constants of their rounds. */
+const P1 = 0x9e3779b1;
+const P2 = 0x85ebca77;
+const P3 = 0xc2b2ae3d;
+const P5 = 0x165667b1;
+const LANE_SEEDS = [P1 + P2, P2, 0, -P1];
 
-/** The digest in JavaScript: what {@link digest} computes, where WebAssembly is unavailable (node --jitless). */
+/** One lane's round (xxHash32's): a bijection of the word, whose rotation carries high bits down. */
+const round = (acc, word) => Math.imul(((acc + Math.imul(word, P2)) << 13) | ((acc + Math.imul(word, P2)) >>> 19), P1);
+
+/** The digest in JavaScript: what {@link digest} computes, where WebAssembly is unavailable or fails. */
 function digestInJs(bytes) {
   const source = (bytes.byteOffset & 3) === 0 ? bytes : Buffer.from(bytes);
   const view = new Int32Array(source.buffer, source.byteOffset, bytes.length >>> 2);
   let [a, b, c, d] = LANE_SEEDS;
-  a ^= bytes.length;
   const whole = view.length & ~3;
   for (let i = 0; i < whole; i += 4) {
-    a = Math.imul(a ^ view[i], FNV_PRIME);
-    b = Math.imul(b ^ view[i + 1], FNV_PRIME);
-    c = Math.imul(c ^ view[i + 2], FNV_PRIME);
-    d = Math.imul(d ^ view[i + 3], FNV_PRIME);
+    a = round(a, view[i]);
+    b = round(b, view[i + 1]);
+    c = round(c, view[i + 2]);
+    d = round(d, view[i + 3]);
   }
-  return hexLanes(a, b, c, d, bytes, whole * 4);
+  return finish(a, b, c, d, bytes, whole * 4);
 }
 
-/** Folds bytes[from..] into lane a and writes the lanes as hex. */
-function hexLanes(a, b, c, d, bytes, from) {
-  for (let i = from; i < bytes.length; i++) a = Math.imul(a ^ bytes[i], FNV_PRIME);
-  return [a, b, c, d].map((x) => (x >>> 0).toString(16).padStart(8, '0')).join('');
+/** Folds the length and bytes[from..] into lane a, mixes each lane (xxHash32's avalanche) and writes them as hex. */
+function finish(a, b, c, d, bytes, from) {
+  a ^= bytes.length;
+  for (let i = from; i < bytes.length; i++) {
+    const x = a + Math.imul(bytes[i], P5);
+    a = Math.imul((x << 11) | (x >>> 21), P1);
+  }
+  const mix = (x) => {
+    x = Math.imul(x ^ (x >>> 15), P2);
+    x = Math.imul(x ^ (x >>> 13), P3);
+    return ((x ^ (x >>> 16)) >>> 0).toString(16).padStart(8, '0');
+  };
+  return mix(a) + mix(b) + mix(c) + mix(d);
 }
 
 /**
  * The WebAssembly module of the digest: memory 0..16 holds the four lanes, the data follows; export
- * `h(blocks)` runs the lanes over `blocks` 16-byte blocks and stores them back; `m` is the memory.
+ * `h(blocks)` runs the lanes over `blocks` 16-byte blocks (the same round as {@link round}) and
+ * stores them back; `m` is the memory.
  */
 function digestModule() {
   const uleb = (n) => {
@@ -109,6 +125,7 @@ function digestModule() {
     return out;
   };
   const sleb = (n) => {
+    n |= 0;
     const out = [];
     for (;;) {
       const byte = n & 0x7f;
@@ -117,18 +134,18 @@ function digestModule() {
       out.push(byte | 0x80);
     }
   };
-  const [GET, SET, LOAD, STORE, CONST] = [0x20, 0x21, 0x28, 0x36, 0x41];
-  // locals: 0 blocks (param), 1 p, 2 end, 3-6 the lanes
-  const lane = (local, offset) => [GET, local, GET, 1, LOAD, 2, offset, 0x73 /* xor */, CONST, ...sleb(FNV_PRIME), 0x6c /* mul */, SET, local];
+  const [GET, SET, LOAD, STORE, CONST, ADD, MUL, ROTL] = [0x20, 0x21, 0x28, 0x36, 0x41, 0x6a, 0x6c, 0x77];
+  // locals: 0 blocks (param), 1 p, 2 end, 3-6 the lanes; lane = rotl(lane + word * P2, 13) * P1
+  const lane = (local, offset) => [GET, local, GET, 1, LOAD, 2, offset, CONST, ...sleb(P2), MUL, ADD, CONST, 13, ROTL, CONST, ...sleb(P1), MUL, SET, local];
   const body = [
     0x01, 0x06, 0x7f, // six i32 locals
     CONST, 0, LOAD, 2, 0, SET, 3, CONST, 0, LOAD, 2, 4, SET, 4, CONST, 0, LOAD, 2, 8, SET, 5, CONST, 0, LOAD, 2, 12, SET, 6,
     CONST, 16, SET, 1, // p = 16
-    GET, 0, CONST, 4, 0x74 /* shl */, CONST, 16, 0x6a /* add */, SET, 2, // end = 16 + blocks * 16
+    GET, 0, CONST, 4, 0x74 /* shl */, CONST, 16, ADD, SET, 2, // end = 16 + blocks * 16
     0x02, 0x40, 0x03, 0x40, // block, loop
     GET, 1, GET, 2, 0x4f /* ge_u */, 0x0d, 1, // p >= end: out
     ...lane(3, 0), ...lane(4, 4), ...lane(5, 8), ...lane(6, 12),
-    GET, 1, CONST, 16, 0x6a, SET, 1, 0x0c, 0, // p += 16, again
+    GET, 1, CONST, 16, ADD, SET, 1, 0x0c, 0, // p += 16, again
     0x0b, 0x0b,
     CONST, 0, GET, 3, STORE, 2, 0, CONST, 0, GET, 4, STORE, 2, 4, CONST, 0, GET, 5, STORE, 2, 8, CONST, 0, GET, 6, STORE, 2, 12,
     0x0b,
@@ -146,28 +163,32 @@ function digestModule() {
 
 let digestInstance;
 /**
- * A 128-bit digest of `bytes` (32 hex digits): four FNV-style lanes over the little-endian 32-bit
- * words, then the bytes after the last 16-byte block into the first lane. It detects a changed or
- * damaged file, not an attacker (who could change the bundle itself): each lane is a bijection of
- * each word it takes, so any change to a single word always changes the digest. Computed by a
- * 201-byte WebAssembly function (0.3 ms for the cache; node:crypto would cost more to load, and the
- * same loop in JavaScript, {@link digestInJs}, 1.5-3 ms before V8 optimizes it; the two agree on
- * little-endian machines, and the JavaScript one is used only without WebAssembly).
+ * A 128-bit digest of `bytes` (32 hex digits): xxHash32's four lanes over the little-endian 32-bit
+ * words, the length and the bytes after the last 16-byte block folded into the first, each lane
+ * mixed at the end. It detects a changed or damaged file, not an attacker (who could change the
+ * bundle itself): each round is a bijection of its word, so a change to one word always shows, and
+ * its rotation carries every bit into the low bits of the next round (a plain multiply-xor lane
+ * lets two flips of a word's top bit cancel: found in review, now a test). Computed by a small
+ * WebAssembly function (0.3 ms for the cache; node:crypto would cost more to load, and the same
+ * loop in JavaScript, {@link digestInJs}, 1.5-3 ms before V8 optimizes it; the two agree on
+ * little-endian machines, and the JavaScript one serves where WebAssembly is missing or fails).
  */
 function digest(bytes) {
   if (typeof WebAssembly !== 'object') return digestInJs(bytes);
-  digestInstance ??= new WebAssembly.Instance(digestModule());
-  const { h, m } = digestInstance.exports;
-  const pages = Math.ceil((16 + bytes.length) / 65536) - m.buffer.byteLength / 65536;
-  if (pages > 0) m.grow(pages);
-  const lanes = new Int32Array(m.buffer, 0, 4);
-  lanes.set(LANE_SEEDS);
-  lanes[0] ^= bytes.length;
-  new Uint8Array(m.buffer, 16, bytes.length).set(bytes);
-  const blocks = Math.floor(bytes.length / 16);
-  h(blocks);
-  const [a, b, c, d] = new Int32Array(m.buffer, 0, 4);
-  return hexLanes(a, b, c, d, bytes, blocks * 16);
+  try {
+    digestInstance ??= new WebAssembly.Instance(digestModule());
+    const { h, m } = digestInstance.exports;
+    const pages = Math.ceil((16 + bytes.length) / 65536) - m.buffer.byteLength / 65536;
+    if (pages > 0) m.grow(pages);
+    new Int32Array(m.buffer, 0, 4).set(LANE_SEEDS);
+    new Uint8Array(m.buffer, 16, bytes.length).set(bytes);
+    const blocks = Math.floor(bytes.length / 16);
+    h(blocks);
+    const [a, b, c, d] = new Int32Array(m.buffer, 0, 4);
+    return finish(a, b, c, d, bytes, blocks * 16);
+  } catch {
+    return digestInJs(bytes); // memory refused (a cap on it, --jitless halfway): the same digest, slower
+  }
 }
 
 /** For test/code-cache.test.ts: the two implementations of the digest, which must agree. */
@@ -175,7 +196,7 @@ exports.digests = { digest, digestInJs };
 
 /** The first line of a cache of `data` made from this bundle file, padded so the data starts 4-aligned. */
 function headerOf(bytes, stat, data) {
-  const line = `${MAGIC} node=${process.version} data=${digest(data)} bundle=${digest(bytes)} size=${bytes.length} ino=${stat.ino} ctime=${stat.ctimeMs}`;
+  const line = `${MAGIC} node=${process.version} data=${digest(data)} bundle=${digest(bytes)} size=${bytes.length} dev=${stat.dev} ino=${stat.ino} ctime=${stat.ctimeNs}`;
   return `${line.padEnd(Math.ceil((line.length + 1) / 4) * 4 - 1)}\n`;
 }
 
@@ -198,7 +219,7 @@ function cachedDataFor(bytes, stat, steady) {
   }
   if (fields.node !== process.version || fields.size !== String(bytes.length)) return { state: 'stale' };
   // The file the cache was made from, untouched since: its change time moves with any write.
-  const untouched = fields.ino === String(stat.ino) && fields.ctime === String(stat.ctimeMs);
+  const untouched = fields.dev === String(stat.dev) && fields.ino === String(stat.ino) && fields.ctime === String(stat.ctimeNs);
   // Otherwise (copied, extracted, touched) the same bytes are as good.
   if (!untouched && fields.bundle !== digest(bytes)) return { state: 'stale' };
   const data = file.subarray(end + 1);
@@ -232,7 +253,12 @@ exports.load = function load(metaUrl, metaResolve, dynamicImport) {
     return require(BUNDLE)(metaUrl, metaResolve, dynamicImport);
   }
   const { bytes, stat, steady } = readBundle();
-  const found = cachedDataFor(bytes, stat, steady);
+  let found;
+  try {
+    found = cachedDataFor(bytes, stat, steady);
+  } catch {
+    found = { state: 'stale' }; // the cache could not be checked: not used
+  }
   const script = compile(bytes, found.data);
   exports.cache = found.state !== 'found' ? found.state : script.cachedDataRejected ? 'rejected' : 'accepted';
   return factoryOf(script)(metaUrl, metaResolve, dynamicImport);

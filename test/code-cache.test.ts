@@ -38,7 +38,7 @@ before(() => {
 export const double = step({ name: 'double' })((ctx) => ({ n: ctx.n * 2 }));
 `);
   // The copy gets a cache of its own, so its bundle is the file the cache names (the untouched path).
-  const w = spawnSync(process.execPath, [dist('wpipe-load.cjs'), '--write-cache'], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+  const w = spawnSync(process.execPath, [dist('wpipe-load.cjs'), '--write-cache'], { encoding: 'utf8', env: freshEnv() });
   assert.equal(w.status, 0, w.stderr);
   writeFileSync(join(pkg, 'p.yaml'), 'pipelineName: cached\nsteps:\n  - { module: ./steps.mjs, export: double }\n  - condition: { expression: n > 5, then: [{ module: ./steps.mjs, export: double }] }\n');
   writeFileSync(join(pkg, 'probe.mjs'), `const w = await import(${JSON.stringify(entry)});
@@ -59,16 +59,23 @@ after(() => {
   if (pkg) rmSync(pkg, { recursive: true, force: true });
 });
 
+/** The environment of every process these tests start: this one's, without what would change how wpipe loads. */
+function freshEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: '', ...extra };
+  if (!('WPIPE_CODE_CACHE' in extra)) delete env.WPIPE_CODE_CACHE;
+  return env;
+}
+
 /** Runs the probe in a fresh node (no flags unless given: V8's cache check includes them); returns what it printed. */
 function probe(env: Record<string, string> = {}, flags: string[] = [], script = join(pkg, 'probe.mjs')): { cache: string; out: unknown; names: number; expr: unknown; wasm: boolean; isError: boolean } {
-  const r = spawnSync(process.execPath, [...flags, script], { cwd: pkg, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '', ...env } });
+  const r = spawnSync(process.execPath, [...flags, script], { cwd: pkg, encoding: 'utf8', env: freshEnv(env) });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
 
 /** Runs `node [flags] wpipe-load.cjs --write-cache` in `folder`. */
 function writeCache(folder: string, flags: string[] = []): string {
-  const r = spawnSync(process.execPath, [...flags, join(folder, 'wpipe-load.cjs'), '--write-cache'], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+  const r = spawnSync(process.execPath, [...flags, join(folder, 'wpipe-load.cjs'), '--write-cache'], { encoding: 'utf8', env: freshEnv() });
   assert.equal(r.status, 0, r.stderr);
   return r.stdout;
 }
@@ -100,7 +107,7 @@ test('the build writes a cache this Node accepts, and the library runs from it',
     await import(${entry});
     const { createRequire } = await import('node:module');
     console.log(createRequire(${entry})('./wpipe-load.cjs').cache);`],
-  { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+  { encoding: 'utf8', env: freshEnv() });
   assert.equal(real.status, 0, real.stderr);
   assert.equal(real.stdout.trim(), 'accepted');
 });
@@ -149,6 +156,14 @@ test('damaged V8 data is never handed to V8 (which would run it, or crash): comp
     for (const at of [100, 50_000, Math.floor((saved.length - start) / 2)]) {
       const bad = Buffer.from(saved);
       bad[start + at] = bad[start + at]! ^ 0x01;
+      writeFileSync(dist('wpipe.cache'), bad);
+      assertSameLibrary(probe(), 'stale');
+    }
+    // The top bit of two words of one lane flipped (a plain multiply-xor digest let these cancel, and V8 crashed).
+    for (const p of [start + 3 + 16 * 100, start + 3 + 16 * 2000]) {
+      const bad = Buffer.from(saved);
+      bad[p] = bad[p]! ^ 0x80;
+      bad[p + 16] = bad[p + 16]! ^ 0x80;
       writeFileSync(dist('wpipe.cache'), bad);
       assertSameLibrary(probe(), 'stale');
     }
@@ -216,7 +231,7 @@ console.log(JSON.stringify([globalThis.__wpipeRebuilt === true, createRequire(${
     keeping('wpipe.cjs', () => {
       writeFileSync(dist('wpipe.cjs'), rebuiltBundle(bundle, keepLength));
       assert.equal(statSync(dist('wpipe.cjs')).ino, ino, 'the same file, changed in place (the cache names this inode)');
-      const r = spawnSync(process.execPath, [join(pkg, 'rebuilt.mjs')], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+      const r = spawnSync(process.execPath, [join(pkg, 'rebuilt.mjs')], { encoding: 'utf8', env: freshEnv() });
       assert.equal(r.status, 0, r.stderr);
       assert.deepEqual(JSON.parse(r.stdout.trim()), [true, 'stale'], 'the statement added to the bundle ran, the cache was not used');
       assertSameLibrary(probe(), 'stale');
@@ -237,7 +252,7 @@ test('node dist/wpipe-load.cjs --write-cache writes a cache this Node accepts, a
   assert.match(writeCache(join(pkg, 'dist')), /code cache written/);
   assert.deepEqual(readdirSync(join(pkg, 'dist')).filter((f) => f.endsWith('.tmp')), [], 'no temporary file left');
   assertSameLibrary(probe(), 'accepted');
-  const usage = spawnSync(process.execPath, [dist('wpipe-load.cjs')], { encoding: 'utf8' });
+  const usage = spawnSync(process.execPath, [dist('wpipe-load.cjs')], { encoding: 'utf8', env: freshEnv() });
   assert.equal(usage.status, 2);
 });
 
@@ -256,7 +271,7 @@ test('importModule refuses a relative specifier (it would resolve from wpipe\'s 
   assert.equal(typeof (await importModule<{ join: unknown }>('node:path')).join, 'function');
 });
 
-test('the digest that ties a cache to its data and bundle: WebAssembly and JavaScript agree, and any one-word change shows', () => {
+test('the digest that ties a cache to its data and bundle: WebAssembly and JavaScript agree, and changes show (one byte, or two top bits that cancel in a plain multiply-xor lane)', () => {
   const { digests } = createRequire(import.meta.url)('../scripts/wpipe-load.cjs') as { digests: { digest: (b: Buffer) => string; digestInJs: (b: Buffer) => string } };
   for (const n of [0, 1, 3, 4, 15, 16, 17, 63, 64, 65, 4096, 65_520, 65_536, 200_003]) {
     const bytes = randomBytes(n);
@@ -268,6 +283,13 @@ test('the digest that ties a cache to its data and bundle: WebAssembly and JavaS
       const changed = Buffer.from(bytes);
       changed[at] = changed[at]! ^ 0x80;
       assert.notEqual(digests.digest(changed), d, `byte ${at} of ${n} changed`);
+    }
+    // Two changes that cancel in a lane without a rotation: the top bit of words 16 bytes apart, or far apart.
+    for (const [p, q] of n >= 64 ? [[3, 19], [3, n - 13 - ((n - 16) % 16)], [7, 39]] : []) {
+      const changed = Buffer.from(bytes);
+      changed[p!] = changed[p!]! ^ 0x80;
+      changed[q!] = changed[q!]! ^ 0x80;
+      assert.notEqual(digests.digest(changed), d, `bytes ${p} and ${q} of ${n} changed`);
     }
   }
 });
