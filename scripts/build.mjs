@@ -130,7 +130,6 @@ async function bundleLibrary() {
   const built = await esbuild.build({
     entryPoints: [join(root, 'dist', 'index.js')],
     bundle: true, platform: 'node', format: 'cjs', target: 'node20', packages: 'external', logLevel: 'warning', write: false,
-    metafile: true,
     define: { 'import.meta.url': '__wpipe_meta_url', 'import.meta.resolve': '__wpipe_meta_resolve' },
     outfile: join(root, 'dist', 'wpipe.cjs'),
     plugins: [{
@@ -145,11 +144,9 @@ async function bundleLibrary() {
     }],
   });
   // An import() left in the bundle would fail once V8 compiles it from the cache: every one goes
-  // through importModule (a literal one shows in the metafile; test/code-cache checks the sources).
-  // (the metafile names literal specifiers only; the text finds import(x) too).
-  const dynamic = Object.values(built.metafile.outputs).flatMap((o) => o.imports.filter((i) => i.kind === 'dynamic-import').map((i) => i.path));
+  // through importModule. Searched in the text (esbuild's metafile names literal specifiers only).
   const text = built.outputFiles[0].text;
-  for (const m of text.matchAll(/(?<![\w$.])import\(/g)) dynamic.push(text.slice(m.index, text.indexOf('\n', m.index)).slice(0, 80));
+  const dynamic = [...text.matchAll(/(?<![\w$.])import\(/g)].map((m) => text.slice(m.index, text.indexOf('\n', m.index)).slice(0, 80));
   if (dynamic.length > 0) refuse(`the library bundle calls import() itself (${dynamic.join('; ')}): use importModule (src/dynamic-import.ts)`);
   // ASCII only (esbuild escapes what is not in code it keeps; this escapes the rest, in comments),
   // so the loader decodes the bundle as Latin-1: a third of the time of UTF-8, and a one-byte string.

@@ -2,9 +2,9 @@
 // `npm test`: runs the suites with node:test (through tsx, no build step needed for src/).
 // With WPIPE_BACKEND set, every suite runs once under that backend (CI does js, wasm and native),
 // except that a forced wasm or native pass leaves out the backend-independent files (listed below).
-// Without it, backend-dependent suites (test/expr-*.test.ts, test/backend-*.test.ts, less the two listed
-// below that drive every backend themselves) run once per
-// backend and the rest once under auto. `npm test -- test/x.test.ts` runs chosen files.
+// Without it, backend-dependent suites (test/expr-*.test.ts, test/backend-*.test.ts, less the two
+// listed below that drive every backend themselves) run once per backend and the rest once under
+// auto. `npm test -- test/x.test.ts` runs chosen files.
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -51,14 +51,15 @@ function testArgs(list) {
 
 /**
  * The expression suites of the three backends side by side, as many passes at once as there are
- * cores (one pass leaves a core idle; their time limits, 2-3 s a case, stay far away), each pass's
- * output printed whole when it ends, in js, wasm, native order. Returns each pass's status.
+ * cores (one pass leaves a core idle; their time limits, 2-3 s a case, stay far away). Each pass's
+ * output is kept and printed whole once all have ended, in js, wasm, native order. Returns each
+ * pass's status.
  */
 async function runBackendsAtOnce(backends, list) {
   if (list.length === 0) return backends.map(() => 0);
   const lanes = Math.max(1, Math.min(backends.length, availableParallelism()));
   const pass = (backend) => new Promise((resolve) => {
-    console.log(`# wpipe tests: expression suites under WPIPE_BACKEND=${backend} started (output when the pass ends)`);
+    console.log(`# wpipe tests: expression suites under WPIPE_BACKEND=${backend} started (output when the passes end)`);
     const out = [];
     const child = spawn(process.execPath, testArgs(list), { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WPIPE_BACKEND: backend } });
     child.stdout.on('data', (c) => out.push(c));
@@ -66,26 +67,20 @@ async function runBackendsAtOnce(backends, list) {
     child.on('error', (error) => resolve({ status: 1, out: [Buffer.from(String(error))] }));
     child.on('close', (code) => resolve({ status: code ?? 1, out }));
   });
-  const passes = [];
+  const done = [];
   let next = 0;
   const lane = async () => {
     while (next < backends.length) {
       const i = next++;
-      passes[i] = pass(backends[i]);
-      await passes[i];
+      done[i] = await pass(backends[i]);
     }
   };
-  const running = Array.from({ length: lanes }, lane);
-  const statuses = [];
-  for (let i = 0; i < backends.length; i++) {
-    while (passes[i] === undefined) await Promise.race(running);
-    const { status, out } = await passes[i];
+  await Promise.all(Array.from({ length: lanes }, lane));
+  return done.map(({ status, out }, i) => {
     console.log(`\n# wpipe tests: expression suites, WPIPE_BACKEND=${backends[i]} (${list.length} files; ${lanes} backends at a time)`);
     process.stdout.write(Buffer.concat(out));
-    statuses.push(status);
-  }
-  await Promise.all(running);
-  return statuses;
+    return status;
+  });
 }
 
 let failed = 0;
@@ -99,7 +94,7 @@ if (process.env.WPIPE_BACKEND) {
   failed += status === 0 ? 0 : 1;
 } else {
   const backends = ['js', 'wasm', 'native'];
-  // The expression suites run for the three backends at once; the others that depend on the backend
+  // The expression suites of the three backends side by side; the others that depend on the backend
   // (backend-monitor times a sampler against a blocked event loop) one backend after another.
   const computeOnly = (f) => /(^|\/)expr-[^/]*\.test\.ts$/.test(f);
   const atOnce = await runBackendsAtOnce(backends, files.filter((f) => perBackend(f) && computeOnly(f)));

@@ -78,7 +78,10 @@ const P5 = 0x165667b1;
 const LANE_SEEDS = [P1 + P2, P2, 0, -P1];
 
 /** One lane's round (xxHash32's): a bijection of the word, whose rotation carries high bits down. */
-const round = (acc, word) => Math.imul(((acc + Math.imul(word, P2)) << 13) | ((acc + Math.imul(word, P2)) >>> 19), P1);
+function round(acc, word) {
+  const x = acc + Math.imul(word, P2);
+  return Math.imul((x << 13) | (x >>> 19), P1);
+}
 
 /** The digest in JavaScript: what {@link digest} computes, where WebAssembly is unavailable or fails. */
 function digestInJs(bytes) {
