@@ -119,11 +119,8 @@ test('a copy of the package (another inode, as after an extraction) uses the cac
     mkdirSync(join(other, 'dist'));
     for (const f of FILES) copyFileSync(dist(f), join(other, 'dist', f));
     for (const d of ['node_modules', 'wasm', 'build']) if (existsSync(join(root, d))) symlinkSync(join(root, d), join(other, d));
-    // The probe still imports the first copy's entry: point it at this one.
-    const text = readFileSync(join(other, 'probe.mjs'), 'utf8').replaceAll(pkg, other);
-    writeFileSync(join(other, 'probe.mjs'), text);
-    writeFileSync(join(other, 'steps.mjs'), readFileSync(join(other, 'steps.mjs'), 'utf8').replaceAll(pkg, other));
-    writeFileSync(join(other, 'p.yaml'), readFileSync(join(other, 'p.yaml'), 'utf8'));
+    // The probe and the steps name the first copy's files: point them at this one.
+    for (const f of ['probe.mjs', 'steps.mjs']) writeFileSync(join(other, f), readFileSync(join(other, f), 'utf8').replaceAll(pkg, other));
     assertSameLibrary(probe({}, [], join(other, 'probe.mjs')), 'accepted');
   } finally {
     rmSync(other, { recursive: true, force: true });
@@ -254,6 +251,16 @@ test('node dist/wpipe-load.cjs --write-cache writes a cache this Node accepts, a
   assertSameLibrary(probe(), 'accepted');
   const usage = spawnSync(process.execPath, [dist('wpipe-load.cjs')], { encoding: 'utf8', env: freshEnv() });
   assert.equal(usage.status, 2);
+  // No bundle to write it for: the command fails, the cache it had stays, nothing half-written.
+  keeping('wpipe.cjs', () => {
+    const before = readFileSync(dist('wpipe.cache'));
+    rmSync(dist('wpipe.cjs'));
+    const failed = spawnSync(process.execPath, [dist('wpipe-load.cjs'), '--write-cache'], { encoding: 'utf8', env: freshEnv() });
+    assert.notEqual(failed.status, 0);
+    assert.match(failed.stderr, /ENOENT/);
+    assert.deepEqual(readFileSync(dist('wpipe.cache')), before);
+    assert.deepEqual(readdirSync(join(pkg, 'dist')).filter((f) => f.endsWith('.tmp')), []);
+  });
 });
 
 test('the bundle never calls import() itself (V8 drops its callback from cached code): every one goes through importModule', { skip }, () => {
