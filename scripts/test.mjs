@@ -5,6 +5,13 @@
 // Without it, backend-dependent suites (test/expr-*.test.ts, test/backend-*.test.ts, less the two
 // listed below that drive every backend themselves) run once per backend and the rest once under
 // auto. `npm test -- test/x.test.ts` runs chosen files.
+//
+// Files run two at a time (node:test's --test-concurrency; its default on 2 cores is one): most of
+// a file's time is a child process, a browser or a Redis server starting, so a lone file leaves a core
+// idle. The suites' deadlines were checked for it: all of them passed with two files at a time while
+// a busy loop took one of the two cores (2026-12-07: 544 tests, 137 s against 108 s unloaded and
+// 162 s one file at a time). backend-monitor, which times a sampler against a blocked event loop,
+// runs alone.
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -36,17 +43,26 @@ const backendIndependent = (f) =>
 // backend each case names).
 const perBackend = (f) => /(^|\/)(expr|backend)-[^/]*\.test\.ts$/.test(f) && !backendIndependent(f);
 
+/** Files that time something against the whole machine and run with no other file beside them. */
+const alone = (f) => /(^|\/)backend-monitor\.test\.ts$/.test(f);
+
+/** Runs `list` (two files at a time, those that must be alone after them); returns the exit status. */
 function run(label, list, env) {
   if (list.length === 0) return 0;
   console.log(`\n# wpipe tests: ${label} (${list.length} files)`);
-  // --test-force-exit: a file whose test failed before releasing a handle (a worker, a timer) ends
-  // when its tests are done instead of hanging the whole run (it happened once in CI).
-  const r = spawnSync(process.execPath, testArgs(list), { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
-  return r.status ?? 1;
+  let status = 0;
+  for (const [part, concurrency] of [[list.filter((f) => !alone(f)), 2], [list.filter(alone), 1]]) {
+    if (part.length === 0) continue;
+    const r = spawnSync(process.execPath, testArgs(part, concurrency), { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
+    status = Math.max(status, r.status ?? 1);
+  }
+  return status;
 }
 
-function testArgs(list) {
-  return ['--import', 'tsx', '--test', '--test-force-exit', '--test-reporter=spec', ...list];
+function testArgs(list, concurrency) {
+  // --test-force-exit: a file whose test failed before releasing a handle (a worker, a timer) ends
+  // when its tests are done instead of hanging the whole run (it happened once in CI).
+  return ['--import', 'tsx', '--test', '--test-force-exit', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...list];
 }
 
 /**
@@ -61,7 +77,7 @@ async function runBackendsAtOnce(backends, list) {
   const pass = (backend) => new Promise((resolve) => {
     console.log(`# wpipe tests: expression suites under WPIPE_BACKEND=${backend} started (output when the passes end)`);
     const out = [];
-    const child = spawn(process.execPath, testArgs(list), { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WPIPE_BACKEND: backend } });
+    const child = spawn(process.execPath, testArgs(list, 1), { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WPIPE_BACKEND: backend } });
     child.stdout.on('data', (c) => out.push(c));
     child.stderr.on('data', (c) => out.push(c));
     child.on('error', (error) => resolve({ status: 1, out: [Buffer.from(String(error))] }));
