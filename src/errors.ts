@@ -55,7 +55,6 @@ export const ERROR_CATALOG = Object.freeze({
   WPIPE_ERR_OBSERVER_FAILED: { errorCode: Codes.UPDATE_PROCESS_ERROR, meaning: 'a run observer (run history, checkpoints) threw' },
   WPIPE_ERR_RUN_IN_PROGRESS: { errorCode: Codes.UPDATE_PROCESS_ERROR, meaning: 'the run id is being executed elsewhere and the run could not wait for it' },
   WPIPE_ERR_RUN_ID_CONFLICT: { errorCode: Codes.UPDATE_PROCESS_ERROR, meaning: 'the run id is already recorded for another pipeline' },
-  WPIPE_ERR_TRACKING_UNAVAILABLE: { errorCode: Codes.INTERNAL, meaning: 'trackingDb was given where the run history is not loaded (it would record nothing)' },
   WPIPE_ERR_JOURNAL_CORRUPT: { errorCode: Codes.UPDATE_PROCESS_ERROR, meaning: 'lines of a step journal failed their checksum and were skipped (the rest applied)' },
   WPIPE_ERR_WORKER_EXITED: { errorCode: Codes.TASK_FAILED, meaning: 'the worker thread or process running a step exited or died before the step settled' },
   WPIPE_ERR_WORKER_CLONE: { errorCode: Codes.TASK_FAILED, meaning: 'a context or return value cannot be copied to or from a worker (structured clone)' },

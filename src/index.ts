@@ -37,7 +37,5 @@ export {
   startDashboard, ApiReporter, ApiClient, type DashboardOptions, type DashboardHandle, type ApiReporterOptions, type ApiReporterStats,
   type ApiClientOptions,
 } from './dashboard/index.js';
-// Installs run history for `trackingDb` (a pointer assignment; the database opens at the first run).
-import './storage/observer.js';
 // Registers the worker executors ('threads', 'processes'); neither creates anything until its first call.
 import './parallel/index.js';

@@ -2,6 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHook } from 'node:async_hooks';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   Pipeline, PipelineAsync, Condition, For, Parallel, Background, step, isStep, ERRORS_KEY,
   type StepInfo, type Logger, type Context, type StepFailure,
@@ -33,13 +37,25 @@ test('Pipeline defaults', () => {
   assert.deepEqual(p.steps, []);
 });
 
-test('trackingDb where the run history is not loaded is an error, never a history that records nothing', async () => {
-  // This file imports the engine alone (src/engine), not the package entry that loads the storage layer.
-  const e = catchSync(() => new Pipeline({ pipelineName: 'orders', trackingDb: 'runs.db' }));
-  assert.ok(e instanceof WpipeError);
-  assert.equal(e.code, 'WPIPE_ERR_TRACKING_UNAVAILABLE');
-  assert.match(e.message, /trackingDb is set, but the run history .* is not loaded .* import Pipeline from 'wpipe'/);
-  await import('../src/storage/observer.js');
+test('trackingDb records runs with Pipeline imported from the engine alone: the engine imports the run history, no side-effect import wires it', async () => {
+  // This file imports src/engine, never the package entry nor src/storage.
+  const dir = mkdtempSync(join(tmpdir(), 'wpipe-engine-tracking-'));
+  try {
+    const db = join(dir, 'runs.db');
+    const p = new Pipeline({ pipelineName: 'orders', trackingDb: db }).setSteps([function load() { return { rows: 3 }; }]);
+    assert.deepEqual(await p.run({}, { runId: 'order-7' }), { rows: 3 });
+    await p.close();
+    const Database = createRequire(import.meta.url)('better-sqlite3') as typeof import('better-sqlite3');
+    const conn = new Database(db, { readonly: true });
+    try {
+      assert.deepEqual(conn.prepare('SELECT id, name, status FROM pipelines').all(), [{ id: 'order-7', name: 'orders', status: 'completed' }]);
+      assert.equal((conn.prepare('SELECT count(*) AS n FROM steps').get() as { n: number }).n, 1);
+    } finally {
+      conn.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('Pipeline stores trackingDb and collectSystemMetrics for the storage layer', () => {

@@ -17,6 +17,7 @@
  */
 import { WpipeError, checkOptions, describeType, invalidOption } from '../errors.js';
 import { isLoopback } from './hosts.js';
+import type { DashboardHandle } from './start.js';
 
 /** Options of {@link startDashboard}. */
 export interface DashboardOptions {
@@ -36,12 +37,7 @@ export interface DashboardOptions {
 }
 
 /** What {@link startDashboard} resolves to. */
-export interface DashboardHandle {
-  /** Where the page is, e.g. `http://127.0.0.1:8035`. */
-  url: string;
-  /** Stops listening, ends the live streams and closes the database connections. */
-  close(): Promise<void>;
-}
+export type { DashboardHandle };
 
 const OPTIONS = ['db', 'host', 'port', 'token', 'pollMs'] as const;
 

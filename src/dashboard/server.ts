@@ -7,7 +7,7 @@
  * parameter checks that answer 400 and never 500, the security headers, the token check — are a
  * few dozen lines either way and are easier to audit in one file.
  *
- * Security (DESIGN.md "Observability and the host"):
+ * Security (docs/architecture.md "The dashboard's security rules"):
  * - loopback by default; any other host needs a token (startDashboard refuses otherwise);
  * - with a token, every /api request must carry it (`Authorization: Bearer …`, or the HttpOnly,
  *   SameSite=Strict cookie set when the page is opened as `/?token=…`), compared in constant time;

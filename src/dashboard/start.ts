@@ -5,7 +5,6 @@
  */
 import { DashboardServer } from './server.js';
 import { DashboardStore } from './store.js';
-import type { DashboardHandle } from './index.js';
 
 /** Options as startDashboard resolved them (defaults applied). */
 export interface LaunchOptions {
@@ -14,6 +13,14 @@ export interface LaunchOptions {
   readonly port: number;
   readonly token: string | undefined;
   readonly pollMs: number;
+}
+
+/** A running dashboard (what startDashboard resolves with). */
+export interface DashboardHandle {
+  /** Where the page is, e.g. `http://127.0.0.1:8035`. */
+  url: string;
+  /** Stops listening, ends the live streams and closes the database connections. */
+  close(): Promise<void>;
 }
 
 /**

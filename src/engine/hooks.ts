@@ -250,12 +250,13 @@ export type TrackingObserverFactory = (options: TrackingOptions) => RunObserver 
 let trackingFactory: TrackingObserverFactory | undefined;
 
 /**
- * Installs the factory that turns `trackingDb` into an observer (the storage layer calls this).
- * Pipelines create their tracking observer lazily, at their first run.
+ * Replaces what turns `trackingDb` into an observer — by default the run history in SQLite
+ * (src/storage/observer.ts `createTrackingObserver`, which Pipeline imports); `undefined` restores
+ * it. For tests and other stores. Pipelines create their tracking observer lazily, at their first run.
  *
  * @example
  * ```ts
- * setTrackingObserverFactory((o) => new SqliteTracker(o.trackingDb, o));
+ * setTrackingObserverFactory((o) => new MyStoreObserver(o.trackingDb, o));
  * ```
  */
 export function setTrackingObserverFactory(factory: TrackingObserverFactory | undefined): void {
@@ -263,11 +264,11 @@ export function setTrackingObserverFactory(factory: TrackingObserverFactory | un
 }
 
 /**
- * The installed tracking factory, if any.
+ * The factory installed by {@link setTrackingObserverFactory}, if any (`undefined`: the default).
  *
  * @example
  * ```ts
- * if (!getTrackingObserverFactory()) console.warn('trackingDb given but no storage layer loaded');
+ * if (getTrackingObserverFactory()) console.warn('run history replaced: trackingDb does not go to SQLite');
  * ```
  */
 export function getTrackingObserverFactory(): TrackingObserverFactory | undefined {

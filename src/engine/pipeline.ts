@@ -19,6 +19,7 @@ import {
   getTrackingObserverFactory, processObserverState, type BackgroundRecord, type RunObserver, type TrackingObserverFactory, type TrackingOptions,
 } from './hooks.js';
 import { getDefaultLogger, isLogger, type Logger } from './logger.js';
+import { createTrackingObserver } from '../storage/observer.js';
 import { ApiReporter, type ApiReporterOptions } from '../dashboard/reporter.js';
 import type { ExecutorOwner, Node, Plan } from './nodes.js';
 import { RUN_DETAIL_SINK, RUN_ID_SINK, runPlanAsync, runPlanSync, type RunHost, type RunStartDetail } from './run.js';
@@ -213,15 +214,6 @@ export class Pipeline {
     this.pipelineName = optString(where, 'pipelineName', options.pipelineName) ?? 'Pipeline';
     this._verbose = optBool(where, 'verbose', options.verbose) ?? false;
     this.trackingDb = optString(where, 'trackingDb', options.trackingDb);
-    if (this.trackingDb !== undefined && getTrackingObserverFactory() === undefined) {
-      // The run history is installed by the storage layer (src/storage/observer.ts, which the
-      // package entry imports). Without it a trackingDb would silently record nothing.
-      throw new WpipeError('WPIPE_ERR_TRACKING_UNAVAILABLE',
-        `${where}: trackingDb is set, but the run history (src/storage/observer.ts) is not loaded in this program, so ` +
-          `nothing would be recorded: import Pipeline from 'wpipe' (the package entry loads it), or import ` +
-          `'wpipe/dist/storage/observer.js' once before creating the pipeline`,
-        { details: { trackingDb: this.trackingDb } });
-    }
     this.maxRetries = optNumber(where, 'maxRetries', options.maxRetries, { min: 0, integer: true }) ?? 0;
     this.retryDelay = optNumber(where, 'retryDelay', options.retryDelay, { min: 0 }) ?? 1;
     warnIfMilliseconds(where, 'retryDelay', this.retryDelay);
@@ -510,16 +502,15 @@ export class Pipeline {
   /** @internal */
   _observersForRun(): RunObserver[] | null {
     if (this.tracking === undefined && this.trackingDb !== undefined) {
-      const factory: TrackingObserverFactory | undefined = getTrackingObserverFactory();
-      if (factory !== undefined) {
-        this.tracking = factory({
-          trackingDb: this.trackingDb, collectSystemMetrics: this.collectSystemMetrics,
-          pipelineName: this.pipelineName, verbose: this._verbose, durability: this.trackingDurability,
-          ...this.trackingControls,
-          ...(this._yamlPath === undefined ? {} : { yamlPath: this._yamlPath }),
-        });
-        this.observerSnapshot = null;
-      }
+      // The run history in SQLite (src/storage/observer.ts), unless a test or another store replaced it.
+      const factory: TrackingObserverFactory = getTrackingObserverFactory() ?? createTrackingObserver;
+      this.tracking = factory({
+        trackingDb: this.trackingDb, collectSystemMetrics: this.collectSystemMetrics,
+        pipelineName: this.pipelineName, verbose: this._verbose, durability: this.trackingDurability,
+        ...this.trackingControls,
+        ...(this._yamlPath === undefined ? {} : { yamlPath: this._yamlPath }),
+      });
+      this.observerSnapshot = null;
     }
     const shared = processObserverState();
     if (this.observerSnapshot === null || this.processObserversSeen !== shared.version) {

@@ -1,5 +1,5 @@
 /**
- * Option checks in the one message style of STYLE.md §6: wrong type → TypeError, out of range →
+ * Option checks in the one message style of docs/architecture.md "Public API": wrong type → TypeError, out of range →
  * RangeError, both carrying code WPIPE_ERR_INVALID_OPTION.
  */
 import { describeType, invalidOption } from '../errors.js';

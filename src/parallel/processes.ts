@@ -20,7 +20,7 @@
  *   {@link ABORT_GRACE_MS} later is SIGKILLed (a synchronous loop included).
  * - Memory caps (`call.memoryLimitMb`, at least {@link minMemoryLimitMb}): the child starts under
  *   RLIMIT_DATA of the cap (`prlimit` from util-linux, else `sh -c 'ulimit -d'`; RLIMIT_AS would
- *   break V8, TOOLCHAIN.md) with `--max-old-space-size` below it, and a watchdog here reads its RSS
+ *   break V8: docs/architecture.md "Memory limits on Linux") with `--max-old-space-size` below it, and a watchdog here reads its RSS
  *   from /proc/<pid>/statm every {@link WATCHDOG_MS} while it runs a step and SIGKILLs it over the
  *   cap (it catches what RLIMIT_DATA does not count, such as shared and file-backed mappings;
  *   `WPIPE_PROCESS_RLIMIT=0` leaves RLIMIT_DATA off and the watchdog alone). However the child fails — a Buffer allocation refused, V8's heap exhausted (SIGABRT or

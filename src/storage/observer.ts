@@ -19,7 +19,7 @@
  * - `onRunEnd` → `finishRun` with the final context as output (a replayed run is left as it is).
  * - `onBackgroundEnd` → a `background` event with what the step changed or its error.
  *
- * Installed at import (a pointer assignment, no I/O): the database opens at the first run.
+ * Pipeline (src/engine/pipeline.ts) calls it at a tracked pipeline's first run, which opens the database.
  *
  * @example
  * ```ts
@@ -29,7 +29,7 @@
  * await pipe.run({ orderId: 7 }, { runId: 'order-7' }); // resumable by the same runId after a crash
  * ```
  */
-import { setTrackingObserverFactory, type RunObserver, type TrackingOptions } from '../engine/hooks.js';
+import type { RunObserver, TrackingOptions } from '../engine/hooks.js';
 import type { Context } from '../engine/types.js';
 import os from 'node:os';
 import { ResourceMonitor } from '../observe/monitor.js';
@@ -298,4 +298,3 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
   };
 }
 
-setTrackingObserverFactory((options) => createTrackingObserver(options));

@@ -1,7 +1,7 @@
 /**
  * memoryLimit: caps this process's memory on Linux, with the first mechanism that applies, and says
  * which one did and why the others did not (reference §7.3, fixed: the original capped the address
- * space with RLIMIT_AS, which breaks V8 and WebAssembly — TOOLCHAIN.md "Memory limits on Linux").
+ * space with RLIMIT_AS, which breaks V8 and WebAssembly — docs/architecture.md "Memory limits on Linux").
  *
  * Mechanisms, in order:
  * 1. `cgroup2`: `memory.max` of the cgroup v2 the process is in (from /proc/self/cgroup), with
@@ -31,7 +31,7 @@
  * RLIMIT_DATA set on a running node at less than about 50 MiB above its current data segment makes
  * the next young-generation growth fail ("Committing semi space failed", std::bad_alloc: SIGABRT, or
  * a SIGSEGV) under a light workload; 52 MiB above passed three runs out of three. Node hangs at
- * start under about 40 MiB (TOOLCHAIN.md), which the minimum always exceeds.
+ * start under about 40 MiB (docs/architecture.md "Memory limits on Linux"), which the minimum always exceeds.
  *
  * `cgroupRoot` (or WPIPE_CGROUP_ROOT) and `procRoot` point the code at another cgroup mount and
  * /proc: the tests lay out fake ones in a temporary directory (nothing under /sys/fs/cgroup is ever
