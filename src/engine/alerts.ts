@@ -25,7 +25,7 @@
  * ```
  */
 import { closestName, describeType, invalidOption } from '../errors.js';
-import { compileFor, type CompiledExpression } from './expression.js';
+import { compileFor, type CompiledCondition } from './expression.js';
 import type { Logger } from './logger.js';
 import { optFunction, optString } from './validate.js';
 
@@ -90,7 +90,7 @@ export interface AlertRule {
   readonly severity: AlertSeverity;
   readonly message: string;
   readonly expression: string;
-  readonly compiled: CompiledExpression;
+  readonly compiled: CompiledCondition;
   readonly onFire: ((alert: FiredAlert) => void) | undefined;
   readonly threshold: FiredAlert['threshold'];
 }

@@ -17,7 +17,7 @@ import { checkMemoryLimitMb } from '../parallel/limits.js';
 import { checkOptions, describeType, invalidOption } from '../errors.js';
 import { EXECUTOR_KINDS, type ExecutorKind } from '../parallel/executor.js';
 import { BLOCK_BRAND, checkItems, checkItem, type StepItem } from './items.js';
-import { compileFor, type CompiledExpression } from './expression.js';
+import { compileFor, type CompiledCondition } from './expression.js';
 import { optBool, optNumber, optString } from './validate.js';
 
 /**
@@ -54,7 +54,7 @@ export class Condition {
   readonly branchTrue: readonly StepItem[];
   readonly branchFalse: readonly StepItem[];
   readonly name: string;
-  /** @internal */ readonly _compiled: CompiledExpression;
+  /** @internal */ readonly _compiled: CompiledCondition;
 
   constructor(options: ConditionOptions) {
     const where = 'Condition';
@@ -110,7 +110,7 @@ export class For {
   readonly validationExpression: string | undefined;
   readonly maxIterations: number | undefined;
   readonly name: string;
-  /** @internal */ readonly _compiled: CompiledExpression | undefined;
+  /** @internal */ readonly _compiled: CompiledCondition | undefined;
 
   constructor(options: ForOptions) {
     const where = 'For';

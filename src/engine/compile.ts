@@ -5,7 +5,7 @@
 import { chooseExecutorKind, type ExecutorKind } from '../parallel/executor.js';
 import { Background, Condition, For, Parallel } from './blocks.js';
 import { EXPECTED, checkTuple, invalidStep, isPipeline, preview, type PipelineLike, type StepItem } from './items.js';
-import type { Node, Plan, TaskNode } from './nodes.js';
+import type { PlanNode, Plan, TaskNode } from './nodes.js';
 import { DEFAULT_VERSION, isStep, type RetryPredicate } from './step.js';
 import type { StepDescriptor, StepFn } from './types.js';
 import { nodeCrypto } from '../lazy-builtins.js';
@@ -56,11 +56,11 @@ export function compilePlan(items: readonly unknown[], d: CompileDefaults, prefi
   return Object.freeze({ nodes, syncBlocker: acc.syncBlocker, signature });
 }
 
-function compileList(items: readonly unknown[], path: string, d: CompileDefaults, par: Placement | undefined, acc: Acc): Node[] {
+function compileList(items: readonly unknown[], path: string, d: CompileDefaults, par: Placement | undefined, acc: Acc): PlanNode[] {
   return items.map((item, i) => compileItem(item, `${path}[${i}]`, d, par, acc));
 }
 
-function compileItem(item: unknown, path: string, d: CompileDefaults, par: Placement | undefined, acc: Acc): Node {
+function compileItem(item: unknown, path: string, d: CompileDefaults, par: Placement | undefined, acc: Acc): PlanNode {
   if (isStep(item) || (typeof item === 'function' && !isPipeline(item))) {
     return taskNode(item as StepFn, undefined, undefined, path, d, par, acc);
   }
@@ -74,7 +74,7 @@ function compileItem(item: unknown, path: string, d: CompileDefaults, par: Place
   const owner = d.ownerName;
   if (item instanceof Condition) {
     acc.sig.push(`condition:${item.name}:${item.expression}`);
-    const node: Node = {
+    const node: PlanNode = {
       kind: 'condition', path, name: item.name, version: DEFAULT_VERSION, owner,
       expression: item._compiled, source: item.expression,
       branchTrue: compileList(item.branchTrue, `${path}.branchTrue`, d, par, acc),
@@ -85,7 +85,7 @@ function compileItem(item: unknown, path: string, d: CompileDefaults, par: Place
   }
   if (item instanceof For) {
     acc.sig.push(`for:${item.name}:${item.iterations ?? ''}:${item.validationExpression ?? ''}`);
-    const node: Node = {
+    const node: PlanNode = {
       kind: 'for', path, name: item.name, version: DEFAULT_VERSION, owner,
       iterations: item.iterations, expression: item._compiled, source: item.validationExpression, maxIterations: item.maxIterations,
       body: compileList(item.steps, `${path}.steps`, d, par, acc),
@@ -174,7 +174,7 @@ function placeTask(
 function pipelineNode(
   child: PipelineLike, nameOverride: string | undefined, versionOverride: string | undefined,
   path: string, d: CompileDefaults, acc: Acc,
-): Node {
+): PlanNode {
   if (child === d.owner || contains(child._plan, d.owner, new Set())) {
     throw invalidStep(path, `is the pipeline '${child.pipelineName}', which contains the pipeline being set up: nesting would never end`);
   }
@@ -189,7 +189,7 @@ function pipelineNode(
 }
 
 function contains(plan: Plan, target: object, seen: Set<object>): boolean {
-  const walk = (nodes: readonly Node[]): boolean => nodes.some((n) => {
+  const walk = (nodes: readonly PlanNode[]): boolean => nodes.some((n) => {
     switch (n.kind) {
       case 'pipeline':
         if (n.child === target) return true;

@@ -6,15 +6,17 @@ import { compileExpression } from '../expr/index.js';
 import { describeType, invalidOption } from '../errors.js';
 
 /**
- * What the engine uses of a compiled expression.
+ * The engine's view of a compiled expression used as a condition (Condition, For's
+ * validationExpression, checkpoints, alerts): `test` and the names it reads. Not the package's
+ * `CompiledExpression` class (src/expr), which this is a structural subset of.
  *
  * @example
  * ```ts
- * const e: CompiledExpression = compileFor('Condition', 'expression', 'n > 1');
+ * const e: CompiledCondition = compileFor('Condition', 'expression', 'n > 1');
  * e.test({ n: 2 }); // true
  * ```
  */
-export interface CompiledExpression {
+export interface CompiledCondition {
   evaluate(ctx: Record<string, unknown>): unknown;
   test(ctx: Record<string, unknown>): boolean;
   readonly names: readonly string[];
@@ -29,8 +31,8 @@ export interface CompiledExpression {
  * const e = compileFor('For', 'validationExpression', 'pending > 0');
  * ```
  */
-export function compileFor(where: string, name: string, text: unknown): CompiledExpression {
+export function compileFor(where: string, name: string, text: unknown): CompiledCondition {
   if (typeof text !== 'string') throw invalidOption(`${where}: ${name} must be a string, got ${describeType(text)}`);
   if (text.trim().length === 0) throw invalidOption(`${where}: ${name} must not be empty`, 'RangeError');
-  return compileExpression(text) as CompiledExpression;
+  return compileExpression(text) as CompiledCondition;
 }

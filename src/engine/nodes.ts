@@ -10,7 +10,7 @@
  * ```
  */
 import type { Executor, ExecutorKind, ModuleRef } from '../parallel/executor.js';
-import type { CompiledExpression } from './expression.js';
+import type { CompiledCondition } from './expression.js';
 import type { RetryPredicate } from './step.js';
 import type { Context, StepFn } from './types.js';
 
@@ -38,8 +38,8 @@ export interface TaskNode extends NodeBase {
   /** Where attempts run: the Parallel placement, or step({ executor }); 'inline' otherwise (compile.ts placeTask). */
   readonly placement: ExecutorKind;
   /**
-   * The pipeline whose own executor runs the attempts (Pipeline._provideExecutor: loadPipeline's
-   * `bullmq` queue), also when this pipeline is nested in another; undefined: the running pipeline's.
+   * The pipeline whose own executor runs the attempts (an executor the pipeline brings itself:
+   * loadPipeline's `bullmq` queue), also when this pipeline is nested in another; undefined: the running pipeline's.
    */
   readonly executorOwner: ExecutorOwner | undefined;
   readonly memoryLimitMb: number | undefined;
@@ -49,32 +49,32 @@ export interface TaskNode extends NodeBase {
 
 export interface ConditionNode extends NodeBase {
   readonly kind: 'condition';
-  readonly expression: CompiledExpression;
+  readonly expression: CompiledCondition;
   readonly source: string;
-  readonly branchTrue: readonly Node[];
-  readonly branchFalse: readonly Node[];
+  readonly branchTrue: readonly PlanNode[];
+  readonly branchFalse: readonly PlanNode[];
 }
 
 export interface ForNode extends NodeBase {
   readonly kind: 'for';
   /** undefined = no limit from a count. */
   readonly iterations: number | undefined;
-  readonly expression: CompiledExpression | undefined;
+  readonly expression: CompiledCondition | undefined;
   readonly source: string | undefined;
   /** A loop that would run more iterations than this fails (WPIPE_ERR_LOOP_LIMIT). */
   readonly maxIterations: number | undefined;
-  readonly body: readonly Node[];
+  readonly body: readonly PlanNode[];
 }
 
 export interface ParallelNode extends NodeBase {
   readonly kind: 'parallel';
-  readonly branches: readonly Node[];
+  readonly branches: readonly PlanNode[];
   readonly maxWorkers: number;
 }
 
 export interface BackgroundNode extends NodeBase {
   readonly kind: 'background';
-  readonly inner: Node;
+  readonly inner: PlanNode;
 }
 
 /** A nested pipeline: runs the child's own compiled steps, with the child's own options. */
@@ -83,7 +83,7 @@ export interface PipelineNode extends NodeBase {
   readonly child: NestedPipeline;
 }
 
-export type Node = TaskNode | ConditionNode | ForNode | ParallelNode | BackgroundNode | PipelineNode;
+export type PlanNode = TaskNode | ConditionNode | ForNode | ParallelNode | BackgroundNode | PipelineNode;
 
 /** A pipeline that runs some steps' attempts on executors of its own (TaskNode.executorOwner). */
 export interface ExecutorOwner {
@@ -94,7 +94,7 @@ export interface ExecutorOwner {
 
 /** A compiled step list plus what the run loop wants to know about it without walking it. */
 export interface Plan {
-  readonly nodes: readonly Node[];
+  readonly nodes: readonly PlanNode[];
   /** Why runSync cannot run this plan, or undefined when it can. */
   readonly syncBlocker: string | undefined;
   /** A fingerprint of kinds, names and versions: resume refuses a plan whose signature changed. */

@@ -14,14 +14,14 @@
 import { WpipeError, checkOptions, describeType, invalidOption } from '../errors.js';
 import { createExecutor, type Executor, type ExecutorFactory, type ExecutorKind } from '../parallel/executor.js';
 import { PIPELINE_BRAND, compilePlan, checkItem, describePlan, type StepItem } from './compile.js';
-import { compileFor, type CompiledExpression } from './expression.js';
+import { compileFor, type CompiledCondition } from './expression.js';
 import {
   getTrackingObserverFactory, processObserverState, type BackgroundRecord, type RunObserver, type TrackingObserverFactory, type TrackingOptions,
 } from './hooks.js';
 import { getDefaultLogger, isLogger, type Logger } from './logger.js';
 import { createTrackingObserver } from '../storage/observer.js';
 import { ApiReporter, type ApiReporterOptions } from '../dashboard/reporter.js';
-import type { ExecutorOwner, Node, Plan } from './nodes.js';
+import type { ExecutorOwner, PlanNode, Plan } from './nodes.js';
 import { RUN_DETAIL_SINK, RUN_ID_SINK, runPlanAsync, runPlanSync, type RunHost, type RunStartDetail } from './run.js';
 import type { RetryPredicate } from './step.js';
 import type { Context, RunOptions, StepDescriptor } from './types.js';
@@ -174,7 +174,7 @@ export class Pipeline {
   /** @internal */ readonly _showProgress: boolean;
   /** @internal */ readonly _logger: Logger;
   /** @internal */ _plan: Plan;
-  /** @internal */ readonly _checkpoints: { readonly name: string; readonly expression: CompiledExpression; readonly source: string }[] = [];
+  /** @internal */ readonly _checkpoints: { readonly name: string; readonly expression: CompiledCondition; readonly source: string }[] = [];
 
   private readonly maxRetries: number;
   private readonly retryDelay: number;
@@ -193,7 +193,7 @@ export class Pipeline {
   private readonly executors = new Map<ExecutorKind, Executor>();
   /** Nested pipelines whose own executors this one's runs used: close() closes theirs too. */
   private readonly borrowedExecutors = new Set<ExecutorOwner>();
-  /** Executor kinds this pipeline brings itself, ahead of the registered ones (see _provideExecutor). */
+  /** Executor kinds this pipeline brings itself, ahead of the registered ones (loadPipeline's `bullmq` queue). */
   private ownExecutors: Map<ExecutorKind, ExecutorFactory> | undefined;
   /** @internal The queue `enqueue` uses when its options name none (set by loadPipeline's `bullmq`). */
   _queue: import('../queue/config.js').ResolvedQueue | undefined = undefined;
@@ -598,7 +598,7 @@ export class Pipeline {
    */
   async enqueue(initialData: Context | undefined, options: import('../queue/runs.js').EnqueueOptions): Promise<import('../queue/runs.js').EnqueuedRun> {
     const { enqueueRun } = await import('../queue/runs.js');
-    return enqueueRun(this as unknown as import('../queue/runs.js').PipelineLike, initialData, options);
+    return enqueueRun(this as unknown as import('../queue/runs.js').QueuePipeline, initialData, options);
   }
 
   /**
@@ -666,9 +666,9 @@ export class Pipeline {
   }
 }
 
-function maxWorkersOf(nodes: readonly Node[]): number {
+function maxWorkersOf(nodes: readonly PlanNode[]): number {
   let max = 1;
-  const walk = (list: readonly Node[]): void => {
+  const walk = (list: readonly PlanNode[]): void => {
     for (const n of list) {
       if (n.kind === 'parallel') { max = Math.max(max, n.maxWorkers); walk(n.branches); }
       else if (n.kind === 'condition') { walk(n.branchTrue); walk(n.branchFalse); }

@@ -10,13 +10,13 @@ import { timeOrderedUuid } from '../ids.js';
 import { setImmediate as setImmediateCb } from 'node:timers';
 import { ProcessError, TaskError, WpipeError, closestName, describeType, invalidOption } from '../errors.js';
 import type { Executor, ExecutorKind } from '../parallel/executor.js';
-import type { CompiledExpression } from './expression.js';
+import type { CompiledCondition } from './expression.js';
 import type {
   BackgroundRecord, BoundaryEvent, RunEndEvent, RunObserver, RunStartDecision, RunStartEvent, StepEndEvent, StepStartEvent,
 } from './hooks.js';
 import type { Logger } from './logger.js';
 import type {
-  BackgroundNode, ConditionNode, ExecutorOwner, ForNode, Node, ParallelNode, PipelineNode, Plan, TaskNode,
+  BackgroundNode, ConditionNode, ExecutorOwner, ForNode, PlanNode, ParallelNode, PipelineNode, Plan, TaskNode,
 } from './nodes.js';
 import { ProgressBar } from './progress.js';
 import { captureError, type StepErrorDetails } from './alerts.js';
@@ -28,29 +28,30 @@ import {
 type Pending = void | Promise<void>;
 
 /**
- * What the run loop needs from the pipeline that runs it (Pipeline implements it).
+ * What the run loop needs from the pipeline that runs it (Pipeline implements it). Every member but
+ * `pipelineName` is internal, so stripped from the published types, like Pipeline's own.
  *
  * @example
  * ```ts
- * runPlanSync(pipe satisfies RunHost, pipe._plan, { n: 1 }, undefined);
+ * runPlanSync(pipe satisfies RunHost, plan, { n: 1 }, undefined);
  * ```
  */
 export interface RunHost {
   readonly pipelineName: string;
-  readonly _logger: Logger;
-  readonly _verbose: boolean;
-  readonly _continueOnError: boolean;
-  readonly _showProgress: boolean;
-  readonly _cooperative: boolean;
-  readonly _yieldEveryMs: number;
-  readonly _checkpoints: readonly { readonly name: string; readonly expression: CompiledExpression }[];
-  _observersForRun(): RunObserver[] | null;
-  /** The executor of `kind`: the host's own, or `owner`'s (a nested pipeline's own queue), which the host then closes with its own. */
+  /** @internal */ readonly _logger: Logger;
+  /** @internal */ readonly _verbose: boolean;
+  /** @internal */ readonly _continueOnError: boolean;
+  /** @internal */ readonly _showProgress: boolean;
+  /** @internal */ readonly _cooperative: boolean;
+  /** @internal */ readonly _yieldEveryMs: number;
+  /** @internal */ readonly _checkpoints: readonly { readonly name: string; readonly expression: CompiledCondition }[];
+  /** @internal */ _observersForRun(): RunObserver[] | null;
+  /** @internal The executor of `kind`: the host's own, or `owner`'s (a nested pipeline's own queue), which the host then closes with its own. */
   _executor(kind: ExecutorKind, owner?: ExecutorOwner): Executor;
-  _trackBackground(work: Promise<void>): void;
-  /** Error-capture handlers (pipeline.onError), called on every failed attempt. */
+  /** @internal */ _trackBackground(work: Promise<void>): void;
+  /** @internal Error-capture handlers (pipeline.onError), called on every failed attempt. */
   readonly _errorHandlers: readonly ((details: StepErrorDetails) => unknown)[];
-  _recordBackground(record: BackgroundRecord, observers: readonly RunObserver[] | null): void;
+  /** @internal */ _recordBackground(record: BackgroundRecord, observers: readonly RunObserver[] | null): void;
 }
 
 /** Errors that end the run whatever continueOnError says (cancellation, observer failures, misuse). */
@@ -173,11 +174,11 @@ function messageOf(e: unknown): string {
   return String(e);
 }
 
-function label(node: Node): string {
+function label(node: PlanNode): string {
   return node.kind === 'task' ? `step '${node.name}' (${node.version})` : `${node.kind} '${node.name}'`;
 }
 
-function stepDetails(node: Node, attempts: number): Record<string, unknown> {
+function stepDetails(node: PlanNode, attempts: number): Record<string, unknown> {
   return { stepName: node.name, version: node.version, path: node.path, attempts, pipeline: node.owner, kind: node.kind };
 }
 
@@ -196,7 +197,7 @@ function timeoutError(node: TaskNode, attempt: number): TaskError {
   });
 }
 
-function syncUnsupported(node: Node, why: string): WpipeError {
+function syncUnsupported(node: PlanNode, why: string): WpipeError {
   return fatal(new WpipeError(
     'WPIPE_ERR_RUN_SYNC_UNSUPPORTED',
     `runSync cannot run ${label(node)} at ${node.path}: ${why}; use await pipeline.run() instead`,
@@ -222,7 +223,7 @@ function finalTaskError(node: TaskNode, error: unknown, attempts: number): TaskE
 }
 
 /** Any failure of a node as a TaskError naming it (TaskErrors from deeper steps pass through). */
-function asTaskError(e: unknown, node: Node): TaskError {
+function asTaskError(e: unknown, node: PlanNode): TaskError {
   if (e instanceof TaskError) return e;
   return new TaskError(`${label(node)} failed: ${messageOf(e)}`, { cause: e, details: stepDetails(node, 1) });
 }
@@ -322,7 +323,7 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
   return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
 }
 
-function exec(node: Node, ctx: Context, st: RunState, parent: number): Pending {
+function exec(node: PlanNode, ctx: Context, st: RunState, parent: number): Pending {
   if (st.signal !== undefined && st.signal.aborted) throw cancelled(st);
   if (st.observers !== null) return execObserved(node, ctx, st, parent);
   return execRaw(node, ctx, st, -1, null);
@@ -334,7 +335,7 @@ interface AttemptCounter {
   worker?: string;
 }
 
-function execRaw(node: Node, ctx: Context, st: RunState, self: number, rec: AttemptCounter | null): Pending {
+function execRaw(node: PlanNode, ctx: Context, st: RunState, self: number, rec: AttemptCounter | null): Pending {
   switch (node.kind) {
     case 'task': return execTask(node, ctx, st, 1, rec);
     case 'condition': return execCondition(node, ctx, st, self);
@@ -345,7 +346,7 @@ function execRaw(node: Node, ctx: Context, st: RunState, self: number, rec: Atte
   }
 }
 
-function execObserved(node: Node, ctx: Context, st: RunState, parent: number): Pending {
+function execObserved(node: PlanNode, ctx: Context, st: RunState, parent: number): Pending {
   const start: StepStartEvent = {
     runId: st.runId, pipelineName: node.owner, id: st.seq++, parentId: parent, position: st.position,
     kind: node.kind, name: node.name, version: node.version, path: node.path,
@@ -358,7 +359,7 @@ function execObserved(node: Node, ctx: Context, st: RunState, parent: number): P
 }
 
 /** A step whose onStepStart is done: runs it and reports its end. No closure on the sync path. */
-function execStarted(node: Node, ctx: Context, st: RunState, parent: number, start: StepStartEvent, waited: boolean): Pending {
+function execStarted(node: PlanNode, ctx: Context, st: RunState, parent: number, start: StepStartEvent, waited: boolean): Pending {
   const counter: AttemptCounter = { attempts: node.kind === 'task' ? 0 : 1 };
   const t0 = performance.now();
   let p: Pending;
@@ -377,7 +378,7 @@ function execStarted(node: Node, ctx: Context, st: RunState, parent: number, sta
 }
 
 /** Reports a step's end to onStepEnd (a promise when an observer returned one). */
-function stepEnded(node: Node, st: RunState, parent: number, start: StepStartEvent, counter: AttemptCounter, t0: number, error: unknown): Pending {
+function stepEnded(node: PlanNode, st: RunState, parent: number, start: StepStartEvent, counter: AttemptCounter, t0: number, error: unknown): Pending {
   const event: StepEndEvent = Object.assign({}, start, {
     status: error === undefined ? 'completed' as const : isFatal(error) && error instanceof ProcessError ? 'cancelled' as const : 'failed' as const,
     attempts: Math.max(1, counter.attempts),
@@ -390,13 +391,13 @@ function stepEnded(node: Node, st: RunState, parent: number, start: StepStartEve
 }
 
 /** Reports a failed step, then rethrows its error (an observer's own failure replaces it, as it is fatal). */
-function stepFailed(node: Node, st: RunState, parent: number, start: StepStartEvent, counter: AttemptCounter, t0: number, e: unknown): Pending {
+function stepFailed(node: PlanNode, st: RunState, parent: number, start: StepStartEvent, counter: AttemptCounter, t0: number, e: unknown): Pending {
   const q = stepEnded(node, st, parent, start, counter, t0, e);
   if (q === undefined) throw e;
   return q.then(() => { throw e; });
 }
 
-function execSeq(nodes: readonly Node[], i: number, ctx: Context, st: RunState, parent: number): Pending {
+function execSeq(nodes: readonly PlanNode[], i: number, ctx: Context, st: RunState, parent: number): Pending {
   for (; i < nodes.length; i++) {
     if (dueYield(st)) return execSeqAsync(nodes, i - 1, yieldTurn(), ctx, st, parent);
     const p = exec(nodes[i]!, ctx, st, parent);
@@ -408,7 +409,7 @@ function execSeq(nodes: readonly Node[], i: number, ctx: Context, st: RunState, 
  * The rest of a sequence once one of its steps went async. A loop with await (not a chain of
  * `.then` continuations) so a long sequence or loop holds constant memory.
  */
-async function execSeqAsync(nodes: readonly Node[], i: number, pending: Promise<void>, ctx: Context, st: RunState, parent: number): Promise<void> {
+async function execSeqAsync(nodes: readonly PlanNode[], i: number, pending: Promise<void>, ctx: Context, st: RunState, parent: number): Promise<void> {
   await pending;
   for (i++; i < nodes.length; i++) {
     if (dueYield(st)) await yieldTurn();
@@ -873,7 +874,7 @@ function execNested(node: PipelineNode, ctx: Context, st: RunState, self: number
 // ---------------------------------------------------------------------------------------------
 // The top-level loop (also a nested pipeline's own loop, with `outer` false).
 
-function recordFailure(ctx: Context, te: TaskError, node: Node, position: number): void {
+function recordFailure(ctx: Context, te: TaskError, node: PlanNode, position: number): void {
   const d = te.details;
   const failure: StepFailure = {
     step: String(d.stepName ?? node.name),
@@ -899,7 +900,7 @@ function recordFailure(ctx: Context, te: TaskError, node: Node, position: number
   list.push(failure);
 }
 
-function onTopFailure(node: Node, position: number, e: unknown, ctx: Context, st: RunState, coe: boolean): void {
+function onTopFailure(node: PlanNode, position: number, e: unknown, ctx: Context, st: RunState, coe: boolean): void {
   if (isFatal(e)) throw e;
   const te = asTaskError(e, node);
   if (!coe) throw te;
@@ -1394,7 +1395,7 @@ function endWithError(b: Begun, e: unknown): Error | Promise<Error> {
  *
  * @example
  * ```ts
- * const out = runPlanSync(pipe, pipe._plan, { n: 1 }, { runId: 'r1' });
+ * const out = runPlanSync(pipe, plan, { n: 1 }, { runId: 'r1' });
  * ```
  */
 export function runPlanSync(host: RunHost, plan: Plan, input: unknown, options: unknown): Context {
@@ -1426,7 +1427,7 @@ export function runPlanSync(host: RunHost, plan: Plan, input: unknown, options: 
  *
  * @example
  * ```ts
- * const out = await runPlanAsync(pipe, pipe._plan, { n: 1 }, { signal });
+ * const out = await runPlanAsync(pipe, plan, { n: 1 }, { signal });
  * ```
  */
 export async function runPlanAsync(host: RunHost, plan: Plan, input: unknown, options: unknown): Promise<Context> {

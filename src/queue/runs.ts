@@ -24,10 +24,13 @@ import { configuredQueue, loadBullmq, probe } from './executor.js';
 import { importModule } from '../dynamic-import.js';
 import { nodeV8 } from '../lazy-builtins.js';
 
-/** What the worker needs of a Pipeline. */
-export interface PipelineLike {
+/**
+ * A Pipeline as the runs queue uses it: enqueue reads its name and own queue, the worker runs and
+ * closes it. (Not the engine's PipelineLike, which is a Pipeline as a step list holds it.)
+ */
+export interface QueuePipeline {
   readonly pipelineName: string;
-  /** The pipeline's own queue (loadPipeline's `bullmq` option): enqueue's default before useBullmq's. */
+  /** @internal The pipeline's own queue (loadPipeline's `bullmq` option): enqueue's default before useBullmq's. */
   readonly _queue?: ResolvedQueue | undefined;
   run(data?: Context, options?: { runId?: string }): Promise<Context>;
   close(): Promise<unknown>;
@@ -60,7 +63,7 @@ export interface EnqueuedRun {
  * const { added } = await enqueueRun(pipe, { n: 1 }, { runId: 'r-1' });
  * ```
  */
-export async function enqueueRun(pipe: PipelineLike, data: Context | undefined, options: EnqueueOptions): Promise<EnqueuedRun> {
+export async function enqueueRun(pipe: QueuePipeline, data: Context | undefined, options: EnqueueOptions): Promise<EnqueuedRun> {
   const where = 'enqueue()';
   if (typeof options !== 'object' || options === null) throw invalidOption(`${where}: options { runId } are required (the run id is the job id)`);
   for (const k of Object.keys(options)) if (!['runId', 'attempts', 'queue'].includes(k)) throw invalidOption(`${where}: unknown option '${k}' (known: runId, attempts, queue)`);
@@ -104,16 +107,16 @@ export async function enqueueRun(pipe: PipelineLike, data: Context | undefined, 
  * const table = await loadPipelines('startWorker()', pathToFileURL('./pipelines.js').href);
  * ```
  */
-export async function loadPipelines(where: string, url: string): Promise<Map<string, PipelineLike>> {
+export async function loadPipelines(where: string, url: string): Promise<Map<string, QueuePipeline>> {
   let mod: Record<string, unknown>;
   try {
     mod = await importModule(url);
   } catch (e) {
     throw new WpipeError('WPIPE_ERR_MODULE_IMPORT', `${where}: the pipelines module ${url} could not be imported: ${e instanceof Error ? e.message : String(e)}`, { cause: e, details: { module: url } });
   }
-  const out = new Map<string, PipelineLike>();
+  const out = new Map<string, QueuePipeline>();
   for (const v of Object.values(mod)) {
-    if (isPipeline(v)) out.set((v as unknown as PipelineLike).pipelineName, v as unknown as PipelineLike);
+    if (isPipeline(v)) out.set((v as unknown as QueuePipeline).pipelineName, v as unknown as QueuePipeline);
   }
   if (out.size === 0) throw new WpipeError('WPIPE_ERR_MODULE_IMPORT', `${where}: ${url} exports no Pipeline`, { details: { module: url } });
   return out;
@@ -123,7 +126,7 @@ export async function loadPipelines(where: string, url: string): Promise<Map<str
  * Runs one run job on this worker's pipeline; its value is the job's return value, its failure the
  * job's (BullMQ keeps only the message as failedReason: the code goes in front of it).
  */
-export async function runJob(table: Map<string, PipelineLike>, data: RunJobData, _worker: string): Promise<Context> {
+export async function runJob(table: Map<string, QueuePipeline>, data: RunJobData, _worker: string): Promise<Context> {
   const pipe = table.get(data.pipeline);
   if (pipe === undefined) {
     throw new WpipeError('WPIPE_ERR_QUEUE_MODULE_REFUSED', `WPIPE_ERR_QUEUE_MODULE_REFUSED: run '${data.runId}': this worker has no pipeline named '${data.pipeline}' (it has ${[...table.keys()].map((k) => `'${k}'`).join(', ')})`, {

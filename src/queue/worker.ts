@@ -23,7 +23,7 @@ import { WpipeError, describeType, invalidOption, serializeError } from '../erro
 import { runAttempt, type AttemptReply, type AttemptRequest, type LogMessage } from '../parallel/protocol.js';
 import { resolveQueue, type QueueConnection, type RunJobData, type StepJobData } from './config.js';
 import { CONNECT_TIMEOUT_MS, loadBullmq, probe, withTimeout, type StepJobResult } from './executor.js';
-import { runJob, loadPipelines, type PipelineLike } from './runs.js';
+import { runJob, loadPipelines, type QueuePipeline } from './runs.js';
 import { importModule } from '../dynamic-import.js';
 import { nodeV8 } from '../lazy-builtins.js';
 
@@ -96,7 +96,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<WpipeWor
     }
   }
   const stepsDir = options.stepsDir === undefined ? undefined : resolvePath(options.stepsDir);
-  let pipelines: Map<string, PipelineLike> | undefined;
+  let pipelines: Map<string, QueuePipeline> | undefined;
   if (options.pipelines !== undefined) pipelines = await loadPipelines(where, toUrl(options.pipelines));
 
   const id = `${hostname()}:${process.pid}`;

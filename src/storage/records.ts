@@ -10,6 +10,7 @@
  * ```
  */
 import { deserialize } from './serialize.js';
+import type { StepKind } from '../engine/hooks.js';
 
 /**
  * Status of a run row. `interrupted`: its process died (or closed its tracker) while it ran; the next
@@ -18,8 +19,12 @@ import { deserialize } from './serialize.js';
 export type RunStatus = 'running' | 'completed' | 'error' | 'cancelled' | 'interrupted';
 /** Status of a step row (`interrupted`: the process stopped while it ran; set on resume). */
 export type StepStatus = 'running' | 'completed' | 'error' | 'skipped' | 'cancelled' | 'interrupted';
-/** What kind of node a step row stands for. */
-export type StepKind = 'task' | 'condition' | 'for' | 'parallel' | 'background' | 'pipeline' | 'checkpoint' | (string & {});
+/**
+ * What a step row's `step_type` holds: one of the engine's step kinds (StepKind in
+ * src/engine/hooks.ts), or any other text a database written elsewhere may hold (rows reported
+ * from other hosts, older files).
+ */
+export type RecordedStepKind = StepKind | (string & {});
 /** Where a step ran. */
 export type StepExecutor = 'inline' | 'threads' | 'processes' | (string & {});
 /** A recorded error. */
@@ -61,7 +66,7 @@ export interface StepRecord {
   order: number;
   name: string;
   version: string | null;
-  kind: string;
+  kind: RecordedStepKind;
   position: number | null;
   status: StepStatus;
   attempts: number;

@@ -77,10 +77,10 @@ import {
 } from './run-state.js';
 import { CLAIM_SQL, claimRun, enterRun, inFlightRun, leaveRun } from './claim.js';
 import { DEFAULT_MAX_VALUE_BYTES, capText, pruneHistory, redact, redactTest, type PruneOptions, type RedactOption } from './history-controls.js';
-import { decode, rowToCheckpoint, rowToRun, rowToStep, type CheckpointRecord, type RunRecord, type RunStatus, type StepKind, type StepExecutor, type StepRecord, type StepStatus } from './records.js';
+import { decode, rowToCheckpoint, rowToRun, rowToStep, type CheckpointRecord, type RunRecord, type RunStatus, type RecordedStepKind, type StepExecutor, type StepRecord, type StepStatus } from './records.js';
 
 export { rowToRun, rowToStep };
-export type { CheckpointRecord, RecordedError, RunRecord, RunStatus, StepExecutor, StepKind, StepRecord, StepStatus } from './records.js';
+export type { CheckpointRecord, RecordedError, RecordedStepKind, RunRecord, RunStatus, StepExecutor, StepRecord, StepStatus } from './records.js';
 
 export type { Durability } from './committer.js';
 export type { StepId } from './run-state.js';
@@ -176,7 +176,7 @@ export interface StartStepArgs {
   runId: string;
   name: string;
   version?: string;
-  kind?: StepKind;
+  kind?: RecordedStepKind;
   /** Index among the pipeline's top-level steps (what a resume counts); omit inside blocks. */
   position?: number;
   /** The handle (startStep's return) of the block or nested pipeline this step runs in; its record gives the parent's order as `parentStepId`. */
