@@ -14,11 +14,51 @@
  * ```
  */
 import { checkMemoryLimitMb } from '../parallel/limits.js';
-import { checkOptions, describeType, invalidOption } from '../errors.js';
+import { WpipeError, checkOptions, describeType, invalidOption } from '../errors.js';
 import { EXECUTOR_KINDS, type ExecutorKind } from '../parallel/executor.js';
-import { BLOCK_BRAND, checkItems, checkItem, type StepItem } from './items.js';
+import { BLOCK_BRAND, checkItem, type PipelineLike } from './items.js';
+import type { Step } from './step.js';
+import type { StepFn } from './types.js';
 import { compileFor, type CompiledCondition } from './expression.js';
 import { optBool, optNumber, optString } from './validate.js';
+
+/**
+ * What a step list may hold: a function, a `step()`-wrapped function, a tuple `[fn, name, version?]`
+ * (the function may also be a Pipeline), a block, or a nested Pipeline.
+ *
+ * @example
+ * ```ts
+ * const items: StepItem[] = [load, [transform, 'transform', 'v2'], new Background(notify), subPipeline];
+ * ```
+ */
+export type StepItem =
+  | StepFn
+  | Step
+  | readonly [StepFn | PipelineLike, string, string?]
+  | Condition
+  | For
+  | Parallel
+  | Background
+  | PipelineLike;
+
+/**
+ * Checks a list option of a block and returns a frozen copy.
+ *
+ * @example
+ * ```ts
+ * this.branchTrue = checkItems('Condition', 'branchTrue', options.branchTrue, true);
+ * ```
+ */
+export function checkItems(where: string, name: string, items: unknown, required: boolean): readonly StepItem[] {
+  if (items === undefined && !required) return Object.freeze([]);
+  if (!Array.isArray(items)) {
+    throw new WpipeError('WPIPE_ERR_INVALID_STEP', `${where}.${name} must be an array of steps, got ${describeType(items)}`, {
+      details: { path: `${where}.${name}` },
+    });
+  }
+  items.forEach((item, i) => checkItem(item, `${where}.${name}[${i}]`));
+  return Object.freeze(items.slice()) as readonly StepItem[];
+}
 
 /**
  * Options of {@link Condition}.

@@ -3,14 +3,15 @@
  * nodes with the pipeline's defaults resolved (nodes.ts).
  */
 import { chooseExecutorKind, type ExecutorKind } from '../parallel/executor.js';
-import { Background, Condition, For, Parallel } from './blocks.js';
-import { EXPECTED, checkTuple, invalidStep, isPipeline, preview, type PipelineLike, type StepItem } from './items.js';
+import { Background, Condition, For, Parallel, type StepItem } from './blocks.js';
+import { EXPECTED, checkTuple, invalidStep, isPipeline, preview, type PipelineLike } from './items.js';
 import type { PlanNode, Plan, TaskNode } from './nodes.js';
 import { DEFAULT_VERSION, isStep, type RetryPredicate } from './step.js';
 import type { StepDescriptor, StepFn } from './types.js';
 import { nodeCrypto } from '../lazy-builtins.js';
 
-export { PIPELINE_BRAND, checkItem, checkItems, type PipelineLike, type StepItem } from './items.js';
+export { PIPELINE_BRAND, checkItem, type PipelineLike } from './items.js';
+export { checkItems, type StepItem } from './blocks.js';
 
 /**
  * Pipeline-wide defaults a task node takes when its step() does not say.

@@ -1,14 +1,12 @@
 /**
- * What a step list may hold, and the checks of its items: shared by the block classes (blocks.ts,
- * which check their own step lists when built) and the compiler (compile.ts, which turns them into
- * nodes). Brands, not instanceof, recognise pipelines and blocks, so this module imports neither
- * pipeline.ts nor blocks.ts at run time and the three form no import cycle.
+ * The checks of a step list's items: shared by the block classes (blocks.ts, which check their own
+ * step lists when built) and the compiler (compile.ts, which turns them into nodes). Brands, not
+ * instanceof, recognise pipelines and blocks, so this module imports neither pipeline.ts nor
+ * blocks.ts and the three form no import cycle. What a step list may hold (StepItem) is declared
+ * with the block classes, in blocks.ts.
  */
 import { WpipeError, describeType } from '../errors.js';
-import type { Background, Condition, For, Parallel } from './blocks.js';
 import type { NestedPipeline } from './nodes.js';
-import type { Step } from './step.js';
-import type { StepFn } from './types.js';
 
 /**
  * Marks Pipeline instances, so this module need not import the class (it imports us).
@@ -47,25 +45,6 @@ export function isBlock(v: unknown): boolean {
 export interface PipelineLike extends NestedPipeline {
   readonly [PIPELINE_BRAND]: true;
 }
-
-/**
- * What a step list may hold: a function, a `step()`-wrapped function, a tuple `[fn, name, version?]`
- * (the function may also be a Pipeline), a block, or a nested Pipeline.
- *
- * @example
- * ```ts
- * const items: StepItem[] = [load, [transform, 'transform', 'v2'], new Background(notify), subPipeline];
- * ```
- */
-export type StepItem =
-  | StepFn
-  | Step
-  | readonly [StepFn | PipelineLike, string, string?]
-  | Condition
-  | For
-  | Parallel
-  | Background
-  | PipelineLike;
 
 export const EXPECTED =
   'expected a function, step(…)(fn), a tuple [fn, name, version?], a Condition, For, Parallel or Background block, or a Pipeline';
@@ -119,23 +98,3 @@ export function checkTuple(t: readonly unknown[], path: string): void {
     throw invalidStep(`${path}[2]`, `is ${preview(t[2])}; the version in a step tuple must be a non-empty string`);
   }
 }
-
-/**
- * Checks a list option of a block and returns a frozen copy.
- *
- * @example
- * ```ts
- * this.branchTrue = checkItems('Condition', 'branchTrue', options.branchTrue, true);
- * ```
- */
-export function checkItems(where: string, name: string, items: unknown, required: boolean): readonly StepItem[] {
-  if (items === undefined && !required) return Object.freeze([]);
-  if (!Array.isArray(items)) {
-    throw new WpipeError('WPIPE_ERR_INVALID_STEP', `${where}.${name} must be an array of steps, got ${describeType(items)}`, {
-      details: { path: `${where}.${name}` },
-    });
-  }
-  items.forEach((item, i) => checkItem(item, `${where}.${name}[${i}]`));
-  return Object.freeze(items.slice()) as readonly StepItem[];
-}
-
