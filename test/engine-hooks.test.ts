@@ -109,7 +109,7 @@ test('checkpoints: compiled at addCheckpoint, evaluated before the first and aft
 test('onRunStart can resume after a saved position, or replay a completed run', async () => {
   const calls: string[] = [];
   const steps = ['a', 'b', 'c'].map((name) => step({ name })(() => { calls.push(name); return { [name]: true }; }));
-  const resume: RunObserver = { onRunStart: () => ({ resume: { position: 0, context: { a: 'saved', ok: true } } }) };
+  const resume: RunObserver = { onRunStart: () => ({ resume: { resumeAt: 1, context: { a: 'saved', ok: true } } }) };
   const out = await new Pipeline({ observers: [resume] }).setSteps(steps).run({ ok: false });
   assert.deepEqual(calls, ['b', 'c']);
   assert.deepEqual(out, { a: 'saved', ok: true, b: true, c: true });

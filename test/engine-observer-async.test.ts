@@ -80,7 +80,7 @@ test('a wait can be followed by another wait, then resume: the run starts after 
     onRunStart: () => {
       asked++;
       if (asked <= 2) return { wait: delay(5) };
-      return { resume: { position: 0, context: { a: 'saved' } } };
+      return { resume: { resumeAt: 1, context: { a: 'saved' } } };
     },
   };
   const out = await new PipelineAsync({ observers: [owner] }).setSteps(loggingSteps(log, ['a', 'b', 'c'])).run({}, { runId: 'r' });
@@ -92,7 +92,7 @@ test('a wait can be followed by another wait, then resume: the run starts after 
 test('a wait stops the round of onRunStart and wins over an earlier decision; every observer is asked again', async () => {
   const calls: string[] = [];
   let round = 0;
-  const first: RunObserver = { onRunStart: () => { calls.push(`first#${round}`); return { resume: { position: 0, context: { x: 1 } } }; } };
+  const first: RunObserver = { onRunStart: () => { calls.push(`first#${round}`); return { resume: { resumeAt: 1, context: { x: 1 } } }; } };
   const waiter: RunObserver = { onRunStart: () => { round++; calls.push(`waiter#${round}`); return round === 1 ? { wait: Promise.resolve() } : undefined; } };
   const last: RunObserver = { onRunStart: () => { calls.push(`last#${round}`); } };
   const log: string[] = [];

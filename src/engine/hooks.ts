@@ -37,7 +37,7 @@
  * ```ts
  * pipe.observe({
  *   onStepEnd: (e) => db.insertStep(e),                        // one row per executed step
- *   onBoundary: (e) => { if (e.checkpoints.length) db.saveCheckpoint(e.runId, e.position, e.context); },
+ *   onBoundary: (e) => { if (e.checkpoints.length) db.saveCheckpoint(e.runId, e.resumeAt, e.context); },
  *   onRunEnd: (e) => db.finishRun(e.runId, e.status, e.error),
  * });
  * // An observer for run() only that makes each boundary reach the disk before the next step:
@@ -82,7 +82,8 @@ export interface RunStartEvent {
 }
 
 /**
- * What `onRunStart` may return: resume after a saved position, return a completed run's recorded
+ * What `onRunStart` may return: resume at a saved step (`resumeAt`: the index of the first top-level
+ * step to run, as {@link BoundaryEvent.resumeAt} gave it), return a completed run's recorded
  * result without executing anything, or wait (async runs only) for the promise to settle and then
  * ask again (the run id is being executed elsewhere; see the module comment). The first `resume` or
  * `completed` in observer order is taken; a `wait` stops the round at once and wins over them. A
@@ -96,7 +97,7 @@ export interface RunStartEvent {
  * ```
  */
 export type RunStartDecision =
-  | { readonly resume: { readonly position: number; readonly context: Context; readonly checkpoint?: string } }
+  | { readonly resume: { readonly resumeAt: number; readonly context: Context; readonly checkpoint?: string } }
   | { readonly completed: { readonly result: Context } }
   | { readonly wait: Promise<unknown> };
 
@@ -139,6 +140,8 @@ export interface BoundaryEvent {
   readonly pipelineName: string;
   /** -1 before the first step, else the index of the top-level step just finished. */
   readonly position: number;
+  /** Where a run resumed from this boundary starts: the index of the next top-level step (`position + 1`). */
+  readonly resumeAt: number;
   /** The top-level step just finished (its own onStepEnd came just before), or undefined at -1. */
   readonly step: StepEndEvent | undefined;
   /** Names of the checkpoints (addCheckpoint) whose expression holds now, in declaration order. */

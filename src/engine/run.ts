@@ -1003,7 +1003,7 @@ function boundary(position: number, ctx: Context, st: RunState): Pending {
   if (st.host._verbose) for (const name of reached) st.host._logger.info(`[CHECKPOINT REACHED] ${name}`);
   if (st.observers !== null) {
     const event: BoundaryEvent = {
-      runId: st.runId, pipelineName: st.host.pipelineName, position,
+      runId: st.runId, pipelineName: st.host.pipelineName, position, resumeAt: position + 1,
       step: position === -1 ? undefined : st.lastTopEnd, checkpoints: reached, context: ctx,
     };
     let p: Pending;
@@ -1210,8 +1210,8 @@ function checkDecision(d: unknown): RunStartDecision {
     } else if ('completed' in o) {
       if (typeof o.completed === 'object' && o.completed !== null) return d as RunStartDecision;
     } else if ('resume' in o) {
-      const r = o.resume as { position?: unknown } | null;
-      if (typeof r === 'object' && r !== null && Number.isInteger(r.position) && (r.position as number) >= -1) return d as RunStartDecision;
+      const r = o.resume as { resumeAt?: unknown } | null;
+      if (typeof r === 'object' && r !== null && Number.isInteger(r.resumeAt) && (r.resumeAt as number) >= 0) return d as RunStartDecision;
     }
   }
   if (isThenable(d)) {
@@ -1220,7 +1220,7 @@ function checkDecision(d: unknown): RunStartDecision {
   }
   const keys = typeof d === 'object' && d !== null ? ` with keys ${JSON.stringify(Object.keys(o))}` : '';
   return failDecision(`returned ${describeType(d)}${keys}; expected nothing, ` +
-    '{ resume: { position, context } }, { completed: { result } } or { wait: promise }');
+    '{ resume: { resumeAt, context } }, { completed: { result } } or { wait: promise }');
 }
 
 function failDecision(why: string): never {
@@ -1286,7 +1286,7 @@ function decide(b: Begun, decision: Decision | undefined): void {
     b.replay = Object.assign({}, decision.completed.result);
   } else {
     b.ctx = Object.assign({}, decision.resume.context);
-    b.start = decision.resume.position + 1;
+    b.start = decision.resume.resumeAt;
     b.resumedFrom = decision.resume.checkpoint;
     const host = b.st.host;
     if (host._verbose) host._logger.info(`[CHECKPOINT] Resuming '${b.st.runId}' from step ${b.start}`);

@@ -193,8 +193,7 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
         return { completed: { result: (r.run.output ?? {}) as Context } };
       }
       if (r.outcome === 'resumed' && r.checkpoint) {
-        // Tracker positions name the next step to run; the engine's name the last step done.
-        return { resume: { position: r.checkpoint.position - 1, context: r.checkpoint.context as Context, checkpoint: r.checkpoint.name } };
+        return { resume: { resumeAt: r.checkpoint.position, context: r.checkpoint.context as Context, checkpoint: r.checkpoint.name } };
       }
       return undefined;
     },
@@ -231,7 +230,7 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
     onBoundary(e) {
       if (e.checkpoints.length === 0) return;
       try {
-        tracker.saveCheckpoint({ runId: e.runId, name: e.checkpoints.join(','), resumeAt: e.position + 1, context: e.context });
+        tracker.saveCheckpoint({ runId: e.runId, name: e.checkpoints.join(','), resumeAt: e.resumeAt, context: e.context });
       } catch (error) {
         // The engine fails the step just finished with this error: its row says so too.
         const id = e.step === undefined ? undefined : steps.get(e.runId)?.get(e.step.id);
@@ -241,7 +240,7 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
         throw error;
       }
       for (const name of e.checkpoints) {
-        tracker.recordEvent({ runId: e.runId, type: 'checkpoint', name, message: `Checkpoint reached: ${name}`, data: { position: e.position + 1 } });
+        tracker.recordEvent({ runId: e.runId, type: 'checkpoint', name, message: `Checkpoint reached: ${name}`, data: { position: e.resumeAt } });
       }
     },
     onRunEnd(e) {

@@ -92,6 +92,7 @@ export interface StepRecord {
 export interface CheckpointRecord {
   runId: string;
   name: string;
+  /** Where a resume starts: the index of the next top-level step (the engine's `resumeAt`). */
   position: number;
   /** step_order of the last step row written before the checkpoint. */
   stepOrder: number | null;
