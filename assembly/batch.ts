@@ -11,8 +11,11 @@
 // nonzero), EXPLICIT (a tag byte per row) or NUMUNK (a number whose int-ness no one needs: the planner
 // proved it, so arithmetic skips computing result tags).
 
-import { Tag, BinOp, CmpOp, Fn, ErrorKind, Reason, Limits } from './opcodes';
-import { FAULT, alloc, markProgram, clearFault } from './mem';
+import {
+  Op, Tag, BinOp, CmpOp, Fn, ErrorKind, Reason, Limits, ColumnKind, FaultWord, PlanOp, PlanCol, PlanConst, PlanUnary,
+  PlanBinop, PlanCompare, PlanChain, PlanBranch, PlanJump, PlanSelect, PlanSelectSource, PlanActivate, PlanCall, PlanReturn,
+} from './opcodes';
+import { alloc, markProgram, clearFault, setFault } from './mem';
 import { decodeTape } from './vm';
 import { vtag, vnum } from './value';
 import { intFloorDiv, intMod, floatFloorDiv, floatMod, intPow, floatPow, powErrKind, powErrReason } from './num';
@@ -24,9 +27,8 @@ const MAXREG: i32 = 2048;
 const MAXCOL: i32 = 1024;
 const MAX_INT = Limits.MAX_INT;
 
-// plan opcodes (src/backend/wasm.ts, PlanOp)
-const P_END = 0, P_COL = 1, P_CONST = 2, P_UNARY = 3, P_BINOP = 4, P_COMPARE = 5, P_CHAIN = 6,
-  P_BRANCH = 7, P_JUMP = 8, P_SELECT = 9, P_ACTIVATE = 10, P_CALL = 11, P_RETURN = 12;
+// The plan: records of i32 words, PlanOp then the fields of its Plan* record (src/vm/contract.ts
+// PLAN_RECORD, generated into ./opcodes; written by src/backend/wasm.ts planBatchProgram).
 
 const M_UNIFORM = 0, M_DERIVED = 1, M_BOOLVAL = 2, M_EXPLICIT = 3, M_NUMUNK = 4;
 /** Only the truth of each row is known (a bit per row in the register's bit buffer; no values). */
@@ -59,6 +61,10 @@ const BYTES8: usize = memory.data(256 * 8, 16);
 @inline function sI(base: usize, r: i32, v: i32): void { store<i32>(R(base, r), v); }
 @inline function vals(r: i32): usize { return <usize>load<u32>(R(regVal, r)); }
 @inline function val(r: i32, row: i32): f64 { return load<f64>(vals(r) + (<usize>row << 3)); }
+/** Word `field` of the plan record at p (a Plan*.FIELD). */
+@inline function fld(p: usize, field: i32): i32 { return load<i32>(p + (<usize>field << 2)); }
+/** Bytes of a plan record of `words` words. */
+@inline function recBytes(words: i32): usize { return <usize>words << 2; }
 
 let plan: usize = 0;
 let nRegs: i32 = 0;
@@ -72,7 +78,7 @@ let outBuf: usize = 0;
 // per chunk
 let chunkRows: i32 = 0;
 let bestRow: i32 = 0;
-let fKind: i32 = 0, fPc: i32 = 0, fReason: i32 = 0, fA: i32 = 0, fB: i32 = 0;
+let fKind: i32 = ErrorKind.OK, fPc: i32 = 0, fReason: i32 = Reason.GENERIC, fA: i32 = 0, fB: i32 = 0;
 
 @inline function pend(site: i32): usize { return pending + (<usize>site << 7); }
 
@@ -117,7 +123,7 @@ export function batchLoad(planPtr: usize, planLen: i32, constTape: usize, nConst
   for (let k = 0; k < cols; k++) {
     const kind = <i32>load<u8>(kinds + <usize>k);
     sI(colKind, k, kind);
-    sI(colIn, k, <i32>alloc(kind == 0 ? <usize>BLOCK << 3 : <usize>BLOCK));
+    sI(colIn, k, <i32>alloc(kind == ColumnKind.NUMBER ? <usize>BLOCK << 3 : <usize>BLOCK));
   }
   pending = alloc(<usize>max(sites, 1) << 7);
   outBuf = alloc(<usize>BLOCK);
@@ -374,9 +380,9 @@ function blendRows(dst: usize, src: usize, m: usize): void {
 
 // ---------------------------------------------------------------- per-row arithmetic (slow paths)
 
-let rowTag: i32 = 0;
-let rowErrKind: i32 = 0;
-let rowErrReason: i32 = 0;
+let rowTag: i32 = Tag.NONE;
+let rowErrKind: i32 = ErrorKind.OK;
+let rowErrReason: i32 = Reason.GENERIC;
 let rowErrA: i32 = -1;
 let rowErrB: i32 = -1;
 
@@ -387,7 +393,7 @@ let rowErrB: i32 = -1;
 
 /** One row of a numeric binop with Python semantics (pyops.ts numericBinop). */
 function rowArith(op: i32, ta: i32, tb: i32, x: f64, y: f64): f64 {
-  rowErrKind = 0;
+  rowErrKind = ErrorKind.OK;
   if (ta == Tag.NONE || tb == Tag.NONE) return rowErr(ErrorKind.TypeError, Reason.BAD_OPERANDS, ta, tb);
   const ints = isIntTag(ta) && isIntTag(tb);
   rowTag = ints ? Tag.INT : Tag.FLOAT;
@@ -411,7 +417,7 @@ function rowArith(op: i32, ta: i32, tb: i32, x: f64, y: f64): f64 {
     default: { // POW
       const exact = ints && y >= 0;
       r = exact ? intPow(x, y) : floatPow(x, y);
-      if (powErrKind != 0) {
+      if (powErrKind != ErrorKind.OK) {
         if (powErrReason == Reason.POW_ZERO_NEG) return rowErr(powErrKind, powErrReason, Tag.FLOAT, Tag.FLOAT);
         return rowErr(powErrKind, powErrReason, -1, -1);
       }
@@ -527,7 +533,7 @@ function opBinop(op: i32, d: i32, a: i32, b: i32, need: bool, pc: i32): void {
     if (!bit(active, i)) continue;
     const ta = tagAt(a, i), tb = tagAt(b, i);
     const r = rowArith(op, ta, tb, val(a, i), val(b, i));
-    if (rowErrKind != 0) { rowError(i, rowErrKind, rowErrReason, rowErrA, rowErrB, pc); continue; }
+    if (rowErrKind != ErrorKind.OK) { rowError(i, rowErrKind, rowErrReason, rowErrA, rowErrB, pc); continue; }
     store<f64>(dst + (<usize>i << 3), r);
     store<u8>(t + <usize>i, <u8>rowTag);
     if (rowTag == Tag.INT) allFloat = false; else allInt = false;
@@ -562,11 +568,11 @@ function truthOp(d: i32, a: i32, negate: bool, bits: bool): void {
 }
 
 function opUnary(op: i32, d: i32, a: i32, need: bool, pc: i32, bits: bool): void {
-  if (op == 10) { truthOp(d, a, true, bits); return; }
+  if (op == Op.NOT) { truthOp(d, a, true, bits); return; }
   const src = vals(a);
   const dst = <usize>gI(regOwn, d);
   checkNoneOperands(a, -1, pc, ErrorKind.TypeError, Reason.BAD_OPERANDS);
-  if (op == 8) { // NEG
+  if (op == Op.NEG) {
     for (let i: usize = 0; i < <usize>CHUNK << 3; i += 16) v128.store(dst + i, f64x2.neg(v128.load(src + i)));
   } else { // POS
     memory.copy(dst, src, <usize>CHUNK << 3);
@@ -716,8 +722,9 @@ function opSelect(d: i32, n: i32, srcs: usize, bits: bool): void {
     const out = <usize>gI(regBits, d);
     memory.fill(out, 0, <usize>WORDS << 3);
     for (let k = 0; k < n; k++) {
-      const site = load<i32>(srcs + (<usize>k << 3));
-      const r = load<i32>(srcs + (<usize>k << 3), 4);
+      const src = srcs + recBytes(k * PlanSelectSource.WORDS);
+      const site = fld(src, PlanSelectSource.SITE);
+      const r = fld(src, PlanSelectSource.REG);
       const m = site < 0 ? active : pend(site);
       if (maskEmpty(m)) continue;
       truthBits(r, tmpMask);
@@ -733,8 +740,9 @@ function opSelect(d: i32, n: i32, srcs: usize, bits: bool): void {
   let anyNone = false;
   let m0 = 0, u0 = 0;
   for (let k = 0; k < n; k++) {
-    const site = load<i32>(srcs + (<usize>k << 3));
-    const r = load<i32>(srcs + (<usize>k << 3), 4);
+    const src = srcs + recBytes(k * PlanSelectSource.WORDS);
+    const site = fld(src, PlanSelectSource.SITE);
+    const r = fld(src, PlanSelectSource.REG);
     const m = site < 0 ? active : pend(site);
     if (maskEmpty(m)) continue;
     const mk = gI(regMode, r), uk = gI(regUTag, r);
@@ -748,8 +756,9 @@ function opSelect(d: i32, n: i32, srcs: usize, bits: bool): void {
   if (same && m0 != M_EXPLICIT) { setMode(d, m0, u0); return; }
   const t = <usize>gI(regTags, d);
   for (let k = 0; k < n; k++) {
-    const site = load<i32>(srcs + (<usize>k << 3));
-    const r = load<i32>(srcs + (<usize>k << 3), 4);
+    const src = srcs + recBytes(k * PlanSelectSource.WORDS);
+    const site = fld(src, PlanSelectSource.SITE);
+    const r = fld(src, PlanSelectSource.REG);
     const m = site < 0 ? active : pend(site);
     for (let w = 0; w < WORDS; w++) {
       let bits = word(m, w);
@@ -794,11 +803,11 @@ function runChunk(start: i32, rows: i32): void {
   while (true) {
     const op = load<i32>(p);
     switch (op) {
-      case P_END: return;
-      case P_COL: {
-        const d = load<i32>(p, 4), k = load<i32>(p, 8);
+      case PlanOp.END: return;
+      case PlanOp.COL: {
+        const d = fld(p, PlanCol.DST), k = fld(p, PlanCol.COL);
         const base = batchInput(k);
-        if (gI(colKind, k) == 0) {
+        if (gI(colKind, k) == ColumnKind.NUMBER) {
           sI(regVal, d, <i32>(base + (<usize>start << 3)));
           setMode(d, M_DERIVED, Tag.INT);
         } else {
@@ -815,76 +824,88 @@ function runChunk(start: i32, rows: i32): void {
           // Only 0/1 bytes are bools: anything else is treated as True.
           setMode(d, M_BOOLVAL, Tag.FALSE);
         }
-        p += 12;
+        p += recBytes(PlanCol.WORDS);
         break;
       }
-      case P_CONST: {
-        const d = load<i32>(p, 4), k = load<i32>(p, 8);
+      case PlanOp.CONST: {
+        const d = fld(p, PlanConst.DST), k = fld(p, PlanConst.CONST);
         const s = constSlots + (<usize>k << 4);
         sI(regVal, d, <i32>(constBufs + (<usize>k << 13)));
         setMode(d, M_UNIFORM, vtag(s));
         sI(regConst, d, 1);
         store<f64>(regCVal + (<usize>d << 3), vnum(s));
-        p += 12;
+        p += recBytes(PlanConst.WORDS);
         break;
       }
-      case P_UNARY: {
-        if (anyActive()) opUnary(load<i32>(p, 4), load<i32>(p, 8), load<i32>(p, 12), load<i32>(p, 16) != 0, load<i32>(p, 20), load<i32>(p, 24) != 0);
-        else setMode(load<i32>(p, 8), M_NUMUNK, Tag.INT);
-        p += 28;
+      case PlanOp.UNARY: {
+        if (anyActive()) {
+          opUnary(fld(p, PlanUnary.OP), fld(p, PlanUnary.DST), fld(p, PlanUnary.A), fld(p, PlanUnary.NEED) != 0, fld(p, PlanUnary.PC),
+            fld(p, PlanUnary.BITS) != 0);
+        } else setMode(fld(p, PlanUnary.DST), M_NUMUNK, Tag.INT);
+        p += recBytes(PlanUnary.WORDS);
         break;
       }
-      case P_BINOP: {
-        if (anyActive()) opBinop(load<i32>(p, 4), load<i32>(p, 8), load<i32>(p, 12), load<i32>(p, 16), load<i32>(p, 20) != 0, load<i32>(p, 24));
-        else setMode(load<i32>(p, 8), M_NUMUNK, Tag.INT);
-        p += 28;
+      case PlanOp.BINOP: {
+        if (anyActive()) {
+          opBinop(fld(p, PlanBinop.OP), fld(p, PlanBinop.DST), fld(p, PlanBinop.A), fld(p, PlanBinop.B), fld(p, PlanBinop.NEED) != 0,
+            fld(p, PlanBinop.PC));
+        } else setMode(fld(p, PlanBinop.DST), M_NUMUNK, Tag.INT);
+        p += recBytes(PlanBinop.WORDS);
         break;
       }
-      case P_COMPARE: {
-        if (anyActive()) opCompare(load<i32>(p, 4), load<i32>(p, 8), load<i32>(p, 12), load<i32>(p, 16), load<i32>(p, 20), load<i32>(p, 24) != 0);
-        else setMode(load<i32>(p, 8), M_NUMUNK, Tag.INT);
-        p += 28;
+      case PlanOp.COMPARE: {
+        if (anyActive()) {
+          opCompare(fld(p, PlanCompare.OP), fld(p, PlanCompare.DST), fld(p, PlanCompare.A), fld(p, PlanCompare.B), fld(p, PlanCompare.PC),
+            fld(p, PlanCompare.BITS) != 0);
+        } else setMode(fld(p, PlanCompare.DST), M_NUMUNK, Tag.INT);
+        p += recBytes(PlanCompare.WORDS);
         break;
       }
-      case P_CHAIN: {
-        if (anyActive()) opChain(load<i32>(p, 4), load<i32>(p, 8), load<i32>(p, 12), load<i32>(p, 16), load<i32>(p, 20), load<i32>(p, 24), load<i32>(p, 28) != 0);
-        else setMode(load<i32>(p, 8), M_NUMUNK, Tag.INT);
-        p += 32;
+      case PlanOp.CHAIN: {
+        if (anyActive()) {
+          opChain(fld(p, PlanChain.OP), fld(p, PlanChain.DST), fld(p, PlanChain.A), fld(p, PlanChain.B), fld(p, PlanChain.SITE),
+            fld(p, PlanChain.PC), fld(p, PlanChain.BITS) != 0);
+        } else setMode(fld(p, PlanChain.DST), M_NUMUNK, Tag.INT);
+        p += recBytes(PlanChain.WORDS);
         break;
       }
-      case P_BRANCH: {
-        opBranch(load<i32>(p, 4) != 0, load<i32>(p, 8), load<i32>(p, 12));
-        p += 16;
+      case PlanOp.BRANCH: {
+        opBranch(fld(p, PlanBranch.IF_TRUE) != 0, fld(p, PlanBranch.REG), fld(p, PlanBranch.SITE));
+        p += recBytes(PlanBranch.WORDS);
         break;
       }
-      case P_JUMP: {
-        const m = pend(load<i32>(p, 4));
+      case PlanOp.JUMP: {
+        const m = pend(fld(p, PlanJump.SITE));
         memory.copy(m, active, <usize>WORDS << 3);
         memory.fill(active, 0, <usize>WORDS << 3);
-        p += 8;
+        p += recBytes(PlanJump.WORDS);
         break;
       }
-      case P_SELECT: {
-        const n = load<i32>(p, 8);
-        opSelect(load<i32>(p, 4), n, p + 16, load<i32>(p, 12) != 0);
-        p += 16 + (<usize>n << 3);
+      case PlanOp.SELECT: {
+        const n = fld(p, PlanSelect.N);
+        const srcs = p + recBytes(PlanSelect.WORDS);
+        opSelect(fld(p, PlanSelect.DST), n, srcs, fld(p, PlanSelect.BITS) != 0);
+        p = srcs + recBytes(n * PlanSelectSource.WORDS);
         break;
       }
-      case P_ACTIVATE: {
-        const m = pend(load<i32>(p, 4));
+      case PlanOp.ACTIVATE: {
+        const m = pend(fld(p, PlanActivate.SITE));
         for (let w = 0; w < WORDS; w++) setWord(active, w, word(active, w) | word(m, w));
-        p += 8;
+        p += recBytes(PlanActivate.WORDS);
         break;
       }
-      case P_CALL: {
-        const argc = load<i32>(p, 12);
-        if (anyActive()) opCall(load<i32>(p, 4), load<i32>(p, 8), argc, p + 28, load<i32>(p, 16) != 0, load<i32>(p, 20), load<i32>(p, 24) != 0);
-        else setMode(load<i32>(p, 8), M_NUMUNK, Tag.INT);
-        p += 28 + (<usize>argc << 2);
+      case PlanOp.CALL: {
+        const argc = fld(p, PlanCall.ARGC);
+        const args = p + recBytes(PlanCall.WORDS); // argc registers, one word each
+        if (anyActive()) {
+          opCall(fld(p, PlanCall.FN), fld(p, PlanCall.DST), argc, args, fld(p, PlanCall.NEED) != 0, fld(p, PlanCall.PC),
+            fld(p, PlanCall.BITS) != 0);
+        } else setMode(fld(p, PlanCall.DST), M_NUMUNK, Tag.INT);
+        p = args + recBytes(argc);
         break;
       }
-      case P_RETURN: {
-        const r = load<i32>(p, 4);
+      case PlanOp.RETURN: {
+        const r = fld(p, PlanReturn.REG);
         const out = outBuf + <usize>start;
         if (gI(regMode, r) == M_BITS) {
           const m = <usize>gI(regBits, r);
@@ -894,7 +915,7 @@ function runChunk(start: i32, rows: i32): void {
               store<u64>(out + (<usize>w << 6) + (k << 3), load<u64>(BYTES8 + (<usize>((bits >> (<u64>k << 3)) & 0xff) << 3)));
             }
           }
-          p += 8;
+          p += recBytes(PlanReturn.WORDS);
           break;
         }
         const src = vals(r);
@@ -903,7 +924,7 @@ function runChunk(start: i32, rows: i32): void {
           const m = i64x2.bitmask(f64x2.ne(v128.load(src + (<usize>i << 3)), zero));
           store<u16>(out + <usize>i, load<u16>(TWO_BYTES + (<usize>m << 1)));
         }
-        p += 8;
+        p += recBytes(PlanReturn.WORDS);
         break;
       }
       default:
@@ -922,12 +943,12 @@ export function batchRun(rows: i32, rowBase: i32): i32 {
     runChunk(start, min(CHUNK, rows - start));
     if (bestRow < CHUNK) {
       const row = rowBase + start + bestRow;
-      store<i32>(FAULT, fKind);
-      store<i32>(FAULT, fPc, 4);
-      store<i32>(FAULT, fReason, 8);
-      store<i32>(FAULT, fA, 12);
-      store<i32>(FAULT, fB, 16);
-      store<i32>(FAULT, row, 20);
+      setFault(FaultWord.KIND, fKind);
+      setFault(FaultWord.PC, fPc);
+      setFault(FaultWord.REASON, fReason);
+      setFault(FaultWord.TAG_A, fA);
+      setFault(FaultWord.TAG_B, fB);
+      setFault(FaultWord.ROW, row);
       return row;
     }
   }

@@ -3,15 +3,15 @@
 //   [__heap_base, progMark)  the loaded program (code, constant tape, string tape, decoded constants)
 //   [progMark, top)          one evaluation: the context, every value it produces, the result tape
 // Every evaluation starts by resetting top to progMark, so nothing leaks across calls.
-// Faults abort the evaluation with a trap (`unreachable`) after writing the six fault words; the host
-// catches the trap and reads them. The arena is reset by the next evaluation, so a trap loses nothing.
+// Faults abort the evaluation with a trap (`unreachable`) after writing the fault words (FaultWord); the
+// host catches the trap and reads them. The arena is reset by the next evaluation, so a trap loses nothing.
 
-import { ErrorKind, FaultWord, Reason } from './opcodes';
+import { ErrorKind, FaultWord, Reason, WasmAbi } from './opcodes';
 
-/** The six fault words (kind, pc, reason, tagA, tagB, row) then the result descriptor. */
-export const FAULT: usize = memory.data(64, 16);
-// Result descriptor at FAULT + 32: tag i32, len i32 (tape length), ptr u32 (tape start), pad, f64 num.
-export const RESULT: usize = FAULT + 32;
+/** The block at faultPtr(): the fault words (FaultWord, i32 each), then the result descriptor. */
+export const FAULT: usize = memory.data(WasmAbi.BLOCK_BYTES, 16);
+/** The result descriptor (its fields: WasmResult, byte offsets from here). */
+export const RESULT: usize = FAULT + <usize>WasmAbi.RESULT_AT;
 
 let arenaBase: usize = 0;
 export let progMark: usize = 0;
@@ -68,12 +68,12 @@ export function resetAll(): void { initArena(); top = arenaBase; progMark = aren
 export function markProgram(): void { progMark = top; }
 
 /** Writes fault word `w` (FaultWord.*). */
-@inline function setFault(w: i32, v: i32): void { store<i32>(FAULT + (<usize>w << 2), v); }
+@inline export function setFault(w: i32, v: i32): void { store<i32>(FAULT + (<usize>w << 2), v); }
 
 export function clearFault(): void {
-  setFault(FaultWord.KIND, 0);
+  setFault(FaultWord.KIND, ErrorKind.OK);
   setFault(FaultWord.PC, 0);
-  setFault(FaultWord.REASON, 0);
+  setFault(FaultWord.REASON, Reason.GENERIC);
   setFault(FaultWord.TAG_A, -1);
   setFault(FaultWord.TAG_B, -1);
   setFault(FaultWord.ROW, -1);
@@ -114,6 +114,6 @@ export function reserveTo(end: usize): void {
 @external('env', 'roundDecimal')
 export declare function hostRoundDecimal(x: f64, n: f64): f64;
 
-/** C99 pow, correctly rounded (src/expr/pow.ts cpow); called only for finite, nonzero, positive x != 1. */
+/** C99 pow, correctly rounded (src/vm/pow.ts cpow); called only for finite, nonzero, positive x != 1. */
 @external('env', 'pow')
 export declare function hostPow(x: f64, y: f64): f64;

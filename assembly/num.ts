@@ -53,14 +53,14 @@ export function floatMod(a: f64, b: f64): f64 {
   return mod;
 }
 
-/** Error of the last intPow/floatPow (kind 0: none); they never trap, so the batch VM can use them. */
-export let powErrKind: i32 = 0;
-export let powErrReason: i32 = 0;
+/** Error of the last intPow/floatPow (ErrorKind.OK: none); they never trap, so the batch VM can use them. */
+export let powErrKind: i32 = ErrorKind.OK;
+export let powErrReason: i32 = Reason.GENERIC;
 @inline function powError(kind: i32, reason: i32): f64 { powErrKind = kind; powErrReason = reason; return 0; }
 
 /** int ** int with b >= 0: exact by repeated squaring, OverflowError past MAX_INT. */
 export function intPow(a: f64, b: f64): f64 {
-  powErrKind = 0;
+  powErrKind = ErrorKind.OK;
   let result: f64 = 1.0;
   let base = a;
   let e = <i64>b;
@@ -85,7 +85,7 @@ export function intPow(a: f64, b: f64): f64 {
 
 /** CPython float_pow (both operands as doubles). */
 export function floatPow(iv: f64, iw: f64): f64 {
-  powErrKind = 0;
+  powErrKind = ErrorKind.OK;
   // CPython's order of special cases: 0.0 ** -inf is inf, not a ZeroDivisionError.
   if (iw == 0) return 1.0;
   if (isNaN(iv)) return iv;
@@ -113,7 +113,7 @@ export function floatPow(iv: f64, iw: f64): f64 {
     negate = isOddInteger(iw);
   }
   if (iv == 1.0) return negate ? -1.0 : 1.0;
-  // The js backend's correctly rounded pow (src/expr/pow.ts), so both backends agree to the bit:
+  // The js backend's correctly rounded pow (src/vm/pow.ts), so both backends agree to the bit:
   // AssemblyScript's Math.pow is off by one unit in the last place for some arguments.
   let ix = hostPow(iv, iw);
   if (!isFinite(ix)) return powError(ErrorKind.OverflowError, Reason.FLOAT_RANGE);

@@ -183,3 +183,142 @@ export const SHARED_REF_MIN_STRING: i32 = 32;
 
 /** Operands per opcode, indexed by opcode. */
 export const OPERAND_COUNT: usize = memory.data<u8>([0, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 2]);
+
+// The wasm host ABI (contract.ts): src/backend/wasm.ts and this VM, in linear memory.
+
+/** The result descriptor: byte offsets from faultPtr() + WasmAbi.RESULT_AT (contract.ts WasmResult). */
+export namespace WasmResult {
+  export const TAG: i32 = 0;
+  export const LEN: i32 = 4;
+  export const PTR: i32 = 8;
+  export const NUM: i32 = 16;
+}
+
+/** The block at faultPtr() and the "memory grew" flags (contract.ts WasmAbi). */
+export namespace WasmAbi {
+  export const RESULT_AT: i32 = 32;
+  export const BLOCK_BYTES: i32 = 64;
+  export const CONTEXT_GREW: i32 = 1;
+  export const EVALUATE_GREW: i32 = 256;
+}
+
+export namespace PlanOp {
+  export const END: i32 = 0;
+  export const COL: i32 = 1;
+  export const CONST: i32 = 2;
+  export const UNARY: i32 = 3;
+  export const BINOP: i32 = 4;
+  export const COMPARE: i32 = 5;
+  export const CHAIN: i32 = 6;
+  export const BRANCH: i32 = 7;
+  export const JUMP: i32 = 8;
+  export const SELECT: i32 = 9;
+  export const ACTIVATE: i32 = 10;
+  export const CALL: i32 = 11;
+  export const RETURN: i32 = 12;
+}
+/** Members of PlanOp: every valid value is in [0, PLAN_OP_COUNT). */
+export const PLAN_OP_COUNT: i32 = 13;
+
+/** The record of PlanOp.END: the word index of each field; WORDS, its length (contract.ts PLAN_RECORD). */
+export namespace PlanEnd {
+  export const WORDS: i32 = 1;
+}
+/** The record of PlanOp.COL: the word index of each field; WORDS, its length (contract.ts PLAN_RECORD). */
+export namespace PlanCol {
+  export const DST: i32 = 1;
+  export const COL: i32 = 2;
+  export const WORDS: i32 = 3;
+}
+/** The record of PlanOp.CONST: the word index of each field; WORDS, its length (contract.ts PLAN_RECORD). */
+export namespace PlanConst {
+  export const DST: i32 = 1;
+  export const CONST: i32 = 2;
+  export const WORDS: i32 = 3;
+}
+/** The record of PlanOp.UNARY: the word index of each field; WORDS, its length (contract.ts PLAN_RECORD). */
+export namespace PlanUnary {
+  export const OP: i32 = 1;
+  export const DST: i32 = 2;
+  export const A: i32 = 3;
+  export const NEED: i32 = 4;
+  export const PC: i32 = 5;
+  export const BITS: i32 = 6;
+  export const WORDS: i32 = 7;
+}
+/** The record of PlanOp.BINOP: the word index of each field; WORDS, its length (contract.ts PLAN_RECORD). */
+export namespace PlanBinop {
+  export const OP: i32 = 1;
+  export const DST: i32 = 2;
+  export const A: i32 = 3;
+  export const B: i32 = 4;
+  export const NEED: i32 = 5;
+  export const PC: i32 = 6;
+  export const WORDS: i32 = 7;
+}
+/** The record of PlanOp.COMPARE: the word index of each field; WORDS, its length (contract.ts PLAN_RECORD). */
+export namespace PlanCompare {
+  export const OP: i32 = 1;
+  export const DST: i32 = 2;
+  export const A: i32 = 3;
+  export const B: i32 = 4;
+  export const PC: i32 = 5;
+  export const BITS: i32 = 6;
+  export const WORDS: i32 = 7;
+}
+/** The record of PlanOp.CHAIN: the word index of each field; WORDS, its length (contract.ts PLAN_RECORD). */
+export namespace PlanChain {
+  export const OP: i32 = 1;
+  export const DST: i32 = 2;
+  export const A: i32 = 3;
+  export const B: i32 = 4;
+  export const SITE: i32 = 5;
+  export const PC: i32 = 6;
+  export const BITS: i32 = 7;
+  export const WORDS: i32 = 8;
+}
+/** The record of PlanOp.BRANCH: the word index of each field; WORDS, its length (contract.ts PLAN_RECORD). */
+export namespace PlanBranch {
+  export const IF_TRUE: i32 = 1;
+  export const REG: i32 = 2;
+  export const SITE: i32 = 3;
+  export const WORDS: i32 = 4;
+}
+/** The record of PlanOp.JUMP: the word index of each field; WORDS, its length (contract.ts PLAN_RECORD). */
+export namespace PlanJump {
+  export const SITE: i32 = 1;
+  export const WORDS: i32 = 2;
+}
+/** The record of PlanOp.SELECT: the word index of each field; WORDS, its length (contract.ts PLAN_RECORD). */
+export namespace PlanSelect {
+  export const DST: i32 = 1;
+  export const N: i32 = 2;
+  export const BITS: i32 = 3;
+  export const WORDS: i32 = 4;
+}
+/** The record of PlanOp.ACTIVATE: the word index of each field; WORDS, its length (contract.ts PLAN_RECORD). */
+export namespace PlanActivate {
+  export const SITE: i32 = 1;
+  export const WORDS: i32 = 2;
+}
+/** The record of PlanOp.CALL: the word index of each field; WORDS, its length (contract.ts PLAN_RECORD). */
+export namespace PlanCall {
+  export const FN: i32 = 1;
+  export const DST: i32 = 2;
+  export const ARGC: i32 = 3;
+  export const NEED: i32 = 4;
+  export const PC: i32 = 5;
+  export const BITS: i32 = 6;
+  export const WORDS: i32 = 7;
+}
+/** The record of PlanOp.RETURN: the word index of each field; WORDS, its length (contract.ts PLAN_RECORD). */
+export namespace PlanReturn {
+  export const REG: i32 = 1;
+  export const WORDS: i32 = 2;
+}
+/** One source of a SELECT: the word of each field; WORDS, its length (contract.ts PLAN_SELECT_SOURCE). */
+export namespace PlanSelectSource {
+  export const SITE: i32 = 0;
+  export const REG: i32 = 1;
+  export const WORDS: i32 = 2;
+}

@@ -1,7 +1,7 @@
 // The scalar VM: executes one program of src/expr/bytecode.ts against one context, with the
-// semantics of docs/expression-semantics.md as implemented by src/expr/pyops.ts (the reference).
+// semantics of docs/expression-semantics.md as implemented by src/vm/pyops.ts (the reference).
 
-import { Op, BinOp, CmpOp, Fn, Method, Tag, ErrorKind, Reason, Limits, TapeTag, SHARED_REF_MIN_STRING } from './opcodes';
+import { Op, BinOp, CmpOp, Fn, Method, Tag, ErrorKind, Reason, Limits, TapeTag, SHARED_REF_MIN_STRING, WasmResult } from './opcodes';
 import {
   alloc, fail, setPc, top, reserveTo, hostFormatFloat, hostRoundDecimal, RESULT, ensureMemory,
 } from './mem';
@@ -210,22 +210,22 @@ function writeValue(v: usize): void {
   }
 }
 
-/** Puts the result in the RESULT descriptor: scalars inline, anything else as a tape. */
+/** Puts the result in the RESULT descriptor (WasmResult): scalars inline, anything else as a tape. */
 function emitResult(v: usize): void {
   const t = vtag(v);
-  store<i32>(RESULT, t);
-  store<f64>(RESULT, vnum(v), 16);
+  store<i32>(RESULT + <usize>WasmResult.TAG, t);
+  store<f64>(RESULT + <usize>WasmResult.NUM, vnum(v));
   if (t >= Tag.STR) {
     const start = (top + 15) & ~(<usize>15);
     reserveTo(start);
     wp = start;
     wEnd = start + MAX_RESULT_TAPE;
     writeValue(v);
-    store<u32>(RESULT, <u32>start, 8);
-    store<i32>(RESULT, <i32>(wp - start), 4);
+    store<u32>(RESULT + <usize>WasmResult.PTR, <u32>start);
+    store<i32>(RESULT + <usize>WasmResult.LEN, <i32>(wp - start));
   } else {
-    store<u32>(RESULT, 0, 8);
-    store<i32>(RESULT, 0, 4);
+    store<u32>(RESULT + <usize>WasmResult.PTR, 0);
+    store<i32>(RESULT + <usize>WasmResult.LEN, 0);
   }
 }
 
@@ -398,7 +398,7 @@ function numBinop(op: i32, ta: i32, tb: i32, x: f64, y: f64, out: usize): void {
       return;
     case BinOp.POW: {
       const r = ints && y >= 0 ? intPow(x, y) : floatPow(x, y);
-      if (powErrKind != 0) {
+      if (powErrKind != ErrorKind.OK) {
         if (powErrReason == Reason.POW_ZERO_NEG) fail(powErrKind, powErrReason, Tag.FLOAT, Tag.FLOAT);
         fail(powErrKind, powErrReason, -1, -1);
       }

@@ -1,6 +1,6 @@
 // The N-API surface of the addon (typed by NativeBinding in src/backend/native.ts; loaded only by
 // src/backend/native.ts). Everything crosses as flat buffers: Int32Array code, Uint8Array tapes,
-// Float64Array/Uint8Array columns, an Int32Array of six fault words.
+// Float64Array/Uint8Array columns, an Int32Array of fault words (FaultWord, kFaultWordCount of them).
 //
 // Worker-safe by construction: no mutable statics; per-environment scratch lives in napi instance
 // data (freed by its finalizer when the environment is torn down); programs are external objects
@@ -16,6 +16,7 @@
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <string>
 
 #include "sampler.h"
 #include "vm.h"
@@ -31,6 +32,14 @@ constexpr napi_type_tag kProgramTag = {0x77706970652d7670ULL, 0x726f6772616d2d31
 EnvState& state(Napi::Env env) { return *env.GetInstanceData<EnvState>(); }
 
 [[noreturn]] void throwType(Napi::Env env, const char* msg) { throw Napi::TypeError::New(env, msg); }
+[[noreturn]] void throwType(Napi::Env env, const std::string& msg) { throw Napi::TypeError::New(env, msg); }
+
+/** Throws unless the fault array holds every fault word (its length comes from the contract). */
+void checkFaultLength(Napi::Env env, size_t faultLen) {
+  if (faultLen < (size_t)wpipe::kFaultWordCount) {
+    throwType(env, "fault must hold " + std::to_string(wpipe::kFaultWordCount) + " words (FaultWord)");
+  }
+}
 
 template <typename T>
 T* typedArray(Napi::Env env, napi_value v, napi_typedarray_type want, size_t* length, const char* what) {
@@ -90,7 +99,7 @@ Napi::Value Prepare(const Napi::CallbackInfo& info) {
 /**
  * evaluate(program, ctx: Uint8Array, out: Uint8Array, fault: Int32Array): number
  * >= 0: the result tape's length (copied into `out` when it fits, else fetch it with takeResult);
- * -1: an expression error, `fault` holds its six words.
+ * -1: an expression error, `fault` holds its fault words.
  */
 Napi::Value Evaluate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -100,7 +109,7 @@ Napi::Value Evaluate(const Napi::CallbackInfo& info) {
   auto* ctx = typedArray<uint8_t>(env, info[1], napi_uint8_array, &ctxLen, "ctx must be a Uint8Array");
   auto* out = typedArray<uint8_t>(env, info[2], napi_uint8_array, &outLen, "out must be a Uint8Array");
   auto* fault = typedArray<int32_t>(env, info[3], napi_int32_array, &faultLen, "fault must be an Int32Array");
-  if (faultLen < (size_t)wpipe::kFaultWordCount) throwType(env, "fault must hold six words");
+  checkFaultLength(env, faultLen);
   if (p->batch) throwType(env, "a batch program cannot be evaluated as a scalar program");
   EnvState& st = state(env);
   bool ok;
@@ -158,7 +167,7 @@ Napi::Value RunBatch(const Napi::CallbackInfo& info) {
   size_t outLen, faultLen;
   auto* out = typedArray<uint8_t>(env, info[3], napi_uint8_array, &outLen, "out must be a Uint8Array");
   auto* fault = typedArray<int32_t>(env, info[4], napi_int32_array, &faultLen, "fault must be an Int32Array");
-  if (faultLen < (size_t)wpipe::kFaultWordCount) throwType(env, "fault must hold six words");
+  checkFaultLength(env, faultLen);
   if (outLen < rows) throwType(env, "out is shorter than rows");
   int64_t r;
   try {
@@ -173,10 +182,11 @@ Napi::Value RunBatch(const Napi::CallbackInfo& info) {
 // The resource sampler (sampler.h) and rlimits. src/backend/native.ts validates every argument; these
 // only check what would make C++ misbehave (types, lengths).
 
+/** A Float64Array of at least `min` doubles; `what` says what it must be ("out must be a Float64Array"). */
 double* f64(Napi::Env env, napi_value v, size_t min, const char* what) {
   size_t n;
   auto* p = typedArray<double>(env, v, napi_float64_array, &n, what);
-  if (n < min) throwType(env, what);
+  if (n < min) throwType(env, std::string(what) + " of at least " + std::to_string(min));
   return p;
 }
 
@@ -193,7 +203,7 @@ uint32_t slotId(Napi::Env env, const Napi::Value& v) {
 
 /** samplerNow(out: Float64Array(3)): [monotonic ms, RSS bytes, process CPU seconds]. */
 Napi::Value SamplerNow(const Napi::CallbackInfo& info) {
-  wpipe::sampler::now(f64(info.Env(), info[0], 3, "out must be a Float64Array of at least 3"));
+  wpipe::sampler::now(f64(info.Env(), info[0], 3, "out must be a Float64Array"));
   return info.Env().Undefined();
 }
 
@@ -205,11 +215,11 @@ Napi::Value SamplerStart(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, wpipe::sampler::start(env, iv));
 }
 
-/** samplerRead(id, header: Float64Array(10)): false for an unknown slot. */
+/** samplerRead(id, header: Float64Array(kSamplerHeaderFieldCount)): false for an unknown slot. */
 Napi::Value SamplerRead(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint32_t id = slotId(env, info[0]);
-  double* h = f64(env, info[1], wpipe::sampler::kHeaderFields, "header must be a Float64Array of at least 10");
+  double* h = f64(env, info[1], wpipe::sampler::kHeaderFields, "header must be a Float64Array");
   return Napi::Boolean::New(env, wpipe::sampler::read(id, h));
 }
 
@@ -230,9 +240,9 @@ Napi::Value SamplerStop(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, wpipe::sampler::stop(slotId(env, info[0])));
 }
 
-/** samplerInfo(out: Float64Array(9)). */
+/** samplerInfo(out: Float64Array(kSamplerInfoFieldCount)). */
 Napi::Value SamplerInfo(const Napi::CallbackInfo& info) {
-  wpipe::sampler::info(f64(info.Env(), info[0], wpipe::sampler::kInfoFields, "out must be a Float64Array of at least 9"));
+  wpipe::sampler::info(f64(info.Env(), info[0], wpipe::sampler::kInfoFields, "out must be a Float64Array"));
   return info.Env().Undefined();
 }
 
@@ -300,7 +310,7 @@ double fromRlim(rlim_t v) { return v == RLIM_INFINITY ? INFINITY : (double)v; }
 Napi::Value GetRlimit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int res = rlimitResource(env, info[0]);
-  double* out = f64(env, info[1], 2, "out must be a Float64Array of at least 2");
+  double* out = f64(env, info[1], 2, "out must be a Float64Array");
   struct rlimit rl;
   if (getrlimit(res, &rl) != 0) return Napi::Number::New(env, errno);
   out[0] = fromRlim(rl.rlim_cur);
@@ -331,7 +341,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   std::vector<std::string> feats = wpipe::cpuFeatures();
   for (uint32_t i = 0; i < feats.size(); i++) f.Set(i, Napi::String::New(env, feats[i]));
   o.Set("features", f);
-  o.Set("abi", Napi::Number::New(env, 4));
+  o.Set("abi", Napi::Number::New(env, wpipe::ADDON_ABI));  // src/vm/contract.ts ADDON_ABI
   return o;
 }
 

@@ -264,7 +264,7 @@ WPIPE_CLONES void kTrueDiv(const double* a, double ac, const double* b, double b
 template <int AOP, int COP, class A, class B>
 WPIPE_INLINE bool arithCmpLoop(A a, B b, double c, uint8_t* out, int n) {
   // Optimistic: the comparison of the f64 result is exact unless some row could fail (an int beyond
-  // ±(2^53-1), a division by zero) — then the caller re-runs the instructions exactly.
+  // ±Limits::MAX_INT, a division by zero) — then the caller re-runs the instructions exactly.
   // A 64-bit accumulator: the vectorized OR stays in the comparison's lane width.
   int64_t bad = 0;
   for (int i = 0; i < n; i++) {

@@ -187,4 +187,38 @@ constexpr uint8_t SHARED_REF = 0xFF;
 /** Shortest STR (code units) a result tape numbers for SHARED_REF (contract.ts). */
 constexpr uint32_t SHARED_REF_MIN_STRING = 32;
 
+// The addon host ABI (contract.ts): src/backend/native.ts and native/addon.cpp, native/sampler.cpp.
+
+/** The ABI version info().abi reports (contract.ts ADDON_ABI). */
+constexpr int32_t ADDON_ABI = 4;
+
+namespace SamplerHeaderField {
+constexpr int32_t SAMPLES = 0;
+constexpr int32_t PEAK_RSS = 1;
+constexpr int32_t PEAK_CPU = 2;
+constexpr int32_t FIRST_SEQ = 3;
+constexpr int32_t START_SEQ = 4;
+constexpr int32_t END_SEQ = 5;
+constexpr int32_t INTERVAL_MS = 6;
+constexpr int32_t SUM_CPU = 7;
+constexpr int32_t LAST_RSS = 8;
+constexpr int32_t LAST_TIME = 9;
+}  // namespace SamplerHeaderField
+/** Members of SamplerHeaderField: every valid value is in [0, kSamplerHeaderFieldCount). */
+constexpr int32_t kSamplerHeaderFieldCount = 10;
+
+namespace SamplerInfoField {
+constexpr int32_t RUNNING = 0;
+constexpr int32_t INTERVAL_MS = 1;
+constexpr int32_t SLOTS = 2;
+constexpr int32_t SAMPLES_TAKEN = 3;
+constexpr int32_t RING_CAPACITY = 4;
+constexpr int32_t WATCHDOG_LIMIT = 5;
+constexpr int32_t WATCHDOG_FIRED = 6;
+constexpr int32_t ENVS = 7;
+constexpr int32_t THREAD_CPU = 8;
+}  // namespace SamplerInfoField
+/** Members of SamplerInfoField: every valid value is in [0, kSamplerInfoFieldCount). */
+constexpr int32_t kSamplerInfoFieldCount = 9;
+
 }  // namespace wpipe

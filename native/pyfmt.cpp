@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "opcodes.h"
+
 namespace wpipe {
 
 void appendFloatRepr(std::string& out, double x) {
@@ -134,6 +136,13 @@ bool equalsNoCase(const char16_t* u, uint32_t len, const char* word) {
   }
   return true;
 }
+
+constexpr int decimalDigits(long long v) { return v < 10 ? 1 : 1 + decimalDigits(v / 10); }
+/** Limits::MAX_INT as an exact integer, and its digits: a longer literal overflows. */
+constexpr long long kMaxInt = static_cast<long long>(Limits::MAX_INT);
+constexpr size_t kMaxIntDigits = (size_t)decimalDigits(kMaxInt);
+static_assert(static_cast<double>(kMaxInt) == Limits::MAX_INT, "Limits::MAX_INT must be an exact integer");
+static_assert(kMaxIntDigits <= 18, "parseIntLiteral accumulates up to kMaxIntDigits digits in a long long");
 }  // namespace
 
 ParseStatus parseIntLiteral(const char16_t* u, uint32_t len, double& out) {
@@ -145,10 +154,10 @@ ParseStatus parseIntLiteral(const char16_t* u, uint32_t len, double& out) {
   if (end == i || end != len) return ParseStatus::INVALID;
   size_t z = 0;
   while (z + 1 < digits.size() && digits[z] == '0') z++;
-  if (digits.size() - z > 16) return ParseStatus::OVERFLOW;
+  if (digits.size() - z > kMaxIntDigits) return ParseStatus::OVERFLOW;
   long long v = 0;
   for (size_t k = z; k < digits.size(); k++) v = v * 10 + (digits[k] - '0');
-  if (v > 9007199254740991LL) return ParseStatus::OVERFLOW;
+  if (v > kMaxInt) return ParseStatus::OVERFLOW;
   out = neg ? -(double)v : (double)v;
   return ParseStatus::OK;
 }

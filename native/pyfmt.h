@@ -7,7 +7,7 @@ namespace wpipe {
 
 /** Python repr() of a float, appended as ASCII. */
 void appendFloatRepr(std::string& out, double x);
-/** Decimal text of an exact int (|x| <= 2^53 - 1). */
+/** Decimal text of an exact int (|x| <= Limits::MAX_INT). */
 void appendIntText(std::string& out, double x);
 
 /**

@@ -99,22 +99,23 @@ class Sampler {
     std::lock_guard<std::mutex> lock(mu_);
     const Slot* s = find(id);
     if (!s) return false;
+    namespace H = SamplerHeaderField;
     uint64_t oldest = seq_ > kRingSamples ? seq_ - kRingSamples : 0;
-    h[0] = (double)s->count;
-    h[1] = s->peakRss;
-    h[2] = s->peakCpu;
-    h[3] = (double)std::max(oldest, s->startSeq);
-    h[4] = (double)s->startSeq;
-    h[5] = (double)seq_;
-    h[6] = intervalMs_;
-    h[7] = s->sumCpu;
+    h[H::SAMPLES] = (double)s->count;
+    h[H::PEAK_RSS] = s->peakRss;
+    h[H::PEAK_CPU] = s->peakCpu;
+    h[H::FIRST_SEQ] = (double)std::max(oldest, s->startSeq);
+    h[H::START_SEQ] = (double)s->startSeq;
+    h[H::END_SEQ] = (double)seq_;
+    h[H::INTERVAL_MS] = intervalMs_;
+    h[H::SUM_CPU] = s->sumCpu;
     if (seq_ > 0) {
       const double* last = &ring_[((seq_ - 1) % kRingSamples) * kSampleFields];
-      h[8] = last[1];
-      h[9] = last[0];
+      h[H::LAST_RSS] = last[1];
+      h[H::LAST_TIME] = last[0];
     } else {
-      h[8] = std::nan("");
-      h[9] = std::nan("");
+      h[H::LAST_RSS] = std::nan("");
+      h[H::LAST_TIME] = std::nan("");
     }
     return true;
   }
@@ -169,15 +170,16 @@ class Sampler {
 
   void info(double out[kInfoFields]) {
     std::lock_guard<std::mutex> lock(mu_);
-    out[0] = running_ ? 1 : 0;
-    out[1] = intervalMs_;
-    out[2] = (double)slots_.size();
-    out[3] = (double)seq_;
-    out[4] = (double)kRingSamples;
-    out[5] = watchLimit_;
-    out[6] = (double)watchFired_;
-    out[7] = (double)envs_.size();
-    out[8] = selfCpuDone_ + selfCpu_;
+    namespace I = SamplerInfoField;
+    out[I::RUNNING] = running_ ? 1 : 0;
+    out[I::INTERVAL_MS] = intervalMs_;
+    out[I::SLOTS] = (double)slots_.size();
+    out[I::SAMPLES_TAKEN] = (double)seq_;
+    out[I::RING_CAPACITY] = (double)kRingSamples;
+    out[I::WATCHDOG_LIMIT] = watchLimit_;
+    out[I::WATCHDOG_FIRED] = (double)watchFired_;
+    out[I::ENVS] = (double)envs_.size();
+    out[I::THREAD_CPU] = selfCpuDone_ + selfCpu_;
   }
 
   void watchdog(napi_env owner, double limitBytes, double intervalMs, napi_threadsafe_function tsfn) {

@@ -22,16 +22,18 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "opcodes.h"
+
 namespace wpipe::sampler {
 
 /** Samples kept in the ring (at a 10 ms interval: 82 s). Older samples still count in each slot's aggregates. */
 constexpr size_t kRingSamples = 8192;
 /** Doubles per sample: monotonic time (ms), RSS (bytes), process CPU time (s), CPU % of one core since the previous sample. */
 constexpr size_t kSampleFields = 4;
-/** Doubles of a read header: see Sampler::read. */
-constexpr size_t kHeaderFields = 10;
-/** Doubles of info(): see Sampler::info. */
-constexpr size_t kInfoFields = 9;
+/** Doubles of a read header, by SamplerHeaderField (src/vm/contract.ts, generated into opcodes.h). */
+constexpr size_t kHeaderFields = (size_t)kSamplerHeaderFieldCount;
+/** Doubles of info(), by SamplerInfoField (src/vm/contract.ts, generated into opcodes.h). */
+constexpr size_t kInfoFields = (size_t)kSamplerInfoFieldCount;
 
 /** Fills out[0..2] with the monotonic time (ms), RSS (bytes, NaN if /proc/self/statm is unreadable) and process CPU time (s). */
 void now(double out[3]);
@@ -43,9 +45,9 @@ void now(double out[3]);
 uint32_t start(napi_env owner, double intervalMs);
 
 /**
- * Reads a slot: header = [samples, peak RSS, peak CPU %, first seq still in the ring, start seq,
- * end seq (exclusive), thread interval ms, sum of CPU %, RSS of the last sample, time of the last sample].
- * Returns false for an unknown slot.
+ * Reads a slot into header[SamplerHeaderField::*]: samples, peak RSS, peak CPU %, first seq still in
+ * the ring, start seq, end seq (exclusive), thread interval ms, sum of CPU %, RSS of the last sample,
+ * time of the last sample. Returns false for an unknown slot.
  */
 bool read(uint32_t id, double header[kHeaderFields]);
 
@@ -56,8 +58,9 @@ size_t copy(uint32_t id, uint64_t from, double* out, size_t cap);
 bool stop(uint32_t id);
 
 /**
- * [thread running, thread interval ms, active slots, samples taken, ring capacity, watchdog limit bytes,
- *  watchdog fired count, envs, CPU seconds the sampler thread has used (all its runs)].
+ * Fills out[SamplerInfoField::*]: thread running, thread interval ms, active slots, samples taken, ring
+ * capacity, watchdog limit bytes, watchdog fired count, envs, CPU seconds the sampler thread has used
+ * (all its runs).
  */
 void info(double out[kInfoFields]);
 

@@ -13,7 +13,7 @@
 
 namespace wpipe {
 
-/** An error of the expression being evaluated (not of the addon): becomes the six-int fault. */
+/** An error of the expression being evaluated (not of the addon): becomes the fault words (FaultWord). */
 struct VmError {
   int32_t kind;
   int32_t reason;

@@ -1,5 +1,5 @@
 // The scalar VM: executes src/expr/bytecode.ts programs over values decoded from the context tape.
-// Semantics mirror src/expr/pyops.ts (the reference) and docs/expression-semantics.md.
+// Semantics mirror src/vm/pyops.ts (the reference) and docs/expression-semantics.md.
 #include "vm.h"
 
 #include <algorithm>
@@ -19,6 +19,9 @@ Program::~Program() = default;
 namespace {
 
 constexpr double MAX_INT = Limits::MAX_INT;
+/** Limits::MAX_INT as an exact integer, for the 128-bit range checks. */
+constexpr int64_t kMaxInt = static_cast<int64_t>(Limits::MAX_INT);
+static_assert(static_cast<double>(kMaxInt) == Limits::MAX_INT, "Limits::MAX_INT must be an exact integer");
 using U16View = std::u16string_view;
 
 inline U16View view(const Str* s) { return U16View(s->u, s->len); }
@@ -107,7 +110,7 @@ const Value* dictFind(const Value& d, const Str* key) {
 }
 
 /**
- * Element steps left in one evaluation (Limits.MAX_WORK), charged where src/expr/pyops.ts charges:
+ * Element steps left in one evaluation (Limits.MAX_WORK), charged where src/vm/pyops.ts charges:
  * items compared, copied or visited, characters scanned by string functions and repr.
  */
 struct Work {
@@ -265,7 +268,7 @@ inline double floatFloorDiv(double a, double b) {
 
 inline int64_t mulCheck(int64_t x, int64_t y) {
   __int128 p = (__int128)x * y;
-  if (p > (__int128)9007199254740991LL || p < -(__int128)9007199254740991LL) fail(ErrorKind::OverflowError, Reason::INT_RANGE);
+  if (p > (__int128)kMaxInt || p < -(__int128)kMaxInt) fail(ErrorKind::OverflowError, Reason::INT_RANGE);
   return (int64_t)p;
 }
 
@@ -658,7 +661,7 @@ struct Machine {
       __int128 twice = 2 * r;
       if (twice > p || (twice == p && (q & 1) != 0)) q += 1;
       __int128 res = q * p;
-      if (res > (__int128)9007199254740991LL || res < -(__int128)9007199254740991LL) {
+      if (res > (__int128)kMaxInt || res < -(__int128)kMaxInt) {
         fail(ErrorKind::OverflowError, Reason::INT_RANGE);
       }
       return mkInt((double)(int64_t)res);

@@ -1,5 +1,6 @@
-// The scalar and batch expression VMs of the C++ addon (see src/expr/bytecode.ts for the contract and
-// docs/expression-semantics.md for the semantics; src/expr/pyops.ts is the reference implementation).
+// The scalar and batch expression VMs of the C++ addon (see src/vm/contract.ts for the contract,
+// src/expr/bytecode.ts for the program layout and docs/expression-semantics.md for the semantics;
+// src/vm/pyops.ts is the reference implementation).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -46,7 +47,7 @@ std::unique_ptr<Program> prepareProgram(const int32_t* code, size_t codeLen, con
 
 /**
  * Runs a scalar program over a context tape. Returns true with the result tape in env.out, or false
- * with the six fault words (row -1) filled.
+ * with the fault words (FaultWord, row -1) filled.
  */
 bool evaluateScalar(const Program& p, EnvState& env, const uint8_t* ctx, size_t ctxLen, int32_t fault[kFaultWordCount]);
 

@@ -9,6 +9,12 @@
 // a contract change without a regeneration fails `npm test`. Every enumeration must number its
 // members 0, 1, 2 … in order: the VMs size tables and bound their verifiers by the member count
 // (kOpCount, kBinOpCount … in C++, OP_COUNT … in AssemblyScript), which this script emits.
+//
+// Besides the VM contract, two host ABIs of src/vm/contract.ts go to one copy each: the wasm host ABI
+// (WasmResult, WasmAbi, PlanOp, PLAN_RECORD, PLAN_SELECT_SOURCE) to assembly/opcodes.ts, the addon
+// host ABI (ADDON_ABI, SamplerHeaderField, SamplerInfoField) to native/opcodes.h. The script checks
+// what the code on both sides of each relies on (alignment, flag bits, record numbering) and stops
+// with exit code 2 when the contract breaks it.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -17,8 +23,10 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const contract = await import(pathToFileURL(join(root, 'src', 'vm', 'contract.ts')).href);
 const check = process.argv.includes('--check');
 
-/** The enumerations, in output order, with the C++ and AssemblyScript name of their member count. */
+/** The enumerations of the VM contract, in output order (both copies). */
 const ENUMS = ['Op', 'BinOp', 'CmpOp', 'Fn', 'Method', 'Tag', 'ErrorKind', 'Reason', 'FaultWord', 'ColumnKind'];
+/** Enumerations of the addon host ABI (native/opcodes.h only). */
+const CPP_ABI_ENUMS = ['SamplerHeaderField', 'SamplerInfoField'];
 /** Member names that are keywords in C++ (the contract's `int`, `float`, `bool` functions). */
 const CPP_KEYWORDS = new Set(['int', 'float', 'bool']);
 /** Each limit's type in each language (a new limit must be added here, or the script stops). */
@@ -35,13 +43,32 @@ function fail(message) {
   process.exit(2);
 }
 
-function members(name) {
-  const table = contract[name];
-  if (table === null || typeof table !== 'object') fail(`src/vm/contract.ts has no ${name}`);
-  const entries = Object.entries(table);
+function table(name) {
+  const t = contract[name];
+  if (t === null || typeof t !== 'object') fail(`src/vm/contract.ts has no ${name}`);
+  return t;
+}
+
+/** The members of a table that must number them first, first + 1 … in order. */
+function numbered(label, t, first = 0) {
+  const entries = Object.entries(t);
   entries.forEach(([key, value], i) => {
-    if (value !== i) fail(`${name}.${key} is ${value}: members must be numbered 0, 1, 2 … in order (expected ${i})`);
+    const want = first + i;
+    if (value !== want) {
+      fail(`${label}.${key} is ${value}: members must be numbered ${first}, ${first + 1}, ${first + 2} … in order (expected ${want})`);
+    }
   });
+  return entries;
+}
+
+function members(name) {
+  return numbered(name, table(name));
+}
+
+/** Entries of a table of non-negative integers (offsets, flags). */
+function integers(name) {
+  const entries = Object.entries(table(name));
+  for (const [key, v] of entries) if (!Number.isInteger(v) || v < 0) fail(`${name}.${key} must be a non-negative integer`);
   return entries;
 }
 
@@ -62,6 +89,54 @@ for (const [key, v] of tapeTags) {
 }
 const sharedMin = contract.SHARED_REF_MIN_STRING;
 if (!Number.isInteger(sharedMin) || sharedMin < 1) fail('SHARED_REF_MIN_STRING must be a positive integer');
+
+// The wasm host ABI (assembly/opcodes.ts only).
+const faultWordCount = members('FaultWord').length;
+const wasmResult = integers('WasmResult');
+const wasmAbi = integers('WasmAbi');
+{
+  const r = contract.WasmResult;
+  const a = contract.WasmAbi;
+  for (const key of ['TAG', 'LEN', 'PTR', 'NUM']) if (!(key in r)) fail(`WasmResult has no ${key}`);
+  for (const key of ['RESULT_AT', 'BLOCK_BYTES', 'CONTEXT_GREW', 'EVALUATE_GREW']) if (!(key in a)) fail(`WasmAbi has no ${key}`);
+  // Fields: i32 TAG, i32 LEN, u32 PTR, f64 NUM, each aligned to its size, none overlapping another.
+  const spans = [['TAG', 4], ['LEN', 4], ['PTR', 4], ['NUM', 8]].map(([k, size]) => [k, r[k], r[k] + size]);
+  for (const [k, start, end] of spans) {
+    if (start % (end - start) !== 0) fail(`WasmResult.${k} (${start}) must be aligned to its size (${end - start} bytes)`);
+    for (const [k2, s2, e2] of spans) if (k !== k2 && start < e2 && s2 < end) fail(`WasmResult.${k} overlaps WasmResult.${k2}`);
+  }
+  const resultBytes = Math.max(...spans.map(([, , end]) => end));
+  if (a.RESULT_AT < faultWordCount * 4 || a.RESULT_AT % 8 !== 0) {
+    fail(`WasmAbi.RESULT_AT (${a.RESULT_AT}) must be 8-aligned and after the ${faultWordCount} fault words (${faultWordCount * 4} bytes)`);
+  }
+  if (a.BLOCK_BYTES % 16 !== 0 || a.BLOCK_BYTES < a.RESULT_AT + resultBytes) {
+    fail(`WasmAbi.BLOCK_BYTES (${a.BLOCK_BYTES}) must be a multiple of 16 and hold the result descriptor ` +
+      `(${a.RESULT_AT + resultBytes} bytes)`);
+  }
+  // contextBuffer() returns a 16-aligned address: the flag must be a low bit.
+  if (![1, 2, 4, 8].includes(a.CONTEXT_GREW)) fail('WasmAbi.CONTEXT_GREW must be 1, 2, 4 or 8 (a bit below the 16-byte alignment)');
+  const maxTag = Math.max(...Object.values(contract.Tag));
+  if ((a.EVALUATE_GREW & (a.EVALUATE_GREW - 1)) !== 0 || a.EVALUATE_GREW <= maxTag) {
+    fail(`WasmAbi.EVALUATE_GREW must be a power of two above every Tag (${maxTag})`);
+  }
+}
+const planOps = members('PlanOp');
+const planRecord = table('PLAN_RECORD');
+{
+  const keys = Object.keys(planRecord);
+  if (keys.join() !== planOps.map(([k]) => k).join()) fail('PLAN_RECORD must have a record for each PlanOp member, in the same order');
+}
+const planRecords = planOps.map(([key]) => {
+  const fields = numbered(`PLAN_RECORD.${key}`, planRecord[key], 1);
+  if (fields.some(([f]) => f === 'WORDS')) fail(`PLAN_RECORD.${key}: WORDS is the record length the script adds, not a field`);
+  return [`Plan${key[0]}${key.slice(1).toLowerCase()}`, key, fields];
+});
+const selectSource = numbered('PLAN_SELECT_SOURCE', table('PLAN_SELECT_SOURCE'));
+if (selectSource.some(([f]) => f === 'WORDS')) fail('PLAN_SELECT_SOURCE: WORDS is the length the script adds, not a field');
+
+// The addon host ABI (native/opcodes.h only).
+const addonAbi = contract.ADDON_ABI;
+if (!Number.isInteger(addonAbi) || addonAbi < 1) fail('ADDON_ABI must be a positive integer');
 
 const HEADER = 'GENERATED by scripts/gen-vm-contract.mjs from src/vm/contract.ts: do not edit; change the contract and run `npm run gen:vm`.';
 
@@ -90,7 +165,19 @@ function cpp() {
   for (const [key, v] of tapeTags) out.push(`constexpr uint8_t ${key} = 0x${v.toString(16).toUpperCase()};`);
   out.push('}  // namespace TapeTag');
   out.push('/** Shortest STR (code units) a result tape numbers for SHARED_REF (contract.ts). */');
-  out.push(`constexpr uint32_t SHARED_REF_MIN_STRING = ${sharedMin};`, '', '}  // namespace wpipe', '');
+  out.push(`constexpr uint32_t SHARED_REF_MIN_STRING = ${sharedMin};`, '');
+  out.push('// The addon host ABI (contract.ts): src/backend/native.ts and native/addon.cpp, native/sampler.cpp.', '');
+  out.push('/** The ABI version info().abi reports (contract.ts ADDON_ABI). */');
+  out.push(`constexpr int32_t ADDON_ABI = ${addonAbi};`, '');
+  for (const name of CPP_ABI_ENUMS) {
+    const list = members(name);
+    out.push(`namespace ${name} {`);
+    for (const [key, v] of list) out.push(`constexpr int32_t ${key} = ${v};`);
+    out.push(`}  // namespace ${name}`);
+    out.push(`/** Members of ${name}: every valid value is in [0, ${countName(name).cpp}). */`);
+    out.push(`constexpr int32_t ${countName(name).cpp} = ${list.length};`, '');
+  }
+  out.push('}  // namespace wpipe', '');
   return out.join('\n');
 }
 
@@ -117,6 +204,29 @@ function as() {
   out.push(`export const SHARED_REF_MIN_STRING: i32 = ${sharedMin};`, '');
   out.push('/** Operands per opcode, indexed by opcode. */');
   out.push(`export const OPERAND_COUNT: usize = memory.data<u8>([${operands.join(', ')}]);`, '');
+  out.push('// The wasm host ABI (contract.ts): src/backend/wasm.ts and this VM, in linear memory.', '');
+  out.push('/** The result descriptor: byte offsets from faultPtr() + WasmAbi.RESULT_AT (contract.ts WasmResult). */');
+  out.push('export namespace WasmResult {');
+  for (const [key, v] of wasmResult) out.push(`  export const ${key}: i32 = ${v};`);
+  out.push('}', '');
+  out.push('/** The block at faultPtr() and the "memory grew" flags (contract.ts WasmAbi). */', 'export namespace WasmAbi {');
+  for (const [key, v] of wasmAbi) out.push(`  export const ${key}: i32 = ${v};`);
+  out.push('}', '');
+  out.push('export namespace PlanOp {');
+  for (const [key, v] of planOps) out.push(`  export const ${key}: i32 = ${v};`);
+  out.push('}');
+  out.push(`/** Members of PlanOp: every valid value is in [0, ${countName('PlanOp').as}). */`);
+  out.push(`export const ${countName('PlanOp').as}: i32 = ${planOps.length};`, '');
+  for (const [ns, key, fields] of planRecords) {
+    out.push(`/** The record of PlanOp.${key}: the word index of each field; WORDS, its length (contract.ts PLAN_RECORD). */`);
+    out.push(`export namespace ${ns} {`);
+    for (const [f, v] of fields) out.push(`  export const ${f}: i32 = ${v};`);
+    out.push(`  export const WORDS: i32 = ${fields.length + 1};`, '}');
+  }
+  out.push('/** One source of a SELECT: the word of each field; WORDS, its length (contract.ts PLAN_SELECT_SOURCE). */');
+  out.push('export namespace PlanSelectSource {');
+  for (const [f, v] of selectSource) out.push(`  export const ${f}: i32 = ${v};`);
+  out.push(`  export const WORDS: i32 = ${selectSource.length};`, '}', '');
   return out.join('\n');
 }
 

@@ -2,16 +2,25 @@
 // C++ VM (native/opcodes.h) only through scripts/gen-vm-contract.mjs. These tests fail when a
 // checked-in copy is not what the script makes (a number edited in a copy, an extra member, a
 // contract change without `npm run gen:vm`), and check that the script itself refuses a contract
-// it cannot mirror faithfully; and that the one result-tape reader (src/vm/tape.ts readResult)
-// decodes every tag of the dialect the two VMs write.
+// it cannot mirror faithfully; that no VM source or backend writes a contract number by hand
+// instead of taking it from the generated copies or the contract (a scan of their text); and that
+// the one result-tape reader (src/vm/tape.ts readResult) decodes every tag of the dialect the two
+// VMs write.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Limits, OPERAND_COUNT, Op, SHARED_REF_MIN_STRING, Tag, TapeTag } from '../src/vm/contract.js';
+import {
+  FaultWord, Limits, OPERAND_COUNT, Op, PLAN_RECORD, PLAN_SELECT_SOURCE, PlanOp, SHARED_REF_MIN_STRING, Tag, TapeTag, WasmAbi,
+  WasmResult,
+} from '../src/vm/contract.js';
+import { planBatchProgram } from '../src/backend/wasm.js';
+import { ColumnKind } from '../src/backend/types.js';
+import { compileProgram } from '../src/expr/compile.js';
+import { parse } from '../src/expr/parse.js';
 import { TapeWriter, readResult } from '../src/vm/tape.js';
 import { PyFloat, PyTuple } from '../src/vm/values.js';
 import { compileExpression, getBackendInfo } from '../src/index.js';
@@ -95,6 +104,204 @@ test('the generator refuses a contract it cannot mirror: gaps in a numbering, a 
       rmSync(r.dir, { recursive: true, force: true });
     }
   }
+});
+
+test('a FaultWord reordered or grown reaches both copies, and the wasm block follows the word count', () => {
+  const declaration = /export const FaultWord = \{[^}]*\}/;
+  const words = Object.keys(FaultWord);
+  const table = (keys: string[]): string => `export const FaultWord = { ${keys.map((k, i) => `${k}: ${i}`).join(', ')} }`;
+  const align16 = (n: number): number => Math.ceil(n / 16) * 16;
+  // Reversed: every word moves (KIND is no longer word 0).
+  const reversed = [...words].reverse();
+  const r1 = generator([], (dir) => edit(dir, 'src/vm/contract.ts', declaration, table(reversed)));
+  try {
+    assert.equal(r1.status, 0, r1.out);
+    const h = readFileSync(join(r1.dir, 'native/opcodes.h'), 'utf8');
+    const a = readFileSync(join(r1.dir, 'assembly/opcodes.ts'), 'utf8');
+    assert.ok(h.includes(`namespace FaultWord {\n${reversed.map((k, i) => `constexpr int32_t ${k} = ${i};`).join('\n')}\n}`), h);
+    assert.ok(a.includes(`namespace FaultWord {\n${reversed.map((k, i) => `  export const ${k}: i32 = ${i};`).join('\n')}\n}`), a);
+    assert.match(a, new RegExp(`export const RESULT_AT: i32 = ${WasmAbi.RESULT_AT};`));
+  } finally {
+    rmSync(r1.dir, { recursive: true, force: true });
+  }
+  // Three more words: the counts follow, and so do the result descriptor and the block after them.
+  const grown = [...words, 'X1', 'X2', 'X3'];
+  const resultAt = align16(grown.length * 4);
+  const r2 = generator([], (dir) => edit(dir, 'src/vm/contract.ts', declaration, table(grown)));
+  try {
+    assert.equal(r2.status, 0, r2.out);
+    const h = readFileSync(join(r2.dir, 'native/opcodes.h'), 'utf8');
+    const a = readFileSync(join(r2.dir, 'assembly/opcodes.ts'), 'utf8');
+    assert.match(h, new RegExp(`constexpr int32_t kFaultWordCount = ${grown.length};`));
+    assert.match(a, new RegExp(`export const FAULT_WORD_COUNT: i32 = ${grown.length};`));
+    assert.match(a, new RegExp(`export const RESULT_AT: i32 = ${resultAt};`));
+    assert.match(a, new RegExp(`export const BLOCK_BYTES: i32 = ${align16(resultAt + WasmResult.NUM + 8)};`));
+  } finally {
+    rmSync(r2.dir, { recursive: true, force: true });
+  }
+});
+
+test('each host ABI goes to its one copy: the wasm ABI to assembly/opcodes.ts, the addon ABI to native/opcodes.h', () => {
+  const h = readFileSync(join(root, 'native/opcodes.h'), 'utf8');
+  const a = readFileSync(join(root, 'assembly/opcodes.ts'), 'utf8');
+  for (const name of ['WasmAbi', 'WasmResult', 'PlanOp', 'PlanUnary', 'PlanSelectSource']) {
+    assert.match(a, new RegExp(`export namespace ${name} \\{`), name);
+    assert.doesNotMatch(h, new RegExp(`\\b${name}\\b`), name);
+  }
+  for (const name of ['ADDON_ABI', 'SamplerHeaderField', 'SamplerInfoField']) {
+    assert.match(h, new RegExp(`\\b${name}\\b`), name);
+    assert.doesNotMatch(a, new RegExp(`\\b${name}\\b`), name);
+  }
+});
+
+test('the generator refuses a host ABI the two sides cannot share: a plan record gap, a micro-op without a record, clashing flags', () => {
+  const cases: Array<[string | RegExp, string, RegExp]> = [
+    ['UNARY: { OP: 1, DST: 2, A: 3, NEED: 4, PC: 5, BITS: 6 }', 'UNARY: { OP: 1, DST: 2, A: 3, NEED: 4, PC: 5, BITS: 7 }',
+      /PLAN_RECORD\.UNARY\.BITS is 7: members must be numbered 1, 2, 3 … in order/],
+    ['CALL: 11, RETURN: 12,', 'CALL: 11, RETURN: 12, NOP: 13,', /PLAN_RECORD must have a record for each PlanOp member/],
+    ['EVALUATE_GREW: 256', 'EVALUATE_GREW: 8', /WasmAbi\.EVALUATE_GREW must be a power of two above every Tag/],
+    ['CONTEXT_GREW: 1,', 'CONTEXT_GREW: 16,', /WasmAbi\.CONTEXT_GREW must be 1, 2, 4 or 8/],
+    ['{ TAG: 0, LEN: 4, PTR: 8, NUM: 16 }', '{ TAG: 0, LEN: 4, PTR: 8, NUM: 12 }', /WasmResult\.NUM \(12\) must be aligned to its size/],
+  ];
+  for (const [from, to, message] of cases) {
+    const r = generator([], (dir) => edit(dir, 'src/vm/contract.ts', from, to));
+    try {
+      assert.equal(r.status, 2, r.out);
+      assert.match(r.out, message);
+    } finally {
+      rmSync(r.dir, { recursive: true, force: true });
+    }
+  }
+});
+
+test('the wasm batch planner writes the records of PLAN_RECORD: a plan walks record by record to its END', () => {
+  const text = 'not (0 < x < 10) and (-x if b else abs(x)) * 2 > 1 or b and not x';
+  const program = { ...compileProgram(parse(text), text), kinds: [ColumnKind.NUMBER, ColumnKind.BOOL] as const };
+  assert.deepEqual(program.names, ['x', 'b']);
+  const { plan } = planBatchProgram(program);
+  const ops = Object.keys(PlanOp) as Array<keyof typeof PlanOp>; // numbered 0, 1 … in order (the generator checks)
+  const seen = new Set<string>();
+  for (let at = 0; ; ) {
+    const op = ops[plan[at]!];
+    assert.ok(op, `a micro-op at word ${at}: ${plan[at]}`);
+    seen.add(op);
+    if (op === 'END') {
+      assert.equal(at + 1, plan.length, 'END is the last word');
+      break;
+    }
+    let words = 1 + Object.keys(PLAN_RECORD[op]).length;
+    if (op === 'SELECT') words += plan[at + PLAN_RECORD.SELECT.N]! * Object.keys(PLAN_SELECT_SOURCE).length;
+    if (op === 'CALL') words += plan[at + PLAN_RECORD.CALL.ARGC]!;
+    at += words;
+    assert.ok(at < plan.length, `the ${op} record ends inside the plan`);
+  }
+  assert.deepEqual([...seen].sort(), [...ops].sort(), 'the expression uses every micro-op');
+});
+
+/**
+ * Hand-written copies of contract numbers: each rule names what to use instead, the files it scans,
+ * and examples it must catch (checked below, so a rule that stops matching fails too).
+ */
+const SCANNED = [
+  ...readdirSync(join(root, 'assembly'))
+    .filter((f) => f.endsWith('.ts') && f !== 'opcodes.ts' && f !== 'unicode-tables.ts')
+    .map((f) => `assembly/${f}`),
+  ...readdirSync(join(root, 'native'))
+    .filter((f) => /\.(cpp|h)$/.test(f) && f !== 'opcodes.h' && f !== 'unicode_tables.h')
+    .map((f) => `native/${f}`),
+  'src/backend/wasm.ts',
+  'src/backend/native.ts',
+];
+const HAND_COPY_RULES: Array<{ files: RegExp; re: RegExp; use: string; bad: string[] }> = [
+  {
+    files: /./,
+    re: /(?<!\d)9007199254740991(?!\d)|\b2\s*(?:\*\*|\^)\s*53\s*-\s*1\b/,
+    use: 'Limits.MAX_INT (Limits::MAX_INT)',
+    bad: ['p > (__int128)9007199254740991LL', 'MAX_INT = 9007199254740991;', '|x| <= 2^53 - 1'],
+  },
+  {
+    // A contract value (opcode, operator, function, method, tag, error kind, reason, column kind)
+    // compared with a number; `x < 0` / `x >= 0` range checks stay allowed.
+    files: /./,
+    re: /\b(?:op|aop|cop|opcode|kind|fn|method|reason|tag|\w+Kind|\w+Reason|\w+Tag)\s*(?:===?\s*-?\d|!==?\s*-?\d|[<>]=?\s*[1-9])/,
+    use: 'the generated names (Op.NOT, ColumnKind.NUMBER, ErrorKind.OK …)',
+    bad: ['if (op == 10) {', 'kind == 0 ? a : b', 'if (tag > 255) {', 'rowErrKind != 0'],
+  },
+  {
+    files: /./,
+    re: /\b(?:kind|tag|reason|\w+Kind|\w+Reason|\w+Tag)\s*(?::\s*\w+\s*)?=\s*-?\d+\b/,
+    use: 'the generated names (ErrorKind.OK, Reason.GENERIC, Tag.NONE …)',
+    bad: ['powErrKind = 0;', 'let rowErrReason: i32 = 0;'],
+  },
+  { files: /./, re: /\bcase\s+-?\d+\s*:/, use: 'case Op.X: / case Tag.X: …', bad: ['case 10: {'] },
+  {
+    // The block at faultPtr(): fault words by FaultWord, the result descriptor by WasmAbi / WasmResult.
+    files: /^assembly\//,
+    re: /\b(?:load|store)<\w+>\(\s*(?:FAULT|RESULT)\s*[,)]|\b(?:FAULT|RESULT)\s*\+\s*\d/,
+    use: 'setFault(FaultWord.X, …) and RESULT + WasmResult.X',
+    bad: ['store<i32>(FAULT, fPc, 4);', 'store<i32>(FAULT, fKind);', 'load<i32>(FAULT, 32)', 'FAULT + 32'],
+  },
+  {
+    files: /^assembly\/index\.ts$/,
+    re: /\bgrew\s*<<|<usize>grew\b/,
+    use: 'WasmAbi.CONTEXT_GREW / WasmAbi.EVALUATE_GREW',
+    bad: ['| (grew << 8)', 'alloc(<usize>bytes) | <usize>grew'],
+  },
+  {
+    files: /^assembly\/batch\.ts$/,
+    re: /\bP_[A-Z]+\b|\bload<i32>\(\s*(?:p|srcs?\b[^,]*),\s*\d+\s*\)|\bp\s*\+=\s*\d[^,)]*;/,
+    use: 'PlanOp.X and the Plan* records (fld(p, PlanUnary.DST), recBytes(PlanUnary.WORDS))',
+    bad: ['case P_UNARY: {', 'load<i32>(p, 8)', 'p += 28;', 'load<i32>(srcs + (<usize>k << 3), 4)'],
+  },
+  {
+    files: /^src\/backend\/wasm\.ts$/,
+    re: new RegExp([
+      /\b(?:at|faultAt|r|tag)\s*(?:\+|-=?|&=?)\s*\d/, // fault words, result descriptor, "memory grew" flags
+      /\bout\.push\(\s*(?:P\.|\d)|\bout\.length\s*-\s*\d|\b(?:END|UNARY|SELECT)\s*:\s*\d/, // plan records by position
+      /\ba[12]\s*<=?\s*[1-9]/, // operand bounds
+    ].map((r) => r.source).join('|')),
+    use: "FaultWord, FAULT_WORD_COUNT, WasmAbi, WasmResult, emit(out, 'X', {...}) and PLAN_RECORD, BINOP_SYMBOL.length",
+    bad: [
+      'this.i32.slice(at, at + 6)', 'const r = this.faultAt + 8;', 'tag &= 255;', 'if (at & 1) {', 'out.push(P.UNARY, op, dst)',
+      'value(dst, out.length - 3)', 'const P = { END: 0, COL: 1 }', 'a1 <= 6',
+    ],
+  },
+  {
+    files: /^src\/backend\/native\.ts$/,
+    re: /\b(?:FAULT_WORDS|HEADER_FIELDS|ADDON_ABI)\s*=\s*\d|\b[ho]\[\d+\]|Float64Array\(9\)/,
+    use: 'FAULT_WORD_COUNT, ADDON_ABI, SamplerHeaderField, SamplerInfoField from src/vm/contract.ts',
+    bad: ['const FAULT_WORDS = 6;', 'const ADDON_ABI = 4;', 'h[5]! - h[3]!', 'running: o[0] === 1'],
+  },
+  {
+    files: /^native\/(?:addon\.cpp|sampler\.(?:cpp|h))$/,
+    re: /"abi",\s*Napi::Number::New\(env,\s*\d|\bk(?:Header|Info)Fields\s*=\s*\d|\bh\[\d+\]|at least \d/,
+    use: 'ADDON_ABI, kSamplerHeaderFieldCount, SamplerHeaderField::X, SamplerInfoField::X',
+    bad: ['o.Set("abi", Napi::Number::New(env, 4));', 'constexpr size_t kHeaderFields = 10;', 'h[8] = last[1];', '"a Float64Array of at least 10"'],
+  },
+  {
+    files: /./,
+    re: /src\/expr\/(?:pyops|pow)\.ts|\bsix\b/,
+    use: 'src/vm/pyops.ts, src/vm/pow.ts; "the fault words" (their count is FAULT_WORD_COUNT)',
+    bad: ['as implemented by src/expr/pyops.ts', 'after writing the six fault words'],
+  },
+];
+
+test('the hand-copy rules catch what they are for', () => {
+  for (const rule of HAND_COPY_RULES) for (const bad of rule.bad) assert.match(bad, rule.re, `rule for ${rule.use}`);
+});
+
+test('no VM source or backend writes a contract number by hand: they take it from the generated copies or the contract', () => {
+  assert.ok(SCANNED.includes('assembly/batch.ts') && SCANNED.includes('native/vm.cpp'), SCANNED.join());
+  const found: string[] = [];
+  for (const file of SCANNED) {
+    const lines = readFileSync(join(root, file), 'utf8').split('\n');
+    lines.forEach((line, i) => {
+      for (const rule of HAND_COPY_RULES) {
+        if (rule.files.test(file) && rule.re.test(line)) found.push(`${file}:${i + 1}: ${line.trim()}\n    (use ${rule.use})`);
+      }
+    });
+  }
+  assert.deepEqual(found, [], `hand-written copies of contract numbers (src/vm/contract.ts):\n${found.join('\n')}`);
 });
 
 test('one result tape, one reader: every tag, CONTEXT_REF and SHARED_REF in the same tape', () => {

@@ -20,7 +20,9 @@ import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { addonCandidates } from '../paths.js';
 import type { Program } from '../vm/contract.js';
-import { faultWords } from '../vm/contract.js';
+import {
+  ADDON_ABI, FAULT_WORD_COUNT, SAMPLER_HEADER_FIELDS, SAMPLER_INFO_FIELDS, SamplerHeaderField, SamplerInfoField, faultWords,
+} from '../vm/contract.js';
 import { readResult, TapeLimit, TapeWriter, encodeTape } from '../vm/tape.js';
 import {
   SAMPLE_FIELDS,
@@ -53,7 +55,7 @@ export interface NativeBinding {
   prepare(code: Int32Array, consts: Uint8Array, strings: Uint8Array, kinds: Uint8Array | null): NativeProgram;
   /**
    * Evaluates a scalar program over a context tape. Returns the result tape's length (copied into
-   * `out` when it fits, else fetched with takeResult), or -1 with the six fault words in `fault`.
+   * `out` when it fits, else fetched with takeResult), or -1 with the fault words (FaultWord) in `fault`.
    */
   evaluate(program: NativeProgram, ctx: Uint8Array, out: Uint8Array, fault: Int32Array): number;
   /** Copies the last result tape of this thread into `out`; returns its length. */
@@ -65,16 +67,16 @@ export interface NativeBinding {
   /** Opens a slot of the process-wide sampler thread (native/sampler.h); returns its id. */
   samplerStart(intervalMs: number): number;
   /**
-   * header[0..9] = [samples, peak RSS, peak CPU %, first seq still in the ring, start seq, end seq,
-   * thread interval ms, sum of CPU %, last sample's RSS, last sample's time]; false for an unknown slot.
+   * Fills header[SamplerHeaderField.*] (samples, peak RSS, peak CPU %, first seq still in the ring, start
+   * seq, end seq, thread interval ms, sum of CPU %, last sample's RSS and time); false for an unknown slot.
    */
   samplerRead(slot: number, header: Float64Array): boolean;
   /** Copies the slot's samples with seq ≥ fromSeq still in the ring (4 doubles each); returns how many. */
   samplerCopy(slot: number, fromSeq: number, out: Float64Array): number;
   samplerStop(slot: number): boolean;
   /**
-   * out[0..8] = [running, interval ms, slots, samples taken, ring capacity, watchdog limit, watchdog fired,
-   * environments, CPU seconds the sampler thread has used].
+   * Fills out[SamplerInfoField.*]: running, interval ms, slots, samples taken, ring capacity, watchdog
+   * limit, watchdog fired, environments, CPU seconds the sampler thread has used.
    */
   samplerInfo(out: Float64Array): void;
   /** Arms (limitBytes > 0 and a callback) or disarms the process's RSS watchdog. */
@@ -84,9 +86,6 @@ export interface NativeBinding {
   /** 0 or an errno. */
   setrlimit(resource: 'data' | 'as' | 'stack', soft: number, hard: number): number;
 }
-
-/** The ABI version native/addon.cpp reports; bumped when the export list or a signature changes. */
-const ADDON_ABI = 4;
 
 const EXPORTS = [
   'info', 'prepare', 'evaluate', 'takeResult', 'runBatch',
@@ -103,6 +102,7 @@ function loadFrom(path: string): NativeBinding {
   for (const fn of EXPORTS) {
     if (typeof b[fn] !== 'function') throw new Error(`the addon has no ${fn}() export (a stale build?)`);
   }
+  // The version native/addon.cpp was built with (src/vm/contract.ts ADDON_ABI, generated into native/opcodes.h).
   const abi = b.info().abi;
   if (abi !== ADDON_ABI) throw new Error(`the addon has ABI ${abi}, this code needs ${ADDON_ABI} (a stale build?)`);
   return b;
@@ -142,12 +142,11 @@ function loadBinding(): NativeBinding {
   throw loadError;
 }
 
-const FAULT_WORDS = 6;
 const INITIAL_OUT = 256;
 
 class NativeScalar implements ScalarEvaluator {
   private readonly writer = new TapeWriter(256);
-  private readonly fault = new Int32Array(FAULT_WORDS);
+  private readonly fault = new Int32Array(FAULT_WORD_COUNT);
   private out = new Uint8Array(INITIAL_OUT);
   private view = new DataView(this.out.buffer);
 
@@ -195,7 +194,7 @@ function makeVm(b: NativeBinding): ExprVm {
     },
     prepareBatch(program: BatchProgram): BatchEvaluator {
       const handle = prepare(b, program, Uint8Array.from(program.kinds));
-      const fault = new Int32Array(FAULT_WORDS);
+      const fault = new Int32Array(FAULT_WORD_COUNT);
       return {
         fault,
         run(columns: readonly VmColumn[], rows: number, out: Uint8Array): number {
@@ -245,11 +244,9 @@ export function nativeStatus(): BackendStatus {
 // ---------------------------------------------------------------------------------------------
 // The host: the sampler thread and rlimits.
 
-const HEADER_FIELDS = 10;
-
 class NativeSampler implements HostSampler {
   readonly kind = 'native' as const;
-  private readonly header = new Float64Array(HEADER_FIELDS);
+  private readonly header = new Float64Array(SAMPLER_HEADER_FIELDS);
 
   constructor(private readonly b: NativeBinding) {}
 
@@ -266,15 +263,19 @@ class NativeSampler implements HostSampler {
     if (!this.b.samplerRead(slot, h)) {
       return { count: 0, peakRssBytes: 0, peakCpuPercent: 0, sumCpuPercent: 0, samples: new Float64Array(0), intervalMs: 0 };
     }
+    const H = SamplerHeaderField;
     let samples = new Float64Array(0);
     if (withSamples) {
-      const available = h[5]! - h[3]!;
+      const available = h[H.END_SEQ]! - h[H.FIRST_SEQ]!;
       // A few spare rows: the thread may add samples between the two calls.
       samples = new Float64Array((available + 4) * SAMPLE_FIELDS);
-      const n = this.b.samplerCopy(slot, h[3]!, samples);
+      const n = this.b.samplerCopy(slot, h[H.FIRST_SEQ]!, samples);
       samples = samples.subarray(0, n * SAMPLE_FIELDS);
     }
-    return { count: h[0]!, peakRssBytes: h[1]!, peakCpuPercent: h[2]!, sumCpuPercent: h[7]!, samples, intervalMs: h[6]! };
+    return {
+      count: h[H.SAMPLES]!, peakRssBytes: h[H.PEAK_RSS]!, peakCpuPercent: h[H.PEAK_CPU]!, sumCpuPercent: h[H.SUM_CPU]!, samples,
+      intervalMs: h[H.INTERVAL_MS]!,
+    };
   }
 
   stop(slot: number): void {
@@ -286,11 +287,13 @@ class NativeSampler implements HostSampler {
   }
 
   info(): SamplerInfo {
-    const o = new Float64Array(9);
+    const o = new Float64Array(SAMPLER_INFO_FIELDS);
+    const I = SamplerInfoField;
     this.b.samplerInfo(o);
     return {
-      running: o[0] === 1, intervalMs: o[1]!, slots: o[2]!, samplesTaken: o[3]!, ringCapacity: o[4]!,
-      watchdogLimitBytes: o[5]!, watchdogFired: o[6]!, threadCpuSeconds: o[8]!,
+      running: o[I.RUNNING] === 1, intervalMs: o[I.INTERVAL_MS]!, slots: o[I.SLOTS]!, samplesTaken: o[I.SAMPLES_TAKEN]!,
+      ringCapacity: o[I.RING_CAPACITY]!, watchdogLimitBytes: o[I.WATCHDOG_LIMIT]!, watchdogFired: o[I.WATCHDOG_FIRED]!,
+      threadCpuSeconds: o[I.THREAD_CPU]!,
     };
   }
 }

@@ -18,7 +18,10 @@
 import { readFileSync } from 'node:fs';
 import { wasmPath } from '../paths.js';
 import type { Program } from '../vm/contract.js';
-import { CmpOp, FAULT_WORD_COUNT, Fn, Op, OPERAND_COUNT, Tag, faultWords } from '../vm/contract.js';
+import {
+  BINOP_SYMBOL, CmpOp, ErrorKind, FAULT_WORD_COUNT, FaultWord, Fn, Op, OPERAND_COUNT, PLAN_RECORD, PLAN_SELECT_SOURCE, PlanOp, Tag,
+  WasmAbi, WasmResult, faultWords,
+} from '../vm/contract.js';
 import { TapeLimit, TapeWriter, encodeTape, readResult } from '../vm/tape.js';
 import { PyFloat, makeFloat } from '../vm/values.js';
 import { floatRepr, roundDecimal } from '../vm/pyops.js';
@@ -103,11 +106,21 @@ const EXPECTED_EXPORTS = [
 
 // ---------------------------------------------------------------------------------- batch plans
 
-/** Micro-ops of a batch plan (assembly/batch.ts mirrors these numbers). */
-const P = {
-  END: 0, COL: 1, CONST: 2, UNARY: 3, BINOP: 4, COMPARE: 5, CHAIN: 6, BRANCH: 7, JUMP: 8, SELECT: 9, ACTIVATE: 10,
-  CALL: 11, RETURN: 12,
-} as const;
+/** The fields of the plan record of micro-op K (src/vm/contract.ts PLAN_RECORD; assembly/batch.ts reads them). */
+type PlanFields<K extends keyof typeof PlanOp> = { readonly [F in keyof (typeof PLAN_RECORD)[K]]: number };
+
+/** Writes `fields` at their words of `layout` (field name → word index), from out[at]. */
+function putWords(out: number[], at: number, layout: Readonly<Record<string, number>>, fields: Readonly<Record<string, number>>): void {
+  for (const name in layout) out[at + layout[name]!] = fields[name]!;
+}
+
+/** Appends the record of micro-op `op`; returns the index of its first word (field F is at + PLAN_RECORD[op].F). */
+function emit<K extends keyof typeof PlanOp>(out: number[], op: K, fields: PlanFields<K>): number {
+  const at = out.length;
+  out.push(PlanOp[op]);
+  putWords(out, at, PLAN_RECORD[op], fields);
+  return at;
+}
 
 const BATCH_FNS = new Set<number>([Fn.abs, Fn.min, Fn.max, Fn.bool, Fn.int, Fn.float, Fn.round]);
 
@@ -213,15 +226,15 @@ export function planBatchProgram(program: BatchProgram): BatchPlan {
           continue;
         }
         const dst = allocReg();
-        out.push(P.SELECT, dst, paths.length, 0);
-        const v = value(dst, -1, out.length - 1);
+        const at = emit(out, 'SELECT', { DST: dst, N: paths.length, BITS: 0 });
+        const v = value(dst, -1, at + PLAN_RECORD.SELECT.BITS);
         sources[v.vid] = paths.map((p) => p.stack[i]!.vid);
-        for (const p of paths) out.push(p.site, p.stack[i]!.reg);
+        for (const p of paths) putWords(out, out.length, PLAN_SELECT_SOURCE, { SITE: p.site, REG: p.stack[i]!.reg });
         ref(v);
         merged.push(v);
       }
       for (const p of paths) for (const v of p.stack) unref(v);
-      for (const a of arrivals) out.push(P.ACTIVATE, a.site);
+      for (const a of arrivals) emit(out, 'ACTIVATE', { SITE: a.site });
       stack = merged;
       reachable = true;
       incoming.delete(pc);
@@ -234,22 +247,22 @@ export function planBatchProgram(program: BatchProgram): BatchPlan {
       case Op.CONST: {
         if (a1 < 0 || a1 >= program.consts.length) fail(pc, 'bad constant');
         const dst = allocReg();
-        out.push(P.CONST, dst, a1);
+        emit(out, 'CONST', { DST: dst, CONST: a1 });
         push(value(dst, -1));
         break;
       }
       case Op.NAME: {
         if (a1 < 0 || a1 >= program.kinds.length) fail(pc, 'bad column');
         const dst = allocReg();
-        out.push(P.COL, dst, a1);
+        emit(out, 'COL', { DST: dst, COL: a1 });
         push(value(dst, -1));
         break;
       }
       case Op.NEG: case Op.POS: case Op.NOT: {
         const a = stack[stack.length - 1] ?? fail(pc, 'stack underflow');
         const dst = allocReg();
-        out.push(P.UNARY, op, dst, a.reg, 0, pc, 0);
-        const v = value(dst, out.length - 3, op === Op.NOT ? out.length - 1 : -1);
+        const at = emit(out, 'UNARY', { OP: op, DST: dst, A: a.reg, NEED: 0, PC: pc, BITS: 0 });
+        const v = value(dst, at + PLAN_RECORD.UNARY.NEED, op === Op.NOT ? at + PLAN_RECORD.UNARY.BITS : -1);
         if (op !== Op.NOT) {
           need[a.vid] = true;
           used(a);
@@ -260,20 +273,20 @@ export function planBatchProgram(program: BatchProgram): BatchPlan {
       }
       case Op.BINOP: case Op.COMPARE: {
         if (op === Op.COMPARE && !(a1 >= CmpOp.LT && a1 <= CmpOp.NE)) fail(pc, `comparison ${a1} is outside the batch subset`);
-        if (op === Op.BINOP && !(a1 >= 0 && a1 <= 6)) fail(pc, `bad operator ${a1}`);
+        if (op === Op.BINOP && !(a1 >= 0 && a1 < BINOP_SYMBOL.length)) fail(pc, `bad operator ${a1}`);
         const b = stack[stack.length - 1];
         const a = stack[stack.length - 2];
         if (!a || !b) fail(pc, 'stack underflow');
         const dst = allocReg();
         let v: PlanValue;
         if (op === Op.BINOP) {
-          out.push(P.BINOP, a1, dst, a!.reg, b!.reg, 0, pc);
-          v = value(dst, out.length - 2);
+          const at = emit(out, 'BINOP', { OP: a1, DST: dst, A: a!.reg, B: b!.reg, NEED: 0, PC: pc });
+          v = value(dst, at + PLAN_RECORD.BINOP.NEED);
           need[a!.vid] = true;
           need[b!.vid] = true;
         } else {
-          out.push(P.COMPARE, a1, dst, a!.reg, b!.reg, pc, 0);
-          v = value(dst, -1, out.length - 1);
+          const at = emit(out, 'COMPARE', { OP: a1, DST: dst, A: a!.reg, B: b!.reg, PC: pc, BITS: 0 });
+          v = value(dst, -1, at + PLAN_RECORD.COMPARE.BITS);
         }
         used(a!);
         used(b!);
@@ -290,8 +303,8 @@ export function planBatchProgram(program: BatchProgram): BatchPlan {
         used(b);
         const dst = allocReg();
         const site = branchTo(a2, pc, []);
-        out.push(P.CHAIN, a1, dst, a.reg, b.reg, site, pc, 0);
-        const v = value(dst, -1, out.length - 1);
+        const at = emit(out, 'CHAIN', { OP: a1, DST: dst, A: a.reg, B: b.reg, SITE: site, PC: pc, BITS: 0 });
+        const v = value(dst, -1, at + PLAN_RECORD.CHAIN.BITS);
         const path = incoming.get(a2)!.at(-1)!;
         path.stack = [...stack, v];
         for (const x of path.stack) ref(x);
@@ -302,20 +315,20 @@ export function planBatchProgram(program: BatchProgram): BatchPlan {
       case Op.JUMP_IF_FALSE_OR_POP: case Op.JUMP_IF_TRUE_OR_POP: {
         const top = stack[stack.length - 1] ?? fail(pc, 'stack underflow');
         const site = branchTo(a1, pc, [...stack]);
-        out.push(P.BRANCH, op === Op.JUMP_IF_TRUE_OR_POP ? 1 : 0, top.reg, site);
+        emit(out, 'BRANCH', { IF_TRUE: op === Op.JUMP_IF_TRUE_OR_POP ? 1 : 0, REG: top.reg, SITE: site });
         unref(pop(pc));
         break;
       }
       case Op.POP_JUMP_IF_FALSE: {
         const top = pop(pc);
         const site = branchTo(a1, pc, [...stack]);
-        out.push(P.BRANCH, 0, top.reg, site);
+        emit(out, 'BRANCH', { IF_TRUE: 0, REG: top.reg, SITE: site });
         unref(top);
         break;
       }
       case Op.JUMP: {
         const site = branchTo(a1, pc, [...stack]);
-        out.push(P.JUMP, site);
+        emit(out, 'JUMP', { SITE: site });
         for (const v of stack) unref(v);
         stack = [];
         reachable = false;
@@ -326,8 +339,9 @@ export function planBatchProgram(program: BatchProgram): BatchPlan {
         if (a2 < 0 || a2 > stack.length) fail(pc, 'stack underflow');
         const args = stack.slice(stack.length - a2);
         const dst = allocReg();
-        out.push(P.CALL, a1, dst, a2, 0, pc, 0, ...args.map((v) => v.reg));
-        const v = value(dst, out.length - 3 - a2, a1 === Fn.bool ? out.length - 1 - a2 : -1);
+        const at = emit(out, 'CALL', { FN: a1, DST: dst, ARGC: a2, NEED: 0, PC: pc, BITS: 0 });
+        out.push(...args.map((v) => v.reg)); // the argument registers, one word each
+        const v = value(dst, at + PLAN_RECORD.CALL.NEED, a1 === Fn.bool ? at + PLAN_RECORD.CALL.BITS : -1);
         if (a1 !== Fn.bool) {
           for (const x of args) {
             need[x.vid] = true;
@@ -340,7 +354,7 @@ export function planBatchProgram(program: BatchProgram): BatchPlan {
       }
       case Op.RETURN: {
         const v = pop(pc);
-        out.push(P.RETURN, v.reg);
+        emit(out, 'RETURN', { REG: v.reg });
         unref(v);
         for (const x of stack) unref(x);
         stack = [];
@@ -353,7 +367,7 @@ export function planBatchProgram(program: BatchProgram): BatchPlan {
     pc += width;
   }
   if (incoming.size > 0) fail(code.length, 'a jump target was never reached');
-  out.push(P.END);
+  emit(out, 'END', {});
   // A SELECT whose tags are needed needs them from every source (sources come before the SELECT).
   // Likewise a SELECT that is read as a value reads its sources as values.
   for (let vid = need.length - 1; vid >= 0; vid--) {
@@ -368,6 +382,10 @@ export function planBatchProgram(program: BatchProgram): BatchPlan {
   return { plan: Int32Array.from(out), regs: Math.max(regs, 1), sites };
 }
 
+/** The shared-value table packs a value's Tag in the low bits of its entry, below the number: enough bits for every Tag. */
+const SHARED_TAG_BITS = 32 - Math.clz32(Math.max(...Object.values(Tag)));
+const SHARED_TAG_MASK = (1 << SHARED_TAG_BITS) - 1;
+
 /** One instance per thread: its memory, views on it (renewed after growth) and the loaded program. */
 class WasmVm implements ExprVm {
   readonly name = 'wasm' as const;
@@ -375,14 +393,18 @@ class WasmVm implements ExprVm {
   private u8: Uint8Array;
   private i32: Int32Array;
   private f64: Float64Array;
+  /** Index in i32 of the fault words (at faultPtr()). */
   private readonly faultAt: number;
+  /** Indexes of the result descriptor's fields (WasmResult) in i32 (PTR) and f64 (NUM). */
+  private readonly resultPtrAt: number;
+  private readonly resultNumAt: number;
   /** The program whose code is in linear memory (scalar or batch), to skip reloading it. */
   private loaded: object | undefined;
   /** The writer of the evaluation in progress: its context objects are what origins refer to. */
   private writer: TapeWriter | undefined;
   /**
    * The values of the result being written that got a SHARED_REF number (the sharedRef import): an
-   * open-addressing table of (ptr, len) → number · 16 + tag, whose entries count only when stamped
+   * open-addressing table of (ptr, len) → number << SHARED_TAG_BITS | tag, whose entries count only when stamped
    * with the current generation, so starting a result empties it without writing it.
    */
   private shPtr = new Int32Array(64);
@@ -419,7 +441,10 @@ class WasmVm implements ExprVm {
     }
     this.ex = ex;
     self = this;
-    this.faultAt = ex.faultPtr() >>> 2;
+    const block = ex.faultPtr();
+    this.faultAt = block >>> 2;
+    this.resultPtrAt = (block + WasmAbi.RESULT_AT + WasmResult.PTR) >>> 2;
+    this.resultNumAt = (block + WasmAbi.RESULT_AT + WasmResult.NUM) >>> 3;
     this.u8 = new Uint8Array(ex.memory.buffer);
     this.i32 = new Int32Array(ex.memory.buffer);
     this.f64 = new Float64Array(ex.memory.buffer);
@@ -450,13 +475,13 @@ class WasmVm implements ExprVm {
         this.shGen[h] = this.gen;
         this.shPtr[h] = ptr;
         this.shLen[h] = len;
-        this.shVal[h] = this.sharedNext++ * 16 + tag;
+        this.shVal[h] = (this.sharedNext++ << SHARED_TAG_BITS) | tag;
         if (++this.shCount * 2 > mask) this.growShared();
         return -1;
       }
       if (this.shPtr[h] === ptr && this.shLen[h] === len) {
         const v = this.shVal[h]!;
-        if ((v & 15) === tag) return v >>> 4;
+        if ((v & SHARED_TAG_MASK) === tag) return v >>> SHARED_TAG_BITS;
         // The same buffer seen as another type: numbered (the reader numbers it), not recorded.
         this.sharedNext++;
         return -1;
@@ -513,7 +538,7 @@ class WasmVm implements ExprVm {
   private faultOrRethrow(e: unknown): never {
     this.views();
     const at = this.faultAt;
-    if (this.i32[at] !== 0) throw new VmFault(this.i32.slice(at, at + 6));
+    if (this.i32[at + FaultWord.KIND] !== ErrorKind.OK) throw new VmFault(this.i32.slice(at, at + FAULT_WORD_COUNT));
     this.loaded = undefined;
     throw e instanceof Error ? new Error(`wasm backend: internal error: ${e.message}`, { cause: e }) : e;
   }
@@ -557,8 +582,8 @@ class WasmVm implements ExprVm {
     if (this.sharedNext !== 0) this.resetShared();
     try {
       let at = ex.contextBuffer(tape.length);
-      if (at & 1) {
-        at -= 1;
+      if (at & WasmAbi.CONTEXT_GREW) {
+        at -= WasmAbi.CONTEXT_GREW;
         this.renew();
       }
       const u8 = this.u8;
@@ -571,19 +596,18 @@ class WasmVm implements ExprVm {
       writer.release();
       this.faultOrRethrow(e);
     }
-    if (tag > 255) {
-      tag &= 255;
+    if (tag & WasmAbi.EVALUATE_GREW) {
+      tag -= WasmAbi.EVALUATE_GREW;
       this.renew();
     }
-    const r = this.faultAt + 8; // RESULT = FAULT + 32 bytes
     let v: unknown;
     switch (tag) {
       case Tag.NONE: v = null; break;
       case Tag.FALSE: v = false; break;
       case Tag.TRUE: v = true; break;
-      case Tag.INT: v = this.f64[(r + 4) >>> 1]!; break;
-      case Tag.FLOAT: v = makeFloat(this.f64[(r + 4) >>> 1]!); break;
-      default: v = readResult(this.u8, this.dataView(), this.i32[r + 2]! >>> 0, writer);
+      case Tag.INT: v = this.f64[this.resultNumAt]!; break;
+      case Tag.FLOAT: v = makeFloat(this.f64[this.resultNumAt]!); break;
+      default: v = readResult(this.u8, this.dataView(), this.i32[this.resultPtrAt]! >>> 0, writer);
     }
     this.writer = undefined;
     writer.release();
@@ -650,7 +674,7 @@ class WasmVm implements ExprVm {
         const failed = ex.batchRun(n, base);
         if (failed >= 0) {
           const at = this.faultAt;
-          b.fault.set(this.i32.subarray(at, at + 6));
+          b.fault.set(this.i32.subarray(at, at + FAULT_WORD_COUNT));
           return failed;
         }
         const o = ex.batchOutput();

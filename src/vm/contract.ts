@@ -10,6 +10,13 @@
  * Meaning of the program and of the tapes: src/expr/bytecode.ts. Every object here is a plain table
  * of integers (Limits may hold a float): the generator walks them in declaration order.
  *
+ * Two host ABIs follow the VM contract at the end of this file, generated the same way: the wasm host
+ * ABI (the fault/result block, the "memory grew" flags and the batch-plan records shared by
+ * src/backend/wasm.ts and assembly/, copied into assembly/opcodes.ts only) and the addon host ABI
+ * (the addon's ABI version and the sampler's read/info layouts shared by src/backend/native.ts and
+ * native/, copied into native/opcodes.h only). No VM source or backend may write one of these numbers
+ * itself: test/expr-bytecode.test.ts scans them for hand-written copies.
+ *
  * @example
  * ```ts
  * import { Op, OPERAND_COUNT } from '../vm/contract.js';
@@ -198,3 +205,105 @@ export interface Program {
   readonly strings: readonly string[];
   readonly maxStack: number;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The wasm host ABI: how src/backend/wasm.ts and the AssemblyScript VM (assembly/) meet in linear
+// memory, beyond the values above. Only the wasm VM has this boundary: the generator copies these
+// tables into assembly/opcodes.ts, not into native/opcodes.h.
+
+/** Rounds a byte count up to a multiple of 16 (the arena's alignment). */
+const align16 = (n: number): number => Math.ceil(n / 16) * 16;
+
+/**
+ * The result descriptor of a scalar evaluation (read after evaluate() returns): byte offsets from
+ * faultPtr() + WasmAbi.RESULT_AT. TAG: i32, the result's Tag; LEN: i32, the length of its result
+ * tape; PTR: u32, where that tape starts (LEN and PTR are 0 for NONE, bools, INT and FLOAT); NUM: f64,
+ * the number of an INT or FLOAT.
+ */
+export const WasmResult = { TAG: 0, LEN: 4, PTR: 8, NUM: 16 } as const;
+
+/** The layout of the block at faultPtr() and the "memory grew" flags of the exports. */
+export const WasmAbi = {
+  /** Bytes from faultPtr() to the result descriptor: the FAULT_WORD_COUNT fault words (i32), 16-aligned. */
+  RESULT_AT: align16(FAULT_WORD_COUNT * 4),
+  /** Bytes of the whole block at faultPtr(): the fault words and the result descriptor. */
+  BLOCK_BYTES: align16(align16(FAULT_WORD_COUNT * 4) + WasmResult.NUM + 8),
+  /** Added to contextBuffer()'s (16-aligned) address when memory grew: the host renews its views. */
+  CONTEXT_GREW: 1,
+  /** Added to evaluate()'s result tag when memory grew (above every Tag). */
+  EVALUATE_GREW: 256,
+} as const;
+
+/**
+ * Micro-ops of a batch plan: src/backend/wasm.ts planBatchProgram compiles a batch program into
+ * them, assembly/batch.ts runs them. A plan is a sequence of records of i32 words (PLAN_RECORD).
+ */
+export const PlanOp = {
+  END: 0, COL: 1, CONST: 2, UNARY: 3, BINOP: 4, COMPARE: 5, CHAIN: 6, BRANCH: 7, JUMP: 8, SELECT: 9, ACTIVATE: 10,
+  CALL: 11, RETURN: 12,
+} as const;
+
+/**
+ * The record of each micro-op (same keys, same order as PlanOp): word 0 holds the micro-op, then each
+ * field at its word index (numbered 1, 2 … in order). Registers (DST, A, B, REG) are plan registers;
+ * OP is the BinOp / CmpOp or, for UNARY, the Op (NEG, POS, NOT); SITE a jump site (a pending mask);
+ * NEED is 1 when the result's exact int/float tags are read; BITS 1 when only its truth is; PC is the
+ * bytecode pc, for faults. SELECT is followed by N sources (PLAN_SELECT_SOURCE each; site -1: the
+ * rows arriving in sequence), CALL by ARGC argument registers (one word each).
+ */
+export const PLAN_RECORD = {
+  END: {},
+  COL: { DST: 1, COL: 2 },
+  CONST: { DST: 1, CONST: 2 },
+  UNARY: { OP: 1, DST: 2, A: 3, NEED: 4, PC: 5, BITS: 6 },
+  BINOP: { OP: 1, DST: 2, A: 3, B: 4, NEED: 5, PC: 6 },
+  COMPARE: { OP: 1, DST: 2, A: 3, B: 4, PC: 5, BITS: 6 },
+  CHAIN: { OP: 1, DST: 2, A: 3, B: 4, SITE: 5, PC: 6, BITS: 7 },
+  BRANCH: { IF_TRUE: 1, REG: 2, SITE: 3 },
+  JUMP: { SITE: 1 },
+  SELECT: { DST: 1, N: 2, BITS: 3 },
+  ACTIVATE: { SITE: 1 },
+  CALL: { FN: 1, DST: 2, ARGC: 3, NEED: 4, PC: 5, BITS: 6 },
+  RETURN: { REG: 1 },
+} as const satisfies { readonly [K in keyof typeof PlanOp]: Readonly<Record<string, number>> };
+
+/** One source of a SELECT: word offsets within its pair. */
+export const PLAN_SELECT_SOURCE = { SITE: 0, REG: 1 } as const;
+
+// ---------------------------------------------------------------------------------------------
+// The addon host ABI (not the expression VM): what src/backend/native.ts and native/addon.cpp /
+// native/sampler.cpp agree on besides the VM. The generator copies it into native/opcodes.h only.
+
+/** The ABI version the addon reports in info().abi; bump it when the export list or a signature changes. */
+export const ADDON_ABI = 4;
+
+/** The doubles samplerRead(slot, header) fills, by index (native/sampler.cpp Sampler::read). */
+export const SamplerHeaderField = {
+  SAMPLES: 0, //        samples taken since the slot started
+  PEAK_RSS: 1, //       bytes
+  PEAK_CPU: 2, //       CPU % of one core
+  FIRST_SEQ: 3, //      first sample seq still in the ring
+  START_SEQ: 4, //      the seq the slot started at
+  END_SEQ: 5, //        the next seq (exclusive)
+  INTERVAL_MS: 6, //    the thread's current interval
+  SUM_CPU: 7, //        sum of the samples' CPU %
+  LAST_RSS: 8, //       RSS of the last sample (NaN before the first)
+  LAST_TIME: 9, //      monotonic ms of the last sample (NaN before the first)
+} as const;
+/** How many doubles samplerRead fills. */
+export const SAMPLER_HEADER_FIELDS = Object.keys(SamplerHeaderField).length;
+
+/** The doubles samplerInfo(out) fills, by index (native/sampler.cpp Sampler::info). */
+export const SamplerInfoField = {
+  RUNNING: 0, //          1 while the sampler thread runs
+  INTERVAL_MS: 1, //      its current interval
+  SLOTS: 2, //            active slots
+  SAMPLES_TAKEN: 3, //    samples taken (all slots)
+  RING_CAPACITY: 4, //    samples the ring keeps
+  WATCHDOG_LIMIT: 5, //   bytes (0: disarmed)
+  WATCHDOG_FIRED: 6, //   times the watchdog fired
+  ENVS: 7, //             environments using the sampler
+  THREAD_CPU: 8, //       CPU seconds the sampler thread has used
+} as const;
+/** How many doubles samplerInfo fills. */
+export const SAMPLER_INFO_FIELDS = Object.keys(SamplerInfoField).length;
