@@ -20,7 +20,7 @@ import { spawnSync } from 'node:child_process';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { fileURLToPath } from 'node:url';
-import { loadNativeSampler } from '../src/backend/native.js';
+import { loadNativeSampler } from '../src/backend/addon.js';
 import { workerSampler } from '../src/backend/js-sampler.js';
 import type { HostSampler } from '../src/backend/types.js';
 import { quick, report, withRatio, type Row } from './lib.js';

@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { ResourceMonitor } from '../src/index.js';
-import { loadNativeSampler } from '../src/backend/native.js';
+import { loadNativeSampler } from '../src/backend/addon.js';
 import { workerSampler, IDLE_MS } from '../src/backend/js-sampler.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wpipe-monitor-'));

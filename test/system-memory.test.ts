@@ -242,7 +242,7 @@ function child(body: string, env: Record<string, string> = {}, timeoutMs = 60_00
   const t0 = Date.now();
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `
     const w = await import(${JSON.stringify(`${root}src/index.ts`)});
-    const native = await import(${JSON.stringify(`${root}src/backend/native.ts`)});
+    const native = await import(${JSON.stringify(`${root}src/backend/addon.ts`)});
     const out = (o) => console.log(JSON.stringify(o));
     ${body}
   `], { cwd: root, encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL', env: { ...process.env, WPIPE_BACKEND: '', WPIPE_CGROUP_ROOT: emptyCgroupRoot, ...env } });

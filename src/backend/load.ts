@@ -6,11 +6,13 @@
  * error listing what was tried and how to fix it; `auto` falls back (native → wasm → js) and records
  * why. The addon and the .wasm are loaded lazily, on the first call that needs them.
  */
-import { WpipeError, invalidOption } from '../errors.js';
-import type { BackendChoice, BackendName, BackendStatus, ExprVm, HostSampler } from './types.js';
+import type { BackendChoice, BackendName, BackendStatus, ExprVm } from './types.js';
+import { backendUnavailable, environmentChoice, resetChoice } from './choice.js';
+import { WORKER_REASON } from './host.js';
 import { loadWasmVm, wasmStatus } from './wasm.js';
-import { loadNativeRlimits, loadNativeSampler, loadNativeVm, nativeStatus, type NativeRlimits } from './native.js';
-import { workerSampler } from './js-sampler.js';
+import { loadNativeVm, nativeStatus } from './native.js';
+
+export { requestedBackend } from './choice.js';
 
 /**
  * `auto` evaluates single expressions in JS: against a JS object, the closure evaluator needs no
@@ -30,39 +32,17 @@ export const AUTO_SCALAR_BACKEND: BackendName = 'js';
 export const AUTO_BATCH_MIN_ROWS_NATIVE = 16;
 export const AUTO_BATCH_MIN_ROWS_WASM = 256;
 
-const CHOICES: readonly BackendChoice[] = ['auto', 'js', 'wasm', 'native'];
-
 interface LoadAttempt {
   vm?: ExprVm;
   error?: Error;
 }
 
 const attempts = new Map<'wasm' | 'native', LoadAttempt>();
-let envChoice: { choice: BackendChoice; source: 'env' | 'default' } | undefined;
 
 /** Forgets cached load attempts and the environment choice (tests use this). */
 export function resetBackends(): void {
   attempts.clear();
-  envChoice = undefined;
-}
-
-function validateChoice(value: unknown, where: string): BackendChoice {
-  if (typeof value === 'string' && (CHOICES as readonly string[]).includes(value)) return value as BackendChoice;
-  throw invalidOption(`${where}: backend must be one of ${CHOICES.join(', ')}; got ${JSON.stringify(value)}`, 'RangeError');
-}
-
-function environmentChoice(): { choice: BackendChoice; source: 'env' | 'default' } {
-  if (!envChoice) {
-    const raw = process.env.WPIPE_BACKEND;
-    envChoice = raw === undefined || raw === '' ? { choice: 'auto', source: 'default' } : { choice: validateChoice(raw, 'WPIPE_BACKEND'), source: 'env' };
-  }
-  return envChoice;
-}
-
-/** The backend asked for: the explicit option, else WPIPE_BACKEND, else auto. */
-export function requestedBackend(explicit?: unknown): BackendChoice {
-  if (explicit !== undefined) return validateChoice(explicit, 'backend option');
-  return environmentChoice().choice;
+  resetChoice();
 }
 
 function tryLoad(name: 'wasm' | 'native'): LoadAttempt {
@@ -78,24 +58,11 @@ function tryLoad(name: 'wasm' | 'native'): LoadAttempt {
   return attempt;
 }
 
-const FIXES: Record<'wasm' | 'native', string> = {
-  wasm: 'run `npm run build:wasm` (needs the assemblyscript dev dependency), or choose WPIPE_BACKEND=js',
-  native:
-    `run \`npm run build:native\` (needs cmake, a C++17 compiler and node-addon-api; built for Node-API 8 on ` +
-    `Node ${process.versions.node}), or choose WPIPE_BACKEND=wasm or js`,
-};
-
 /** The VM of a forced backend, or an error saying what was tried and how to fix it. */
 export function requireVm(name: 'wasm' | 'native'): ExprVm {
   const attempt = tryLoad(name);
   if (attempt.vm) return attempt.vm;
-  throw new WpipeError(
-    'WPIPE_ERR_BACKEND_UNAVAILABLE',
-    `the ${name} backend was requested but could not be loaded.\n` +
-      `  tried: ${attempt.error?.message ?? 'unknown error'}\n` +
-      `  possible solutions: ${FIXES[name]}`,
-    { cause: attempt.error, details: { backend: name } },
-  );
+  throw backendUnavailable(name, attempt.error);
 }
 
 /** The VM that serves a scalar evaluation, or undefined for js. */
@@ -115,49 +82,6 @@ export function batchVm(choice: BackendChoice, rows: number): ExprVm | undefined
   }
   if (rows >= AUTO_BATCH_MIN_ROWS_WASM) return tryLoad('wasm').vm;
   return undefined;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The host: sampling RSS/CPU off the JS thread, and rlimits. JS cannot do either the native way (a
-// thread without a V8 isolate; setrlimit), so js and wasm degrade to the best pure-JS substitute.
-
-/** A sampler and why it was chosen. `backend` is 'native' for the addon's thread, 'js' for the worker. */
-export interface SamplerChoice {
-  readonly sampler: HostSampler;
-  readonly backend: 'native' | 'js';
-  readonly reason: string;
-}
-
-const WORKER_REASON = 'a worker thread samples into a SharedArrayBuffer (it keeps sampling while the event loop is blocked; 6–10 MiB of RSS, ~100 ms to boot)';
-
-/**
- * The sampler for a ResourceMonitor or the memory watchdog: native (the addon's one thread per
- * process) under auto when the addon loads, else the worker-thread substitute. Forced native without
- * the addon throws; forced wasm or js use the worker (wasm has no thread of its own).
- */
-export function hostSampler(explicit?: unknown): SamplerChoice {
-  const choice = requestedBackend(explicit);
-  if (choice === 'native') {
-    requireVm('native');
-    return { sampler: loadNativeSampler(), backend: 'native', reason: 'forced native: the addon\'s sampler thread' };
-  }
-  if (choice === 'auto') {
-    const native = tryLoad('native');
-    if (native.vm) return { sampler: loadNativeSampler(), backend: 'native', reason: 'auto: the addon\'s sampler thread (one per process, no V8 calls)' };
-    return { sampler: workerSampler(), backend: 'js', reason: `auto: native unavailable (${native.error?.message.split('\n')[0] ?? '?'}); ${WORKER_REASON}` };
-  }
-  const why = choice === 'wasm' ? 'forced wasm: WebAssembly has no thread of its own; ' : 'forced js: ';
-  return { sampler: workerSampler(), backend: 'js', reason: why + WORKER_REASON };
-}
-
-/** getrlimit/setrlimit when the addon serves the host (native or auto with the addon), else why not. */
-export function hostRlimits(explicit?: unknown): { rlimits: NativeRlimits } | { unavailable: string } {
-  const choice = requestedBackend(explicit);
-  if (choice === 'js' || choice === 'wasm') return { unavailable: `backend ${choice}: setrlimit needs the native addon (Node has no setrlimit)` };
-  if (choice === 'native') requireVm('native');
-  const native = tryLoad('native');
-  if (!native.vm) return { unavailable: `the native addon is not available (${native.error?.message.split('\n')[0] ?? '?'}); Node has no setrlimit` };
-  return { rlimits: loadNativeRlimits() };
 }
 
 export interface CapabilityInfo {

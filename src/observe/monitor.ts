@@ -2,7 +2,7 @@
  * ResourceMonitor: RSS and CPU of this process over a window (reference §7.1, with its faults
  * fixed), sampled off the JS thread so a long synchronous step does not hide its peak.
  *
- * Where the samples come from (src/backend/load.ts `hostSampler` chooses; `backend` in the summary
+ * Where the samples come from (src/backend/host.ts `hostSampler` chooses; `backend` in the summary
  * says which ran):
  * - native (auto with the addon, or forced): the addon's sampler thread, one per process however
  *   many monitors and threads use it, reading /proc/self/statm (kept open) and the process CPU clock
@@ -34,7 +34,7 @@
  * ```
  */
 import { checkOptions, invalidOption } from '../errors.js';
-import { hostSampler } from '../backend/load.js';
+import { hostSampler } from '../backend/host.js';
 import { SAMPLE_FIELDS, type BackendChoice, type HostSampler } from '../backend/types.js';
 import { optNumber } from '../engine/validate.js';
 import { openDb, storageError, type StorageDb } from '../storage/db.js';

@@ -50,7 +50,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { WpipeError, checkOptions, invalidOption } from '../errors.js';
-import { hostRlimits, hostSampler } from '../backend/load.js';
+import { hostRlimits, hostSampler } from '../backend/host.js';
 import type { BackendChoice } from '../backend/types.js';
 import { addProcessObserver, type RunObserver } from '../engine/hooks.js';
 
