@@ -26,8 +26,8 @@ const all = readdirSync(join(root, 'test'))
   .map((f) => join('test', f));
 const files = chosen.length > 0 ? chosen : all;
 // Suites whose result does not depend on WPIPE_BACKEND: those that drive every backend themselves
-// (the VM contract and its generator, the backend loader), those that never reach an expression VM,
-// the sampler or the addon (building and packing, the dashboard's page and command, the run tracker
+// (the VM contract and its generator, the backend loader), those that read the sources (layout) or
+// never reach an expression VM, the sampler or the addon (building and packing, the dashboard's page and command, the run tracker
 // and journal driven directly, child-process branches, the BullMQ queue, the YAML helpers), and
 // those that choose their backend themselves whatever the setting (native-vm and wasm-vm drive one
 // VM; system-memory names each sampler; the command's suite and the run-ownership suite clear
@@ -37,7 +37,7 @@ const files = chosen.length > 0 ? chosen : all;
 // WPIPE_BACKEND, under auto. Suites whose checkpoints or conditions run on the pass's backend
 // (storage-pipeline, package, the engine suites) are not in the list.
 const backendIndependent = (f) =>
-  /(^|\/)(build|cli|code-cache|expr-bytecode|backend-loader|package-install|native-vm|wasm-vm|dashboard-(browser|cli|api-client)|observe-logger|parallel-processes|system-(yaml|memory)|storage-(serialize|db|wsqlite|tracker|journal|concurrency|crash|ownership)|bullmq-[a-z-]+|yaml-bullmq)\.test\.ts$/.test(f);
+  /(^|\/)(build|cli|code-cache|layout|expr-bytecode|backend-loader|package-install|native-vm|wasm-vm|dashboard-(browser|cli|api-client)|observe-logger|parallel-processes|system-(yaml|memory)|storage-(serialize|db|wsqlite|tracker|journal|concurrency|crash|ownership)|bullmq-[a-z-]+|yaml-bullmq)\.test\.ts$/.test(f);
 // The expression and backend suites run once per backend, but for those that drive every backend
 // themselves (expr-bytecode checks each VM's results; backend-loader starts processes with the
 // backend each case names).

@@ -31,7 +31,7 @@ export interface BatchProgram extends Program {
 /** Evaluates a batch program over columns of `rows` rows, writing truthiness (0/1) into `out`. */
 export interface BatchEvaluator {
   /**
-   * Returns -1 on success, or the first failing row, with `fault` (six int32, see bytecode.ts) set.
+   * Returns -1 on success, or the first failing row, with `fault` (FAULT_WORD_COUNT int32 words, FaultWord in src/vm/contract.ts) set.
    */
   run(columns: readonly VmColumn[], rows: number, out: Uint8Array): number;
   readonly fault: Int32Array;
@@ -42,7 +42,7 @@ export interface ExprVm {
   readonly name: BackendName;
   /**
    * Prepares a program for scalar evaluation. `evaluate` returns the result, or throws
-   * `VmFault` (carrying the six-int fault) — the caller turns it into an ExpressionError.
+   * `VmFault` (carrying the fault words) — the caller turns it into an ExpressionError.
    */
   prepareScalar(program: Program): ScalarEvaluator;
   prepareBatch(program: BatchProgram): BatchEvaluator;
