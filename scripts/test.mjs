@@ -27,8 +27,9 @@ const all = readdirSync(join(root, 'test'))
 const files = chosen.length > 0 ? chosen : all;
 // Suites whose result does not depend on WPIPE_BACKEND: those that drive every backend themselves
 // (the VM contract and its generator, the backend loader), those that read the sources (layout) or
-// never reach an expression VM, the sampler or the addon (building and packing, the dashboard's page and command, the run tracker
-// and journal driven directly, child-process branches, the BullMQ queue, the YAML helpers), and
+// never reach an expression VM, the sampler or the addon (building and packing, the dashboard's page
+// and command, the run tracker and journal driven directly, child-process branches, the BullMQ
+// queue, the YAML helpers), and
 // those that choose their backend themselves whatever the setting (native-vm and wasm-vm drive one
 // VM; system-memory names each sampler; the command's suite and the run-ownership suite clear
 // WPIPE_BACKEND for themselves and every process they start, and the command's suite forces
