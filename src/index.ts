@@ -37,5 +37,3 @@ export {
   startDashboard, ApiReporter, ApiClient, type DashboardOptions, type DashboardHandle, type ApiReporterOptions, type ApiReporterStats,
   type ApiClientOptions,
 } from './dashboard/index.js';
-// Registers the worker executors ('threads', 'processes'); neither creates anything until its first call.
-import './parallel/index.js';

@@ -7,6 +7,9 @@ import {
   type Context, type Logger, type StepFailure,
 } from '../src/engine/index.js';
 import { ExpressionError, ProcessError, TaskError, WpipeError } from '../src/errors.js';
+import { registerExecutor } from '../src/parallel/registry.js';
+import { createProcessExecutor } from '../src/parallel/processes.js';
+import { createThreadExecutor } from '../src/parallel/threads.js';
 
 const inc = (c: Context): Context => ({ n: c.n + 1 });
 const double = (c: Context): Context => ({ n: c.n * 2 });
@@ -205,12 +208,22 @@ test('Parallel options and worker placement are checked at construction and setS
     (e: unknown) => e instanceof WpipeError && e.code === 'WPIPE_ERR_TASK_NOT_ADDRESSABLE' && /steps\[0\]\.steps\[0\] \(step 'closure'\) is a closure/.test(e.message),
   );
   const addressable = step({ module: { moduleUrl: 'file:///tmp/steps.js', exportName: 'load' } })(closure);
-  assert.throws(
-    () => new Pipeline().setSteps([new Parallel({ steps: [addressable], useProcesses: true, memoryLimitMb: 256 })]),
-    (e: unknown) => e instanceof WpipeError && e.code === 'WPIPE_ERR_EXECUTOR_UNAVAILABLE',
-  );
-  // Without a threads executor registered, addressable steps stay inline by default.
-  assert.deepEqual(new Pipeline().setSteps([new Parallel({ steps: [addressable] })]).runSync(), {});
+  // The engine brings the worker executors itself (this file imports src/engine, not src/parallel):
+  // placing a branch in a child process is accepted at setSteps (nothing starts until a run).
+  new Pipeline().setSteps([new Parallel({ steps: [addressable], useProcesses: true, memoryLimitMb: 256 })]);
+  registerExecutor('processes', null);
+  registerExecutor('threads', null);
+  try {
+    assert.throws(
+      () => new Pipeline().setSteps([new Parallel({ steps: [addressable], useProcesses: true, memoryLimitMb: 256 })]),
+      (e: unknown) => e instanceof WpipeError && e.code === 'WPIPE_ERR_EXECUTOR_UNAVAILABLE',
+    );
+    // Without a threads executor registered, addressable steps stay inline by default.
+    assert.deepEqual(new Pipeline().setSteps([new Parallel({ steps: [addressable] })]).runSync(), {});
+  } finally {
+    registerExecutor('processes', createProcessExecutor);
+    registerExecutor('threads', createThreadExecutor);
+  }
 });
 
 // ---------------------------------------------------------------- Background

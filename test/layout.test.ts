@@ -156,3 +156,10 @@ test('the run history (src/storage) does not load an expression VM, not even thr
   }
   assert.deepEqual(problems, []);
 });
+
+test('src/index.ts imports nothing for its side effects (the engine imports what it needs itself)', () => {
+  const index = join(src, 'index.ts');
+  const sf = ts.createSourceFile(index, readFileSync(index, 'utf8'), ts.ScriptTarget.Latest, true);
+  const bare = sf.statements.filter((s) => ts.isImportDeclaration(s) && s.importClause === undefined).map((s) => s.getText(sf));
+  assert.deepEqual(bare, []);
+});

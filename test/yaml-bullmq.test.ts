@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Parallel, Pipeline, WpipeError, loadPipeline, validatePipelineFile, type PipelineFileError } from '../src/index.js';
 import { useBullmq } from '../src/queue/executor.js';
-import { isExecutorAvailable } from '../src/parallel/executor.js';
+import { isExecutorAvailable } from '../src/parallel/registry.js';
 import { freePort, redisSuite } from './helpers/redis.js';
 import { find } from './helpers/errors.js';
 import * as S from './fixtures/bullmq/steps.js';

@@ -2,7 +2,8 @@
  * setSteps' compiler: checks a step tree (every item, with its path) and turns it into run-loop
  * nodes with the pipeline's defaults resolved (nodes.ts).
  */
-import { chooseExecutorKind, type ExecutorKind } from '../parallel/executor.js';
+import type { ExecutorKind } from '../parallel/executor.js';
+import { chooseExecutorKind } from '../parallel/registry.js';
 import { Background, Condition, For, Parallel, type StepItem } from './blocks.js';
 import { EXPECTED, checkTuple, invalidStep, isPipeline, preview, type PipelineLike } from './items.js';
 import type { PlanNode, Plan, TaskNode } from './nodes.js';

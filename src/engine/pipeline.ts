@@ -12,7 +12,8 @@
  * ```
  */
 import { WpipeError, checkOptions, describeType, invalidOption } from '../errors.js';
-import { createExecutor, type Executor, type ExecutorFactory, type ExecutorKind } from '../parallel/executor.js';
+import type { Executor, ExecutorFactory, ExecutorKind } from '../parallel/executor.js';
+import { createExecutor } from '../parallel/registry.js';
 import { PIPELINE_BRAND, compilePlan, checkItem, describePlan, type StepItem } from './compile.js';
 import { compileFor, type CompiledCondition } from './expression.js';
 import {

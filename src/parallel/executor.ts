@@ -4,20 +4,18 @@
  * The engine keeps retries, timeouts, merging and error wrapping for itself; an executor only invokes
  * an attempt. `inline` calls the function in this thread (it is what every step outside a Parallel
  * block uses, through a direct call). Worker threads (piscina, threads.ts) and child processes
- * (processes.ts) register their own executors with `registerExecutor` when they are imported
- * (src/parallel/index.ts imports both); nothing in src/engine changes when they do.
+ * (processes.ts) implement the same interface; registry.ts holds the kinds a pipeline can use and
+ * the placement rule.
  *
  * @example
  * ```ts
- * import { registerExecutor } from './executor.js';
- * registerExecutor('threads', () => ({
+ * const threads: Executor = {
  *   kind: 'threads',
  *   call: (c) => pool.run({ ref: c.moduleRef, ctx: c.context }, { signal: c.signal }),
  *   close: () => pool.destroy(),
- * }));
+ * };
  * ```
  */
-import { WpipeError, invalidOption } from '../errors.js';
 
 /** Where a step attempt runs ('bullmq': a job on a BullMQ queue in Redis, registered by useBullmq, src/queue/executor.ts). */
 export type ExecutorKind = 'inline' | 'threads' | 'processes' | 'bullmq';
@@ -134,115 +132,6 @@ export const inlineExecutor: Executor = Object.freeze({
   },
   async close(): Promise<void> {},
 });
-
-const factories = new Map<ExecutorKind, ExecutorFactory>([['inline', () => inlineExecutor]]);
-
-/**
- * Makes an executor kind available (the piscina and process executors call this). Replaces an
- * earlier registration of the same kind; `null` removes it.
- *
- * @example
- * ```ts
- * registerExecutor('threads', (o) => createThreadExecutor(o));
- * ```
- */
-export function registerExecutor(kind: ExecutorKind, factory: ExecutorFactory | null): void {
-  if (!EXECUTOR_KINDS.includes(kind)) throw invalidOption(`registerExecutor: unknown executor kind '${String(kind)}'`);
-  if (factory === null) {
-    // Unregistering (tests, or a pool that failed to start); the in-process executor always stays.
-    if (kind === 'inline') throw invalidOption('registerExecutor: the inline executor cannot be removed');
-    factories.delete(kind);
-    return;
-  }
-  if (typeof factory !== 'function') throw invalidOption('registerExecutor: factory must be a function');
-  factories.set(kind, factory);
-}
-
-/**
- * Whether an executor kind can be used in this process.
- *
- * @example
- * ```ts
- * if (!isExecutorAvailable('threads')) console.log('threads not available');
- * ```
- */
-export function isExecutorAvailable(kind: ExecutorKind): boolean {
-  return factories.has(kind);
-}
-
-/**
- * Creates an executor of a registered kind.
- *
- * @example
- * ```ts
- * const ex = createExecutor('inline', { maxWorkers: 4 });
- * ```
- */
-export function createExecutor(kind: ExecutorKind, options: ExecutorFactoryOptions): Executor {
-  const factory = factories.get(kind);
-  if (!factory) throw executorUnavailable(kind);
-  return factory(options);
-}
-
-function executorUnavailable(kind: ExecutorKind): WpipeError {
-  return new WpipeError(
-    'WPIPE_ERR_EXECUTOR_UNAVAILABLE',
-    kind === 'bullmq'
-      ? `the 'bullmq' executor needs a Redis: call useBullmq({ connection, name }) before setSteps`
-      : `the '${kind}' executor is not available in this build; use executor: 'inline' (in-process) instead`,
-    { details: { executor: kind } },
-  );
-}
-
-/** What the placement rule looks at for one step inside a Parallel block. */
-export interface PlacementRequest {
-  /** `executor` option of the Parallel block, if given. */
-  readonly forced: ExecutorKind | undefined;
-  /** `useProcesses` option of the Parallel block. */
-  readonly useProcesses: boolean;
-  /** Whether the step carries a module reference. */
-  readonly addressable: boolean;
-  /** Which pipeline class runs the block: PipelineAsync keeps branches in-process by default. */
-  readonly variant: 'pipeline' | 'async';
-  /** Where the step is, for error messages. */
-  readonly where: string;
-  /**
-   * Kinds the pipeline brings itself, ahead of the registered ones (a pipeline loaded with
-   * loadPipeline's `bullmq` queue has its own 'bullmq' executor): available even when not registered.
-   */
-  readonly provided?: ReadonlySet<ExecutorKind>;
-}
-
-/**
- * The placement rule of docs/architecture.md "Run semantics": a forced `executor` wins; `useProcesses` puts
- * every branch in a child process; otherwise, in `Pipeline`, addressable steps go to worker threads
- * (when that executor is registered) and closures stay inline; `PipelineAsync` stays inline.
- * Asking for a worker for a closure is an error here, at setSteps, never a hang at run time.
- *
- * @example
- * ```ts
- * chooseExecutorKind({ forced: undefined, useProcesses: false, addressable: false, variant: 'pipeline', where: 'steps[0]' }); // 'inline'
- * ```
- */
-export function chooseExecutorKind(req: PlacementRequest): ExecutorKind {
-  let kind: ExecutorKind;
-  if (req.forced) kind = req.forced;
-  else if (req.useProcesses) kind = 'processes';
-  else if (req.variant === 'pipeline' && req.addressable && factories.has('threads')) kind = 'threads';
-  else kind = 'inline';
-  if (kind !== 'inline') {
-    if (!req.addressable) {
-      throw new WpipeError(
-        'WPIPE_ERR_TASK_NOT_ADDRESSABLE',
-        `${req.where} is a closure and cannot run in the '${kind}' executor: export it from a module and ` +
-          `register it with AutoRegister, or give step() a module reference { moduleUrl, exportName }`,
-        { details: { where: req.where, executor: kind } },
-      );
-    }
-    if (!factories.has(kind) && req.provided?.has(kind) !== true) throw executorUnavailable(kind);
-  }
-  return kind;
-}
 
 /**
  * The calls an executor has in flight, so `close()` can wait for them (the thread and process

@@ -1,11 +1,11 @@
-// The parallel layer: executors and the placement rule (see executor.ts). Importing it registers the
-// worker executors: 'threads' (piscina worker threads, threads.ts) and 'processes' (child processes,
-// processes.ts). Neither creates anything until its first call.
+// The parallel layer: the executor contract (executor.ts), the kinds a pipeline can use and the
+// placement rule (registry.ts: 'inline', 'threads' on piscina worker threads, 'processes' in child
+// processes; neither worker kind creates anything until its first call).
 export {
   type ExecutorKind, type ModuleRef, type StepCall, type StepCallLogger, type Executor, type ExecutorFactory,
-  type ExecutorFactoryOptions, type PlacementRequest,
-  EXECUTOR_KINDS, inlineExecutor, registerExecutor, isExecutorAvailable, createExecutor, chooseExecutorKind,
+  type ExecutorFactoryOptions, EXECUTOR_KINDS, inlineExecutor,
 } from './executor.js';
+export { type PlacementRequest, registerExecutor, isExecutorAvailable, createExecutor, chooseExecutorKind } from './registry.js';
 export { createThreadExecutor, threadPoolStats } from './threads.js';
 export {
   createProcessExecutor, processPoolStats, checkMemoryLimitMb, minMemoryLimitMb,

@@ -41,7 +41,7 @@ import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs
 import { availableParallelism } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { TaskError, WpipeError, invalidOption } from '../errors.js';
-import { InFlight, registerExecutor, type Executor, type ExecutorFactoryOptions, type StepCall } from './executor.js';
+import { InFlight, type Executor, type ExecutorFactoryOptions, type StepCall } from './executor.js';
 import type { FromChild, ToChild } from './process-worker.js';
 import {
   LOG_TAG, applyReply, cloneError, encodeRequest, findUncloneable, isLogMessage, writeLog, type AttemptReply,
@@ -529,4 +529,3 @@ export function processPoolStats(): { users: number; children: { cap: number | u
   };
 }
 
-registerExecutor('processes', createProcessExecutor);

@@ -26,7 +26,7 @@ import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import type { Piscina } from 'piscina';
 import { WpipeError } from '../errors.js';
-import { InFlight, registerExecutor, type Executor, type ExecutorFactoryOptions, type StepCall } from './executor.js';
+import { InFlight, type Executor, type ExecutorFactoryOptions, type StepCall } from './executor.js';
 import {
   LOG_TAG, STARTED_TAG, applyReply, cloneError, collectTransferables, encodeRequest, findUncloneable, isLogMessage, isStartedMessage, writeLog,
   type AttemptReply, type LogMessage,
@@ -245,4 +245,3 @@ export function threadPoolStats(): { users: number; threads: number; size: numbe
   return { users: shared.users, threads, size, pending: shared.pending.size, pools: shared.pools.size };
 }
 
-registerExecutor('threads', createThreadExecutor);

@@ -24,7 +24,8 @@
  * ```
  */
 import { WpipeError } from '../errors.js';
-import { InFlight, registerExecutor, type Executor, type StepCall } from '../parallel/executor.js';
+import { InFlight, type Executor, type StepCall } from '../parallel/executor.js';
+import { registerExecutor } from '../parallel/registry.js';
 import { applyReply, cloneError, encodeRequest, findUncloneable, writeLog, type AttemptReply, type LogMessage } from '../parallel/protocol.js';
 import { queueUnavailable, resolveQueue, type QueueOptions, type ResolvedQueue, type StepJobData } from './config.js';
 import { importModule } from '../dynamic-import.js';
