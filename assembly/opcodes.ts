@@ -26,6 +26,15 @@ export namespace Op {
 /** Members of Op: every valid value is in [0, OP_COUNT). */
 export const OP_COUNT: i32 = 20;
 
+/** The operand of SLICE: a bit per bound present (contract.ts SliceFlag). */
+export namespace SliceFlag {
+  export const LOWER: i32 = 1;
+  export const UPPER: i32 = 2;
+  export const STEP: i32 = 4;
+}
+/** Every bit of SliceFlag: any other bit in a SLICE operand is an invalid program. */
+export const SLICE_FLAG_MASK: i32 = 7;
+
 export namespace BinOp {
   export const ADD: i32 = 0;
   export const SUB: i32 = 1;
@@ -171,6 +180,7 @@ export namespace Limits {
   export const MAX_VALUE_SIZE: i32 = 1000000;
   export const MAX_INT: f64 = 9007199254740991.0;
   export const MAX_WORK: f64 = 5000000.0;
+  export const MAX_TAPE_BYTES: usize = 268435456;
 }
 
 /** Result-tape tags beside the value tags (contract.ts TapeTag). */

@@ -1,7 +1,9 @@
 // The scalar VM: executes one program of src/expr/bytecode.ts against one context, with the
 // semantics of docs/expression-semantics.md as implemented by src/vm/pyops.ts (the reference).
 
-import { Op, BinOp, CmpOp, Fn, Method, Tag, ErrorKind, Reason, Limits, TapeTag, SHARED_REF_MIN_STRING, WasmResult } from './opcodes';
+import {
+  Op, BinOp, CmpOp, Fn, Method, Tag, ErrorKind, Reason, Limits, TapeTag, SHARED_REF_MIN_STRING, SLICE_FLAG_MASK, SliceFlag, WasmResult,
+} from './opcodes';
 import {
   alloc, fail, setPc, top, reserveTo, hostFormatFloat, hostRoundDecimal, RESULT, ensureMemory,
 } from './mem';
@@ -132,8 +134,6 @@ export function decodeTape(p: usize, n: i32): usize {
 let wp: usize = 0;
 let wEnd: usize = 0;
 
-/** Result tapes are bounded like the host's TapeWriter (256 MiB): beyond, a LimitError. */
-const MAX_RESULT_TAPE: usize = 256 << 20;
 /**
  * The result tape (src/vm/contract.ts, "The result tape"; read by src/vm/tape.ts readResult): a
  * context list, tuple, dict or opaque value is written as TapeTag.CONTEXT_REF and its u32 origin; a
@@ -219,7 +219,7 @@ function emitResult(v: usize): void {
     const start = (top + 15) & ~(<usize>15);
     reserveTo(start);
     wp = start;
-    wEnd = start + MAX_RESULT_TAPE;
+    wEnd = start + Limits.MAX_TAPE_BYTES; // beyond: LimitError VALUE_TOO_LARGE at RETURN (wRoom), as in native/value.cpp
     writeValue(v);
     store<u32>(RESULT + <usize>WasmResult.PTR, <u32>start);
     store<i32>(RESULT + <usize>WasmResult.LEN, <i32>(wp - start));
@@ -1183,13 +1183,13 @@ export function run(ctxTape: usize): void {
       }
       case Op.SLICE: {
         const flags = load<i32>(c + (<usize>pc << 2), 4);
-        const k = (flags & 1) + ((flags >> 1) & 1) + ((flags >> 2) & 1);
+        const k = popcnt<i32>(flags & SLICE_FLAG_MASK);
         const obj = sp - <usize>(k + 1) * SLOT;
         let q = obj + SLOT;
         let lo: usize = 0, hi: usize = 0, st: usize = 0;
-        if (flags & 1) { lo = q; q += SLOT; }
-        if (flags & 2) { hi = q; q += SLOT; }
-        if (flags & 4) { st = q; }
+        if (flags & SliceFlag.LOWER) { lo = q; q += SLOT; }
+        if (flags & SliceFlag.UPPER) { hi = q; q += SLOT; }
+        if (flags & SliceFlag.STEP) { st = q; }
         getSlice(obj, lo, hi, st, obj);
         sp = obj + SLOT;
         pc += 2;

@@ -32,6 +32,15 @@ constexpr int32_t kOpCount = 20;
 /** Operands per opcode, indexed by opcode. */
 constexpr int32_t OPERAND_COUNT[kOpCount] = {0, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 2};
 
+/** The operand of SLICE: a bit per bound present (contract.ts SliceFlag). */
+namespace SliceFlag {
+constexpr int32_t LOWER = 1;
+constexpr int32_t UPPER = 2;
+constexpr int32_t STEP = 4;
+}  // namespace SliceFlag
+/** Every bit of SliceFlag: any other bit in a SLICE operand is an invalid program. */
+constexpr int32_t kSliceFlagMask = 7;
+
 namespace BinOp {
 constexpr int32_t ADD = 0;
 constexpr int32_t SUB = 1;
@@ -177,6 +186,7 @@ constexpr int32_t MAX_DEPTH = 100;
 constexpr uint32_t MAX_VALUE_SIZE = 1000000;
 constexpr double MAX_INT = 9007199254740991.0;
 constexpr int64_t MAX_WORK = 5000000;
+constexpr uint32_t MAX_TAPE_BYTES = 268435456;
 }  // namespace Limits
 
 /** Result-tape tags beside the value tags (contract.ts TapeTag). */

@@ -92,56 +92,46 @@ Value TapeIn::value(Arena& a, int depth) {
 }
 
 namespace {
-inline void putU32(std::vector<uint8_t>& out, uint32_t x) {
-  size_t at = out.size();
-  out.resize(at + 4);
-  std::memcpy(out.data() + at, &x, 4);
-}
-inline void putStr(std::vector<uint8_t>& out, const Str* s) {
-  putU32(out, s->len);
-  size_t at = out.size();
-  out.resize(at + (size_t)s->len * 2);
-  if (s->len) std::memcpy(out.data() + at, s->u, (size_t)s->len * 2);
-}
-}  // namespace
-
-void encodeValue(std::vector<uint8_t>& out, const Value& v) {
-  out.push_back(v.tag);
-  switch (v.tag) {
-    case Tag::INT: case Tag::FLOAT: {
-      size_t at = out.size();
-      out.resize(at + 8);
-      std::memcpy(out.data() + at, &v.num, 8);
-      return;
-    }
-    case Tag::STR: case Tag::OPAQUE: putStr(out, v.s); return;
-    case Tag::LIST: case Tag::TUPLE:
-      putU32(out, v.n);
-      for (uint32_t i = 0; i < v.n; i++) encodeValue(out, v.items[i]);
-      return;
-    case Tag::DICT:
-      putU32(out, v.n);
-      for (uint32_t i = 0; i < v.n; i++) {
-        putStr(out, v.entries[i].key);
-        encodeValue(out, v.entries[i].val);
-      }
-      return;
-    default: return;
-  }
-}
-
-namespace {
+/**
+ * Writes a result tape, bounded by Limits::MAX_TAPE_BYTES as the AssemblyScript VM's (assembly/vm.ts
+ * wRoom): a write that would take the tape past it is a LimitError (Reason::VALUE_TOO_LARGE), which
+ * evaluateScalar reports at the pc of RETURN, as the wasm VM does. The buffer grows by doubling, never
+ * past the cap.
+ */
 struct ResultEncoder {
   std::vector<uint8_t>& out;
   std::unordered_map<const void*, uint32_t> seen;
   uint32_t next = 0;
 
+  /** Makes room for n more bytes and returns where they go. */
+  uint8_t* room(size_t n) {
+    size_t at = out.size();
+    if (n > (size_t)Limits::MAX_TAPE_BYTES - at) fail(ErrorKind::LimitError, Reason::VALUE_TOO_LARGE);
+    if (at + n > out.capacity()) {
+      size_t cap = out.capacity() * 2;
+      if (cap < at + n) cap = at + n;
+      if (cap > (size_t)Limits::MAX_TAPE_BYTES) cap = Limits::MAX_TAPE_BYTES;
+      out.reserve(cap);
+    }
+    out.resize(at + n);
+    return out.data() + at;
+  }
+  void byte(uint8_t b) { *room(1) = b; }
+  void u32(uint32_t x) { std::memcpy(room(4), &x, 4); }
+  void f64(double x) { std::memcpy(room(8), &x, 8); }
+  void str(const Str* s) {
+    u32(s->len);
+    size_t bytes = (size_t)s->len * 2;
+    uint8_t* d = room(bytes);
+    if (bytes) std::memcpy(d, s->u, bytes);  // the tape is little-endian, like every target we build for
+  }
+
   /** Emits a reference when `key` was encoded before; else numbers it. */
   bool ref(const void* key) {
     auto it = seen.find(key);
     if (it != seen.end()) {
-      out.push_back(TapeTag::SHARED_REF);
-      putU32(out, it->second);
+      byte(TapeTag::SHARED_REF);
+      u32(it->second);
       return true;
     }
     seen.emplace(key, next++);
@@ -150,38 +140,44 @@ struct ResultEncoder {
 
   void value(const Value& v) {
     switch (v.tag) {
+      case Tag::INT: case Tag::FLOAT:
+        byte(v.tag);
+        f64(v.num);
+        return;
       case Tag::STR:
         // Short strings are cheaper to repeat than to look up.
         if (v.s->len >= SHARED_REF_MIN_STRING && ref(v.s)) return;
-        out.push_back(v.tag);
-        putStr(out, v.s);
+        byte(v.tag);
+        str(v.s);
+        return;
+      case Tag::OPAQUE:
+        byte(v.tag);
+        str(v.s);
         return;
       case Tag::LIST: case Tag::TUPLE:
         if (v.n > 0 && ref(v.items)) return;
-        out.push_back(v.tag);
-        putU32(out, v.n);
+        byte(v.tag);
+        u32(v.n);
         for (uint32_t i = 0; i < v.n; i++) value(v.items[i]);
         return;
       case Tag::DICT:
         if (v.n > 0 && ref(v.entries)) return;
-        out.push_back(v.tag);
-        putU32(out, v.n);
+        byte(v.tag);
+        u32(v.n);
         for (uint32_t i = 0; i < v.n; i++) {
-          putStr(out, v.entries[i].key);
+          str(v.entries[i].key);
           value(v.entries[i].val);
         }
         return;
-      default: encodeValue(out, v);
+      default:  // NONE, FALSE, TRUE: the tag alone
+        byte(v.tag);
+        return;
     }
   }
 };
 }  // namespace
 
 void encodeResult(std::vector<uint8_t>& out, const Value& v) {
-  if (v.tag != Tag::STR && v.tag != Tag::LIST && v.tag != Tag::TUPLE && v.tag != Tag::DICT) {
-    encodeValue(out, v);
-    return;
-  }
   ResultEncoder e{out, {}};
   e.value(v);
 }

@@ -138,15 +138,14 @@ class TapeIn {
   const uint8_t* end_;
 };
 
-/** Writes a value tape. */
-void encodeValue(std::vector<uint8_t>& out, const Value& v);
-
 /**
  * Writes a result tape (src/vm/contract.ts, "The result tape"; read by src/vm/tape.ts readResult):
  * the value tape, with each repeat of a non-empty list, tuple or dict, or of a string of at least
  * SHARED_REF_MIN_STRING code units, written as TapeTag::SHARED_REF and its u32 number in encoding
  * order, so a value that shares parts (`[l] * 999999`) stays as small as it is in memory and decodes
- * with the same sharing. Context values are written in full (this VM writes no CONTEXT_REF).
+ * with the same sharing. Context values are written in full (this VM writes no CONTEXT_REF). A tape
+ * that would pass Limits::MAX_TAPE_BYTES is a LimitError (VmError, Reason::VALUE_TOO_LARGE), as in
+ * the wasm VM.
  */
 void encodeResult(std::vector<uint8_t>& out, const Value& v);
 

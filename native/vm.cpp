@@ -1030,11 +1030,11 @@ struct Machine {
         }
         case Op::SLICE: {
           int flags = code[pc + 1];
-          int k = __builtin_popcount((unsigned)flags & 7);
+          int k = __builtin_popcount((unsigned)(flags & kSliceFlagMask));
           Value* b = &stack[sp - k];
-          const Value* lo = (flags & 1) ? b++ : nullptr;
-          const Value* hi = (flags & 2) ? b++ : nullptr;
-          const Value* st = (flags & 4) ? b++ : nullptr;
+          const Value* lo = (flags & SliceFlag::LOWER) ? b++ : nullptr;
+          const Value* hi = (flags & SliceFlag::UPPER) ? b++ : nullptr;
+          const Value* st = (flags & SliceFlag::STEP) ? b++ : nullptr;
           Value r = getSlice(stack[sp - k - 1], lo, hi, st);
           sp -= k;
           stack[sp - 1] = r;
@@ -1182,7 +1182,7 @@ void validate(Program& p, size_t nNames, bool batch) {
       case Op::ATTR: need(1); if (a < 0 || (size_t)a >= p.strings.size()) bad("string index", pc); break;
       case Op::INDEX: need(2); d -= 1; break;
       case Op::SLICE: {
-        if (a < 0 || a > 7) bad("slice flags", pc);
+        if ((a & ~kSliceFlagMask) != 0) bad("slice flags", pc);
         int k = __builtin_popcount((unsigned)a);
         need(k + 1);
         d -= k;

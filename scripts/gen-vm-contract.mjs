@@ -6,7 +6,8 @@
 //   ... --check               exits 1, naming the file, when a checked-in copy is not what this makes
 //
 // test/expr-bytecode.test.ts runs the check, so a copy edited by hand (a number, an extra member) or
-// a contract change without a regeneration fails `npm test`. Every enumeration must number its
+// a contract change without a regeneration fails `npm test`. SliceFlag (the SLICE operand's bits) goes
+// to both copies with its mask (kSliceFlagMask, SLICE_FLAG_MASK). Every enumeration must number its
 // members 0, 1, 2 … in order: the VMs size tables and bound their verifiers by the member count
 // (kOpCount, kBinOpCount … in C++, OP_COUNT … in AssemblyScript), which this script emits.
 //
@@ -36,7 +37,10 @@ const LIMIT_TYPES = {
   MAX_VALUE_SIZE: { cpp: 'uint32_t', as: 'i32' },
   MAX_INT: { cpp: 'double', as: 'f64' },
   MAX_WORK: { cpp: 'int64_t', as: 'f64' },
+  MAX_TAPE_BYTES: { cpp: 'uint32_t', as: 'usize' },
 };
+/** The bits of SliceFlag the VMs read by name (each must be there, as a distinct power of two). */
+const SLICE_FLAGS = ['LOWER', 'UPPER', 'STEP'];
 
 function fail(message) {
   console.error(`gen-vm-contract: ${message}`);
@@ -82,6 +86,23 @@ if (!Array.isArray(operands) || operands.length !== ops.length || operands.some(
 }
 const limits = Object.entries(contract.Limits);
 for (const [key] of limits) if (!(key in LIMIT_TYPES)) fail(`Limits.${key} has no C++ / AssemblyScript type in LIMIT_TYPES`);
+{
+  // Tape lengths are u32 on the tapes, and the wasm result descriptor's LEN is an i32.
+  const t = contract.Limits.MAX_TAPE_BYTES;
+  if (!Number.isInteger(t) || t < 1 || t >= 2 ** 31) fail('Limits.MAX_TAPE_BYTES must be a positive integer below 2^31');
+}
+const sliceFlags = integers('SliceFlag');
+{
+  let mask = 0;
+  for (const [key, v] of sliceFlags) {
+    if (v === 0 || (v & (v - 1)) !== 0 || v >= 2 ** 30) fail(`SliceFlag.${key} (${v}) must be a power of two (one bit)`);
+    if (mask & v) fail(`SliceFlag.${key} (${v}) is the bit of another flag`);
+    mask |= v;
+  }
+  for (const key of SLICE_FLAGS) if (!(key in contract.SliceFlag)) fail(`SliceFlag has no ${key}`);
+  if (sliceFlags.length !== SLICE_FLAGS.length) fail(`SliceFlag must have exactly ${SLICE_FLAGS.join(', ')}: the VMs read no other bound`);
+}
+const sliceFlagMask = sliceFlags.reduce((m, [, v]) => m | v, 0);
 const tapeTags = Object.entries(contract.TapeTag);
 for (const [key, v] of tapeTags) {
   if (!Number.isInteger(v) || v < 0 || v > 255) fail(`TapeTag.${key} must be a byte`);
@@ -152,6 +173,10 @@ function cpp() {
     if (name === 'Op') {
       out.push('/** Operands per opcode, indexed by opcode. */');
       out.push(`constexpr int32_t OPERAND_COUNT[kOpCount] = {${operands.join(', ')}};`);
+      out.push('', '/** The operand of SLICE: a bit per bound present (contract.ts SliceFlag). */', 'namespace SliceFlag {');
+      for (const [key, v] of sliceFlags) out.push(`constexpr int32_t ${key} = ${v};`);
+      out.push('}  // namespace SliceFlag', '/** Every bit of SliceFlag: any other bit in a SLICE operand is an invalid program. */');
+      out.push(`constexpr int32_t kSliceFlagMask = ${sliceFlagMask};`);
     }
     out.push('');
   }
@@ -190,6 +215,12 @@ function as() {
     out.push('}');
     out.push(`/** Members of ${name}: every valid value is in [0, ${countName(name).as}). */`);
     out.push(`export const ${countName(name).as}: i32 = ${list.length};`, '');
+    if (name === 'Op') {
+      out.push('/** The operand of SLICE: a bit per bound present (contract.ts SliceFlag). */', 'export namespace SliceFlag {');
+      for (const [key, v] of sliceFlags) out.push(`  export const ${key}: i32 = ${v};`);
+      out.push('}', '/** Every bit of SliceFlag: any other bit in a SLICE operand is an invalid program. */');
+      out.push(`export const SLICE_FLAG_MASK: i32 = ${sliceFlagMask};`, '');
+    }
   }
   out.push('export namespace Limits {');
   for (const [key, v] of limits) {

@@ -14,14 +14,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  FaultWord, Limits, OPERAND_COUNT, Op, PLAN_RECORD, PLAN_SELECT_SOURCE, PlanOp, SHARED_REF_MIN_STRING, Tag, TapeTag, WasmAbi,
-  WasmResult,
+  ErrorKind, FaultWord, Limits, OPERAND_COUNT, Op, PLAN_RECORD, PLAN_SELECT_SOURCE, PlanOp, Reason, SHARED_REF_MIN_STRING, SliceFlag, Tag,
+  TapeTag, WasmAbi, WasmResult, faultWords,
 } from '../src/vm/contract.js';
-import { planBatchProgram } from '../src/backend/wasm.js';
-import { ColumnKind } from '../src/backend/types.js';
+import { loadWasmVm, planBatchProgram } from '../src/backend/wasm.js';
+import { loadNativeVm } from '../src/backend/native.js';
+import { ColumnKind, VmFault, type ExprVm } from '../src/backend/types.js';
 import { compileProgram } from '../src/expr/compile.js';
 import { parse } from '../src/expr/parse.js';
-import { TapeWriter, readResult } from '../src/vm/tape.js';
+import { TapeLimit, TapeWriter, readResult } from '../src/vm/tape.js';
 import { PyFloat, PyTuple } from '../src/vm/values.js';
 import { compileExpression, getBackendInfo } from '../src/index.js';
 
@@ -94,6 +95,11 @@ test('the generator refuses a contract it cannot mirror: gaps in a numbering, a 
     ['BinOp = { ADD: 0, SUB: 1,', 'BinOp = { ADD: 0, SUB: 2,', /BinOp\.SUB is 2: members must be numbered 0, 1, 2 … in order/],
     [/METHOD: 19,([^\n]*)\n/, 'METHOD: 19,$1\n  NOP: 20,\n', /OPERAND_COUNT must give 0, 1 or 2 operands for each of the 21 opcodes/],
     ['CONTEXT_REF: 0xfe', 'CONTEXT_REF: 9', /TapeTag\.CONTEXT_REF \(9\) collides with a value tag/],
+    ['{ LOWER: 1, UPPER: 2, STEP: 4 }', '{ LOWER: 1, UPPER: 3, STEP: 4 }', /SliceFlag\.UPPER \(3\) must be a power of two/],
+    ['{ LOWER: 1, UPPER: 2, STEP: 4 }', '{ LOWER: 1, UPPER: 2, STEP: 2 }', /SliceFlag\.STEP \(2\) is the bit of another flag/],
+    ['{ LOWER: 1, UPPER: 2, STEP: 4 }', '{ LOWER: 1, UPPER: 2 }', /SliceFlag has no STEP/],
+    ['{ LOWER: 1, UPPER: 2, STEP: 4 }', '{ LOWER: 1, UPPER: 2, STEP: 4, STOP: 8 }', /SliceFlag must have exactly LOWER, UPPER, STEP/],
+    ['MAX_TAPE_BYTES: 256 * 1024 * 1024,', 'MAX_TAPE_BYTES: 2 ** 31,', /Limits\.MAX_TAPE_BYTES must be a positive integer below 2\^31/],
   ];
   for (const [from, to, message] of cases) {
     const r = generator([], (dir) => edit(dir, 'src/vm/contract.ts', from, to));
@@ -104,6 +110,18 @@ test('the generator refuses a contract it cannot mirror: gaps in a numbering, a 
       rmSync(r.dir, { recursive: true, force: true });
     }
   }
+});
+
+test('SliceFlag and its mask, and the tape cap, are in both copies', () => {
+  const h = readFileSync(join(root, 'native/opcodes.h'), 'utf8');
+  const a = readFileSync(join(root, 'assembly/opcodes.ts'), 'utf8');
+  const mask = Object.values(SliceFlag).reduce((m, v) => m | v, 0);
+  assert.ok(h.includes(`namespace SliceFlag {\n${Object.entries(SliceFlag).map(([k, v]) => `constexpr int32_t ${k} = ${v};`).join('\n')}\n}`), h);
+  assert.ok(a.includes(`namespace SliceFlag {\n${Object.entries(SliceFlag).map(([k, v]) => `  export const ${k}: i32 = ${v};`).join('\n')}\n}`), a);
+  assert.match(h, new RegExp(`constexpr int32_t kSliceFlagMask = ${mask};`));
+  assert.match(a, new RegExp(`export const SLICE_FLAG_MASK: i32 = ${mask};`));
+  assert.match(h, new RegExp(`constexpr uint32_t MAX_TAPE_BYTES = ${Limits.MAX_TAPE_BYTES};`));
+  assert.match(a, new RegExp(`export const MAX_TAPE_BYTES: usize = ${Limits.MAX_TAPE_BYTES};`));
 });
 
 test('a FaultWord reordered or grown reaches both copies, and the wasm block follows the word count', () => {
@@ -211,6 +229,7 @@ const SCANNED = [
     .map((f) => `native/${f}`),
   'src/backend/wasm.ts',
   'src/backend/native.ts',
+  'src/vm/tape.ts',
 ];
 const HAND_COPY_RULES: Array<{ files: RegExp; re: RegExp; use: string; bad: string[] }> = [
   {
@@ -279,6 +298,13 @@ const HAND_COPY_RULES: Array<{ files: RegExp; re: RegExp; use: string; bad: stri
     bad: ['o.Set("abi", Napi::Number::New(env, 4));', 'constexpr size_t kHeaderFields = 10;', 'h[8] = last[1];', '"a Float64Array of at least 10"'],
   },
   {
+    // The tape cap: the host's TapeWriter (context tapes) and both VMs' result-tape writers.
+    files: /./,
+    re: /\b256\s*(?:<<\s*20|\*\s*1024\s*\*\s*1024)\b|(?<!\d)268435456(?!\d)|\b1\s*<<\s*28\b|\b0x10000000\b/,
+    use: 'Limits.MAX_TAPE_BYTES (Limits::MAX_TAPE_BYTES)',
+    bad: ['const MAX_RESULT_TAPE: usize = 256 << 20;', 'const MAX_TAPE_BYTES = 256 * 1024 * 1024;', 'if (n > 268435456u)', 'cap = 1 << 28;'],
+  },
+  {
     files: /./,
     re: /src\/expr\/(?:pyops|pow)\.ts|\bsix\b/,
     use: 'src/vm/pyops.ts, src/vm/pow.ts; "the fault words" (their count is FAULT_WORD_COUNT)',
@@ -303,6 +329,154 @@ test('no VM source or backend writes a contract number by hand: they take it fro
   }
   assert.deepEqual(found, [], `hand-written copies of contract numbers (src/vm/contract.ts):\n${found.join('\n')}`);
 });
+
+/**
+ * SLICE's operand is SliceFlag bits. A SLICE site is a `case Op.SLICE:` / `case Op::SLICE:` (a VM's run
+ * loop or verifier) or a `case 'slice':` (the compiler), up to the next case of its switch; in one, a
+ * bit operation or bound with a literal 1..7 is a hand-written flag (`flags & 4`, `flags |= 2`,
+ * `(flags >> 1) & 1`, `a > 7`). Anywhere, `Op.SLICE, 4` (an operand written after the opcode) is one.
+ * Bit literals outside SLICE sites (`e & 1` in num.ts) are not slice flags and are left alone.
+ */
+const SLICE_SITE = /\bcase\s+(?:Op(?:\.|::)SLICE|'slice')\s*:/;
+const SLICE_FLAG_LITERAL = /(?<![&|])[&|]=?\s*[1-7]\b|[<>]=?\s*7\b|>>\s*[12]\b/;
+const SLICE_OPERAND_LITERAL = /\bOp(?:\.|::)SLICE\s*,\s*(?:[\w.]+\s*,\s*)?[1-7]\b/;
+
+/** The SLICE sites of a source text and the lines (from 1) that spell a slice flag by number. */
+function sliceFlagLiterals(text: string): { sites: number; found: number[] } {
+  const lines = text.split('\n');
+  const indent = (line: string): number => line.length - line.trimStart().length;
+  let sites = 0;
+  const found = new Set<number>();
+  lines.forEach((line, i) => {
+    if (SLICE_OPERAND_LITERAL.test(line)) found.add(i + 1);
+    if (!SLICE_SITE.test(line)) return;
+    sites++;
+    for (let j = i; j < lines.length; j++) {
+      const l = lines[j]!;
+      if (j > i && (/^\s*(?:case\b|default\s*:)/.test(l) || (l.trim() !== '' && indent(l) < indent(line)))) break;
+      if (SLICE_FLAG_LITERAL.test(l)) found.add(j + 1);
+    }
+  });
+  return { sites, found: [...found].sort((a, b) => a - b) };
+}
+
+test('the slice-flag scan catches numbers at SLICE sites, and bit literals elsewhere are not slice flags', () => {
+  const bad = [
+    'const k = (flags & 1) + ((flags >> 1) & 1) + ((flags >> 2) & 1);', 'if (flags & 4) { st = q; }', 'flags |= 2; n++;',
+    'int k = __builtin_popcount((unsigned)flags & 7);', 'const Value* lo = (flags & 1) ? b++ : nullptr;',
+    'if (a < 0 || a > 7) bad("slice flags", pc);',
+  ];
+  for (const line of bad) assert.match(line, SLICE_FLAG_LITERAL);
+  const good = [
+    'if (flags & SliceFlag.STEP) { st = q; }', 'const k = popcnt<i32>(flags & SLICE_FLAG_MASK);', 'flags |= SliceFlag.LOWER; n++;',
+    'if ((a & ~kSliceFlagMask) != 0) bad("slice flags", pc);', 'pc += 2;', 'const obj = sp - <usize>(k + 1) * SLOT;',
+    'Value r = getSlice(stack[sp - k - 1], lo, hi, st);', 'if (a < 0 || b < 0) bad("call", pc);', 'if (a && b) { sp -= k; }',
+  ];
+  for (const line of good) assert.doesNotMatch(line, SLICE_FLAG_LITERAL);
+  assert.match('b.emit(Op.SLICE, node.pos, 4);', SLICE_OPERAND_LITERAL);
+  assert.match('code: [Op.NAME, 0, Op.CONST, 0, Op.SLICE, 4, Op.RETURN]', SLICE_OPERAND_LITERAL);
+  assert.doesNotMatch('b.emit(Op.SLICE, node.pos, flags);', SLICE_OPERAND_LITERAL);
+  assert.doesNotMatch('const site: Site = { op: Op.SLICE, arg: 0, pos: node.pos };', SLICE_OPERAND_LITERAL);
+  // Only the SLICE case is scanned: the cases before and after it, and the code after the switch, are not.
+  const sample = [
+    'switch (op) {', //                                        1
+    '  case Op.NOT: { x = y & 1; break; }', //               2
+    '  case Op.SLICE: {', //                                  3
+    '    const k = (flags & 1) + ((flags >> 1) & 1);', //     4
+    '    if (flags & SliceFlag.STEP) { st = q; }', //         5
+    '    pc += 2;', //                                        6
+    '    break;', //                                          7
+    '  }', //                                                 8
+    '  case Op.LIST: { n = m & 4; break; }', //              9
+    '}', //                                                   10
+    'switch (op) {', //                                       11
+    '  case Op.SLICE: r = f(a, b); break;', //               12
+    '}', //                                                   13
+    'if (a & 1) odd();', //                                   14
+    'b.emit(Op.SLICE, node.pos, 4);', //                      15
+  ].join('\n');
+  assert.deepEqual(sliceFlagLiterals(sample), { sites: 2, found: [4, 15] });
+});
+
+test('no SLICE site spells a slice flag by number: the compiler and both VMs use SliceFlag', () => {
+  const files = [...new Set([
+    ...SCANNED,
+    ...readdirSync(join(root, 'src/expr')).filter((f) => f.endsWith('.ts')).map((f) => `src/expr/${f}`),
+    ...readdirSync(join(root, 'src/vm')).filter((f) => f.endsWith('.ts') && f !== 'contract.ts').map((f) => `src/vm/${f}`),
+  ])];
+  const sites: Record<string, number> = {};
+  const found: string[] = [];
+  for (const file of files) {
+    const text = readFileSync(join(root, file), 'utf8');
+    const r = sliceFlagLiterals(text);
+    if (r.sites > 0) sites[file] = r.sites;
+    const lines = text.split('\n');
+    for (const n of r.found) found.push(`${file}:${n}: ${lines[n - 1]!.trim()}`);
+  }
+  // The sites that read or write the flags: the compiler, the wasm VM, the C++ VM (run loop and verifier).
+  assert.equal(sites['src/expr/compile.ts'], 1, JSON.stringify(sites));
+  assert.equal(sites['assembly/vm.ts'], 1, JSON.stringify(sites));
+  assert.equal(sites['native/vm.cpp'], 2, JSON.stringify(sites));
+  assert.deepEqual(found, [], `slice flags written as numbers (use SliceFlag.LOWER / UPPER / STEP, SLICE_FLAG_MASK, kSliceFlagMask):\n${found.join('\n')}`);
+});
+
+test('one tape cap: the host writes a tape of Limits.MAX_TAPE_BYTES bytes, not one more (LimitError, VALUE_TOO_LARGE)', () => {
+  const w = new TapeWriter();
+  w.length = Limits.MAX_TAPE_BYTES - 1;
+  w.tag(Tag.NONE); // the last byte the cap allows
+  assert.equal(w.length, Limits.MAX_TAPE_BYTES);
+  assert.throws(() => w.tag(Tag.NONE), (e: unknown) => {
+    assert.ok(e instanceof TapeLimit);
+    assert.deepEqual([e.kind, e.reason], [ErrorKind.LimitError, Reason.VALUE_TOO_LARGE]);
+    return true;
+  });
+});
+
+{
+  const info = getBackendInfo();
+  const vms: Array<[string, () => ExprVm]> = [];
+  if (info.backends.wasm.available) vms.push(['wasm', loadWasmVm]);
+  if (info.backends.native.available) vms.push(['native', loadNativeVm]);
+  const skip = vms.length === 0 ? 'no VM backend available' : false;
+  test('a result tape one byte over Limits.MAX_TAPE_BYTES fails the same way in both VMs: LimitError VALUE_TOO_LARGE at RETURN', { skip }, () => {
+    // Unshared, so written in full by both VMs: lists of strings too short for SHARED_REF (the
+    // strings of `[s] * n` are one string, the lists separate buffers), then None items (1 byte each)
+    // to land on the cap + 1. About 4M items: ~0.4 s and ~400 MB per VM. (At the cap exactly the
+    // result crosses, in both VMs; decoding it costs ~2.5 s and ~1 GB, too much for a unit test.)
+    const len = SHARED_REF_MIN_STRING - 1;
+    const item = 1 + 4 + 2 * len; // STR tag, u32 length, UTF-16 units
+    const header = 1 + 4; // LIST tag, u32 count
+    const lists: string[] = [];
+    let bytes = header;
+    let items = 0;
+    const s = `'${'x'.repeat(len)}'`;
+    for (const full = header + Limits.MAX_VALUE_SIZE * item; bytes + full <= Limits.MAX_TAPE_BYTES; bytes += full, items += Limits.MAX_VALUE_SIZE) {
+      lists.push(`[${s}] * ${Limits.MAX_VALUE_SIZE}`);
+    }
+    const rest = Limits.MAX_TAPE_BYTES + 1 - bytes - header;
+    const strings = Math.floor(rest / item);
+    const nones = rest - strings * item;
+    lists.push(`[${s}] * ${strings} + [None] * ${nones}`);
+    items += strings + nones;
+    assert.ok(items < Limits.MAX_WORK, `the result's ${items} items must be built within Limits.MAX_WORK: rewrite this test`);
+    const text = `[${lists.join(', ')}]`;
+    assert.ok(text.length <= Limits.MAX_TEXT_LENGTH);
+    const program = compileProgram(parse(text), text);
+    const returnAt = program.code.length - 1;
+    assert.equal(program.code[returnAt], Op.RETURN);
+    const want = faultWords(ErrorKind.LimitError, Reason.VALUE_TOO_LARGE, returnAt);
+    for (const [name, load] of vms) {
+      let fault: Int32Array | undefined;
+      try {
+        load().prepareScalar(program).evaluate({});
+      } catch (e) {
+        if (!(e instanceof VmFault)) throw e;
+        fault = e.fault;
+      }
+      assert.deepEqual(fault, want, `${name}: the fault of a result over the tape cap`);
+    }
+  });
+}
 
 test('one result tape, one reader: every tag, CONTEXT_REF and SHARED_REF in the same tape', () => {
   const date = new Date(0);

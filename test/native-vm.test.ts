@@ -11,7 +11,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker, isMainThread } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
-import { BinOp, CmpOp, ErrorKind, Fn, Limits, Method, Op, Reason, Tag, type Program } from '../src/expr/bytecode.js';
+import {
+  BinOp, CmpOp, ErrorKind, FaultWord, Fn, Limits, Method, Op, Reason, SliceFlag, Tag, faultWords, type Program,
+} from '../src/expr/bytecode.js';
 import { PyFloat, PyTuple } from '../src/vm/values.js';
 import { loadNativeVm, nativeStatus } from '../src/backend/native.js';
 import { ColumnKind, VmFault, type BatchProgram, type ExprVm, type VmColumn } from '../src/backend/types.js';
@@ -85,12 +87,15 @@ function vm(): ExprVm {
   return loadNativeVm();
 }
 
-/** Evaluates a program; returns the value or the fault words. */
-function run(p: Program, ctx: Record<string, unknown> = {}): { value?: unknown; fault?: number[] } {
+/**
+ * Evaluates a program; returns the value or the fault words (compared with faultWords(...), word by
+ * FaultWord, never by position: the contract may reorder or add words).
+ */
+function run(p: Program, ctx: Record<string, unknown> = {}): { value?: unknown; fault?: Int32Array } {
   try {
     return { value: vm().prepareScalar(p).evaluate(ctx) };
   } catch (e) {
-    if (e instanceof VmFault) return { fault: Array.from(e.fault) };
+    if (e instanceof VmFault) return { fault: e.fault };
     throw e;
   }
 }
@@ -112,10 +117,10 @@ if (isMainThread) {
     // `and` returns its operand: kind is never read when x > 5 is false
     assert.deepEqual(run(X_GT_5_AND_KIND_A, { x: 3 }), { value: false });
     // kind missing where it is read: NameError at the NAME instruction (pc 8)
-    assert.deepEqual(run(X_GT_5_AND_KIND_A, { x: 7 }), { fault: [ErrorKind.NameError, 8, Reason.NAME_MISSING, -1, -1, -1] });
+    assert.deepEqual(run(X_GT_5_AND_KIND_A, { x: 7 }), { fault: faultWords(ErrorKind.NameError, Reason.NAME_MISSING, 8) });
     // a str against an int: TypeError at COMPARE (pc 4) with both tags
     assert.deepEqual(run(X_GT_5_AND_KIND_A, { x: 'q', kind: 'a' }), {
-      fault: [ErrorKind.TypeError, 4, Reason.BAD_OPERANDS, Tag.STR, Tag.INT, -1],
+      fault: faultWords(ErrorKind.TypeError, Reason.BAD_OPERANDS, 4, Tag.STR, Tag.INT),
     });
   });
 
@@ -129,22 +134,22 @@ if (isMainThread) {
     assert.deepEqual(bin(BinOp.MUL, 0, -5), { value: 0 });
     assert.ok(Object.is(bin(BinOp.MUL, 0, -5).value, 0), 'int results are never -0');
     assert.deepEqual(bin(BinOp.POW, 3, 33), { value: 5559060566555523 });
-    assert.deepEqual(bin(BinOp.POW, 2, 53), { fault: [ErrorKind.OverflowError, 4, Reason.INT_RANGE, -1, -1, -1] });
-    assert.deepEqual(bin(BinOp.ADD, Limits.MAX_INT, 1), { fault: [ErrorKind.OverflowError, 4, Reason.INT_RANGE, -1, -1, -1] });
+    assert.deepEqual(bin(BinOp.POW, 2, 53), { fault: faultWords(ErrorKind.OverflowError, Reason.INT_RANGE, 4) });
+    assert.deepEqual(bin(BinOp.ADD, Limits.MAX_INT, 1), { fault: faultWords(ErrorKind.OverflowError, Reason.INT_RANGE, 4) });
     assert.deepEqual(bin(BinOp.POW, 2, -1), { value: 0.5 });
-    assert.deepEqual(bin(BinOp.POW, -8, 1 / 3), { fault: [ErrorKind.ValueError, 4, Reason.COMPLEX_RESULT, -1, -1, -1] });
-    assert.deepEqual(bin(BinOp.POW, 0, -1), { fault: [ErrorKind.ZeroDivisionError, 4, Reason.POW_ZERO_NEG, Tag.FLOAT, Tag.FLOAT, -1] });
-    assert.deepEqual(bin(BinOp.TRUEDIV, 1, 0), { fault: [ErrorKind.ZeroDivisionError, 4, Reason.DIV_ZERO, Tag.INT, Tag.INT, -1] });
-    assert.deepEqual(bin(BinOp.TRUEDIV, 1.5, false), { fault: [ErrorKind.ZeroDivisionError, 4, Reason.DIV_ZERO, Tag.FLOAT, Tag.FALSE, -1] });
-    assert.deepEqual(bin(BinOp.POW, 1e300, 2), { fault: [ErrorKind.OverflowError, 4, Reason.FLOAT_RANGE, -1, -1, -1] });
+    assert.deepEqual(bin(BinOp.POW, -8, 1 / 3), { fault: faultWords(ErrorKind.ValueError, Reason.COMPLEX_RESULT, 4) });
+    assert.deepEqual(bin(BinOp.POW, 0, -1), { fault: faultWords(ErrorKind.ZeroDivisionError, Reason.POW_ZERO_NEG, 4, Tag.FLOAT, Tag.FLOAT) });
+    assert.deepEqual(bin(BinOp.TRUEDIV, 1, 0), { fault: faultWords(ErrorKind.ZeroDivisionError, Reason.DIV_ZERO, 4, Tag.INT, Tag.INT) });
+    assert.deepEqual(bin(BinOp.TRUEDIV, 1.5, false), { fault: faultWords(ErrorKind.ZeroDivisionError, Reason.DIV_ZERO, 4, Tag.FLOAT, Tag.FALSE) });
+    assert.deepEqual(bin(BinOp.POW, 1e300, 2), { fault: faultWords(ErrorKind.OverflowError, Reason.FLOAT_RANGE, 4) });
     assert.deepEqual(bin(BinOp.ADD, 'ab', 'cd'), { value: 'abcd' });
     assert.deepEqual(bin(BinOp.MUL, 3, [1]), { value: [1, 1, 1] });
-    assert.deepEqual(bin(BinOp.MUL, 'x', new PyFloat(2)), { fault: [ErrorKind.TypeError, 4, Reason.BAD_OPERANDS, Tag.STR, Tag.FLOAT, -1] });
+    assert.deepEqual(bin(BinOp.MUL, 'x', new PyFloat(2)), { fault: faultWords(ErrorKind.TypeError, Reason.BAD_OPERANDS, 4, Tag.STR, Tag.FLOAT) });
   });
 
   test('hand-assembled: values are produced within the size limit, checked before allocating', { skip }, () => {
     const big = run(program({ code: [Op.CONST, 0, Op.CONST, 1, Op.BINOP, BinOp.MUL, Op.RETURN], consts: ['ab', 2 ** 40] }));
-    assert.deepEqual(big, { fault: [ErrorKind.LimitError, 4, Reason.VALUE_TOO_LARGE, -1, -1, -1] });
+    assert.deepEqual(big, { fault: faultWords(ErrorKind.LimitError, Reason.VALUE_TOO_LARGE, 4) });
     // a result bigger than the reused output buffer comes back whole (takeResult path)
     const long = run(program({ code: [Op.CONST, 0, Op.CONST, 1, Op.BINOP, BinOp.MUL, Op.RETURN], consts: ['ab', 500_000] }));
     assert.equal((long.value as string).length, 1_000_000);
@@ -168,10 +173,10 @@ if (isMainThread) {
     assert.equal(method(Method.startswith, 'hello', new PyTuple(['x', 'he'])), true);
     const len = run(program({ code: [Op.NAME, 0, Op.CALL, Fn.len, 1, Op.RETURN], names: ['s'] }), { s: 'a😀b' });
     assert.deepEqual(len, { value: 3 });
-    const rev = run(program({ code: [Op.NAME, 0, Op.CONST, 0, Op.SLICE, 4, Op.RETURN], names: ['s'], consts: [-1] }), { s: 'a😀b' });
+    const rev = run(program({ code: [Op.NAME, 0, Op.CONST, 0, Op.SLICE, SliceFlag.STEP, Op.RETURN], names: ['s'], consts: [-1] }), { s: 'a😀b' });
     assert.deepEqual(rev, { value: 'b😀a' });
     const nonStr = run(program({ code: [Op.CONST, 0, Op.METHOD, Method.upper, 0, Op.RETURN], consts: [5] }));
-    assert.deepEqual(nonStr, { fault: [ErrorKind.AttributeError, 2, Reason.NO_ATTRIBUTE, Tag.INT, -1, -1] });
+    assert.deepEqual(nonStr, { fault: faultWords(ErrorKind.AttributeError, Reason.NO_ATTRIBUTE, 2, Tag.INT) });
   });
 
   test('hand-assembled: str(), int(), float() and round() follow Python', { skip }, () => {
@@ -184,32 +189,32 @@ if (isMainThread) {
     ];
     for (const [v, want] of cases) assert.deepEqual(call(Fn.str, v), { value: want }, `str(${String(v)})`);
     assert.deepEqual(call(Fn.int, ' -1_000 '), { value: -1000 });
-    assert.deepEqual(call(Fn.int, '1__0'), { fault: [ErrorKind.ValueError, 2, Reason.INVALID_INT_LITERAL, -1, -1, -1] });
-    assert.deepEqual(call(Fn.int, '99999999999999999'), { fault: [ErrorKind.OverflowError, 2, Reason.INT_RANGE, -1, -1, -1] });
+    assert.deepEqual(call(Fn.int, '1__0'), { fault: faultWords(ErrorKind.ValueError, Reason.INVALID_INT_LITERAL, 2) });
+    assert.deepEqual(call(Fn.int, '99999999999999999'), { fault: faultWords(ErrorKind.OverflowError, Reason.INT_RANGE, 2) });
     assert.deepEqual(call(Fn.int, -2.7), { value: -2 });
     assert.deepEqual(call(Fn.float, ' 1_0.5e1 '), { value: new PyFloat(105) });
     assert.deepEqual(call(Fn.float, '-Infinity'), { value: -Infinity });
     assert.deepEqual(call(Fn.float, '1e999'), { value: Infinity });
-    assert.deepEqual(call(Fn.float, '1e'), { fault: [ErrorKind.ValueError, 2, Reason.INVALID_FLOAT_LITERAL, -1, -1, -1] });
+    assert.deepEqual(call(Fn.float, '1e'), { fault: faultWords(ErrorKind.ValueError, Reason.INVALID_FLOAT_LITERAL, 2) });
     assert.deepEqual(call(Fn.round, 2.5), { value: 2 });
     assert.deepEqual(call(Fn.round, -0.5), { value: 0 });
     assert.deepEqual(call(Fn.round, 15, -1), { value: 20 });
     assert.deepEqual(call(Fn.round, 25, -1), { value: 20 });
     assert.deepEqual(call(Fn.round, -0.4, 0), { value: new PyFloat(-0) });
     assert.deepEqual(call(Fn.round, 1.5, 400), { value: 1.5 });
-    assert.deepEqual(call(Fn.round, Infinity), { fault: [ErrorKind.OverflowError, 2, Reason.INF_TO_INT, -1, -1, -1] });
+    assert.deepEqual(call(Fn.round, Infinity), { fault: faultWords(ErrorKind.OverflowError, Reason.INF_TO_INT, 2) });
     assert.deepEqual(call(Fn.min, [3, 1, 2]), { value: 1 });
     assert.deepEqual(call(Fn.max, 'hello'), { value: 'o' });
-    assert.deepEqual(call(Fn.min), { fault: [ErrorKind.TypeError, 0, Reason.ARG_COUNT, -1, -1, -1] });
+    assert.deepEqual(call(Fn.min), { fault: faultWords(ErrorKind.TypeError, Reason.ARG_COUNT, 0) });
     assert.deepEqual(call(Fn.sum, [1, 2.5]), { value: 3.5 });
-    assert.deepEqual(call(Fn.sum, [1], 'a'), { fault: [ErrorKind.TypeError, 4, Reason.SUM_STRINGS, -1, -1, -1] });
+    assert.deepEqual(call(Fn.sum, [1], 'a'), { fault: faultWords(ErrorKind.TypeError, Reason.SUM_STRINGS, 4) });
   });
 
   test('a context that cannot be put on a tape becomes a LimitError fault at pc 0', { skip }, () => {
     let deep: unknown = 1;
     for (let i = 0; i < Limits.MAX_DEPTH + 5; i++) deep = [deep];
     const p = program({ code: [Op.NAME, 0, Op.RETURN], names: ['x'] });
-    assert.deepEqual(run(p, { x: deep }), { fault: [ErrorKind.LimitError, 0, Reason.DEPTH, -1, -1, -1] });
+    assert.deepEqual(run(p, { x: deep }), { fault: faultWords(ErrorKind.LimitError, Reason.DEPTH, 0) });
     // dicts keep their values as the context had them (no float boxes inside)
     assert.deepEqual(run(p, { x: { a: 1e308, b: [2 ** 53] } }), { value: { a: 1e308, b: [2 ** 53] } });
   });
@@ -265,10 +270,10 @@ if (isMainThread) {
     const ev = vm().prepareBatch(p);
     const out = new Uint8Array(rows);
     assert.equal(ev.run([x, y], rows, out), 2500);
-    assert.deepEqual(Array.from(ev.fault), [ErrorKind.ZeroDivisionError, 8, Reason.DIV_ZERO, Tag.INT, Tag.INT, 2500]);
+    assert.deepEqual(ev.fault, faultWords(ErrorKind.ZeroDivisionError, Reason.DIV_ZERO, 8, Tag.INT, Tag.INT, 2500));
     x[2500] = 0.5;
     assert.equal(ev.run([x, y], rows, out), 2500);
-    assert.deepEqual(Array.from(ev.fault), [ErrorKind.ZeroDivisionError, 8, Reason.DIV_ZERO, Tag.FLOAT, Tag.INT, 2500]);
+    assert.deepEqual(ev.fault, faultWords(ErrorKind.ZeroDivisionError, Reason.DIV_ZERO, 8, Tag.FLOAT, Tag.INT, 2500));
     // short-circuit: a row where `and` stops before the division does not fail
     // x > 100 and x / (y - 2) > 1
     const guarded = batchProgram({
@@ -282,7 +287,7 @@ if (isMainThread) {
     x[4000] = 1000;
     const g = vm().prepareBatch(guarded);
     assert.equal(g.run([x, y], rows, out), 4000);
-    assert.equal(g.fault[5], 4000);
+    assert.equal(g.fault[FaultWord.ROW], 4000);
     x[4000] = 3;
     assert.equal(g.run([x, y], rows, out), -1);
     assert.ok(out.every((v) => v === 0));
@@ -320,7 +325,7 @@ if (isMainThread) {
     const big = Float64Array.of(1, 2, 2 ** 52, 2 ** 60);
     const ev = vm().prepareBatch(ovf);
     assert.equal(ev.run([big], 4, out), 2);
-    assert.deepEqual(Array.from(ev.fault), [ErrorKind.OverflowError, 4, Reason.INT_RANGE, -1, -1, 2]);
+    assert.deepEqual(ev.fault, faultWords(ErrorKind.OverflowError, Reason.INT_RANGE, 4, -1, -1, 2));
     assert.equal(ev.run([Float64Array.of(1, 2, 2 ** 60)], 3, out), -1, '2**60 is not a safe integer: a float');
     // round(x) > 2, int(x) and min(x, y)
     const calls = batchProgram({
@@ -333,7 +338,7 @@ if (isMainThread) {
     assert.equal(ce.run([cx, cy], 3, out), -1);
     assert.deepEqual(Array.from(out.subarray(0, 3)), [0, 1, 0]);
     assert.equal(ce.run([cx, cy], 4, out), 3);
-    assert.deepEqual(Array.from(ce.fault), [ErrorKind.ValueError, 2, Reason.NAN_TO_INT, -1, -1, 3]);
+    assert.deepEqual(ce.fault, faultWords(ErrorKind.ValueError, Reason.NAN_TO_INT, 2, -1, -1, 3));
   });
 
   test('batch: wrong columns are refused with a clear error', { skip }, () => {

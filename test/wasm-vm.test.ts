@@ -11,7 +11,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { BinOp, CmpOp, ErrorKind, Fn, Op, Reason, Tag, type Program } from '../src/expr/bytecode.js';
+import { BinOp, CmpOp, ErrorKind, FaultWord, Fn, Op, Reason, Tag, faultWords, type Program } from '../src/expr/bytecode.js';
 import { PyFloat, PyTuple } from '../src/vm/values.js';
 import { truthy } from '../src/vm/pyops.js';
 import { ColumnKind, VmFault, type BatchProgram, type ColumnKindValue } from '../src/backend/types.js';
@@ -117,7 +117,7 @@ if (isMainThread) {
     assert.equal(ev.evaluate({ x: 7, kind: 'b' }), false);
     assert.equal(ev.evaluate({ x: 1 }), false); // short-circuit: kind is never read
     const f = faultOf(() => ev.evaluate({ x: 9 }));
-    assert.deepEqual(Array.from(f), [ErrorKind.NameError, 8, Reason.NAME_MISSING, -1, -1, -1]);
+    assert.deepEqual(f, faultWords(ErrorKind.NameError, Reason.NAME_MISSING, 8));
     // 'Straße'.upper().split('S')
     const up = prog([Op.CONST, 0, Op.METHOD, 1, 0, Op.CONST, 1, Op.METHOD, 6, 1, Op.RETURN], ['Straße', 'S']);
     assert.deepEqual(vm.prepareScalar(up).evaluate({}), ['', 'TRA', '', 'E']);
@@ -129,7 +129,7 @@ if (isMainThread) {
     // d.k[-1] (ATTR and INDEX)
     const attr = prog([Op.NAME, 0, Op.ATTR, 0, Op.CONST, 0, Op.INDEX, Op.RETURN], [-1], ['d'], ['k']);
     assert.equal(vm.prepareScalar(attr).evaluate({ d: { k: [1, 'z'] } }), 'z');
-    assert.equal(faultOf(() => vm.prepareScalar(attr).evaluate({ d: {} }))[0], ErrorKind.AttributeError);
+    assert.equal(faultOf(() => vm.prepareScalar(attr).evaluate({ d: {} }))[FaultWord.KIND], ErrorKind.AttributeError);
     // a ternary: 'big' if x > 10 else 'small'
     const t = prog([Op.NAME, 0, Op.CONST, 0, Op.COMPARE, CmpOp.GT, Op.POP_JUMP_IF_FALSE, 12, Op.CONST, 1, Op.JUMP, 14,
       Op.CONST, 2, Op.RETURN], [10, 'big', 'small'], ['x']);
@@ -175,7 +175,7 @@ if (isMainThread) {
     let deep: unknown = 1;
     for (let i = 0; i < 150; i++) deep = [deep];
     const f = faultOf(() => vm.prepareScalar(prog([Op.NAME, 0, Op.RETURN], [], ['x'])).evaluate({ x: deep }));
-    assert.deepEqual(Array.from(f.subarray(0, 3)), [ErrorKind.LimitError, 0, Reason.DEPTH]);
+    assert.deepEqual(f, faultWords(ErrorKind.LimitError, Reason.DEPTH, 0));
   });
 
   test('the arena is reset per evaluation: memory does not grow over many evaluations', () => {
@@ -188,7 +188,7 @@ if (isMainThread) {
     assert.equal(mem.buffer.byteLength, before);
     // a fault in the middle of an evaluation leaves nothing behind either
     const bad = vm.prepareScalar(prog([Op.NAME, 0, Op.CONST, 0, Op.BINOP, BinOp.MUL, Op.RETURN], [10_000_000], ['s']));
-    for (let i = 0; i < 1000; i++) assert.equal(faultOf(() => bad.evaluate({ s: 'ab' }))[0], ErrorKind.LimitError);
+    for (let i = 0; i < 1000; i++) assert.equal(faultOf(() => bad.evaluate({ s: 'ab' }))[FaultWord.KIND], ErrorKind.LimitError);
     assert.equal(ev.evaluate({ s: 'x' }), 'X'.repeat(1000));
     assert.equal(mem.buffer.byteLength, before);
   });
@@ -268,8 +268,10 @@ if (isMainThread) {
         }
         assert.equal(failed, firstBad, `${text}: first failing row`);
         if (fault) {
-          assert.deepEqual(Array.from(ev.fault.subarray(0, 5)), Array.from(fault.subarray(0, 5)), `${text}: fault`);
-          assert.equal(ev.fault[5], firstBad);
+          // The scalar fault of the first failing row, with the row the batch names.
+          const want = fault.slice();
+          want[FaultWord.ROW] = firstBad;
+          assert.deepEqual(ev.fault, want, `${text}: fault`);
         }
       }
     }
@@ -311,6 +313,6 @@ if (isMainThread) {
 
   test('tags: the fault words carry the operand types', () => {
     const f = faultOf(() => vm.prepareScalar(prog([Op.CONST, 0, Op.CONST, 1, Op.BINOP, BinOp.ADD, Op.RETURN], [1, 'a'])).evaluate({}));
-    assert.deepEqual(Array.from(f), [ErrorKind.TypeError, 4, Reason.BAD_OPERANDS, Tag.INT, Tag.STR, -1]);
+    assert.deepEqual(f, faultWords(ErrorKind.TypeError, Reason.BAD_OPERANDS, 4, Tag.INT, Tag.STR));
   });
 }

@@ -36,9 +36,10 @@
  * specified in src/vm/contract.ts next to TapeTag.
  *
  * ## Errors
- * A VM reports an error as a fault of six int32: (ErrorKind, pc of the failing instruction, Reason,
- * tag of operand a, tag of operand b, row). Tags are Tag values of the operands involved (or -1);
- * row is the batch row (or -1). From these, src/expr/messages.ts builds the message every backend
+ * A VM reports an error as fault words (FAULT_WORD_COUNT int32, each at its FaultWord index: build
+ * them with faultWords, read them by FaultWord, never by position): the ErrorKind, the pc of the
+ * failing instruction, the Reason, the tags of operands a and b, and the row. Tags are Tag values of
+ * the operands involved (or -1); row is the batch row (or -1). From these, src/expr/messages.ts builds the message every backend
  * shows; the JS evaluator throws through the same builder.
  *
  * ## Batch (columnar) programs

@@ -3,7 +3,7 @@
  * program; the js evaluator compiles the same AST to closures (closures.ts), and the differential and
  * parity suites hold the two to the same results.
  */
-import { Op, OPERAND_COUNT, type Program } from './bytecode.js';
+import { Op, OPERAND_COUNT, SliceFlag, type Program } from './bytecode.js';
 import type { Node } from './parse.js';
 import { PyFloat } from '../vm/values.js';
 
@@ -122,9 +122,9 @@ export function emitNode(b: ProgramBuilder, node: Node, env?: CompileEnv): void 
       emitNode(b, node.obj, env);
       let flags = 0;
       let n = 0;
-      if (node.lower) { emitNode(b, node.lower, env); flags |= 1; n++; }
-      if (node.upper) { emitNode(b, node.upper, env); flags |= 2; n++; }
-      if (node.step) { emitNode(b, node.step, env); flags |= 4; n++; }
+      if (node.lower) { emitNode(b, node.lower, env); flags |= SliceFlag.LOWER; n++; }
+      if (node.upper) { emitNode(b, node.upper, env); flags |= SliceFlag.UPPER; n++; }
+      if (node.step) { emitNode(b, node.step, env); flags |= SliceFlag.STEP; n++; }
       b.emit(Op.SLICE, node.pos, flags);
       b.stack(-n);
       return;

@@ -30,7 +30,7 @@ export const Op = {
   NAME: 2, //            k: push context value names[k] (NameError if missing)
   ATTR: 3, //            s: pop obj, push obj.<strings[s]> (dict key; AttributeError otherwise)
   INDEX: 4, //           pop index, pop obj, push obj[index]
-  SLICE: 5, //           flags (1 lower, 2 upper, 4 step): pop step?, upper?, lower? (reverse order), obj
+  SLICE: 5, //           flags (SliceFlag): pop step?, upper?, lower? (reverse order), obj
   LIST: 6, //            n: pop n values, push list of them (first pushed = first item)
   TUPLE: 7, //           n: same, a tuple
   NEG: 8, //             unary minus
@@ -50,6 +50,13 @@ export type OpCode = (typeof Op)[keyof typeof Op];
 
 /** Operands per opcode, indexed by opcode. */
 export const OPERAND_COUNT: readonly number[] = [0, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 2];
+
+/**
+ * The operand of SLICE: one bit per bound the slice has (`s[a:]` LOWER, `s[:b]` UPPER, `s[::c]` STEP).
+ * The compiler pushes the object, then the bounds present in this table's order (lower, upper, step);
+ * a VM finds them below the top of the stack in that order. Any other bit is an invalid program.
+ */
+export const SliceFlag = { LOWER: 1, UPPER: 2, STEP: 4 } as const;
 
 export const BinOp = { ADD: 0, SUB: 1, MUL: 2, TRUEDIV: 3, FLOORDIV: 4, MOD: 5, POW: 6 } as const;
 export const BINOP_SYMBOL = ['+', '-', '*', '/', '//', '%', '**'] as const;
@@ -130,6 +137,14 @@ export const Limits = {
    * scanned or produced by string functions and repr). Bounds `[[0] * 999999] * 999999 == …`.
    */
   MAX_WORK: 5_000_000,
+  /**
+   * Longest tape (bytes) a value may take to cross between the host and a VM: a context tape
+   * (src/vm/tape.ts TapeWriter, for the wasm and native backends) or a result tape (written by
+   * assembly/vm.ts and native/value.cpp encodeResult). Beyond it, a LimitError (Reason.VALUE_TOO_LARGE)
+   * at the pc of the instruction that needed it (RETURN for a result; 0 for a context). Below 2^31:
+   * the wasm result descriptor's LEN is an i32. The js evaluator, which has no tape, has no such cap.
+   */
+  MAX_TAPE_BYTES: 256 * 1024 * 1024,
 } as const;
 
 /**

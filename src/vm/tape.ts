@@ -16,7 +16,8 @@ export class TapeLimit extends Error {
 }
 
 const MAX_TAPE_DEPTH = Limits.MAX_DEPTH;
-const MAX_TAPE_BYTES = 256 * 1024 * 1024;
+/** A context tape over Limits.MAX_TAPE_BYTES is a LimitError, as a result tape over it is in both VMs. */
+const MAX_TAPE_BYTES = Limits.MAX_TAPE_BYTES;
 
 export class TapeWriter {
   bytes: Uint8Array;
