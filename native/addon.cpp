@@ -1,5 +1,5 @@
-// The N-API surface of the addon (typed by NativeBinding in src/backend/native.ts; loaded only by
-// src/backend/native.ts). Everything crosses as flat buffers: Int32Array code, Uint8Array tapes,
+// The N-API surface of the addon (typed by NativeBinding in src/backend/addon.ts; loaded only by
+// src/backend/addon.ts). Everything crosses as flat buffers: Int32Array code, Uint8Array tapes,
 // Float64Array/Uint8Array columns, an Int32Array of fault words (FaultWord, kFaultWordCount of them).
 //
 // Worker-safe by construction: no mutable statics; per-environment scratch lives in napi instance
@@ -179,7 +179,7 @@ Napi::Value RunBatch(const Napi::CallbackInfo& info) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The resource sampler (sampler.h) and rlimits. src/backend/native.ts validates every argument; these
+// The resource sampler (sampler.h) and rlimits. src/backend/addon.ts validates every argument; these
 // only check what would make C++ misbehave (types, lengths).
 
 /** A Float64Array of at least `min` doubles; `what` says what it must be ("out must be a Float64Array"). */

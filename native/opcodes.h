@@ -197,7 +197,7 @@ constexpr uint8_t SHARED_REF = 0xFF;
 /** Shortest STR (code units) a result tape numbers for SHARED_REF (contract.ts). */
 constexpr uint32_t SHARED_REF_MIN_STRING = 32;
 
-// The addon host ABI (contract.ts): src/backend/native.ts and native/addon.cpp, native/sampler.cpp.
+// The addon host ABI (contract.ts): src/backend/addon.ts and native/addon.cpp, native/sampler.cpp.
 
 /** The ABI version info().abi reports (contract.ts ADDON_ABI). */
 constexpr int32_t ADDON_ABI = 4;

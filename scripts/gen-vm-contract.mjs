@@ -191,7 +191,7 @@ function cpp() {
   out.push('}  // namespace TapeTag');
   out.push('/** Shortest STR (code units) a result tape numbers for SHARED_REF (contract.ts). */');
   out.push(`constexpr uint32_t SHARED_REF_MIN_STRING = ${sharedMin};`, '');
-  out.push('// The addon host ABI (contract.ts): src/backend/native.ts and native/addon.cpp, native/sampler.cpp.', '');
+  out.push('// The addon host ABI (contract.ts): src/backend/addon.ts and native/addon.cpp, native/sampler.cpp.', '');
   out.push('/** The ABI version info().abi reports (contract.ts ADDON_ABI). */');
   out.push(`constexpr int32_t ADDON_ABI = ${addonAbi};`, '');
   for (const name of CPP_ABI_ENUMS) {

@@ -1,5 +1,5 @@
 /**
- * The C++ addon's expression VM (native/), through its only loader, src/backend/native.ts:
+ * The C++ addon's expression VM (native/), through its host src/backend/native.ts (the addon is loaded by addon.ts):
  * hand-assembled scalar and batch programs, the fault words, the boundary checks of the addon, and
  * loading inside worker threads and piscina. (Agreement with the js backend on whole expressions is
  * test/expr-parity.test.ts's and test/expr-differential.test.ts's, under WPIPE_BACKEND=native.)

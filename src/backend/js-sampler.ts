@@ -1,7 +1,7 @@
 /**
  * The pure-JS host sampler: a worker thread that samples this process's RSS and CPU time into a
  * SharedArrayBuffer. It serves ResourceMonitor and memoryLimit's watchdog when the addon is not
- * loaded (backend js or wasm, or no build); load.ts chooses.
+ * loaded (backend js or wasm, or no build); host.ts chooses.
  *
  * Why a worker thread and not a timer (bench/host.ts, each case in a fresh process, AMD EPYC VM with
  * 2 cores, Node 20.20, three runs on a loaded machine): a timer on the main thread takes no sample

@@ -67,8 +67,8 @@ export interface BackendStatus {
 
 // ---------------------------------------------------------------------------------------------
 // The host sampler: RSS and CPU time of this process, sampled off the JS thread (ResourceMonitor,
-// memoryLimit's watchdog). Two implementations: the addon's C++ thread (native.ts) and a worker
-// thread writing into a SharedArrayBuffer (js-sampler.ts); load.ts chooses.
+// memoryLimit's watchdog). Two implementations: the addon's C++ thread (addon.ts) and a worker
+// thread writing into a SharedArrayBuffer (js-sampler.ts); host.ts chooses.
 
 /** Doubles per sample in {@link SlotReading.samples}: time (ms), RSS (bytes), process CPU time (s), CPU % of one core since the previous sample. */
 export const SAMPLE_FIELDS = 4;

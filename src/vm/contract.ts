@@ -13,7 +13,7 @@
  * Two host ABIs follow the VM contract at the end of this file, generated the same way: the wasm host
  * ABI (the fault/result block, the "memory grew" flags and the batch-plan records shared by
  * src/backend/wasm.ts and assembly/, copied into assembly/opcodes.ts only) and the addon host ABI
- * (the addon's ABI version and the sampler's read/info layouts shared by src/backend/native.ts and
+ * (the addon's ABI version and the sampler's read/info layouts shared by src/backend/addon.ts and
  * native/, copied into native/opcodes.h only). No VM source or backend may write one of these numbers
  * itself: test/expr-bytecode.test.ts scans them for hand-written copies.
  *
@@ -286,7 +286,7 @@ export const PLAN_RECORD = {
 export const PLAN_SELECT_SOURCE = { SITE: 0, REG: 1 } as const;
 
 // ---------------------------------------------------------------------------------------------
-// The addon host ABI (not the expression VM): what src/backend/native.ts and native/addon.cpp /
+// The addon host ABI (not the expression VM): what src/backend/addon.ts and native/addon.cpp /
 // native/sampler.cpp agree on besides the VM. The generator copies it into native/opcodes.h only.
 
 /** The ABI version the addon reports in info().abi; bump it when the export list or a signature changes. */
