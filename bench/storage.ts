@@ -41,7 +41,6 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { RunTracker, type RunTrackerOptions } from '../src/storage/tracker.js';
 import { Pipeline, PipelineAsync, type Context } from '../src/engine/index.js';
-import '../src/storage/observer.js';
 import { openDb, type StorageDb } from '../src/storage/db.js';
 import { serialize } from '../src/storage/serialize.js';
 import { Journal } from '../src/storage/journal.js';

@@ -16,7 +16,6 @@ import { useBullmq } from '../src/queue/executor.js';
 import { WpipeError } from '../src/errors.js';
 import { freePort, redisSuite } from './helpers/redis.js';
 import Database from 'better-sqlite3';
-import '../src/storage/observer.js';
 import * as S from './fixtures/bullmq/steps.js';
 import { outside } from './fixtures/bullmq/other-steps.js';
 import { chain, find } from './helpers/errors.js';

@@ -8,8 +8,7 @@ import {
 } from '../src/engine/index.js';
 import { ExpressionError, ProcessError, TaskError, WpipeError } from '../src/errors.js';
 import { registerExecutor } from '../src/parallel/registry.js';
-import { createProcessExecutor } from '../src/parallel/processes.js';
-import { createThreadExecutor } from '../src/parallel/threads.js';
+import { restoreExecutor } from './helpers/executor-start.js';
 
 const inc = (c: Context): Context => ({ n: c.n + 1 });
 const double = (c: Context): Context => ({ n: c.n * 2 });
@@ -221,8 +220,8 @@ test('Parallel options and worker placement are checked at construction and setS
     // Without a threads executor registered, addressable steps stay inline by default.
     assert.deepEqual(new Pipeline().setSteps([new Parallel({ steps: [addressable] })]).runSync(), {});
   } finally {
-    registerExecutor('processes', createProcessExecutor);
-    registerExecutor('threads', createThreadExecutor);
+    restoreExecutor('processes');
+    restoreExecutor('threads');
   }
 });
 

@@ -1,8 +1,8 @@
 // step({ executor, memoryLimitMb }): one addressable step placed in a worker, wherever it sits, with
 // fake executors registered through registerExecutor (deterministic: no real thread or process).
 //
-// Each test registers its fakes and removes them after (registerExecutor(kind, null)); a real
-// executor registered at import would be removed by that too, so no test here relies on one.
+// Each test registers its fakes and puts the registry back as it was after (restoreExecutor: the
+// real thread and process executors, which the engine brings itself).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -10,6 +10,7 @@ import {
   type Context, type StepStartEvent,
 } from '../src/index.js';
 import { registerExecutor, isExecutorAvailable, type ExecutorKind, type StepCall } from '../src/parallel/index.js';
+import { restoreExecutor } from './helpers/executor-start.js';
 
 const ref = (exportName: string) => ({ moduleUrl: 'file:///srv/steps.js', exportName });
 
@@ -29,7 +30,7 @@ async function withFakes(kinds: readonly ExecutorKind[], body: (calls: Array<{ k
   try {
     await body(calls);
   } finally {
-    for (const kind of kinds) registerExecutor(kind, null);
+    for (const kind of kinds) restoreExecutor(kind);
   }
 }
 
@@ -199,7 +200,7 @@ test('a worker step past its timeout fails with WPIPE_ERR_TASK_TIMEOUT and the e
     assert.equal(aborted.length, 2, 'both attempts were aborted');
     await pipe.close();
   } finally {
-    registerExecutor('threads', null);
+    restoreExecutor('threads');
   }
 });
 
@@ -234,7 +235,7 @@ test("a worker's start-up does not count against the deadline: it runs from the 
     await pipe.close();
     await pipe2.close();
   } finally {
-    registerExecutor('processes', null);
+    restoreExecutor('processes');
   }
 });
 
@@ -256,7 +257,7 @@ test('an executor that does not report starts keeps the deadline from the call',
     assert.equal(((err as ProcessError).cause as TaskError).code, 'WPIPE_ERR_TASK_TIMEOUT');
     await pipe.close();
   } finally {
-    registerExecutor('processes', null);
+    restoreExecutor('processes');
   }
 });
 
@@ -278,13 +279,15 @@ test('AutoRegister + step({ executor }): a registered module step runs in its wo
   });
 });
 
-test('a worker executor that is not available is a clear error at setSteps', (t) => {
-  if (isExecutorAvailable('processes')) {
-    t.skip('a processes executor is registered in this process: the unavailable case cannot be shown without removing it');
-    return;
+test('a worker executor that is not available is a clear error at setSteps', () => {
+  assert.equal(isExecutorAvailable('processes'), true, 'the engine brings the process executor itself');
+  registerExecutor('processes', null);
+  try {
+    const capped = step({ name: 'capped', executor: 'processes', module: ref('capped') })(() => ({}));
+    assert.throws(() => new Pipeline().setSteps([capped]), codeIs('WPIPE_ERR_EXECUTOR_UNAVAILABLE', /the 'processes' executor is not available/));
+  } finally {
+    restoreExecutor('processes');
   }
-  const capped = step({ name: 'capped', executor: 'processes', module: ref('capped') })(() => ({}));
-  assert.throws(() => new Pipeline().setSteps([capped]), codeIs('WPIPE_ERR_EXECUTOR_UNAVAILABLE', /the 'processes' executor is not available/));
 });
 
 test("a nested pipeline's own executor (loadPipeline's queue) runs its steps, and the outer pipeline's close() closes it too", async () => {

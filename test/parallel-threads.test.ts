@@ -26,7 +26,7 @@ after(async () => {
   assert.deepEqual(threadPoolStats(), { users: 0, threads: 0, size: 0, pending: 0, pools: 0 });
 });
 
-test('importing src/parallel registers threads; addressable branches of Pipeline run on threads, PipelineAsync stays inline', T, async () => {
+test('the threads executor is there from the start; addressable branches of Pipeline run on threads, PipelineAsync stays inline', T, async () => {
   assert.equal(isExecutorAvailable('threads'), true);
   const out = await pipeline([S.where]).run({ tag: 'X' });
   assert.notEqual(out.atX.threadId, threadId, 'ran in a worker thread');

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Pipeline, Parallel, WpipeError, ProcessError, AutoRegister } from '../src/index.js';
 import { isExecutorAvailable, registerExecutor } from '../src/parallel/index.js';
+import { restoreExecutor } from './helpers/executor-start.js';
 import { HistoryQuery } from '../src/storage/query.js';
 import { tempDir } from './fixtures/storage/tmp.js';
 
@@ -235,7 +236,7 @@ test("run history records where each step ran: 'threads' for a branch on a (fake
     assert.deepEqual(await recordedExecutors('fake-threads-1'), EXPECTED_PLACES.map(([n, e]) => [n, e, null]));
     assert.deepEqual(calls, ['enrich']);
   } finally {
-    registerExecutor('threads', null);
+    restoreExecutor('threads');
   }
 });
 

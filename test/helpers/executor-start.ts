@@ -2,7 +2,9 @@
 // it says it reports starts, and reports each attempt's start exactly once, before the attempt
 // settles, naming the worker. Shared by the thread and process executor suites.
 import assert from 'node:assert/strict';
-import { createExecutor, type ExecutorKind, type StepCall } from '../../src/parallel/index.js';
+import {
+  createExecutor, createProcessExecutor, createThreadExecutor, registerExecutor, type ExecutorKind, type StepCall,
+} from '../../src/parallel/index.js';
 import * as S from '../fixtures/parallel/steps.js';
 
 /**
@@ -33,4 +35,12 @@ export async function checkReportsStarts(kind: ExecutorKind, worker: RegExp): Pr
   } finally {
     await ex.close();
   }
+}
+
+/**
+ * Puts back what the registry starts with for `kind` after a test replaced it with a fake: the
+ * thread and process executors for 'threads' and 'processes', nothing for the others.
+ */
+export function restoreExecutor(kind: ExecutorKind): void {
+  registerExecutor(kind, kind === 'threads' ? createThreadExecutor : kind === 'processes' ? createProcessExecutor : null);
 }
