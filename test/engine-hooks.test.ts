@@ -120,6 +120,12 @@ test('onRunStart can resume after a saved position, or replay a completed run', 
   assert.deepEqual(again, { done: 1 });
   assert.deepEqual(calls, []);
   assert.equal(r.runEnd!.replayed, true);
+  // The shape before resumeAt ({ resume: { position } }, the last step done) is refused, not misread.
+  calls.length = 0;
+  const old: RunObserver = { onRunStart: () => ({ resume: { position: 0, context: {} } }) as never };
+  await assert.rejects(new Pipeline({ observers: [old] }).setSteps(steps).run({}),
+    (e: unknown) => (e as WpipeError).code === 'WPIPE_ERR_OBSERVER_FAILED' && /resumeAt/.test((e as Error).message));
+  assert.deepEqual(calls, []);
 });
 
 test('the run signature changes when the step list changes', () => {

@@ -109,6 +109,19 @@ test('every export of src/index.ts, values and types, is documented in the READM
     `${undocumented.join(', ')}. Document each (a type gets a line in README "Exported types") or stop exporting it`);
 });
 
+test('README "Exported types" lists exactly the types src/index.ts exports (none missing, none stale)', async () => {
+  const { types } = await sourceExports();
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const start = readme.indexOf('\n## Exported types\n');
+  assert.ok(start >= 0, 'README has an "Exported types" section');
+  const end = readme.indexOf('\n## ', start + 1);
+  const section = readme.slice(start, end < 0 ? undefined : end);
+  const rows = [...section.matchAll(/^\| `([A-Za-z_$][\w$]*)` \|/gm)].map((m) => m[1]!);
+  assert.deepEqual(rows.filter((n, i) => rows.indexOf(n) !== i), [], 'a type listed twice');
+  assert.deepEqual(types.filter((n) => !rows.includes(n)), [], 'exported types without a row in README "Exported types"');
+  assert.deepEqual(rows.filter((n) => !types.includes(n)), [], 'rows of README "Exported types" naming a type src/index.ts does not export');
+});
+
 /** Every .d.ts under dist/ (what the package publishes), but the benchmarks' scratch folders. */
 function declarationFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
