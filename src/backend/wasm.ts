@@ -33,7 +33,7 @@ import {
 import { workerThreads } from '../lazy-builtins.js';
 
 /** Where the module is: src/backend/wasm.ts (tsx) and dist/backend/wasm.js both sit two levels down. */
-/** wasm/wpipe.wasm (or WPIPE_wasmPath(), which points the loader at another build, or hides it in tests). */
+/** wasm/wpipe.wasm (or WPIPE_WASM_PATH, which points the loader at another build, or hides it in tests). */
 export { wasmPath };
 
 /** The exports of wpipe.wasm (assembly/index.ts). */
