@@ -152,9 +152,10 @@ export namespace Reason {
   export const NAME_MISSING: i32 = 25;
   export const DEPTH: i32 = 26;
   export const WORK: i32 = 27;
+  export const TAPE_TOO_LARGE: i32 = 28;
 }
 /** Members of Reason: every valid value is in [0, REASON_COUNT). */
-export const REASON_COUNT: i32 = 28;
+export const REASON_COUNT: i32 = 29;
 
 export namespace FaultWord {
   export const KIND: i32 = 0;

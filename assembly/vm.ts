@@ -160,7 +160,7 @@ function writeShared(v: usize, t: i32): bool {
 }
 
 function wRoom(n: usize): void {
-  if (wp + n > wEnd) fail(ErrorKind.LimitError, Reason.VALUE_TOO_LARGE, -1, -1);
+  if (wp + n > wEnd) fail(ErrorKind.LimitError, Reason.TAPE_TOO_LARGE, -1, -1);
   reserveTo(wp + n);
 }
 @inline function wByte(b: i32): void { wRoom(1); store<u8>(wp, <u8>b); wp++; }
@@ -219,7 +219,7 @@ function emitResult(v: usize): void {
     const start = (top + 15) & ~(<usize>15);
     reserveTo(start);
     wp = start;
-    wEnd = start + Limits.MAX_TAPE_BYTES; // beyond: LimitError VALUE_TOO_LARGE at RETURN (wRoom), as in native/value.cpp
+    wEnd = start + Limits.MAX_TAPE_BYTES; // beyond: LimitError TAPE_TOO_LARGE at RETURN (wRoom), as in native/value.cpp
     writeValue(v);
     store<u32>(RESULT + <usize>WasmResult.PTR, <u32>start);
     store<i32>(RESULT + <usize>WasmResult.LEN, <i32>(wp - start));

@@ -158,9 +158,10 @@ constexpr int32_t KEY_MISSING = 24;
 constexpr int32_t NAME_MISSING = 25;
 constexpr int32_t DEPTH = 26;
 constexpr int32_t WORK = 27;
+constexpr int32_t TAPE_TOO_LARGE = 28;
 }  // namespace Reason
 /** Members of Reason: every valid value is in [0, kReasonCount). */
-constexpr int32_t kReasonCount = 28;
+constexpr int32_t kReasonCount = 29;
 
 namespace FaultWord {
 constexpr int32_t KIND = 0;

@@ -94,7 +94,7 @@ Value TapeIn::value(Arena& a, int depth) {
 namespace {
 /**
  * Writes a result tape, bounded by Limits::MAX_TAPE_BYTES as the AssemblyScript VM's (assembly/vm.ts
- * wRoom): a write that would take the tape past it is a LimitError (Reason::VALUE_TOO_LARGE), which
+ * wRoom): a write that would take the tape past it is a LimitError (Reason::TAPE_TOO_LARGE), which
  * evaluateScalar reports at the pc of RETURN, as the wasm VM does. The buffer grows by doubling, never
  * past the cap.
  */
@@ -106,7 +106,7 @@ struct ResultEncoder {
   /** Makes room for n more bytes and returns where they go. */
   uint8_t* room(size_t n) {
     size_t at = out.size();
-    if (n > (size_t)Limits::MAX_TAPE_BYTES - at) fail(ErrorKind::LimitError, Reason::VALUE_TOO_LARGE);
+    if (n > (size_t)Limits::MAX_TAPE_BYTES - at) fail(ErrorKind::LimitError, Reason::TAPE_TOO_LARGE);
     if (at + n > out.capacity()) {
       size_t cap = out.capacity() * 2;
       if (cap < at + n) cap = at + n;

@@ -144,7 +144,7 @@ class TapeIn {
  * SHARED_REF_MIN_STRING code units, written as TapeTag::SHARED_REF and its u32 number in encoding
  * order, so a value that shares parts (`[l] * 999999`) stays as small as it is in memory and decodes
  * with the same sharing. Context values are written in full (this VM writes no CONTEXT_REF). A tape
- * that would pass Limits::MAX_TAPE_BYTES is a LimitError (VmError, Reason::VALUE_TOO_LARGE), as in
+ * that would pass Limits::MAX_TAPE_BYTES is a LimitError (VmError, Reason::TAPE_TOO_LARGE), as in
  * the wasm VM.
  */
 void encodeResult(std::vector<uint8_t>& out, const Value& v);

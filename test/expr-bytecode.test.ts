@@ -22,6 +22,7 @@ import { loadNativeVm } from '../src/backend/native.js';
 import { ColumnKind, VmFault, type ExprVm } from '../src/backend/types.js';
 import { compileProgram } from '../src/expr/compile.js';
 import { parse } from '../src/expr/parse.js';
+import { describeFault } from '../src/expr/messages.js';
 import { TapeLimit, TapeWriter, readResult } from '../src/vm/tape.js';
 import { PyFloat, PyTuple } from '../src/vm/values.js';
 import { compileExpression, getBackendInfo } from '../src/index.js';
@@ -425,16 +426,19 @@ test('no SLICE site spells a slice flag by number: the compiler and both VMs use
   assert.deepEqual(found, [], `slice flags written as numbers (use SliceFlag.LOWER / UPPER / STEP, SLICE_FLAG_MASK, kSliceFlagMask):\n${found.join('\n')}`);
 });
 
-test('one tape cap: the host writes a tape of Limits.MAX_TAPE_BYTES bytes, not one more (LimitError, VALUE_TOO_LARGE)', () => {
+test('one tape cap: the host writes a tape of Limits.MAX_TAPE_BYTES bytes, not one more (LimitError, TAPE_TOO_LARGE)', () => {
   const w = new TapeWriter();
   w.length = Limits.MAX_TAPE_BYTES - 1;
   w.tag(Tag.NONE); // the last byte the cap allows
   assert.equal(w.length, Limits.MAX_TAPE_BYTES);
   assert.throws(() => w.tag(Tag.NONE), (e: unknown) => {
     assert.ok(e instanceof TapeLimit);
-    assert.deepEqual([e.kind, e.reason], [ErrorKind.LimitError, Reason.VALUE_TOO_LARGE]);
+    assert.deepEqual([e.kind, e.reason], [ErrorKind.LimitError, Reason.TAPE_TOO_LARGE]);
     return true;
   });
+  // Users read the tape's byte cap, not the item limit of VALUE_TOO_LARGE.
+  const text = describeFault(ErrorKind.LimitError, Reason.TAPE_TOO_LARGE, -1, -1, '', { op: Op.RETURN, arg: 0 }, [], []);
+  assert.equal(text.reason, `value too large to pass between JavaScript and the VM (limit: ${Limits.MAX_TAPE_BYTES / 2 ** 20} MiB encoded)`);
 });
 
 {
@@ -443,7 +447,7 @@ test('one tape cap: the host writes a tape of Limits.MAX_TAPE_BYTES bytes, not o
   if (info.backends.wasm.available) vms.push(['wasm', loadWasmVm]);
   if (info.backends.native.available) vms.push(['native', loadNativeVm]);
   const skip = vms.length === 0 ? 'no VM backend available' : false;
-  test('a result tape one byte over Limits.MAX_TAPE_BYTES fails the same way in both VMs: LimitError VALUE_TOO_LARGE at RETURN', { skip }, () => {
+  test('a result tape one byte over Limits.MAX_TAPE_BYTES fails the same way in both VMs: LimitError TAPE_TOO_LARGE at RETURN', { skip }, () => {
     // Unshared, so written in full by both VMs: lists of strings too short for SHARED_REF (the
     // strings of `[s] * n` are one string, the lists separate buffers), then None items (1 byte each)
     // to land on the cap + 1. About 4M items: ~0.4 s and ~400 MB per VM. (At the cap exactly the
@@ -469,7 +473,7 @@ test('one tape cap: the host writes a tape of Limits.MAX_TAPE_BYTES bytes, not o
     const program = compileProgram(parse(text), text);
     const returnAt = program.code.length - 1;
     assert.equal(program.code[returnAt], Op.RETURN);
-    const want = faultWords(ErrorKind.LimitError, Reason.VALUE_TOO_LARGE, returnAt);
+    const want = faultWords(ErrorKind.LimitError, Reason.TAPE_TOO_LARGE, returnAt);
     for (const [name, load] of vms) {
       let fault: Int32Array | undefined;
       try {

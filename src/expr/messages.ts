@@ -89,6 +89,7 @@ export function describeFault(
     case Reason.EMPTY_SEPARATOR: text = 'empty separator'; break;
     case Reason.VALUE_TOO_LARGE: text = `value too large (limit: ${Limits.MAX_VALUE_SIZE} items or characters)`; break;
     case Reason.DEPTH: text = `value nested too deeply (limit: ${Limits.MAX_DEPTH} levels)`; break;
+    case Reason.TAPE_TOO_LARGE: text = `value too large to pass between JavaScript and the VM (limit: ${Limits.MAX_TAPE_BYTES / 2 ** 20} MiB encoded)`; break;
     case Reason.WORK: text = `expression too expensive (more than ${Limits.MAX_WORK} element steps)`; break;
     case Reason.SUM_STRINGS: text = "sum() can't sum strings [use ''.join(seq) instead]"; break;
     default: text = pythonType;

@@ -120,6 +120,7 @@ export const Reason = {
   NAME_MISSING: 25, //     NameError
   DEPTH: 26, //            LimitError: a value nested deeper than Limits.MAX_DEPTH levels
   WORK: 27, //             LimitError: the evaluation did more than Limits.MAX_WORK steps
+  TAPE_TOO_LARGE: 28, //   LimitError: a context or result whose tape would pass Limits.MAX_TAPE_BYTES
 } as const;
 
 /** Limits shared by every backend. */
@@ -140,7 +141,7 @@ export const Limits = {
   /**
    * Longest tape (bytes) a value may take to cross between the host and a VM: a context tape
    * (src/vm/tape.ts TapeWriter, for the wasm and native backends) or a result tape (written by
-   * assembly/vm.ts and native/value.cpp encodeResult). Beyond it, a LimitError (Reason.VALUE_TOO_LARGE)
+   * assembly/vm.ts and native/value.cpp encodeResult). Beyond it, a LimitError (Reason.TAPE_TOO_LARGE)
    * at the pc of the instruction that needed it (RETURN for a result; 0 for a context). Below 2^31:
    * the wasm result descriptor's LEN is an i32. The js evaluator, which has no tape, has no such cap.
    */

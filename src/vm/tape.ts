@@ -51,7 +51,7 @@ export class TapeWriter {
     const need = this.length + extra;
     if (need <= this.bytes.length) return;
     if (need > MAX_TAPE_BYTES) {
-      throw new TapeLimit(ErrorKind.LimitError, Reason.VALUE_TOO_LARGE, 'context value too large to evaluate');
+      throw new TapeLimit(ErrorKind.LimitError, Reason.TAPE_TOO_LARGE, 'context value too large to evaluate');
     }
     let size = this.bytes.length * 2;
     while (size < need) size *= 2;
