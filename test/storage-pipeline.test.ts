@@ -37,6 +37,36 @@ test('Pipeline({ trackingDb }) records runs and steps; a failure is recorded as 
     assert.equal(bad.errorStep, 'save');
     assert.match(bad.errorMessage!, /bad row/);
     assert.equal(bad.steps.at(-1)!.status, 'error');
+    // Each completed task's output is what it returned; blocks and failed steps have none.
+    assert.deepEqual(ok.steps.map((s) => [s.name, s.output]), [
+      ['load', { rows: 3 }], ['Parallel', null], ['enrichA', { a: 1 }], ['enrichB', { b: 2 }], ['save', { saved: true }],
+    ]);
+    assert.deepEqual(bad.steps.map((s) => [s.name, s.output]), [
+      ['load', { rows: 3 }], ['Parallel', null], ['enrichA', { a: 1 }], ['enrichB', { b: 2 }], ['save', null],
+    ]);
+    q.close();
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('step outputs are recorded redacted and capped like run outputs, and a step that returns nothing records none', async () => {
+  const t = tempDir();
+  const file = t.file('o.db');
+  const pipe = new Pipeline({ pipelineName: 'secrets', trackingDb: file, trackingRedact: ['password'], trackingMaxValueBytes: 256 });
+  pipe.setSteps([
+    [() => ({ user: 'ann', password: 'hunter2' }), 'login'],
+    [() => ({ blob: 'x'.repeat(500) }), 'big'],
+    [() => undefined, 'nothing'],
+  ]);
+  try {
+    await pipe.run({}, { runId: 's-1' });
+    await pipe.close();
+    const q = new HistoryQuery(file);
+    const steps = q.getRunDetail('s-1')!.steps;
+    assert.deepEqual(steps[0]!.output, { user: 'ann', password: '[REDACTED]' });
+    assert.equal((steps[1]!.output as { $truncated?: boolean }).$truncated, true);
+    assert.equal(steps[2]!.output, null);
     q.close();
   } finally {
     t.cleanup();

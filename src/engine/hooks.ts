@@ -132,6 +132,11 @@ export interface StepEndEvent extends StepStartEvent {
   readonly error: Error | undefined;
   /** Which worker ran the step's last attempt ('thread 7', 'pid 1234'); undefined in-process. */
   readonly worker?: string | undefined;
+  /**
+   * What a completed task returned (the object merged into the context; the context itself for a
+   * step that returned it); undefined for blocks, failed steps and steps that returned nothing.
+   */
+  readonly output?: Context | undefined;
 }
 
 /** Passed to `onBoundary`: before the first step (position -1) and after every top-level step. */

@@ -333,6 +333,8 @@ interface AttemptCounter {
   attempts: number;
   /** The worker of the last attempt that reached one (StepCall.onStarted). */
   worker?: string;
+  /** What the successful attempt returned (merged into the context): StepEndEvent.output. */
+  output?: unknown;
 }
 
 function execRaw(node: PlanNode, ctx: Context, st: RunState, self: number, rec: AttemptCounter | null): Pending {
@@ -385,6 +387,7 @@ function stepEnded(node: PlanNode, st: RunState, parent: number, start: StepStar
     durationMs: performance.now() - t0,
     error: error === undefined ? undefined : error instanceof Error ? error : asTaskError(error, node),
     worker: counter.worker,
+    output: error === undefined && counter.output !== null && typeof counter.output === 'object' ? counter.output as Context : undefined,
   });
   if (parent === -1) st.lastTopEnd = event;
   return notify(st.observers!, 'onStepEnd', event, st.sync);
@@ -506,7 +509,10 @@ function execTask(node: TaskNode, ctx: Context, st: RunState, attempt: number, r
         const proto = Object.getPrototypeOf(value);
         if ((proto === Object.prototype || proto === null) && node.timeoutMs === 0) {
           info.done();
-          if (rec !== null) rec.attempts = attempt;
+          if (rec !== null) {
+            rec.attempts = attempt;
+            rec.output = value;
+          }
           if (value !== ctx) Object.assign(ctx, value);
           return;
         }
@@ -520,7 +526,10 @@ function execTask(node: TaskNode, ctx: Context, st: RunState, attempt: number, r
         const a = attempt;
         return settleAttempt(node, value, info, t0, st, started).then(
           (v) => {
-            if (rec !== null) rec.attempts = a;
+            if (rec !== null) {
+              rec.attempts = a;
+              rec.output = v;
+            }
             mergeResult(node, ctx, v, a);
           },
           (e: unknown) => {
@@ -536,7 +545,10 @@ function execTask(node: TaskNode, ctx: Context, st: RunState, attempt: number, r
         info.abort(error);
       } else {
         info.done();
-        if (rec !== null) rec.attempts = attempt;
+        if (rec !== null) {
+          rec.attempts = attempt;
+          rec.output = value;
+        }
         mergeResult(node, ctx, value, attempt);
         return;
       }

@@ -225,6 +225,7 @@ export function createTrackingObserver(options: TrackingOptions, trackerOptions:
         durationMs: e.durationMs,
         ...(e.error === undefined ? {} : { error: e.error }),
         ...(e.worker === undefined ? {} : { worker: e.worker }),
+        ...(e.output === undefined ? {} : { output: e.output }),
       });
     },
     onBoundary(e) {
