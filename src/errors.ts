@@ -259,8 +259,11 @@ export function deserializeError(data: SerializedError): Error {
   } else if (code && code in ERROR_CATALOG) {
     error = new WpipeError(code, data.message, options);
   } else {
-    error = new Error(data.message, cause === undefined ? undefined : { cause });
-    if (data.name && data.name !== 'Error') {
+    // JavaScript's own error classes come back as themselves (`instanceof RangeError` holds after a
+    // worker); any other class as an Error carrying its name.
+    const Builtin = Object.hasOwn(BUILTIN_ERRORS, data.name) ? BUILTIN_ERRORS[data.name]! : Error;
+    error = new Builtin(data.message, cause === undefined ? undefined : { cause });
+    if (data.name && data.name !== error.name) {
       Object.defineProperty(error, 'name', { value: data.name, configurable: true, writable: true });
     }
     if (data.code) (error as Error & { code?: string }).code = data.code;
@@ -268,6 +271,11 @@ export function deserializeError(data: SerializedError): Error {
   if (data.stack) error.stack = data.stack;
   return error;
 }
+
+/** The standard error classes rebuilt by name (AggregateError's list of errors is not carried). */
+const BUILTIN_ERRORS: Readonly<Record<string, new (message?: string, options?: ErrorOptions) => Error>> = {
+  Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError,
+};
 
 /**
  * Invalid options at a public boundary: a real TypeError (wrong type, unknown option) or RangeError

@@ -100,8 +100,26 @@ test('cause chains survive serialization through structured clone', () => {
   assert.ok(cause instanceof TaskError);
   assert.equal(cause.stepName, 'load');
   const root = cause.cause as Error;
+  assert.ok(root instanceof RangeError, 'a standard error class comes back as itself');
   assert.equal(root.name, 'RangeError');
   assert.equal(root.message, 'disk on fire');
+});
+
+test('standard error classes come back as themselves, with their cause; another class as an Error with its name and code', () => {
+  const round = (e: Error): Error => deserializeError(structuredClone(serializeError(e)));
+  const r = round(new TypeError('outer', { cause: new SyntaxError('inner') }));
+  assert.ok(r instanceof TypeError);
+  assert.ok(r.cause instanceof SyntaxError);
+  assert.equal((r.cause as Error).message, 'inner');
+  class DbError extends Error {
+    code = 'EDB';
+    constructor(m: string) { super(m); this.name = 'DbError'; }
+  }
+  const d = round(new DbError('gone')) as Error & { code?: string };
+  assert.equal(Object.getPrototypeOf(d), Error.prototype);
+  assert.deepEqual([d.name, d.message, d.code], ['DbError', 'gone', 'EDB']);
+  // A name that is not a standard class's, even one Object.prototype carries, is never called.
+  assert.equal(Object.getPrototypeOf(round(Object.assign(new Error('x'), { name: 'constructor' }))), Error.prototype);
 });
 
 test('ExpressionError round-trips with its position and type', () => {
