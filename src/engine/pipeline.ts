@@ -452,8 +452,9 @@ export class Pipeline {
   }
 
   /**
-   * Deletes old runs of the history (`trackingDb`) with everything recorded about them; runs still
-   * running are kept. Returns how many went.
+   * Deletes old runs of the history (`trackingDb`) with everything recorded about them — of every
+   * pipeline in that database, not only this one's (`keepLast` counts per pipeline name unless
+   * `perPipeline: false`); runs still running are kept. Returns how many went.
    *
    * @example
    * ```ts
@@ -464,7 +465,7 @@ export class Pipeline {
     if (this.trackingDb === undefined) throw invalidOption('pruneHistory: this pipeline has no trackingDb');
     this._observersForRun();
     const tracking = this.tracking as { prune?: (o: typeof options) => number } | undefined;
-    if (tracking?.prune === undefined) throw new WpipeError('WPIPE_ERR_STORAGE', 'pruneHistory: the run history is not available (storage layer not loaded)');
+    if (tracking?.prune === undefined) throw new WpipeError('WPIPE_ERR_STORAGE', 'pruneHistory: the run history in use cannot prune (a tracking factory installed with setTrackingObserverFactory without prune())');
     return tracking.prune(options);
   }
 
