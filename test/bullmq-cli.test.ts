@@ -14,7 +14,7 @@ import { delimiter, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Pipeline, Parallel } from '../src/engine/index.js';
 import { useBullmq } from '../src/queue/executor.js';
-import { freePort, redisSuite } from './helpers/redis.js';
+import { freePort, redisSuite, startRedis } from './helpers/redis.js';
 import * as S from './fixtures/bullmq/steps.js';
 
 const T = { timeout: 120_000 };
@@ -96,6 +96,27 @@ test('wpipe worker: an unreachable Redis exits 1 with WPIPE_ERR_QUEUE_UNAVAILABL
   const cli = wpipe(['worker', '--redis', `redis://127.0.0.1:${port}`, '--steps', stepsModule]);
   assert.equal(await cli.exited, 1, cli.stderr());
   assert.match(cli.stderr(), /ECONNREFUSED.*\[WPIPE_ERR_QUEUE_UNAVAILABLE\]|\[WPIPE_ERR_QUEUE_UNAVAILABLE\]/);
+});
+
+test('wpipe worker whose Redis went away: Ctrl-C says it waits for the jobs in hand, a second Ctrl-C stops it at once', T, async (t) => {
+  if (suite.skip) return t.skip(suite.skip);
+  // A server of its own: the suite's stays up for the other tests.
+  const own = await startRedis();
+  if (typeof own === 'string') return t.skip(own);
+  try {
+    const cli = wpipe(['worker', '--redis', own.url, '--queue', 'gone', '--steps', stepsModule]);
+    await until(() => /ready on/.test(cli.stdout()), 60_000, () => `no ready line: ${cli.stdout()} ${cli.stderr()}`);
+    await own.kill(true);
+    await new Promise((r) => setTimeout(r, 1_500)); // the worker is reconnecting now
+    cli.child.kill('SIGINT');
+    await until(() => /stopping after the jobs in hand \(Ctrl-C again to stop at once\)/.test(cli.stderr()), 10_000, () => cli.stderr());
+    const first = await Promise.race([cli.exited.then(() => 'exited'), new Promise((r) => setTimeout(() => r('waiting'), 1_000))]);
+    if (first === 'waiting') cli.child.kill('SIGINT');
+    const ended = await Promise.race([cli.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000))]);
+    assert.ok(ended, `the worker did not stop after a second Ctrl-C: ${cli.stderr()}`);
+  } finally {
+    await own.stop();
+  }
 });
 
 /** The environment without $WPIPE_REDIS: run and validate take their queue from --redis only. */

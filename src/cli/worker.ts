@@ -67,6 +67,9 @@ export async function workerCommand(flags: WorkerFlags, io: CliIo): Promise<numb
   io.stdout.write(`wpipe worker ${worker.id} ready on ${redis.replace(/\/\/[^@/]*@/, '//')}/${flags.queue ?? 'wpipe'}\n`);
   io.stderr.write('wpipe: worker running (Ctrl-C to stop after the jobs in hand)\n');
   await untilStopSignal();
+  // Closing waits for the jobs in hand, and BullMQ waits for Redis to answer: with Redis gone it can
+  // wait for good. Past the first signal no handler is left, so a second one ends the process at once.
+  io.stderr.write('wpipe: stopping after the jobs in hand (Ctrl-C again to stop at once)\n');
   await worker.close();
   return EXIT.OK;
 }
