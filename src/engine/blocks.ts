@@ -195,8 +195,8 @@ export interface ParallelOptions {
 }
 
 /**
- * Runs its branches concurrently, each on its own copy of the context (`Object.assign`), at most
- * `maxWorkers` at once. The top-level keys a branch added or changed merge into the context in
+ * Runs its branches concurrently, each on its own shallow copy of the context (`Object.assign`:
+ * nested values are shared), at most `maxWorkers` at once. The top-level keys a branch added or changed merge into the context in
  * declared order (never completion order). If any branch fails, the block fails after all
  * branches have settled, with the first failure in declared order and a list of all of them.
  *
