@@ -15,7 +15,8 @@ import {
   BinOp, CmpOp, ErrorKind, FaultWord, Fn, Limits, Method, Op, Reason, SliceFlag, Tag, faultWords, type Program,
 } from '../src/expr/bytecode.js';
 import { PyFloat, PyTuple } from '../src/vm/values.js';
-import { loadNativeVm, nativeStatus } from '../src/backend/native.js';
+import { loadNativeVm } from '../src/backend/native.js';
+import { nativeStatus } from '../src/backend/addon.js';
 import { ColumnKind, VmFault, type BatchProgram, type ExprVm, type VmColumn } from '../src/backend/types.js';
 
 // ------------------------------------------------------------------------------------------------

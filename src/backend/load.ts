@@ -10,9 +10,8 @@ import type { BackendChoice, BackendName, BackendStatus, ExprVm } from './types.
 import { backendUnavailable, environmentChoice, resetChoice } from './choice.js';
 import { WORKER_REASON } from './host.js';
 import { loadWasmVm, wasmStatus } from './wasm.js';
-import { loadNativeVm, nativeStatus } from './native.js';
-
-export { requestedBackend } from './choice.js';
+import { loadNativeVm } from './native.js';
+import { nativeStatus } from './addon.js';
 
 /**
  * `auto` evaluates single expressions in JS: against a JS object, the closure evaluator needs no

@@ -25,8 +25,6 @@ import {
   type VmColumn,
 } from './types.js';
 
-export { nativeStatus } from './addon.js';
-
 const INITIAL_OUT = 256;
 
 class NativeScalar implements ScalarEvaluator {

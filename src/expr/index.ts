@@ -13,7 +13,8 @@ import { ColumnarEvaluator } from './columnar.js';
 import type { Program } from './bytecode.js';
 import { ExpressionError, invalidOption, checkOptions, describeType } from '../errors.js';
 import { VmFault, type BackendChoice, type BatchEvaluator, type ExprVm, type ScalarEvaluator } from '../backend/types.js';
-import { batchVm, requestedBackend, scalarVm } from '../backend/load.js';
+import { batchVm, scalarVm } from '../backend/load.js';
+import { requestedBackend } from '../backend/choice.js';
 
 /** Key of the js backend's columnar evaluator among a plan's evaluators. */
 const JS_COLUMNS = Symbol('js columns');
