@@ -73,6 +73,31 @@ test('step outputs are recorded redacted and capped like run outputs, and a step
   }
 });
 
+test('a step output the history cannot read (a throwing getter, a throwing Proxy) is recorded as unreadable; the run completes', async () => {
+  const t = tempDir();
+  const file = t.file('h.db');
+  const getter = { get boom(): never { throw new Error('getter!'); } };
+  const proxy = new Proxy({}, { ownKeys() { throw new Error('ownKeys!'); }, get() { throw new Error('get!'); } });
+  const pipe = new Pipeline({ pipelineName: 'hostile', trackingDb: file });
+  pipe.setSteps([[() => ({ nested: { deep: getter } }), 'getter'], [() => ({ p: proxy }), 'proxy'], [() => ({ ok: 1 }), 'after']]);
+  try {
+    const out = await pipe.run({}, { runId: 'h-1' });
+    assert.equal(out.ok, 1);
+    await pipe.close();
+    const q = new HistoryQuery(file);
+    const run = q.getRunDetail('h-1')!;
+    assert.equal(run.status, 'completed');
+    assert.deepEqual(run.steps.map((s) => [s.name, s.status, s.output]), [
+      ['getter', 'completed', { nested: { deep: { boom: '[Unreadable: getter!]' } } }],
+      ['proxy', 'completed', { p: '[Unreadable: ownKeys!]' }],
+      ['after', 'completed', { ok: 1 }],
+    ]);
+    q.close();
+  } finally {
+    t.cleanup();
+  }
+});
+
 test('resume by runId after a failure runs only what is left; a completed runId replays; a changed pipeline is refused', async () => {
   const t = tempDir();
   const file = t.file('r.db');
